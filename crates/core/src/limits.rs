@@ -1,0 +1,84 @@
+//! Every bound the queue enforces, in one place, units last.
+//!
+//! A request is checked against these before it reaches the log (and again
+//! inside `apply`, which must never trust its input). Where two limits relate,
+//! a `const` assertion below keeps them consistent.
+
+/// Longest queue name, in bytes. Names match `[A-Za-z0-9._-]{1,128}`.
+pub const QUEUE_NAME_BYTES_MAX: usize = 128;
+/// Most queues one cluster holds.
+pub const QUEUES_MAX: usize = 10_000;
+
+/// Default largest message body plus attributes, in bytes (per queue, configurable).
+pub const MESSAGE_BYTES_DEFAULT: u32 = 1024 * 1024;
+/// Hard cap on `max_message_bytes`: no queue may allow more.
+pub const MESSAGE_BYTES_CAP: u32 = 4 * 1024 * 1024;
+/// Most messages in one publish request.
+pub const PUBLISH_MESSAGES_MAX: usize = 1_000;
+/// Most bytes (bodies plus attributes) in one publish request.
+pub const PUBLISH_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Most attributes on one message.
+pub const ATTRIBUTES_MAX: usize = 64;
+/// Longest attribute key, in bytes.
+pub const ATTRIBUTE_KEY_BYTES_MAX: usize = 256;
+/// Longest attribute value, in bytes.
+pub const ATTRIBUTE_VALUE_BYTES_MAX: usize = 4096;
+/// Longest idempotency key, in bytes.
+pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 256;
+/// Longest nack / dead-letter reason, in bytes (longer reasons are rejected).
+pub const REASON_BYTES_MAX: usize = 1024;
+
+/// Most messages one receive hands out.
+pub const RECEIVE_MESSAGES_MAX: u32 = 1_000;
+/// A receive stops adding messages once their bodies pass this many bytes
+/// (it always returns at least one message if one is visible).
+pub const RECEIVE_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Most receipts in one ack.
+pub const ACK_RECEIPTS_MAX: usize = 1_000;
+/// Most messages one redrive command moves (the server loops for more).
+pub const REDRIVE_MESSAGES_MAX: u32 = 1_000;
+/// Most messages one peek returns.
+pub const PEEK_MESSAGES_MAX: u32 = 1_000;
+/// Most messages one peek looks at before it returns a continuation point.
+pub const PEEK_SCAN_MAX: usize = 100_000;
+/// Most queues one list returns.
+pub const LIST_QUEUES_MAX: u32 = 1_000;
+
+/// Shortest lease, in milliseconds.
+pub const LEASE_MS_MIN: u64 = 100;
+/// Longest lease, in milliseconds (12 h, as SQS's visibility timeout).
+pub const LEASE_MS_MAX: u64 = 12 * 60 * 60 * 1000;
+/// Default lease, in milliseconds.
+pub const LEASE_MS_DEFAULT: u64 = 30_000;
+/// Longest publish or nack delay, in milliseconds (7 days).
+pub const DELAY_MS_MAX: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Longest message TTL, in milliseconds (365 days).
+pub const MESSAGE_TTL_MS_MAX: u64 = 365 * 24 * 60 * 60 * 1000;
+/// Default idempotency-key dedup window, in milliseconds (5 min).
+pub const DEDUP_WINDOW_MS_DEFAULT: u64 = 5 * 60 * 1000;
+/// Longest dedup window, in milliseconds (24 h).
+pub const DEDUP_WINDOW_MS_MAX: u64 = 24 * 60 * 60 * 1000;
+/// Most idempotency keys one queue remembers. When full, the key closest to
+/// the end of its window is forgotten early and `dedup_evicted_total` counts
+/// it: memory stays bounded however fast producers publish.
+pub const DEDUP_KEYS_MAX: usize = 1_000_000;
+/// Longest retry backoff, in milliseconds.
+pub const BACKOFF_MS_MAX: u64 = 12 * 60 * 60 * 1000;
+/// Default ceiling of the retry backoff, in milliseconds.
+pub const BACKOFF_MAX_MS_DEFAULT: u64 = 5 * 60 * 1000;
+/// Largest `max_deliveries` a queue may set (0 means unlimited).
+pub const MAX_DELIVERIES_MAX: u32 = 10_000;
+
+/// History events kept per message (the most recent ones; older are counted).
+pub const HISTORY_EVENTS_MAX: usize = 32;
+/// Timers (lease ends, delays, TTLs) one applied entry processes at most; the
+/// rest are processed by the next entries, so one entry never stalls apply.
+pub const TIMERS_PER_APPLY_MAX: usize = 10_000;
+
+const _: () = assert!(MESSAGE_BYTES_DEFAULT <= MESSAGE_BYTES_CAP);
+const _: () = assert!(MESSAGE_BYTES_CAP as usize <= PUBLISH_BYTES_MAX);
+const _: () = assert!(MESSAGE_BYTES_CAP as usize <= RECEIVE_BYTES_MAX);
+const _: () = assert!(LEASE_MS_MIN <= LEASE_MS_DEFAULT && LEASE_MS_DEFAULT <= LEASE_MS_MAX);
+const _: () = assert!(DEDUP_WINDOW_MS_DEFAULT <= DEDUP_WINDOW_MS_MAX);
+const _: () = assert!(BACKOFF_MAX_MS_DEFAULT <= BACKOFF_MS_MAX);
+const _: () = assert!(PEEK_MESSAGES_MAX as usize <= PEEK_SCAN_MAX);

@@ -1,0 +1,141 @@
+//! A stored message, its state, and its history.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::limits::HISTORY_EVENTS_MAX;
+
+/// Where a message is in its life. Exactly one state at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageState {
+    /// Visible: the next receive may take it.
+    Ready,
+    /// Not visible before `visible_at_ms` (publish delay, retry backoff).
+    Delayed { visible_at_ms: u64 },
+    /// Leased to the holder of receipt `attempt` until `deadline_ms`.
+    Leased { attempt: u32, deadline_ms: u64 },
+    /// Failed too often and parked here (no dead-letter queue to move to);
+    /// `Redrive` makes it ready again.
+    Dead,
+}
+
+/// Filter for peek.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StateFilter {
+    Any,
+    Ready,
+    Delayed,
+    Leased,
+    Dead,
+}
+
+impl StateFilter {
+    pub fn matches(self, state: &MessageState) -> bool {
+        matches!(
+            (self, state),
+            (StateFilter::Any, _)
+                | (StateFilter::Ready, MessageState::Ready)
+                | (StateFilter::Delayed, MessageState::Delayed { .. })
+                | (StateFilter::Leased, MessageState::Leased { .. })
+                | (StateFilter::Dead, MessageState::Dead)
+        )
+    }
+}
+
+/// Where a dead letter came from and why it died: carried with it into the
+/// dead-letter queue, or set on a message parked Dead in its own queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterInfo {
+    pub source_queue: String,
+    pub source_id: u64,
+    pub delivery_count: u32,
+    pub reason: String,
+    pub dead_lettered_at_ms: u64,
+    pub source_published_at_ms: u64,
+}
+
+/// One thing that happened to a message, for `inspect`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HistoryEvent {
+    Delivered {
+        at_ms: u64,
+        attempt: u32,
+        lease_deadline_ms: u64,
+    },
+    LeaseExtended {
+        at_ms: u64,
+        attempt: u32,
+        lease_deadline_ms: u64,
+    },
+    LeaseExpired {
+        at_ms: u64,
+        attempt: u32,
+    },
+    Nacked {
+        at_ms: u64,
+        attempt: u32,
+        reason: String,
+    },
+    /// Scheduled for redelivery (after a failure) at `visible_at_ms`.
+    Retry {
+        at_ms: u64,
+        visible_at_ms: u64,
+    },
+    /// Dead-lettered: moved to `target_queue`, or parked here if `None`.
+    DeadLettered {
+        at_ms: u64,
+        reason: String,
+        target_queue: Option<String>,
+    },
+    /// Made ready again by a redrive, from `from_queue` (or in place).
+    Redriven {
+        at_ms: u64,
+        from_queue: Option<String>,
+    },
+}
+
+/// A message as the state machine stores it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: u64,
+    pub body: Bytes,
+    pub attributes: BTreeMap<String, String>,
+    pub published_at_ms: u64,
+    /// Deliveries so far; never decreases (receipts depend on it).
+    pub delivery_count: u32,
+    /// `delivery_count` when this message was last redriven in place: the
+    /// `max_deliveries` budget counts deliveries since then.
+    pub redrive_base: u32,
+    pub state: MessageState,
+    /// Removed at this time if the queue has a TTL.
+    pub expires_at_ms: Option<u64>,
+    pub idempotency_key: Option<String>,
+    pub dead_letter: Option<DeadLetterInfo>,
+    /// Most recent events, oldest first, at most `HISTORY_EVENTS_MAX`.
+    pub history: VecDeque<HistoryEvent>,
+    /// Events dropped from the front of `history` to keep it bounded.
+    pub history_dropped: u64,
+}
+
+impl Message {
+    /// Body plus attribute bytes, as counted against `max_bytes`.
+    pub fn size_bytes(&self) -> u64 {
+        let attributes: usize = self.attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
+        (self.body.len() + attributes) as u64
+    }
+
+    pub(crate) fn record(&mut self, event: HistoryEvent) {
+        if self.history.len() == HISTORY_EVENTS_MAX {
+            self.history.pop_front();
+            self.history_dropped += 1;
+        }
+        self.history.push_back(event);
+    }
+
+    /// Deliveries counted against `max_deliveries`.
+    pub fn deliveries_since_redrive(&self) -> u32 {
+        self.delivery_count - self.redrive_base
+    }
+}

@@ -1,0 +1,632 @@
+//! Unit tests of every queue rule, through the public `apply` and reads.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::limits::*;
+use crate::*;
+
+const T0: u64 = 1_000_000;
+
+fn msg(body: &str) -> NewMessage {
+    NewMessage {
+        body: Bytes::copy_from_slice(body.as_bytes()),
+        attributes: BTreeMap::new(),
+        delay_ms: None,
+        idempotency_key: None,
+    }
+}
+
+fn keyed(body: &str, key: &str) -> NewMessage {
+    NewMessage { idempotency_key: Some(key.into()), ..msg(body) }
+}
+
+fn create(s: &mut QueueState, t: u64, name: &str, config: ConfigUpdate) {
+    s.apply(t, &Command::CreateQueue { name: name.into(), config }).expect("create");
+}
+
+fn with_queue(config: ConfigUpdate) -> QueueState {
+    let mut s = QueueState::new();
+    create(&mut s, T0, "q", config);
+    s
+}
+
+fn publish_all(s: &mut QueueState, t: u64, queue: &str, messages: Vec<NewMessage>) -> Vec<PublishResult> {
+    match s.apply(t, &Command::Publish { queue: queue.into(), messages }) {
+        Ok(Outcome::Published(results)) => results,
+        other => panic!("publish: {other:?}"),
+    }
+}
+
+fn publish(s: &mut QueueState, t: u64, queue: &str, bodies: &[&str]) -> Vec<u64> {
+    publish_all(s, t, queue, bodies.iter().map(|b| msg(b)).collect()).iter().map(|r| r.id).collect()
+}
+
+fn receive(s: &mut QueueState, t: u64, queue: &str, max: u32) -> Vec<Delivery> {
+    match s.apply(t, &Command::Receive { queue: queue.into(), max_messages: max, lease_ms: None }) {
+        Ok(Outcome::Received(deliveries)) => deliveries,
+        other => panic!("receive: {other:?}"),
+    }
+}
+
+fn ids(deliveries: &[Delivery]) -> Vec<u64> {
+    deliveries.iter().map(|d| d.message.id).collect()
+}
+
+fn ack(s: &mut QueueState, t: u64, receipts: &[&Receipt]) -> Response {
+    s.apply(t, &Command::Ack { receipts: receipts.iter().map(|r| (*r).clone()).collect() })
+}
+
+fn nack(s: &mut QueueState, t: u64, receipt: &Receipt, delay_ms: Option<u64>, dead_letter: bool) -> Response {
+    s.apply(t, &Command::Nack { receipt: receipt.clone(), delay_ms, dead_letter, reason: "test".into() })
+}
+
+fn stats(s: &QueueState, queue: &str) -> QueueStats {
+    s.queue_info(queue).unwrap().stats
+}
+
+fn assert_precondition(response: Response) {
+    assert!(
+        matches!(response, Err(QueueError::FailedPrecondition { .. })),
+        "expected FailedPrecondition: {response:?}"
+    );
+}
+
+fn invalid_field(response: Response) -> String {
+    match response {
+        Err(QueueError::InvalidArgument { field, .. }) => field,
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+}
+
+#[test]
+fn queue_admin_lifecycle() {
+    let mut s = QueueState::new();
+    create(&mut s, T0, "orders", ConfigUpdate { lease_ms: Some(5_000), ..Default::default() });
+    let again = s.apply(T0, &Command::CreateQueue { name: "orders".into(), config: Default::default() });
+    assert!(matches!(again, Err(QueueError::AlreadyExists { .. })));
+    assert_eq!(s.queue_info("orders").unwrap().config.lease_ms, 5_000);
+
+    let update = ConfigUpdate { max_length: Some(10), ..Default::default() };
+    s.apply(T0, &Command::UpdateQueue { name: "orders".into(), update }).unwrap();
+    let config = s.queue_info("orders").unwrap().config;
+    assert_eq!((config.lease_ms, config.max_length), (5_000, 10));
+
+    publish(&mut s, T0, "orders", &["a", "b"]);
+    assert_eq!(
+        s.apply(T0, &Command::PurgeQueue { name: "orders".into() }),
+        Ok(Outcome::QueuePurged { messages_purged: 2 })
+    );
+    publish(&mut s, T0, "orders", &["c"]);
+    assert_eq!(
+        s.apply(T0, &Command::DeleteQueue { name: "orders".into() }),
+        Ok(Outcome::QueueDeleted { messages_deleted: 1 })
+    );
+    assert!(matches!(s.queue_info("orders"), Err(QueueError::NotFound { .. })));
+    assert!(matches!(s.apply(T0, &Command::DeleteQueue { name: "orders".into() }), Err(QueueError::NotFound { .. })));
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn list_pages_by_prefix() {
+    let mut s = QueueState::new();
+    for name in ["a.1", "a.2", "a.3", "b.1"] {
+        create(&mut s, T0, name, Default::default());
+    }
+    let (page, next) = s.list_queues("a.", "", 2);
+    assert_eq!(page.iter().map(|q| q.name.as_str()).collect::<Vec<_>>(), ["a.1", "a.2"]);
+    let (page, next) = s.list_queues("a.", &next.unwrap(), 2);
+    assert_eq!(page.iter().map(|q| q.name.as_str()).collect::<Vec<_>>(), ["a.3"]);
+    assert_eq!(next, None);
+    assert_eq!(s.list_queues("", "", 100).0.len(), 4);
+}
+
+#[test]
+fn queue_count_is_bounded() {
+    let mut s = QueueState::new();
+    for i in 0..QUEUES_MAX {
+        create(&mut s, T0, &format!("q{i}"), Default::default());
+    }
+    let over = s.apply(T0, &Command::CreateQueue { name: "one-more".into(), config: Default::default() });
+    assert!(matches!(over, Err(QueueError::ResourceExhausted { .. })), "{over:?}");
+}
+
+#[test]
+fn dead_letter_queue_must_exist_and_differ() {
+    let mut s = QueueState::new();
+    let config = ConfigUpdate { dead_letter_queue: Some(Some("dlq".into())), ..Default::default() };
+    let missing = s.apply(T0, &Command::CreateQueue { name: "q".into(), config: config.clone() });
+    assert!(matches!(missing, Err(QueueError::NotFound { .. })), "{missing:?}");
+    let itself = ConfigUpdate { dead_letter_queue: Some(Some("q".into())), ..Default::default() };
+    assert_eq!(
+        invalid_field(s.apply(T0, &Command::CreateQueue { name: "q".into(), config: itself })),
+        "dead_letter_queue"
+    );
+    create(&mut s, T0, "dlq", Default::default());
+    create(&mut s, T0, "q", config);
+}
+
+#[test]
+fn publish_assigns_increasing_ids_and_fifo_delivers_oldest_first() {
+    let mut s = with_queue(Default::default());
+    assert_eq!(publish(&mut s, T0, "q", &["a", "b", "c"]), [1, 2, 3]);
+    assert_eq!(publish(&mut s, T0 + 1, "q", &["d"]), [4]);
+    let got = receive(&mut s, T0 + 2, "q", 2);
+    assert_eq!(ids(&got), [1, 2]);
+    assert_eq!(got[0].message.body, Bytes::from_static(b"a"));
+    assert_eq!(got[0].receipt, Receipt { queue: "q".into(), message_id: 1, attempt: 1 });
+    assert_eq!(got[0].lease_deadline_ms, T0 + 2 + LEASE_MS_DEFAULT);
+    assert_eq!(ids(&receive(&mut s, T0 + 3, "q", 10)), [3, 4]);
+    assert!(receive(&mut s, T0 + 4, "q", 10).is_empty(), "leased messages are invisible");
+}
+
+#[test]
+fn lifo_delivers_newest_first() {
+    let mut s = with_queue(ConfigUpdate { order: Some(Order::Lifo), ..Default::default() });
+    publish(&mut s, T0, "q", &["a", "b", "c"]);
+    assert_eq!(ids(&receive(&mut s, T0, "q", 2)), [3, 2]);
+    assert_eq!(ids(&receive(&mut s, T0, "q", 2)), [1]);
+}
+
+#[test]
+fn redelivery_keeps_id_and_place() {
+    let mut s = with_queue(ConfigUpdate { lease_ms: Some(1_000), ..Default::default() });
+    publish(&mut s, T0, "q", &["a", "b"]);
+    let first = receive(&mut s, T0, "q", 1);
+    assert_eq!(ids(&first), [1]);
+    // The lease on 1 ends; 1 is older than 2, so it comes first again.
+    let again = receive(&mut s, T0 + 1_000, "q", 1);
+    assert_eq!(ids(&again), [1]);
+    assert_eq!(again[0].message.delivery_count, 2);
+    assert_eq!(again[0].receipt.attempt, 2);
+}
+
+#[test]
+fn batch_publish_is_all_or_nothing() {
+    let mut s = with_queue(ConfigUpdate { max_length: Some(3), ..Default::default() });
+    publish(&mut s, T0, "q", &["a", "b"]);
+    let full = s.apply(T0, &Command::Publish { queue: "q".into(), messages: vec![msg("c"), msg("d")] });
+    assert!(matches!(full, Err(QueueError::ResourceExhausted { .. })), "{full:?}");
+    assert_eq!(s.queue_info("q").unwrap().stats.ready, 2, "nothing of the rejected batch is stored");
+
+    let mut s = with_queue(ConfigUpdate { max_message_bytes: Some(4), ..Default::default() });
+    let too_big = s.apply(T0, &Command::Publish { queue: "q".into(), messages: vec![msg("ok"), msg("too long")] });
+    match too_big {
+        Err(QueueError::ResourceExhausted { field, .. }) => assert_eq!(field, "messages[1].body"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(stats(&s, "q").ready, 0);
+}
+
+#[test]
+fn max_bytes_rejects_when_full() {
+    let mut s = with_queue(ConfigUpdate { max_bytes: Some(10), ..Default::default() });
+    publish(&mut s, T0, "q", &["12345678"]);
+    let full = s.apply(T0, &Command::Publish { queue: "q".into(), messages: vec![msg("abc")] });
+    assert!(matches!(full, Err(QueueError::ResourceExhausted { .. })), "{full:?}");
+    assert_eq!(stats(&s, "q").total_bytes, 8);
+}
+
+#[test]
+fn idempotency_key_dedups_within_window_only() {
+    let mut s = with_queue(ConfigUpdate { dedup_window_ms: Some(60_000), ..Default::default() });
+    let first = publish_all(&mut s, T0, "q", vec![keyed("a", "k1")]);
+    assert_eq!(first, [PublishResult { id: 1, duplicate: false }]);
+    let again = publish_all(&mut s, T0 + 59_999, "q", vec![keyed("a", "k1"), keyed("b", "k2"), keyed("b", "k2")]);
+    assert_eq!(
+        again,
+        [
+            PublishResult { id: 1, duplicate: true },
+            PublishResult { id: 2, duplicate: false },
+            PublishResult { id: 2, duplicate: true },
+        ]
+    );
+    assert_eq!(stats(&s, "q").ready, 2);
+    assert_eq!(stats(&s, "q").duplicates_total, 2);
+    // The ack does not end the window: a retry still gets the original id.
+    let d = receive(&mut s, T0 + 59_999, "q", 1);
+    ack(&mut s, T0 + 59_999, &[&d[0].receipt]).unwrap();
+    assert_eq!(
+        publish_all(&mut s, T0 + 59_999, "q", vec![keyed("a", "k1")])[0],
+        PublishResult { id: 1, duplicate: true }
+    );
+    // After the window the key is new again.
+    assert_eq!(
+        publish_all(&mut s, T0 + 60_000, "q", vec![keyed("a", "k1")])[0],
+        PublishResult { id: 3, duplicate: false }
+    );
+}
+
+#[test]
+fn ack_removes_and_stale_receipts_are_rejected() {
+    let mut s = with_queue(ConfigUpdate { lease_ms: Some(1_000), ..Default::default() });
+    publish(&mut s, T0, "q", &["a"]);
+    let d1 = receive(&mut s, T0, "q", 1).remove(0);
+    // Lease ended: rejected, even though no entry has fired the timer yet.
+    assert_precondition(ack(&mut s, T0 + 1_000, &[&d1.receipt]));
+    let d2 = receive(&mut s, T0 + 1_000, "q", 1).remove(0);
+    assert_eq!(d2.receipt.attempt, 2);
+    // Superseded by the later delivery.
+    assert_precondition(ack(&mut s, T0 + 1_001, &[&d1.receipt]));
+    assert_precondition(s.apply(T0 + 1_001, &Command::ExtendLease { receipt: d1.receipt.clone(), lease_ms: 1_000 }));
+    assert_precondition(nack(&mut s, T0 + 1_001, &d1.receipt, None, false));
+    assert_eq!(ack(&mut s, T0 + 1_001, &[&d2.receipt]), Ok(Outcome::Acked { count: 1 }));
+    assert_precondition(ack(&mut s, T0 + 1_002, &[&d2.receipt]));
+    assert_eq!(stats(&s, "q").acked_total, 1);
+    assert_eq!(s.queue_info("q").unwrap().stats.ready + stats(&s, "q").leased, 0);
+}
+
+#[test]
+fn ack_batch_is_all_or_nothing() {
+    let mut s = with_queue(Default::default());
+    publish(&mut s, T0, "q", &["a", "b"]);
+    let d = receive(&mut s, T0, "q", 2);
+    let bogus = Receipt { queue: "q".into(), message_id: 9, attempt: 1 };
+    match ack(&mut s, T0, &[&d[0].receipt, &bogus]) {
+        Err(QueueError::FailedPrecondition { field, .. }) => assert_eq!(field, "receipts[1]"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(stats(&s, "q").leased, 2, "the valid receipt was not acked either");
+    assert_eq!(invalid_field(ack(&mut s, T0, &[&d[0].receipt, &d[0].receipt])), "receipts[1]");
+    assert_eq!(ack(&mut s, T0, &[&d[0].receipt, &d[1].receipt]), Ok(Outcome::Acked { count: 2 }));
+}
+
+#[test]
+fn extend_moves_the_deadline_from_now() {
+    let mut s = with_queue(ConfigUpdate { lease_ms: Some(1_000), ..Default::default() });
+    publish(&mut s, T0, "q", &["a"]);
+    let d = receive(&mut s, T0, "q", 1).remove(0);
+    let extended = s.apply(T0 + 900, &Command::ExtendLease { receipt: d.receipt.clone(), lease_ms: 5_000 });
+    assert_eq!(extended, Ok(Outcome::LeaseExtended { deadline_ms: T0 + 5_900 }));
+    assert!(receive(&mut s, T0 + 5_899, "q", 1).is_empty(), "still leased");
+    ack(&mut s, T0 + 5_899, &[&d.receipt]).unwrap();
+}
+
+#[test]
+fn nack_redelivers_now_or_after_delay() {
+    let mut s = with_queue(Default::default());
+    publish(&mut s, T0, "q", &["a"]);
+    let d = receive(&mut s, T0, "q", 1).remove(0);
+    assert_eq!(
+        nack(&mut s, T0, &d.receipt, None, false),
+        Ok(Outcome::Nacked(NackOutcome::Redeliver { visible_at_ms: T0 }))
+    );
+    let d = receive(&mut s, T0, "q", 1).remove(0);
+    assert_eq!(d.message.delivery_count, 2);
+    nack(&mut s, T0, &d.receipt, Some(500), false).unwrap();
+    assert!(receive(&mut s, T0 + 499, "q", 1).is_empty());
+    assert_eq!(ids(&receive(&mut s, T0 + 500, "q", 1)), [1]);
+    assert_eq!(stats(&s, "q").nacked_total, 2);
+}
+
+#[test]
+fn retry_policy_applies_backoff_on_nack_and_lease_end() {
+    let config = ConfigUpdate {
+        backoff_base_ms: Some(1_000),
+        backoff_max_ms: Some(4_000),
+        lease_ms: Some(100),
+        ..Default::default()
+    };
+    let mut s = with_queue(config);
+    publish(&mut s, T0, "q", &["a"]);
+    let d = receive(&mut s, T0, "q", 1).remove(0);
+    let Ok(Outcome::Nacked(NackOutcome::Redeliver { visible_at_ms })) = nack(&mut s, T0, &d.receipt, None, false)
+    else {
+        panic!("nack")
+    };
+    let expected = retry::retry_delay_ms(1_000, 4_000, 1, 1);
+    assert_eq!(visible_at_ms, T0 + expected);
+    assert!((750..=1_000).contains(&expected));
+    assert_eq!(stats(&s, "q").delayed, 1);
+    // Second delivery; its lease runs out at +100, then backoff for attempt 2.
+    let d = receive(&mut s, visible_at_ms, "q", 1).remove(0);
+    assert_eq!(d.receipt.attempt, 2);
+    s.apply(visible_at_ms + 100, &Command::Tick).unwrap();
+    let inspected = s.inspect("q", 1).unwrap();
+    let MessageState::Delayed { visible_at_ms: next } = inspected.state else { panic!("{:?}", inspected.state) };
+    assert_eq!(next, visible_at_ms + 100 + retry::retry_delay_ms(1_000, 4_000, 1, 2));
+    assert!(matches!(inspected.history.back(), Some(HistoryEvent::Retry { .. })));
+}
+
+#[test]
+fn max_deliveries_moves_to_dead_letter_queue_with_history() {
+    let mut s = QueueState::new();
+    create(&mut s, T0, "dlq", Default::default());
+    let config = ConfigUpdate {
+        max_deliveries: Some(2),
+        dead_letter_queue: Some(Some("dlq".into())),
+        lease_ms: Some(100),
+        ..Default::default()
+    };
+    create(&mut s, T0, "q", config);
+    publish(&mut s, T0, "q", &["poison"]);
+    let d = receive(&mut s, T0, "q", 1).remove(0);
+    nack(&mut s, T0, &d.receipt, None, false).unwrap();
+    receive(&mut s, T0, "q", 1);
+    // The second lease ends: the budget of 2 deliveries is spent.
+    s.apply(T0 + 100, &Command::Tick).unwrap();
+    assert_eq!(stats(&s, "q").dead_lettered_total, 1);
+    assert_eq!(s.queue_info("q").unwrap().stats.ready, 0);
+    let dead = receive(&mut s, T0 + 100, "dlq", 1).remove(0);
+    assert_eq!(dead.message.body, Bytes::from_static(b"poison"));
+    let info = dead.message.dead_letter.clone().expect("dead letter info");
+    assert_eq!((info.source_queue.as_str(), info.source_id, info.delivery_count), ("q", 1, 2));
+    assert!(info.reason.contains("max_deliveries"), "{}", info.reason);
+    let history = s.inspect("dlq", dead.message.id).unwrap().history;
+    assert!(history.iter().any(|e| matches!(e, HistoryEvent::Nacked { .. })));
+    assert!(
+        history.iter().any(|e| matches!(e, HistoryEvent::DeadLettered { target_queue: Some(q), .. } if q == "dlq"))
+    );
+}
+
+#[test]
+fn nack_dead_letter_now_and_redrive_back() {
+    let mut s = QueueState::new();
+    create(&mut s, T0, "dlq", Default::default());
+    create(&mut s, T0, "q", ConfigUpdate { dead_letter_queue: Some(Some("dlq".into())), ..Default::default() });
+    publish(&mut s, T0, "q", &["a", "b"]);
+    for d in receive(&mut s, T0, "q", 2) {
+        let outcome = nack(&mut s, T0, &d.receipt, None, true).unwrap();
+        assert_eq!(outcome, Outcome::Nacked(NackOutcome::DeadLettered { queue: Some("dlq".into()) }));
+    }
+    assert_eq!(stats(&s, "dlq").ready, 2);
+    assert_eq!(
+        s.apply(T0, &Command::Redrive { queue: "dlq".into(), max_messages: 1 }),
+        Ok(Outcome::Redriven { moved: 1 })
+    );
+    assert_eq!(stats(&s, "q").ready, 1);
+    assert_eq!(stats(&s, "dlq").ready, 1);
+    let back = receive(&mut s, T0, "q", 1).remove(0);
+    // Ids are unique across queues: 1, 2 in q; 3, 4 in dlq; 5 back in q.
+    assert_eq!((back.message.id, back.message.body.as_ref()), (5, b"a".as_ref()));
+    assert_eq!(back.message.delivery_count, 1, "a redriven message starts a fresh delivery budget");
+}
+
+#[test]
+fn without_dead_letter_queue_dead_messages_are_parked_not_dropped() {
+    let mut s = with_queue(ConfigUpdate { max_deliveries: Some(1), ..Default::default() });
+    publish(&mut s, T0, "q", &["a"]);
+    let d = receive(&mut s, T0, "q", 1).remove(0);
+    let outcome = nack(&mut s, T0, &d.receipt, None, false).unwrap();
+    assert_eq!(outcome, Outcome::Nacked(NackOutcome::DeadLettered { queue: None }));
+    assert_eq!(stats(&s, "q").dead, 1);
+    assert!(receive(&mut s, T0, "q", 1).is_empty(), "dead messages are not delivered");
+    let page = s.peek("q", StateFilter::Dead, 0, 10).unwrap();
+    assert_eq!(page.messages.len(), 1);
+    let info = page.messages[0].dead_letter.clone().expect("parked messages say why they died");
+    assert_eq!((info.source_queue.as_str(), info.source_id, info.delivery_count), ("q", 1, 1));
+    s.apply(T0, &Command::Redrive { queue: "q".into(), max_messages: 10 }).unwrap();
+    let again = receive(&mut s, T0, "q", 1).remove(0);
+    assert_eq!((again.message.id, again.receipt.attempt), (1, 2), "redrive in place keeps the id");
+    // The budget restarted: one more failure parks it again.
+    nack(&mut s, T0, &again.receipt, None, false).unwrap();
+    assert_eq!(stats(&s, "q").dead, 1);
+}
+
+#[test]
+fn full_dead_letter_queue_parks_instead_of_dropping() {
+    let mut s = QueueState::new();
+    create(&mut s, T0, "dlq", ConfigUpdate { max_length: Some(1), ..Default::default() });
+    publish(&mut s, T0, "dlq", &["occupant"]);
+    create(&mut s, T0, "q", ConfigUpdate { dead_letter_queue: Some(Some("dlq".into())), ..Default::default() });
+    publish(&mut s, T0, "q", &["a"]);
+    let d = receive(&mut s, T0, "q", 1).remove(0);
+    nack(&mut s, T0, &d.receipt, None, true).unwrap();
+    assert_eq!(stats(&s, "q").dead, 1);
+    assert_eq!(stats(&s, "dlq").ready, 1);
+}
+
+#[test]
+fn delayed_messages_become_visible_on_time() {
+    let mut s = with_queue(ConfigUpdate { default_delay_ms: Some(2_000), ..Default::default() });
+    let explicit = NewMessage { delay_ms: Some(500), ..msg("soon") };
+    publish_all(&mut s, T0, "q", vec![msg("later"), explicit]);
+    assert_eq!(stats(&s, "q").delayed, 2);
+    assert_eq!(s.next_timer_ms(), Some(T0 + 500));
+    assert!(receive(&mut s, T0 + 499, "q", 5).is_empty());
+    assert_eq!(ids(&receive(&mut s, T0 + 500, "q", 5)), [2]);
+    assert_eq!(ids(&receive(&mut s, T0 + 2_000, "q", 5)), [1]);
+}
+
+#[test]
+fn ttl_removes_messages_in_any_state() {
+    let mut s = with_queue(ConfigUpdate { message_ttl_ms: Some(10_000), ..Default::default() });
+    publish(&mut s, T0, "q", &["a", "b"]);
+    let d = receive(&mut s, T0, "q", 1).remove(0);
+    s.apply(T0 + 10_000, &Command::Tick).unwrap();
+    let st = stats(&s, "q");
+    assert_eq!((st.ready, st.leased, st.expired_total), (0, 0, 2));
+    assert_precondition(ack(&mut s, T0 + 10_000, &[&d.receipt]));
+}
+
+#[test]
+fn time_never_goes_backwards() {
+    let mut s = with_queue(ConfigUpdate { lease_ms: Some(1_000), ..Default::default() });
+    publish(&mut s, T0, "q", &["a"]);
+    let d = receive(&mut s, T0, "q", 1).remove(0);
+    s.apply(T0 + 1_000, &Command::Tick).unwrap();
+    // A new leader with a slow clock stamps an earlier time: the lease stays ended.
+    assert_precondition(ack(&mut s, T0 + 10, &[&d.receipt]));
+    assert_eq!(s.now_ms(), T0 + 1_000);
+    assert_eq!(ids(&receive(&mut s, T0 + 20, "q", 1)), [1]);
+}
+
+#[test]
+fn peek_and_inspect_change_nothing() {
+    let mut s = with_queue(Default::default());
+    publish(&mut s, T0, "q", &["a", "b", "c"]);
+    receive(&mut s, T0, "q", 1);
+    let before = s.digest();
+    let page = s.peek("q", StateFilter::Ready, 0, 10).unwrap();
+    assert_eq!(page.messages.iter().map(|m| m.id).collect::<Vec<_>>(), [2, 3]);
+    let leased = s.peek("q", StateFilter::Leased, 0, 10).unwrap();
+    assert_eq!(leased.messages.len(), 1);
+    let page = s.peek("q", StateFilter::Any, 0, 2).unwrap();
+    assert_eq!(page.next_after_id, Some(2));
+    let inspected = s.inspect("q", 1).unwrap();
+    assert!(matches!(inspected.state, MessageState::Leased { attempt: 1, .. }));
+    assert!(matches!(inspected.history.front(), Some(HistoryEvent::Delivered { attempt: 1, .. })));
+    assert!(matches!(s.inspect("q", 99), Err(QueueError::NotFound { .. })));
+    assert_eq!(s.digest(), before);
+}
+
+#[test]
+fn history_is_bounded() {
+    let mut s = with_queue(Default::default());
+    publish(&mut s, T0, "q", &["a"]);
+    for _ in 0..100 {
+        let d = receive(&mut s, T0, "q", 1).remove(0);
+        nack(&mut s, T0, &d.receipt, None, false).unwrap();
+    }
+    let m = s.inspect("q", 1).unwrap();
+    assert_eq!(m.history.len(), HISTORY_EVENTS_MAX);
+    assert_eq!(m.history_dropped, 300 - HISTORY_EVENTS_MAX as u64);
+    assert_eq!(m.delivery_count, 100);
+}
+
+#[test]
+fn stats_count_states_and_totals() {
+    let mut s = with_queue(Default::default());
+    publish(&mut s, T0, "q", &["aa", "bb", "cc"]);
+    publish_all(&mut s, T0, "q", vec![NewMessage { delay_ms: Some(100), ..msg("dd") }]);
+    let d = receive(&mut s, T0 + 50, "q", 1).remove(0);
+    ack(&mut s, T0 + 50, &[&d.receipt]).unwrap();
+    receive(&mut s, T0 + 50, "q", 1);
+    let st = stats(&s, "q");
+    assert_eq!((st.ready, st.leased, st.delayed, st.dead, st.total_bytes), (1, 1, 1, 0, 6));
+    assert_eq!((st.published_total, st.delivered_total, st.acked_total), (4, 2, 1));
+    assert_eq!(st.oldest_ready_age_ms, 50);
+}
+
+#[test]
+fn deleting_a_queue_ends_its_leases() {
+    let mut s = with_queue(Default::default());
+    publish(&mut s, T0, "q", &["a"]);
+    let d = receive(&mut s, T0, "q", 1).remove(0);
+    s.apply(T0, &Command::DeleteQueue { name: "q".into() }).unwrap();
+    create(&mut s, T0, "q", Default::default());
+    assert_eq!(s.next_timer_ms(), None, "no timer of the deleted queue survives");
+    publish(&mut s, T0, "q", &["b"]);
+    let fresh = receive(&mut s, T0, "q", 1).remove(0);
+    assert_ne!(fresh.receipt, d.receipt, "ids are never reused, so receipts never repeat");
+    // Same queue name, but the old lease is gone with the old queue.
+    assert_precondition(ack(&mut s, T0, &[&d.receipt]));
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn invalid_requests_name_the_field_and_change_nothing() {
+    let mut s = with_queue(Default::default());
+    let before = s.clone();
+    let too_many = vec![msg("x"); PUBLISH_MESSAGES_MAX + 1];
+    let cases: Vec<(Command, &str)> = vec![
+        (Command::Publish { queue: "q".into(), messages: vec![] }, "messages"),
+        (Command::Publish { queue: "q".into(), messages: too_many }, "messages"),
+        (Command::Publish { queue: "bad name".into(), messages: vec![msg("x")] }, "queue"),
+        (Command::Publish { queue: "q".into(), messages: vec![keyed("x", "")] }, "messages[0].idempotency_key"),
+        (
+            Command::Publish {
+                queue: "q".into(),
+                messages: vec![NewMessage { delay_ms: Some(DELAY_MS_MAX + 1), ..msg("x") }],
+            },
+            "messages[0].delay_ms",
+        ),
+        (Command::Receive { queue: "q".into(), max_messages: 0, lease_ms: None }, "max_messages"),
+        (Command::Receive { queue: "q".into(), max_messages: 1, lease_ms: Some(1) }, "lease_ms"),
+        (Command::Ack { receipts: vec![] }, "receipts"),
+        (Command::Ack { receipts: vec![Receipt { queue: "q".into(), message_id: 0, attempt: 1 }] }, "receipts[0]"),
+        (Command::CreateQueue { name: "".into(), config: Default::default() }, "name"),
+        (
+            Command::CreateQueue { name: "x".into(), config: ConfigUpdate { lease_ms: Some(0), ..Default::default() } },
+            "lease_ms",
+        ),
+        (Command::Redrive { queue: "q".into(), max_messages: 0 }, "max_messages"),
+    ];
+    for (command, field) in cases {
+        assert_eq!(invalid_field(s.apply(T0, &command)), field, "{command:?}");
+    }
+    let huge = NewMessage { body: Bytes::from(vec![0u8; MESSAGE_BYTES_CAP as usize + 1]), ..msg("") };
+    let rejected = s.apply(T0, &Command::Publish { queue: "q".into(), messages: vec![huge] });
+    assert!(
+        matches!(rejected, Err(QueueError::ResourceExhausted { ref field, .. }) if field == "messages[0].body"),
+        "{rejected:?}"
+    );
+    let batch = vec![NewMessage { body: Bytes::from(vec![0u8; 1 << 20]), ..msg("") }; 5];
+    let rejected = s.apply(T0, &Command::Publish { queue: "q".into(), messages: batch });
+    assert!(
+        matches!(rejected, Err(QueueError::ResourceExhausted { ref field, .. }) if field == "messages"),
+        "{rejected:?}"
+    );
+    assert_eq!(s.digest(), before.digest());
+}
+
+#[test]
+fn missing_queue_is_not_found() {
+    let mut s = QueueState::new();
+    for command in [
+        Command::Publish { queue: "nope".into(), messages: vec![msg("x")] },
+        Command::Receive { queue: "nope".into(), max_messages: 1, lease_ms: None },
+        Command::PurgeQueue { name: "nope".into() },
+        Command::Redrive { queue: "nope".into(), max_messages: 1 },
+    ] {
+        assert!(matches!(s.apply(T0, &command), Err(QueueError::NotFound { .. })), "{command:?}");
+    }
+}
+
+#[test]
+fn snapshot_roundtrip_keeps_digest_and_behaviour() {
+    let mut s = QueueState::new();
+    create(&mut s, T0, "dlq", Default::default());
+    let config = ConfigUpdate {
+        dead_letter_queue: Some(Some("dlq".into())),
+        message_ttl_ms: Some(60_000),
+        lease_ms: Some(1_000),
+        ..Default::default()
+    };
+    create(&mut s, T0, "q", config);
+    publish_all(&mut s, T0, "q", vec![keyed("a", "k"), msg("b"), NewMessage { delay_ms: Some(10), ..msg("c") }]);
+    let d = receive(&mut s, T0, "q", 1).remove(0);
+    let restored = QueueState::from_snapshot(&s.to_snapshot()).unwrap();
+    assert_eq!(restored.digest(), s.digest());
+    restored.check_invariants().unwrap();
+    // Both continue identically: the restored copy honours the lease and dedup.
+    let mut r = restored;
+    for state in [&mut s, &mut r] {
+        assert_eq!(publish_all(state, T0 + 1, "q", vec![keyed("x", "k")])[0].id, 1);
+        ack(state, T0 + 2, &[&d.receipt]).unwrap();
+        state.apply(T0 + 5_000, &Command::Tick).unwrap();
+    }
+    assert_eq!(r.digest(), s.digest());
+}
+
+#[test]
+fn corrupt_snapshots_are_refused() {
+    let mut s = with_queue(Default::default());
+    publish(&mut s, T0, "q", &["a"]);
+    let good = s.to_snapshot();
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 0x40;
+    assert_eq!(QueueState::from_snapshot(&flipped).unwrap_err(), SnapshotError::Checksum);
+    assert!(matches!(
+        QueueState::from_snapshot(&good[..10]),
+        Err(SnapshotError::Truncated(_) | SnapshotError::Checksum)
+    ));
+    let mut other_version = good.clone();
+    other_version[4] = 99;
+    assert_eq!(QueueState::from_snapshot(&other_version).unwrap_err(), SnapshotError::UnsupportedVersion(99));
+    assert_eq!(
+        QueueState::from_snapshot(b"nonsense-nonsense-nonsense-nonsense-nonsense").unwrap_err(),
+        SnapshotError::BadMagic
+    );
+}
+
+#[test]
+fn digest_differs_when_state_differs() {
+    let mut a = with_queue(Default::default());
+    let mut b = a.clone();
+    assert_eq!(a.digest(), b.digest());
+    publish(&mut a, T0, "q", &["x"]);
+    publish(&mut b, T0, "q", &["y"]);
+    assert_ne!(a.digest(), b.digest());
+}
