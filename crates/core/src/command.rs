@@ -67,18 +67,18 @@ impl NewMessage {
                 ));
             }
         }
-        if let Some(delay) = self.delay_ms {
-            if delay > DELAY_MS_MAX {
-                return Err(QueueError::invalid("delay_ms", format!("{delay} exceeds {DELAY_MS_MAX}")));
-            }
+        if let Some(delay) = self.delay_ms
+            && delay > DELAY_MS_MAX
+        {
+            return Err(QueueError::invalid("delay_ms", format!("{delay} exceeds {DELAY_MS_MAX}")));
         }
-        if let Some(key) = &self.idempotency_key {
-            if key.is_empty() || key.len() > IDEMPOTENCY_KEY_BYTES_MAX {
-                return Err(QueueError::invalid(
-                    "idempotency_key",
-                    format!("must be 1..={IDEMPOTENCY_KEY_BYTES_MAX} bytes, got {}", key.len()),
-                ));
-            }
+        if let Some(key) = &self.idempotency_key
+            && (key.is_empty() || key.len() > IDEMPOTENCY_KEY_BYTES_MAX)
+        {
+            return Err(QueueError::invalid(
+                "idempotency_key",
+                format!("must be 1..={IDEMPOTENCY_KEY_BYTES_MAX} bytes, got {}", key.len()),
+            ));
         }
         Ok(())
     }
@@ -204,10 +204,10 @@ impl Command {
             }
             Command::Nack { receipt, delay_ms, reason, .. } => {
                 check_receipt("receipt", receipt)?;
-                if let Some(delay) = delay_ms {
-                    if *delay > DELAY_MS_MAX {
-                        return Err(QueueError::invalid("delay_ms", format!("{delay} exceeds {DELAY_MS_MAX}")));
-                    }
+                if let Some(delay) = delay_ms
+                    && *delay > DELAY_MS_MAX
+                {
+                    return Err(QueueError::invalid("delay_ms", format!("{delay} exceeds {DELAY_MS_MAX}")));
                 }
                 if reason.len() > REASON_BYTES_MAX {
                     return Err(QueueError::invalid("reason", format!("longer than {REASON_BYTES_MAX} bytes")));

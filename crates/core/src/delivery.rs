@@ -46,7 +46,7 @@ impl QueueState {
     }
 
     /// Checks that `receipt` names a live lease now; `field` names it in errors.
-    fn check_live(&self, field: &str, receipt: &Receipt) -> Result<(), QueueError> {
+    pub(crate) fn check_live(&self, field: &str, receipt: &Receipt) -> Result<(), QueueError> {
         let Some(queue) = self.queues.get(&receipt.queue) else {
             return Err(QueueError::precondition(field, format!("queue {:?} does not exist", receipt.queue)));
         };
@@ -185,7 +185,11 @@ impl QueueState {
             queue.set_state(&mut self.timers, id, MessageState::Dead);
             let message = queue.messages.get_mut(&id).expect("caller checked");
             message.record(event);
-            message.dead_letter = Some(info);
+            // A dead letter that failed again in its dead-letter queue keeps
+            // naming its source, so a redrive can still send it home.
+            if message.dead_letter.is_none() {
+                message.dead_letter = Some(info);
+            }
             return None;
         };
         let mut old = queue.remove(&mut self.timers, id).expect("caller checked");
@@ -230,15 +234,17 @@ impl QueueState {
             if candidates.len() == max_messages as usize {
                 break;
             }
-            let movable = matches!(message.state, MessageState::Ready | MessageState::Delayed { .. });
-            match (&message.state, &message.dead_letter) {
-                (MessageState::Dead, _) => candidates.push((message.id, None)),
-                (_, Some(info)) if movable && info.source_queue != name => {
-                    let source = self.queues.get(&info.source_queue);
-                    if source.is_some_and(|s| s.would_overflow(1, message.size_bytes()).is_none()) {
-                        candidates.push((message.id, Some(info.source_queue.clone())));
-                    }
-                }
+            // Leased messages stay: their consumer may still ack them.
+            if matches!(message.state, MessageState::Leased { .. }) {
+                continue;
+            }
+            let home = message.dead_letter.as_ref().map(|info| &info.source_queue).filter(|source| {
+                *source != name
+                    && self.queues.get(*source).is_some_and(|s| s.would_overflow(1, message.size_bytes()).is_none())
+            });
+            match (home, message.state) {
+                (Some(source), _) => candidates.push((message.id, Some(source.clone()))),
+                (None, MessageState::Dead) => candidates.push((message.id, None)),
                 _ => {}
             }
         }
@@ -250,7 +256,10 @@ impl QueueState {
                     queue.set_state(&mut self.timers, id, MessageState::Ready);
                     let message = queue.messages.get_mut(&id).expect("candidate exists");
                     message.redrive_base = message.delivery_count;
-                    message.dead_letter = None;
+                    // It is live again here; where it died stays in history.
+                    if message.dead_letter.as_ref().is_some_and(|info| info.source_queue == name) {
+                        message.dead_letter = None;
+                    }
                     message.record(HistoryEvent::Redriven { at_ms: now_ms, from_queue: None });
                 }
                 Some(source) => {

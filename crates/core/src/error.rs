@@ -43,7 +43,7 @@ impl QueueError {
     }
 
     /// Prefixes the field name, so a nested check can say `messages[3].body`.
-    pub(crate) fn in_field(self, prefix: &str) -> Self {
+    pub fn in_field(self, prefix: &str) -> Self {
         let join = |field: String| {
             if field.is_empty() { prefix.to_string() } else { format!("{prefix}.{field}") }
         };

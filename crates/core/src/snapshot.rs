@@ -148,10 +148,10 @@ impl QueueState {
                 if message.redrive_base > message.delivery_count {
                     return Err(format!("queue {name:?}: message {id} redrive base above delivery count"));
                 }
-                if let MessageState::Leased { attempt, .. } = message.state {
-                    if attempt != message.delivery_count {
-                        return Err(format!("queue {name:?}: message {id} leased under a stale attempt"));
-                    }
+                if let MessageState::Leased { attempt, .. } = message.state
+                    && attempt != message.delivery_count
+                {
+                    return Err(format!("queue {name:?}: message {id} leased under a stale attempt"));
                 }
             }
         }

@@ -171,7 +171,6 @@ impl QueueState {
     fn publish(&mut self, name: &str, messages: &[NewMessage]) -> Response {
         let now_ms = self.now_ms;
         let queue = self.queue_mut(name)?;
-        queue.dedup_expire(now_ms);
         let max_message_bytes = queue.config.max_message_bytes as usize;
         // First pass: decide every message's fate without changing anything,
         // so the batch commits whole or not at all.
@@ -203,6 +202,10 @@ impl QueueState {
         if let Some(reason) = queue.would_overflow(fresh, fresh_bytes) {
             return Err(QueueError::exhausted("queue", reason));
         }
+        // Only now, with the publish accepted, forget keys whose window has
+        // passed (lookups above already ignore them): a rejected command
+        // changes nothing but time.
+        queue.dedup_expire(now_ms);
         // Second pass: store. `plan[i]` is Err(original id) for a key seen
         // before, Ok(Some(j)) for a repeat of message j in this batch.
         let mut results: Vec<PublishResult> = Vec::with_capacity(messages.len());
@@ -317,6 +320,11 @@ impl QueueState {
         validate_queue_name(name).map_err(|e| e.in_field("queue"))?;
         let queue = self.queue(name)?;
         queue.messages.get(&id).cloned().ok_or_else(|| QueueError::not_found(format!("message {id} in queue {name:?}")))
+    }
+
+    /// True if `receipt` names a live lease as of the last applied entry.
+    pub fn receipt_is_live(&self, receipt: &crate::command::Receipt) -> bool {
+        self.check_live("receipt", receipt).is_ok()
     }
 
     /// True if a receive on `name` now would return something.
