@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# Builds raftq and runs it locally. Usage: ./scripts/dev.sh
+# Builds raftq and runs a three-node cluster on loopback (127.0.0.1:7101-7103).
+# Usage: ./scripts/dev.sh [raftq dev flags, e.g. --nodes 5 --data-dir /tmp/rq]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ensure_system_packages
 cargo build --release -p raftq
-# Until the replicated cluster lands (`raftq dev`), this runs the in-process
-# demo of the queue state machine.
-exec "$CARGO_TARGET_DIR/release/raftq" demo "$@"
+exec "$CARGO_TARGET_DIR/release/raftq" dev "$@"

@@ -1,142 +1,92 @@
 //! `raftq`: the one binary for server, dev cluster, admin and client
 //! commands. Command-line parsing lives only here; the libraries take plain
 //! config structs.
-//!
-//! Today it has `raftq demo`, which walks the queue state machine through a
-//! publish → receive → nack → dead-letter → redrive → ack story in process.
-//! The server, `dev` cluster and client commands arrive with the replicated
-//! cluster (see README "Status").
 
-use std::collections::BTreeMap;
+mod client_cmds;
+mod demo;
+mod dev_cmd;
+mod server_cmd;
 
-use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
-use raftq_core::{Command, ConfigUpdate, NewMessage, Outcome, QueueState};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(name = "raftq", version, about = "A replicated, Raft-backed message queue")]
 struct Cli {
+    /// Servers to talk to (client commands): `host:port,host:port`.
+    #[arg(
+        long,
+        global = true,
+        env = "RAFTQ_SERVERS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103"
+    )]
+    servers: Vec<String>,
+    /// Machine-readable output (JSON) instead of prose.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "RAFTQ_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Cmd,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    /// One JSON object per line, for log pipelines (ELK).
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Run one raftq node.
+    Server(server_cmd::ServerArgs),
+    /// Run a local cluster of raftq nodes on loopback.
+    Dev(dev_cmd::DevArgs),
     /// Walk the queue state machine through a short story, in process.
-    Demo {
-        /// Print each outcome as JSON instead of prose.
-        #[arg(long)]
-        json: bool,
-    },
+    Demo,
+    #[command(flatten)]
+    Client(client_cmds::ClientCommand),
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
-        Cmd::Demo { json } => demo(json),
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAFTQ_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
     }
 }
 
-/// Applies one command at `time_ms` and prints what happened.
-fn step(state: &mut QueueState, time_ms: u64, what: &str, command: Command, json: bool) -> Result<Outcome> {
-    let outcome = state.apply(time_ms, &command).with_context(|| format!("{what} was rejected"))?;
-    if json {
-        println!("{}", serde_json::json!({ "t_ms": time_ms, "step": what, "outcome": format!("{outcome:?}") }));
-    } else {
-        println!("t={time_ms:>6}ms  {what}");
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Cmd::Server(args) => {
+                init_logging(cli.log_format);
+                server_cmd::run(args).await
+            }
+            Cmd::Dev(args) => dev_cmd::run(args).await,
+            Cmd::Demo => demo::run(cli.json),
+            Cmd::Client(command) => client_cmds::run(command, cli.servers, cli.json).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
-    Ok(outcome)
-}
-
-fn demo(json: bool) -> Result<()> {
-    let mut state = QueueState::new();
-    let dlq = ConfigUpdate::default();
-    step(
-        &mut state,
-        0,
-        "create queue orders.dlq",
-        Command::CreateQueue { name: "orders.dlq".into(), config: dlq },
-        json,
-    )?;
-    let config = ConfigUpdate {
-        lease_ms: Some(1_000),
-        max_deliveries: Some(2),
-        dead_letter_queue: Some(Some("orders.dlq".into())),
-        ..Default::default()
-    };
-    step(
-        &mut state,
-        0,
-        "create queue orders (lease 1s, 2 deliveries, dlq)",
-        Command::CreateQueue { name: "orders".into(), config },
-        json,
-    )?;
-    let messages = ["order #1", "order #2"]
-        .iter()
-        .map(|body| NewMessage {
-            body: body.as_bytes().to_vec().into(),
-            attributes: BTreeMap::new(),
-            delay_ms: None,
-            idempotency_key: Some(format!("key-{body}")),
-        })
-        .collect::<Vec<_>>();
-    step(
-        &mut state,
-        10,
-        "publish 2 messages",
-        Command::Publish { queue: "orders".into(), messages: messages.clone() },
-        json,
-    )?;
-    step(
-        &mut state,
-        20,
-        "publish them again (same keys: deduplicated)",
-        Command::Publish { queue: "orders".into(), messages },
-        json,
-    )?;
-    let receive = || Command::Receive { queue: "orders".into(), max_messages: 1, lease_ms: None };
-    let Outcome::Received(first) = step(&mut state, 30, "receive 1 (lease until t=1030)", receive(), json)? else {
-        bail!("receive answered something else");
-    };
-    let receipt = first[0].receipt.clone();
-    step(&mut state, 1_030, "lease ends: order #1 is redelivered", receive(), json)?;
-    let stale = state.apply(1_040, &Command::Ack { receipts: vec![receipt] });
-    println!(
-        "t=  1040ms  ack with the first, stale receipt -> {}",
-        stale.map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string())
-    );
-    step(&mut state, 2_030, "second lease ends: 2 deliveries spent, order #1 dead-lettered", Command::Tick, json)?;
-    step(
-        &mut state,
-        2_040,
-        "redrive orders.dlq back to orders",
-        Command::Redrive { queue: "orders.dlq".into(), max_messages: 10 },
-        json,
-    )?;
-    let Outcome::Received(all) = step(
-        &mut state,
-        2_050,
-        "receive the rest",
-        Command::Receive { queue: "orders".into(), max_messages: 10, lease_ms: None },
-        json,
-    )?
-    else {
-        bail!("receive answered something else");
-    };
-    let receipts = all.iter().map(|d| d.receipt.clone()).collect();
-    step(&mut state, 2_060, &format!("ack {} messages", all.len()), Command::Ack { receipts }, json)?;
-    for name in ["orders", "orders.dlq"] {
-        let stats = state.queue_info(name)?.stats;
-        println!(
-            "{name}: ready={} leased={} published={} delivered={} acked={} dead_lettered={} duplicates={}",
-            stats.ready,
-            stats.leased,
-            stats.published_total,
-            stats.delivered_total,
-            stats.acked_total,
-            stats.dead_lettered_total,
-            stats.duplicates_total
-        );
-    }
-    println!("state digest: {}", state.digest_hex());
-    Ok(())
 }

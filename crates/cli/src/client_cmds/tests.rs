@@ -1,0 +1,373 @@
+//! Argument parsing and output shapes of the client commands (no server).
+
+use std::{collections::HashMap, time::Duration};
+
+use bytes::Bytes;
+use clap::{CommandFactory as _, Parser};
+use raftq_client::{OutgoingMessage, Receipt, proto};
+use serde_json::json;
+use tokio::io::AsyncWriteExt as _;
+
+use super::{
+    ClientCommand, ClusterCommand, DlqCommand, QueueCommand, cluster,
+    messages::{Batches, Line, StateArg, StdinLines},
+    output,
+};
+
+#[derive(Debug, Parser)]
+struct TestCli {
+    #[command(subcommand)]
+    command: ClientCommand,
+}
+
+fn parse(args: &[&str]) -> Result<ClientCommand, clap::Error> {
+    TestCli::try_parse_from(std::iter::once("raftq").chain(args.iter().copied())).map(|cli| cli.command)
+}
+
+fn ok(args: &[&str]) -> ClientCommand {
+    parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+#[test]
+fn the_command_definitions_are_consistent() {
+    TestCli::command().debug_assert();
+}
+
+#[test]
+fn queue_create_maps_every_flag() {
+    let ClientCommand::Queue(QueueCommand::Create { name, config }) = ok(&[
+        "queue",
+        "create",
+        "orders",
+        "--lease",
+        "30s",
+        "--max-deliveries",
+        "5",
+        "--dead-letter-queue",
+        "orders.dlq",
+        "--ttl",
+        "1h",
+        "--max-length",
+        "1000",
+        "--max-bytes",
+        "1048576",
+        "--order",
+        "lifo",
+        "--delay",
+        "250ms",
+        "--dedup-window",
+        "5m",
+        "--backoff-base",
+        "1s",
+        "--backoff-max",
+        "1m",
+        "--max-message-bytes",
+        "2048",
+    ]) else {
+        panic!("not queue create");
+    };
+    assert_eq!(name, "orders");
+    let wire = config.to_proto();
+    assert_eq!(wire.lease_ms, Some(30_000));
+    assert_eq!(wire.max_deliveries, Some(5));
+    assert_eq!(wire.dead_letter_queue.as_deref(), Some("orders.dlq"));
+    assert_eq!(wire.message_ttl_ms, Some(3_600_000));
+    assert_eq!((wire.max_length, wire.max_bytes), (Some(1000), Some(1_048_576)));
+    assert_eq!(wire.order(), proto::Order::Lifo);
+    assert_eq!(wire.default_delay_ms, Some(250));
+    assert_eq!(wire.dedup_window_ms, Some(300_000));
+    assert_eq!((wire.backoff_base_ms, wire.backoff_max_ms), (Some(1000), Some(60_000)));
+    assert_eq!(wire.max_message_bytes, Some(2048));
+}
+
+#[test]
+fn queue_update_sets_only_what_is_given() {
+    let ClientCommand::Queue(QueueCommand::Update { config, .. }) = ok(&["queue", "update", "q", "--lease", "5m"])
+    else {
+        panic!("not queue update");
+    };
+    assert_eq!(config.to_proto(), proto::QueueConfig { lease_ms: Some(300_000), ..Default::default() });
+    assert!(matches!(ok(&["queue", "list"]), ClientCommand::Queue(QueueCommand::List { prefix }) if prefix.is_empty()));
+    assert!(
+        matches!(ok(&["queue", "list", "--prefix", "ord"]), ClientCommand::Queue(QueueCommand::List { prefix }) if prefix == "ord")
+    );
+    for args in [&["queue", "get", "q"][..], &["queue", "delete", "q"], &["queue", "purge", "q"]] {
+        ok(args);
+    }
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    for args in [
+        &["queue", "create", "q", "--lease", "soon"][..],
+        &["queue", "create", "q", "--order", "random"],
+        &["publish", "q", "--attr", "novalue"],
+        &["publish", "q", "--attr", "=v"],
+        &["consume", "q"],
+        &["consume", "q", "--max", "0"],
+        &["ack"],
+        &["ack", "q/1"],
+        &["nack", "q/x/1"],
+        &["peek", "q", "--state", "gone"],
+        &["dlq", "redrive", "q", "--rate", "0/s"],
+        &["dlq", "redrive", "q", "--rate", "fast"],
+        &["cluster", "add", "4"],
+        &["cluster", "promote", "x"],
+    ] {
+        assert!(parse(args).is_err(), "{args:?} should fail");
+    }
+}
+
+#[test]
+fn publish_flags() {
+    let ClientCommand::Publish(args) =
+        ok(&["publish", "q", "a", "b", "--attr", "k=v=w", "--attr", "x=", "--delay", "2s", "--key", "k1"])
+    else {
+        panic!("not publish");
+    };
+    assert_eq!(args.bodies, ["a", "b"]);
+    assert_eq!(args.attributes, [("k".into(), "v=w".into()), ("x".into(), String::new())]);
+    assert_eq!(args.delay, Some(Duration::from_secs(2)));
+    assert_eq!(args.key.as_deref(), Some("k1"));
+}
+
+#[test]
+fn consume_defaults() {
+    let ClientCommand::Consume(args) = ok(&["consume", "q", "--max", "10"]) else { panic!("not consume") };
+    assert_eq!((args.max, args.wait, args.no_ack, args.lease), (10, Duration::from_secs(5), false, None));
+    let ClientCommand::Consume(args) = ok(&["consume", "q", "--max", "1", "--wait", "0s", "--no-ack", "--lease", "1m"])
+    else {
+        panic!("not consume")
+    };
+    assert_eq!((args.wait, args.no_ack, args.lease), (Duration::ZERO, true, Some(Duration::from_secs(60))));
+}
+
+#[test]
+fn receipts_ack_nack_peek_inspect_dlq() {
+    let ClientCommand::Ack(args) = ok(&["ack", "q/1/1", "other.q/22/3"]) else { panic!("not ack") };
+    assert_eq!(args.receipts[1], Receipt { queue: "other.q".into(), message_id: 22, attempt: 3 });
+    let ClientCommand::Nack(args) = ok(&["nack", "q/7/2", "--delay", "10s", "--dead-letter", "--reason", "boom"])
+    else {
+        panic!("not nack")
+    };
+    assert_eq!((args.receipt.message_id, args.delay, args.dead_letter), (7, Some(Duration::from_secs(10)), true));
+    assert_eq!(args.reason, "boom");
+    let ClientCommand::Peek(args) = ok(&["peek", "q"]) else { panic!("not peek") };
+    assert_eq!((args.state, args.limit), (StateArg::Any, 100));
+    let ClientCommand::Peek(args) = ok(&["peek", "q", "--state", "dead", "--limit", "5"]) else { panic!("not peek") };
+    assert_eq!((args.state.to_proto(), args.limit), (proto::MessageState::Dead, 5));
+    assert!(matches!(ok(&["inspect", "q", "42"]), ClientCommand::Inspect(a) if a.id == 42));
+    let ClientCommand::Dlq(DlqCommand::Redrive { queue, max, rate }) =
+        ok(&["dlq", "redrive", "q.dlq", "--max", "10", "--rate", "100/s"])
+    else {
+        panic!("not redrive")
+    };
+    assert_eq!((queue.as_str(), max, rate), ("q.dlq", 10, Some(100)));
+    assert!(matches!(
+        ok(&["dlq", "redrive", "q", "--rate", "7"]),
+        ClientCommand::Dlq(DlqCommand::Redrive { rate: Some(7), max: 0, .. })
+    ));
+}
+
+#[test]
+fn cluster_commands() {
+    assert!(matches!(ok(&["cluster", "status"]), ClientCommand::Cluster(ClusterCommand::Status)));
+    assert!(matches!(
+        ok(&["cluster", "add", "4", "127.0.0.1:7004"]),
+        ClientCommand::Cluster(ClusterCommand::Add { id: 4, addr }) if addr == "127.0.0.1:7004"
+    ));
+    assert!(matches!(ok(&["cluster", "promote", "4"]), ClientCommand::Cluster(ClusterCommand::Promote { id: 4 })));
+    assert!(matches!(ok(&["cluster", "remove", "2"]), ClientCommand::Cluster(ClusterCommand::Remove { id: 2 })));
+    assert!(matches!(
+        ok(&["cluster", "transfer-leader", "3"]),
+        ClientCommand::Cluster(ClusterCommand::TransferLeader { id: 3 })
+    ));
+    assert!(matches!(ok(&["cluster", "snapshot"]), ClientCommand::Cluster(ClusterCommand::Snapshot { node: None })));
+}
+
+fn view(id: u64, body: &'static [u8]) -> proto::MessageView {
+    proto::MessageView {
+        id,
+        body: Bytes::from_static(body),
+        attributes: HashMap::from([("k".to_owned(), "v".to_owned())]),
+        delivery_count: 2,
+        state: proto::MessageState::Leased.into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn deliveries_print_text_or_base64() {
+    let receipt = Receipt { queue: "q".into(), message_id: 9, attempt: 2 };
+    let text = output::delivery_json(&view(9, b"hello"), &receipt, 1234);
+    assert_eq!(text["id"], 9);
+    assert_eq!(text["body"], "hello");
+    assert_eq!(text["body_base64"], false);
+    assert_eq!(text["delivery_count"], 2);
+    assert_eq!(text["attributes"], json!({ "k": "v" }));
+    assert_eq!(text["receipt"], "q/9/2");
+    assert_eq!(text["receipt"].as_str().unwrap().parse::<Receipt>().unwrap(), receipt);
+    let binary = output::delivery_json(&view(9, b"\xff\x00a"), &receipt, 1234);
+    assert_eq!(binary["body"], "/wBh");
+    assert_eq!(binary["body_base64"], true);
+    assert_eq!(output::delivery_line(&view(9, b"hello world")), "id=9 delivery=2 hello world");
+    assert_eq!(output::delivery_line(&view(9, b"\xff")), "id=9 delivery=2 base64:/w==");
+}
+
+#[test]
+fn messages_and_history() {
+    let mut m = view(5, b"x");
+    m.history = vec![
+        proto::HistoryEvent {
+            at_ms: 1_000,
+            kind: Some(proto::history_event::Kind::Delivered(proto::history_event::Delivered {
+                attempt: 1,
+                lease_expires_at_ms: 31_000,
+            })),
+        },
+        proto::HistoryEvent {
+            at_ms: 2_000,
+            kind: Some(proto::history_event::Kind::Nacked(proto::history_event::Nacked {
+                attempt: 1,
+                reason: "boom".into(),
+            })),
+        },
+    ];
+    let j = output::message_json(&m);
+    assert_eq!(j["state"], "leased");
+    assert_eq!(
+        j["history"][0],
+        json!({ "at_ms": 1000, "event": "delivered", "attempt": 1, "lease_expires_at_ms": 31000 })
+    );
+    assert_eq!(j["history"][1]["reason"], "boom");
+    assert_eq!(j["dead_letter"], serde_json::Value::Null);
+    assert_eq!(output::message_line(&m), "id=5 state=leased delivery=2 x");
+    let details = output::message_details(&m);
+    assert!(details.contains("state:          leased"), "{details}");
+    assert!(details.contains("1970-01-01T00:00:02.000Z  nacked (attempt 1): boom"), "{details}");
+}
+
+#[test]
+fn queues() {
+    let info = proto::QueueInfo {
+        name: "orders".into(),
+        config: Some(proto::QueueConfig {
+            order: Some(proto::Order::Fifo.into()),
+            lease_ms: Some(30_000),
+            dead_letter_queue: Some(String::new()),
+            ..Default::default()
+        }),
+        stats: Some(proto::QueueStats { ready: 3, published_total: 7, ..Default::default() }),
+        created_at_ms: 1,
+    };
+    let j = output::queue_json(&info);
+    assert_eq!(j["name"], "orders");
+    assert_eq!(j["config"]["order"], "fifo");
+    assert_eq!(j["config"]["lease_ms"], 30_000);
+    assert_eq!(j["stats"]["ready"], 3);
+    assert_eq!(j["stats"]["published_total"], 7);
+    let details = output::queue_details(&info);
+    assert!(details.contains("ready 3") && details.contains("lease 30s") && details.contains("dead-letter queue -"));
+    let table = output::queue_table(&[info]);
+    assert!(table.starts_with("NAME  ") && table.lines().nth(1).unwrap().starts_with("orders"), "{table}");
+}
+
+#[test]
+fn cluster_status_json_shape() {
+    let node = |id, role: proto::NodeRole, voter| proto::NodeStatus {
+        id,
+        address: format!("127.0.0.1:710{id}"),
+        role: role.into(),
+        voter,
+        last_log_index: 10,
+        committed_index: 9,
+        last_applied_index: 8,
+        reachable: true,
+    };
+    let status = proto::StatusResponse {
+        leader_id: Some(1),
+        leader_address: "127.0.0.1:7101".into(),
+        term: 4,
+        nodes: vec![
+            node(1, proto::NodeRole::Unspecified, true),
+            node(2, proto::NodeRole::Follower, true),
+            node(3, proto::NodeRole::Unspecified, true),
+            node(4, proto::NodeRole::Learner, false),
+        ],
+        node_id: 2,
+    };
+    let j = cluster::status_json(&status);
+    assert_eq!((j["leader"].clone(), j["term"].clone()), (json!(1), json!(4)));
+    let roles: Vec<&str> = j["nodes"].as_array().unwrap().iter().map(|n| n["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["leader", "follower", "unknown", "learner"]);
+    assert_eq!(
+        j["nodes"][1],
+        json!({ "id": 2, "address": "127.0.0.1:7102", "role": "follower", "voter": true,
+                "last_applied": 8, "last_log_index": 10, "committed": 9, "reachable": true })
+    );
+    let leaderless = cluster::status_json(&proto::StatusResponse { term: 5, ..Default::default() });
+    assert_eq!(leaderless["leader"], serde_json::Value::Null);
+    assert!(cluster::status_table(&status).contains("leader node 1 (127.0.0.1:7101)"));
+    let membership =
+        proto::Membership { voters: vec![proto::Member { node_id: 1, address: "a:1".into() }], learners: vec![] };
+    assert_eq!(
+        cluster::membership_json(&membership),
+        json!({ "voters": [{ "id": 1, "address": "a:1" }], "learners": [] })
+    );
+    assert_eq!(cluster::membership_text(&membership), "voters: 1 (a:1)\nlearners: -");
+}
+
+#[test]
+fn publish_batches_stay_within_server_limits() {
+    let mut batches = Batches::default();
+    let mut sent = Vec::new();
+    for _ in 0..2500 {
+        sent.extend(batches.push(OutgoingMessage::new("x")).map(|b| b.len()));
+    }
+    sent.push(batches.take().len());
+    assert_eq!(sent, [1000, 1000, 500]);
+    let mb = vec![0u8; 1024 * 1024];
+    let mut sent = Vec::new();
+    for _ in 0..9 {
+        sent.extend(batches.push(OutgoingMessage::new(mb.clone())).map(|b| b.len()));
+    }
+    sent.push(batches.take().len());
+    assert_eq!(sent, [4, 4, 1], "4 MiB per request");
+    assert!(batches.take().is_empty());
+}
+
+#[tokio::test]
+async fn stdin_lines() {
+    let input: &[u8] = b"one\r\ntwo\n\n\xffbin\nlast";
+    let mut lines = StdinLines::new(input);
+    let mut got = Vec::new();
+    loop {
+        match lines.next(None).await.unwrap() {
+            Line::Text(line) => got.push(line),
+            Line::Idle => panic!("no linger given"),
+            Line::End => break,
+        }
+    }
+    assert_eq!(got, [&b"one"[..], b"two", b"", b"\xffbin", b"last"]);
+
+    let (mut tx, rx) = tokio::io::duplex(64);
+    let mut lines = StdinLines::new(tokio::io::BufReader::new(rx));
+    tx.write_all(b"par").await.unwrap();
+    assert_eq!(lines.next(Some(Duration::from_millis(20))).await.unwrap(), Line::Idle);
+    tx.write_all(b"tial\n").await.unwrap();
+    assert_eq!(lines.next(Some(Duration::from_millis(500))).await.unwrap(), Line::Text(Bytes::from_static(b"partial")));
+    drop(tx);
+    assert_eq!(lines.next(None).await.unwrap(), Line::End);
+}
+
+#[test]
+fn small_parsers() {
+    assert_eq!(super::parse_duration("250ms"), Ok(Duration::from_millis(250)));
+    assert_eq!(super::parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+    assert!(super::parse_duration("5").is_err());
+    assert_eq!(super::parse_rate("100/s"), Ok(100));
+    assert!(super::parse_rate("-1/s").is_err());
+    assert!(super::connect(vec![]).is_err());
+    assert!(super::connect(vec![" , ".into()]).is_err());
+    assert!(super::connect(vec!["a:1,b:2".into()]).is_ok());
+}

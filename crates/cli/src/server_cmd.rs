@@ -1,0 +1,157 @@
+//! `raftq server`: one node on RocksDB, serving gRPC on `--listen`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use raftq_raft::RaftSettings;
+use raftq_raft::network::TcpConnector;
+use raftq_server::{ServerConfig, SystemClock};
+use raftq_storage::rocks::RocksStore;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Every flag can also come from its `RAFTQ_*` environment variable.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// This node's id (positive, unique in the cluster).
+    #[arg(long, env = "RAFTQ_NODE_ID")]
+    pub node_id: u64,
+    /// Address to bind the gRPC listener to (client API, admin and Raft).
+    #[arg(long, env = "RAFTQ_LISTEN")]
+    pub listen: SocketAddr,
+    /// Directory of this node's RocksDB; created if missing.
+    #[arg(long, env = "RAFTQ_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// The initial voters: `1=host:port,2=host:port,3=host:port`. On the
+    /// first start of a fresh cluster the listed nodes form it; a restart
+    /// recovers from the data dir. A node joining later lists the existing
+    /// voters without itself, then is added with `raftq cluster add`.
+    #[arg(long, env = "RAFTQ_PEERS", value_parser = parse_peers)]
+    pub peers: BTreeMap<u64, String>,
+    /// Raft heartbeat interval.
+    #[arg(long, env = "RAFTQ_HEARTBEAT_MS", default_value_t = 100)]
+    pub heartbeat_ms: u64,
+    /// Election timeout, lower bound (the upper bound is twice this).
+    #[arg(long, env = "RAFTQ_ELECTION_TIMEOUT_MS", default_value_t = 500)]
+    pub election_timeout_ms: u64,
+    /// Build a snapshot (and purge the log behind it) every this many entries.
+    #[arg(long, env = "RAFTQ_SNAPSHOT_EVERY", default_value_t = 20_000)]
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind a snapshot.
+    #[arg(long, env = "RAFTQ_LOG_KEEP", default_value_t = 2_000)]
+    pub log_keep: u64,
+    /// Cluster name (in Raft messages and logs).
+    #[arg(long, env = "RAFTQ_CLUSTER_NAME", default_value = "raftq")]
+    pub cluster_name: String,
+}
+
+/// Parses `1=host:port,2=host:port`.
+pub fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>, String> {
+    let mut peers = BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part.split_once('=').ok_or_else(|| format!("{part:?} is not ID=HOST:PORT"))?;
+        let id: u64 = id.trim().parse().map_err(|_| format!("{id:?} is not a node id"))?;
+        let addr = addr.trim();
+        if id == 0 || !addr.contains(':') {
+            return Err(format!("{part:?} is not ID=HOST:PORT with a positive id"));
+        }
+        if peers.insert(id, addr.to_string()).is_some() {
+            return Err(format!("node {id} is listed twice"));
+        }
+    }
+    if peers.is_empty() {
+        return Err("no peers given".into());
+    }
+    Ok(peers)
+}
+
+impl ServerArgs {
+    fn config(&self) -> ServerConfig {
+        ServerConfig {
+            node_id: self.node_id,
+            peers: self.peers.clone(),
+            raft: RaftSettings {
+                heartbeat_ms: self.heartbeat_ms,
+                election_timeout_min_ms: self.election_timeout_ms,
+                election_timeout_max_ms: self.election_timeout_ms * 2,
+                snapshot_every_entries: self.snapshot_every,
+                log_kept_behind_snapshot: self.log_keep,
+            },
+            cluster_name: self.cluster_name.clone(),
+        }
+    }
+}
+
+pub async fn run(args: ServerArgs) -> Result<()> {
+    let config = args.config();
+    config.validate()?;
+    if let Some(addr) = config.peers.get(&config.node_id) {
+        tracing::info!(node_id = config.node_id, advertised = %addr, "starting");
+    } else {
+        tracing::info!(node_id = config.node_id, "starting as a joining node (not in --peers)");
+    }
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let (log_store, state_machine) = match RocksStore::open(&args.data_dir).await {
+        Ok(store) => store,
+        // A damaged data dir must never serve: say why and stop.
+        Err(e) => bail!("refusing to start: {e}"),
+    };
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(listen = %args.listen, "serving gRPC");
+    let incoming = TcpListenerStream::new(listener);
+    let connector = Arc::new(TcpConnector::default());
+    raftq_server::serve(
+        config,
+        log_store,
+        state_machine,
+        incoming,
+        connector,
+        Arc::new(SystemClock),
+        shutdown_signal(),
+    )
+    .await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGTERM (containers) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown signal received");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse() {
+        let peers = parse_peers("1=a:1, 2=b:2,3=127.0.0.1:7003").unwrap();
+        assert_eq!(peers.len(), 3);
+        assert_eq!(peers[&3], "127.0.0.1:7003");
+        for bad in ["", "1", "x=a:1", "0=a:1", "1=a:1,1=b:2", "1=nohostport"] {
+            assert!(parse_peers(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The client's one error type, and its mapping from `tonic::Status`.
+
+use std::{error::Error as _, time::Duration};
+
+use tonic::Code;
+
+use crate::retry::leader_hint;
+
+/// Everything a client call can fail with. Every variant has a gRPC
+/// [`code`](ClientError::code), so callers can branch on codes alone.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// The [`crate::ClientConfig`] or [`crate::PublisherConfig`] is invalid.
+    #[error("invalid config: {0}")]
+    Config(String),
+    /// A request the client refuses to send (e.g. a bad receipt string).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The server answered with this status.
+    #[error("{}: {message}", code_name(*code))]
+    Status {
+        /// The gRPC status code.
+        code: Code,
+        /// The server's message (it names the offending field for
+        /// INVALID_ARGUMENT).
+        message: String,
+        /// The leader's `host:port` from the `raftq-leader` metadata, if the
+        /// answering node knew it.
+        leader: Option<String>,
+    },
+    /// The call failed in the transport (connect, reset, protocol error)
+    /// without a status from the server.
+    #[error("UNAVAILABLE: transport error talking to {addr}: {message}")]
+    Transport {
+        /// The node the call was sent to.
+        addr: String,
+        /// What went wrong.
+        message: String,
+        /// True when the connection could not be established, so the request
+        /// was certainly never sent (safe to retry anything).
+        connect: bool,
+    },
+    /// One attempt took longer than its limit; the outcome is unknown.
+    #[error("DEADLINE_EXCEEDED: no answer from {addr} within {timeout:?}")]
+    Timeout {
+        /// The node the call was sent to.
+        addr: String,
+        /// The attempt's limit.
+        timeout: Duration,
+    },
+    /// The server answered something the protocol rules out.
+    #[error("INTERNAL: protocol violation: {0}")]
+    Protocol(String),
+    /// A call was retried until its policy ran out; `last` is the final
+    /// failure.
+    #[error("{last} (gave up after {attempts} attempts in {elapsed:.1?})")]
+    RetriesExhausted {
+        /// Attempts made.
+        attempts: u32,
+        /// Time from the call's start to giving up.
+        elapsed: Duration,
+        /// The last attempt's error.
+        last: Box<ClientError>,
+    },
+    /// The publisher or consumer was shut down before the call finished.
+    #[error("CANCELLED: {0} closed")]
+    Closed(&'static str),
+}
+
+impl ClientError {
+    /// The gRPC code this error stands for.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::Config(_) | Self::InvalidArgument(_) => Code::InvalidArgument,
+            Self::Status { code, .. } => *code,
+            Self::Transport { .. } => Code::Unavailable,
+            Self::Timeout { .. } => Code::DeadlineExceeded,
+            Self::Protocol(_) => Code::Internal,
+            Self::RetriesExhausted { last, .. } => last.code(),
+            Self::Closed(_) => Code::Cancelled,
+        }
+    }
+
+    /// The message without the code prefix.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Status { message, .. } => message.clone(),
+            Self::RetriesExhausted { last, .. } => last.message(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether the same call may succeed if sent again: UNAVAILABLE from the
+    /// server, transport failures and timeouts. Whether it is *safe* to send
+    /// again depends on the call (see the crate docs); the client's own
+    /// retry loop decides that per call.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Status { code, .. } => *code == Code::Unavailable,
+            Self::Transport { .. } | Self::Timeout { .. } => true,
+            Self::RetriesExhausted { last, .. } => last.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// The leader hint carried by this error, if any.
+    pub fn leader_hint(&self) -> Option<&str> {
+        match self {
+            Self::Status { leader, .. } => leader.as_deref(),
+            Self::RetriesExhausted { last, .. } => last.leader_hint(),
+            _ => None,
+        }
+    }
+
+    /// Maps a status returned by a call to `addr`. A status tonic made up
+    /// locally from a transport failure carries its cause as `source`; one
+    /// decoded from the server's trailers has none.
+    pub(crate) fn from_status(status: tonic::Status, addr: &str) -> Self {
+        if let Some(source) = status.source() {
+            // The status message is the outermost cause ("tcp connect
+            // error"); the root cause ("Connection refused") is what helps.
+            let mut connect = false;
+            let mut message = status.message().to_owned();
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
+            while let Some(err) = cause {
+                connect |= err.is::<tonic::ConnectError>();
+                let text = err.to_string();
+                if !message.contains(&text) {
+                    message = format!("{message}: {text}");
+                }
+                cause = err.source();
+            }
+            return Self::Transport { addr: addr.to_owned(), message, connect };
+        }
+        Self::Status {
+            code: status.code(),
+            message: status.message().to_owned(),
+            leader: leader_hint(status.metadata()),
+        }
+    }
+}
+
+/// The canonical upper-case name of a gRPC code, as in the gRPC spec.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_status_keeps_code_message_and_hint() {
+        let mut status = tonic::Status::unavailable("not the leader");
+        status.metadata_mut().insert(raftq_proto::LEADER_METADATA_KEY, "10.0.0.2:7001".parse().unwrap());
+        let err = ClientError::from_status(status, "10.0.0.1:7001");
+        assert_eq!(err.code(), Code::Unavailable);
+        assert_eq!(err.leader_hint(), Some("10.0.0.2:7001"));
+        assert!(err.is_retryable());
+        assert_eq!(err.to_string(), "UNAVAILABLE: not the leader");
+        assert_eq!(err.message(), "not the leader");
+    }
+
+    #[test]
+    fn non_retryable_codes() {
+        for code in [Code::NotFound, Code::InvalidArgument, Code::FailedPrecondition, Code::ResourceExhausted] {
+            let err = ClientError::from_status(tonic::Status::new(code, "x"), "a:1");
+            assert!(!err.is_retryable(), "{code:?}");
+            assert_eq!(err.code(), code);
+        }
+    }
+
+    #[test]
+    fn exhausted_wraps_the_last_error() {
+        let last = ClientError::Timeout { addr: "a:1".into(), timeout: Duration::from_secs(1) };
+        let err =
+            ClientError::RetriesExhausted { attempts: 3, elapsed: Duration::from_millis(1500), last: Box::new(last) };
+        assert_eq!(err.code(), Code::DeadlineExceeded);
+        assert!(err.to_string().contains("gave up after 3 attempts"), "{err}");
+    }
+}

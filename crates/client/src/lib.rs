@@ -1,0 +1,97 @@
+//! The raftq Rust client: connects to any list of nodes, finds the leader,
+//! retries what is safe to retry, and never duplicates a publish.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), raftq_client::ClientError> {
+//! use raftq_client::{Client, ClientConfig, OutgoingMessage, proto};
+//! use std::time::Duration;
+//!
+//! let client = Client::connect(ClientConfig::new(["127.0.0.1:7001", "127.0.0.1:7002"]))?;
+//! client.create_queue("orders", proto::QueueConfig::default()).await?;
+//! let result = client.publish_one("orders", OutgoingMessage::new("order #1")).await?;
+//! for delivery in client.receive("orders", 10, Duration::from_secs(5), None).await? {
+//!     println!("{} {:?}", delivery.id(), delivery.body());
+//!     delivery.ack().await?;
+//! }
+//! # let _ = result; Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - `config`: [`ClientConfig`], [`RetryPolicy`], [`PublisherConfig`] — plain
+//!   structs with `validate()`, and the client-side limits.
+//! - `error`: [`ClientError`], the one error type, and its mapping from
+//!   `tonic::Status` (the only place a status becomes an error).
+//! - `retry`: the retry rules as pure functions — which failure is retried
+//!   for which call, where the next attempt goes, backoff, leader hints.
+//! - `connector`: [`Connector`], the seam where channels are made (TCP by
+//!   default; turmoil or anything else via [`Client::with_connector`]).
+//! - `client`: [`Client`] — channel cache, leader tracking, the retry loop.
+//! - `queue_api`, `cluster_api`: one method per RPC of `Queue` and `Cluster`.
+//! - `types`: [`OutgoingMessage`], [`Receipt`], [`Delivery`], and every
+//!   conversion to and from the wire types (other results are the wire
+//!   types themselves, re-exported as [`proto`]).
+//! - `publisher`: [`Publisher`], batching in a background task.
+//! - `consumer`: [`Consumer`], a resubscribing stream over Subscribe.
+//!
+//! # Leader discovery and retries
+//!
+//! Each call goes first to the last known leader, else to the seed servers
+//! in turn. On UNAVAILABLE carrying `raftq-leader: host:port` it retries at
+//! once at that address; without a hint (or on a transport failure) it
+//! forgets that node, backs off (`base · 2^(n−1)` capped at `max_backoff`,
+//! jittered within its upper half) and tries the next seed. Every call is
+//! bounded by `retry.max_attempts` and `retry.deadline`, and each attempt by
+//! `request_timeout` (plus the wait of a long poll).
+//!
+//! What is retried depends on whether repeating the call can do harm:
+//!
+//! | failure | reads, Publish, Ack, ExtendLease, Subscribe, promote, snapshot | other mutations |
+//! | --- | --- | --- |
+//! | UNAVAILABLE from a node | retried | retried |
+//! | connection refused (request never sent) | retried | retried |
+//! | timeout, connection lost mid-call | retried | returned: the call may have committed |
+//! | anything else | returned | returned |
+//!
+//! An Ack whose first attempt committed but whose answer was lost is retried
+//! and then fails with FAILED_PRECONDITION (the receipt is no longer known).
+//! That error is reported, not turned into success: the client cannot tell it
+//! from a lease that ended, and at-least-once consumers must tolerate a
+//! redelivery anyway.
+//!
+//! # Invariants
+//!
+//! - Every message published through this crate carries an idempotency key
+//!   (`"{client_uuid}-{n}"` unless the caller set one), assigned once before
+//!   the first attempt; every retry — across leader failover — resends the
+//!   same keys, so the server stores each message once (PRODUCT.md G5).
+//! - No call retries without bound: attempts and time are both capped.
+//! - Nothing here dials, binds or reads the environment on its own: channels
+//!   come from the [`Connector`], connections are made lazily on first use,
+//!   and randomness is only backoff jitter and the client id.
+
+mod client;
+mod cluster_api;
+mod config;
+mod connector;
+mod consumer;
+mod error;
+mod publisher;
+mod queue_api;
+mod retry;
+mod types;
+
+pub use client::Client;
+pub use config::{
+    BATCH_BYTES_MAX, BATCH_MESSAGES_MAX, ClientConfig, GRPC_MESSAGE_BYTES_MAX, PublisherConfig, RECEIVE_WAIT_MAX,
+    RetryPolicy, validate_address,
+};
+pub use connector::{Connector, TcpConnector, endpoint};
+pub use consumer::Consumer;
+pub use error::{ClientError, code_name};
+pub use publisher::{PendingPublish, Publisher};
+pub use tonic::Code;
+pub use types::{Delivery, OutgoingMessage, Receipt};
+
+/// The wire types (`raftq.v1`) the API takes and returns.
+pub use raftq_proto::v1 as proto;

@@ -1,0 +1,357 @@
+//! A scriptable in-process raftq node: the generated `Queue` and `Cluster`
+//! traits over a listener bound to 127.0.0.1:0. It keeps just enough state
+//! to check what the client sends: publishes with a dedup map, a ready list
+//! for Receive/Subscribe, and a log of every call.
+
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use futures_util::Stream;
+use raftq_client::{ClientConfig, RetryPolicy, proto};
+use raftq_proto::v1::{
+    cluster_server::{Cluster, ClusterServer},
+    queue_server::{Queue, QueueServer},
+};
+use tokio::{net::TcpListener, sync::oneshot};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+
+/// What the fake node does and has seen.
+#[derive(Debug, Default)]
+pub struct Script {
+    /// Fail this many of the next calls (any method) with UNAVAILABLE.
+    pub unavailable: usize,
+    /// The `raftq-leader` hint on those failures.
+    pub hint: Option<String>,
+    /// Apply this many of the next publishes, then answer UNAVAILABLE (a
+    /// leader that lost leadership after its entry committed).
+    pub commit_then_fail: usize,
+    /// Every call hangs (a node that accepts but never answers).
+    pub hang: bool,
+    /// Subscribe streams end with UNAVAILABLE (and `hint`) after this many
+    /// deliveries; `None` = they stay open.
+    pub stream_fail_after: Option<usize>,
+    /// Cluster.Status: this node's id, the leader it knows, its address.
+    pub node_id: u64,
+    pub leader: Option<(u64, String)>,
+    /// Every call, by method name.
+    pub calls: Vec<&'static str>,
+    /// Idempotency keys of every Publish request, in order, failed ones too.
+    pub publish_keys: Vec<Vec<String>>,
+    /// Key → id of every stored message.
+    pub dedup: HashMap<String, u64>,
+    /// Stored messages not yet delivered: (id, body).
+    pub ready: Vec<(u64, bytes::Bytes)>,
+    /// Receipts acked.
+    pub acked: Vec<proto::Receipt>,
+    pub next_id: u64,
+}
+
+/// A running fake node.
+#[derive(Debug, Clone)]
+pub struct Fake {
+    pub addr: String,
+    script: Arc<Mutex<Script>>,
+    _shutdown: Arc<oneshot::Sender<()>>,
+}
+
+impl Fake {
+    /// Starts a node with `script`.
+    pub async fn start(script: Script) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let script = Arc::new(Mutex::new(script));
+        let node = Node { script: Arc::clone(&script) };
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(QueueServer::new(node.clone()))
+                .add_service(ClusterServer::new(node))
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                    let _ = rx.await;
+                }),
+        );
+        Self { addr, script, _shutdown: Arc::new(tx) }
+    }
+
+    /// The script, to read what happened or change what comes next.
+    pub fn script(&self) -> MutexGuard<'_, Script> {
+        self.script.lock().unwrap()
+    }
+
+    pub fn calls(&self, method: &str) -> usize {
+        self.script().calls.iter().filter(|c| **c == method).count()
+    }
+}
+
+/// A config with fast retries for tests.
+pub fn config(servers: &[&str]) -> ClientConfig {
+    ClientConfig {
+        request_timeout: Duration::from_millis(500),
+        retry: RetryPolicy {
+            max_attempts: 6,
+            base_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            deadline: Duration::from_secs(5),
+        },
+        ..ClientConfig::new(servers.iter().copied())
+    }
+}
+
+/// An address nothing listens on.
+pub async fn dead_addr() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    script: Arc<Mutex<Script>>,
+}
+
+fn unavailable(hint: Option<&str>) -> Status {
+    let mut status = Status::unavailable("not the leader");
+    if let Some(hint) = hint {
+        status.metadata_mut().insert(raftq_proto::LEADER_METADATA_KEY, hint.parse().unwrap());
+    }
+    status
+}
+
+fn delivery(queue: &str, id: u64, body: bytes::Bytes) -> proto::Delivery {
+    proto::Delivery {
+        message: Some(proto::MessageView { id, body, delivery_count: 1, ..Default::default() }),
+        receipt: Some(proto::Receipt { queue: queue.to_owned(), message_id: id, attempt: 1 }),
+        lease_expires_at_ms: 1_000,
+    }
+}
+
+impl Node {
+    fn lock(&self) -> MutexGuard<'_, Script> {
+        self.script.lock().unwrap()
+    }
+
+    /// Logs the call, then hangs or fails it as scripted.
+    async fn gate(&self, method: &'static str) -> Result<(), Status> {
+        let (hang, fail) = {
+            let mut s = self.lock();
+            s.calls.push(method);
+            let fail = s.unavailable > 0;
+            if fail {
+                s.unavailable -= 1;
+            }
+            (s.hang, fail.then(|| s.hint.clone()))
+        };
+        if hang {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+        match fail {
+            Some(hint) => Err(unavailable(hint.as_deref())),
+            None => Ok(()),
+        }
+    }
+}
+
+type Deliveries = Pin<Box<dyn Stream<Item = Result<proto::Delivery, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Queue for Node {
+    type SubscribeStream = Deliveries;
+
+    async fn create_queue(
+        &self,
+        req: Request<proto::CreateQueueRequest>,
+    ) -> Result<Response<proto::CreateQueueResponse>, Status> {
+        self.gate("create_queue").await?;
+        let info = proto::QueueInfo { name: req.into_inner().name, ..Default::default() };
+        Ok(Response::new(proto::CreateQueueResponse { queue: Some(info) }))
+    }
+
+    async fn get_queue(
+        &self,
+        req: Request<proto::GetQueueRequest>,
+    ) -> Result<Response<proto::GetQueueResponse>, Status> {
+        self.gate("get_queue").await?;
+        Err(Status::not_found(format!("queue {:?} not found", req.into_inner().name)))
+    }
+
+    async fn list_queues(
+        &self,
+        req: Request<proto::ListQueuesRequest>,
+    ) -> Result<Response<proto::ListQueuesResponse>, Status> {
+        self.gate("list_queues").await?;
+        // Three queues a..c, one per page.
+        let after = req.into_inner().start_after;
+        let next = match after.as_str() {
+            "" => "a",
+            "a" => "b",
+            "b" => "c",
+            _ => return Ok(Response::new(proto::ListQueuesResponse::default())),
+        };
+        let queues = vec![proto::QueueInfo { name: next.into(), ..Default::default() }];
+        let next_start_after = if next == "c" { String::new() } else { next.into() };
+        Ok(Response::new(proto::ListQueuesResponse { queues, next_start_after }))
+    }
+
+    async fn update_queue(
+        &self,
+        _: Request<proto::UpdateQueueRequest>,
+    ) -> Result<Response<proto::UpdateQueueResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn delete_queue(
+        &self,
+        _: Request<proto::DeleteQueueRequest>,
+    ) -> Result<Response<proto::DeleteQueueResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn purge_queue(
+        &self,
+        _: Request<proto::PurgeQueueRequest>,
+    ) -> Result<Response<proto::PurgeQueueResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn publish(&self, req: Request<proto::PublishRequest>) -> Result<Response<proto::PublishResponse>, Status> {
+        let req = req.into_inner();
+        self.lock().publish_keys.push(req.messages.iter().map(|m| m.idempotency_key.clone()).collect());
+        self.gate("publish").await?;
+        let mut s = self.lock();
+        let mut results = Vec::new();
+        for message in req.messages {
+            if let Some(&id) = s.dedup.get(&message.idempotency_key) {
+                results.push(proto::PublishResult { id, duplicate: true });
+                continue;
+            }
+            s.next_id += 1;
+            let id = s.next_id;
+            s.dedup.insert(message.idempotency_key, id);
+            s.ready.push((id, message.body));
+            results.push(proto::PublishResult { id, duplicate: false });
+        }
+        if s.commit_then_fail > 0 {
+            s.commit_then_fail -= 1;
+            return Err(unavailable(s.hint.clone().as_deref()));
+        }
+        Ok(Response::new(proto::PublishResponse { results }))
+    }
+
+    async fn receive(&self, req: Request<proto::ReceiveRequest>) -> Result<Response<proto::ReceiveResponse>, Status> {
+        self.gate("receive").await?;
+        let req = req.into_inner();
+        let mut s = self.lock();
+        let n = (req.max_messages as usize).min(s.ready.len());
+        let deliveries = s.ready.drain(..n).map(|(id, body)| delivery(&req.queue, id, body)).collect();
+        Ok(Response::new(proto::ReceiveResponse { deliveries }))
+    }
+
+    async fn subscribe(
+        &self,
+        req: Request<proto::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        self.gate("subscribe").await?;
+        let queue = req.into_inner().queue;
+        let mut s = self.lock();
+        let n = s.stream_fail_after.unwrap_or(usize::MAX).min(s.ready.len());
+        let mut items: Vec<Result<proto::Delivery, Status>> =
+            s.ready.drain(..n).map(|(id, body)| Ok(delivery(&queue, id, body))).collect();
+        let stream: Deliveries = if s.stream_fail_after.is_some() {
+            items.push(Err(unavailable(s.hint.as_deref())));
+            Box::pin(tokio_stream::iter(items))
+        } else {
+            // Stay open after the ready messages, like a real subscription.
+            Box::pin(futures_util::StreamExt::chain(tokio_stream::iter(items), futures_util::stream::pending()))
+        };
+        Ok(Response::new(stream))
+    }
+
+    async fn ack(&self, req: Request<proto::AckRequest>) -> Result<Response<proto::AckResponse>, Status> {
+        self.gate("ack").await?;
+        let receipts = req.into_inner().receipts;
+        let acked = receipts.len() as u64;
+        self.lock().acked.extend(receipts);
+        Ok(Response::new(proto::AckResponse { acked }))
+    }
+
+    async fn nack(&self, _: Request<proto::NackRequest>) -> Result<Response<proto::NackResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn extend_lease(
+        &self,
+        _: Request<proto::ExtendLeaseRequest>,
+    ) -> Result<Response<proto::ExtendLeaseResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn peek(&self, _: Request<proto::PeekRequest>) -> Result<Response<proto::PeekResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn inspect(&self, _: Request<proto::InspectRequest>) -> Result<Response<proto::InspectResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn redrive(&self, _: Request<proto::RedriveRequest>) -> Result<Response<proto::RedriveResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for Node {
+    async fn status(&self, _: Request<proto::StatusRequest>) -> Result<Response<proto::StatusResponse>, Status> {
+        self.gate("status").await?;
+        let s = self.lock();
+        let (leader_id, leader_address) = match &s.leader {
+            Some((id, addr)) => (Some(*id), addr.clone()),
+            None => (None, String::new()),
+        };
+        Ok(Response::new(proto::StatusResponse {
+            leader_id,
+            leader_address,
+            term: 3,
+            nodes: vec![],
+            node_id: s.node_id,
+        }))
+    }
+
+    async fn add_learner(
+        &self,
+        _: Request<proto::AddLearnerRequest>,
+    ) -> Result<Response<proto::AddLearnerResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn promote_node(
+        &self,
+        _: Request<proto::PromoteNodeRequest>,
+    ) -> Result<Response<proto::PromoteNodeResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn remove_node(
+        &self,
+        _: Request<proto::RemoveNodeRequest>,
+    ) -> Result<Response<proto::RemoveNodeResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn transfer_leader(
+        &self,
+        _: Request<proto::TransferLeaderRequest>,
+    ) -> Result<Response<proto::TransferLeaderResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn trigger_snapshot(
+        &self,
+        _: Request<proto::TriggerSnapshotRequest>,
+    ) -> Result<Response<proto::TriggerSnapshotResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+}

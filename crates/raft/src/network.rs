@@ -1,0 +1,234 @@
+//! The client side of the Raft transport: openraft's `RaftNetworkV2` over
+//! tonic, one cached channel per peer address.
+//!
+//! How a channel is dialled is a parameter ([`Connector`]): production dials
+//! TCP, the simulation dials turmoil sockets, and this code is the same.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::RPCOption;
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{TransferLeaderRequest, TransferLeaderResponse};
+use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
+use raftq_proto::v1::SnapshotChunk;
+use raftq_proto::v1::raft_transport_client::RaftTransportClient;
+use raftq_storage::{Snapshot, SnapshotData, TypeConfig, Vote};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::codec;
+
+/// Largest gRPC message the transport sends or accepts: an append of many
+/// entries or a snapshot chunk, with room to spare.
+pub const TRANSPORT_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Snapshot bytes per streamed chunk unless openraft asks for another size.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Dials a gRPC channel to `host:port`. Channels are lazy: dialling happens
+/// on first use, and a broken connection is re-dialled by the channel.
+pub trait Connector: fmt::Debug + Send + Sync + 'static {
+    fn channel(&self, addr: &str) -> Result<Channel, String>;
+}
+
+/// Dials peers over TCP.
+#[derive(Clone, Debug)]
+pub struct TcpConnector {
+    pub connect_timeout: Duration,
+}
+
+impl Default for TcpConnector {
+    fn default() -> Self {
+        Self { connect_timeout: Duration::from_secs(1) }
+    }
+}
+
+impl Connector for TcpConnector {
+    fn channel(&self, addr: &str) -> Result<Channel, String> {
+        let endpoint =
+            Endpoint::from_shared(format!("http://{addr}")).map_err(|e| format!("bad address {addr:?}: {e}"))?;
+        Ok(endpoint
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .connect_lazy())
+    }
+}
+
+/// openraft's network factory: hands out one client per target, sharing one
+/// cached channel per address.
+#[derive(Clone, Debug)]
+pub struct Network {
+    connector: Arc<dyn Connector>,
+    /// Address → channel. A channel multiplexes every RPC to that peer.
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Network {
+    pub fn new(connector: Arc<dyn Connector>) -> Self {
+        Self { connector, channels: Arc::default() }
+    }
+
+    fn channel(&self, addr: &str) -> Result<Channel, String> {
+        let mut channels = self.channels.lock().expect("channel cache lock poisoned");
+        if let Some(channel) = channels.get(addr) {
+            return Ok(channel.clone());
+        }
+        let channel = self.connector.channel(addr)?;
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
+        let client = self.channel(&node.addr).map(|channel| {
+            RaftTransportClient::new(channel)
+                .max_decoding_message_size(TRANSPORT_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(TRANSPORT_MESSAGE_BYTES_MAX)
+        });
+        Peer { target, addr: node.addr.clone(), client }
+    }
+}
+
+/// The transport to one peer.
+#[derive(Debug)]
+pub struct Peer {
+    target: u64,
+    addr: String,
+    /// `Err` if the address could not even be parsed: every RPC fails.
+    client: Result<RaftTransportClient<Channel>, String>,
+}
+
+fn status_error(status: &tonic::Status) -> RPCError<TypeConfig> {
+    match status.code() {
+        tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::from_string(status.message())),
+        _ => RPCError::Network(NetworkError::from_string(format!("{}: {}", status.code(), status.message()))),
+    }
+}
+
+impl Peer {
+    fn client(&self) -> Result<RaftTransportClient<Channel>, RPCError<TypeConfig>> {
+        self.client.clone().map_err(|e| RPCError::Unreachable(Unreachable::from_string(e)))
+    }
+
+    fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(timeout);
+        request
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        reply: &raftq_proto::v1::RaftPayload,
+    ) -> Result<T, RPCError<TypeConfig>> {
+        codec::decode(reply).map_err(|e| {
+            RPCError::Network(NetworkError::from_string(format!(
+                "bad reply from node {} ({}): {e}",
+                self.target, self.addr
+            )))
+        })
+    }
+
+    async fn send_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        chunk_bytes: usize,
+        timeout: Duration,
+    ) -> Result<SnapshotResponse<TypeConfig>, tonic::Status> {
+        let mut client = self.client().map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let meta = codec::encode(&(vote, snapshot.meta));
+        let data = Bytes::from(snapshot.snapshot.into_inner());
+        let mut chunks = Vec::with_capacity(data.len() / chunk_bytes + 1);
+        let mut offset = 0;
+        loop {
+            let end = (offset + chunk_bytes).min(data.len());
+            chunks.push(SnapshotChunk {
+                meta: (offset == 0).then(|| meta.clone()),
+                offset: offset as u64,
+                data: data.slice(offset..end),
+                done: end == data.len(),
+            });
+            if end == data.len() {
+                break;
+            }
+            offset = end;
+        }
+        let request = Self::request(tokio_stream::iter(chunks), timeout);
+        let reply = client.install_snapshot(request).await?;
+        codec::decode(reply.get_ref()).map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for Peer {
+    type SnapshotData = SnapshotData;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let request = Self::request(codec::encode(&rpc), option.soft_ttl());
+        let reply = self.client()?.append_entries(request).await.map_err(|s| status_error(&s))?;
+        self.decode(reply.get_ref())
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let request = Self::request(codec::encode(&rpc), option.soft_ttl());
+        let reply = self.client()?.vote(request).await.map_err(|s| status_error(&s))?;
+        self.decode(reply.get_ref())
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let request = Self::request(codec::encode(&rpc), option.soft_ttl());
+        let reply = self.client()?.pre_vote(request).await.map_err(|s| status_error(&s))?;
+        self.decode(reply.get_ref())
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let chunk_bytes = option.snapshot_chunk_size().unwrap_or(SNAPSHOT_CHUNK_BYTES).max(1);
+        let timeout = option.hard_ttl();
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            sent = self.send_snapshot(vote, snapshot, chunk_bytes, timeout) => match sent {
+                Ok(response) => Ok(response),
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    Err(StreamingError::Unreachable(Unreachable::from_string(status.message())))
+                }
+                Err(status) => Err(StreamingError::Network(NetworkError::from_string(format!("{}: {}", status.code(), status.message())))),
+            },
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let request = Self::request(codec::encode(&req), option.soft_ttl());
+        let reply = self.client()?.transfer_leader(request).await.map_err(|s| status_error(&s))?;
+        self.decode(reply.get_ref())
+    }
+}

@@ -1,0 +1,212 @@
+//! The `Cluster` service: status, membership changes, leadership transfer,
+//! snapshots. Status answers from this node's view (it is a diagnostic, so
+//! it works without a leader); changes must be sent to the leader.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::{BasicNode, ChangeMembers, ServerState};
+use raftq_proto::v1 as pb;
+use raftq_proto::v1::cluster_server::{Cluster, ClusterServer};
+use raftq_storage::TypeConfig;
+use tonic::{Request, Response, Status};
+
+use crate::error::{fatal, invalid, unavailable_with_hint, write_error};
+use crate::node::{Node, QueueMachine};
+
+pub struct ClusterService<SM: QueueMachine> {
+    node: Arc<Node<SM>>,
+}
+
+impl<SM: QueueMachine> std::fmt::Debug for ClusterService<SM> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterService").field("node", &self.node).finish()
+    }
+}
+
+impl<SM: QueueMachine> ClusterService<SM> {
+    pub fn server(node: Arc<Node<SM>>) -> ClusterServer<Self> {
+        ClusterServer::new(Self { node })
+    }
+
+    fn membership(&self) -> pb::Membership {
+        let metrics = self.node.metrics_now();
+        membership_to_pb(metrics.membership_config.membership())
+    }
+
+    /// Refuses a change on a follower, naming the leader.
+    fn require_leader(&self) -> Result<(), Status> {
+        let metrics = self.node.metrics_now();
+        if metrics.state == ServerState::Leader {
+            return Ok(());
+        }
+        let leader_addr = metrics
+            .current_leader
+            .and_then(|id| metrics.membership_config.membership().get_node(&id).map(|n| n.addr.clone()));
+        Err(unavailable_with_hint("cluster changes go to the leader", leader_addr.as_deref()))
+    }
+}
+
+type Membership = openraft::Membership<u64, BasicNode>;
+
+fn membership_to_pb(membership: &Membership) -> pb::Membership {
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    let member = |(id, node): (&u64, &BasicNode)| pb::Member { node_id: *id, address: node.addr.clone() };
+    pb::Membership {
+        voters: membership.nodes().filter(|(id, _)| voters.contains(id)).map(member).collect(),
+        learners: membership.nodes().filter(|(id, _)| !voters.contains(id)).map(member).collect(),
+    }
+}
+
+fn role(state: ServerState) -> pb::NodeRole {
+    match state {
+        ServerState::Leader => pb::NodeRole::Leader,
+        ServerState::Follower => pb::NodeRole::Follower,
+        ServerState::Candidate => pb::NodeRole::Candidate,
+        ServerState::Learner => pb::NodeRole::Learner,
+        _ => pb::NodeRole::Unspecified,
+    }
+}
+
+fn index(log_id: Option<&openraft::alias::LogIdOf<TypeConfig>>) -> u64 {
+    log_id.map_or(0, |id| id.index)
+}
+
+#[tonic::async_trait]
+impl<SM: QueueMachine> Cluster for ClusterService<SM> {
+    async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        let m = self.node.metrics_now();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        // Followers' progress is only known on the leader (matched index).
+        let matched: BTreeMap<u64, u64> =
+            m.replication.iter().flatten().map(|(id, log_id)| (*id, index(log_id.as_ref()))).collect();
+        let nodes = membership
+            .nodes()
+            .map(|(id, node)| {
+                let voter = voters.contains(id);
+                if *id == m.id {
+                    return pb::NodeStatus {
+                        id: *id,
+                        address: node.addr.clone(),
+                        role: role(m.state) as i32,
+                        voter,
+                        last_log_index: m.last_log_index.unwrap_or(0),
+                        committed_index: index(m.local_committed.as_ref()),
+                        last_applied_index: index(m.last_applied.as_ref()),
+                        reachable: true,
+                    };
+                }
+                let node_role = if Some(*id) == m.current_leader {
+                    pb::NodeRole::Leader
+                } else if voter {
+                    pb::NodeRole::Follower
+                } else {
+                    pb::NodeRole::Learner
+                };
+                let matched_index = matched.get(id).copied();
+                pb::NodeStatus {
+                    id: *id,
+                    address: node.addr.clone(),
+                    role: node_role as i32,
+                    voter,
+                    last_log_index: matched_index.unwrap_or(0),
+                    committed_index: matched_index.map_or(0, |i| i.min(index(m.local_committed.as_ref()))),
+                    last_applied_index: matched_index.map_or(0, |i| i.min(index(m.local_committed.as_ref()))),
+                    reachable: matched_index.is_some() || Some(*id) == m.current_leader,
+                }
+            })
+            .collect();
+        let leader_address =
+            m.current_leader.and_then(|id| membership.get_node(&id).map(|n| n.addr.clone())).unwrap_or_default();
+        Ok(Response::new(pb::StatusResponse {
+            leader_id: m.current_leader,
+            leader_address,
+            term: m.current_term,
+            nodes,
+            node_id: m.id,
+        }))
+    }
+
+    async fn add_learner(
+        &self,
+        request: Request<pb::AddLearnerRequest>,
+    ) -> Result<Response<pb::AddLearnerResponse>, Status> {
+        let r = request.into_inner();
+        if r.node_id == 0 {
+            return Err(invalid("node_id", "must be positive"));
+        }
+        if r.address.is_empty() || r.address.parse::<std::net::SocketAddr>().is_err() && !r.address.contains(':') {
+            return Err(invalid("address", format!("{:?} is not host:port", r.address)));
+        }
+        self.require_leader()?;
+        self.node.raft.add_learner(r.node_id, BasicNode { addr: r.address }, true).await.map_err(write_error)?;
+        Ok(Response::new(pb::AddLearnerResponse { membership: Some(self.membership()) }))
+    }
+
+    async fn promote_node(
+        &self,
+        request: Request<pb::PromoteNodeRequest>,
+    ) -> Result<Response<pb::PromoteNodeResponse>, Status> {
+        let id = request.into_inner().node_id;
+        self.require_leader()?;
+        let members = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+        self.node.raft.change_membership(members, false).await.map_err(write_error)?;
+        Ok(Response::new(pb::PromoteNodeResponse { membership: Some(self.membership()) }))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
+        let id = request.into_inner().node_id;
+        self.require_leader()?;
+        let membership = self.node.metrics_now().membership_config.membership().clone();
+        if membership.get_node(&id).is_none() {
+            return Err(Status::not_found(format!("node {id} is not a member")));
+        }
+        if membership.voter_ids().any(|voter| voter == id) {
+            let members = ChangeMembers::RemoveVoters(BTreeSet::from([id]));
+            self.node.raft.change_membership(members, false).await.map_err(write_error)?;
+        } else {
+            let members = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
+            self.node.raft.change_membership(members, false).await.map_err(write_error)?;
+        }
+        Ok(Response::new(pb::RemoveNodeResponse { membership: Some(self.membership()) }))
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<pb::TransferLeaderRequest>,
+    ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
+        let to = request.into_inner().to_node_id;
+        self.require_leader()?;
+        let membership = self.node.metrics_now().membership_config.membership().clone();
+        if !membership.voter_ids().any(|voter| voter == to) {
+            return Err(Status::failed_precondition(format!("node {to} is not a voter")));
+        }
+        self.node.raft.trigger().transfer_leader(to).await.map_err(fatal)?;
+        Ok(Response::new(pb::TransferLeaderResponse {}))
+    }
+
+    async fn trigger_snapshot(
+        &self,
+        _request: Request<pb::TriggerSnapshotRequest>,
+    ) -> Result<Response<pb::TriggerSnapshotResponse>, Status> {
+        let applied = index(self.node.metrics_now().last_applied.as_ref());
+        self.node.raft.trigger().snapshot().await.map_err(fatal)?;
+        let mut metrics = self.node.metrics();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let snapshot = index(self.node.metrics_now().snapshot.as_ref());
+            if snapshot >= applied {
+                return Ok(Response::new(pb::TriggerSnapshotResponse { snapshot_index: snapshot }));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Status::deadline_exceeded("snapshot did not finish within 30 s"));
+            }
+            self.node.wait_for_change(&mut metrics, Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Conversions between wire types (`raftq_proto::v1`) and the state
+//! machine's types (`raftq_core`). The only place that knows both.
+
+use std::collections::BTreeMap;
+
+use raftq_core as core;
+use raftq_proto::v1 as pb;
+use tonic::Status;
+
+fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {reason}"))
+}
+
+pub fn order_from_pb(value: i32, field: &str) -> Result<Option<core::Order>, Status> {
+    match pb::Order::try_from(value) {
+        Ok(pb::Order::Unspecified) => Ok(None),
+        Ok(pb::Order::Fifo) => Ok(Some(core::Order::Fifo)),
+        Ok(pb::Order::Lifo) => Ok(Some(core::Order::Lifo)),
+        Err(_) => Err(invalid(field, format!("unknown order {value}"))),
+    }
+}
+
+/// A wire config (unset = default / unchanged) as a core update. An empty
+/// `dead_letter_queue` clears it.
+pub fn config_update(config: Option<pb::QueueConfig>) -> Result<core::ConfigUpdate, Status> {
+    let Some(c) = config else { return Ok(core::ConfigUpdate::default()) };
+    let order = match c.order {
+        Some(value) => order_from_pb(value, "config.order")?,
+        None => None,
+    };
+    Ok(core::ConfigUpdate {
+        order,
+        lease_ms: c.lease_ms,
+        max_deliveries: c.max_deliveries,
+        dead_letter_queue: c.dead_letter_queue.map(|q| (!q.is_empty()).then_some(q)),
+        message_ttl_ms: c.message_ttl_ms,
+        max_length: c.max_length,
+        max_bytes: c.max_bytes,
+        default_delay_ms: c.default_delay_ms,
+        dedup_window_ms: c.dedup_window_ms,
+        backoff_base_ms: c.backoff_base_ms,
+        backoff_max_ms: c.backoff_max_ms,
+        max_message_bytes: c.max_message_bytes,
+    })
+}
+
+pub fn config_to_pb(c: &core::QueueConfig) -> pb::QueueConfig {
+    let order = match c.order {
+        core::Order::Fifo => pb::Order::Fifo,
+        core::Order::Lifo => pb::Order::Lifo,
+    };
+    pb::QueueConfig {
+        order: Some(order as i32),
+        lease_ms: Some(c.lease_ms),
+        max_deliveries: Some(c.max_deliveries),
+        dead_letter_queue: Some(c.dead_letter_queue.clone().unwrap_or_default()),
+        message_ttl_ms: Some(c.message_ttl_ms),
+        max_length: Some(c.max_length),
+        max_bytes: Some(c.max_bytes),
+        default_delay_ms: Some(c.default_delay_ms),
+        dedup_window_ms: Some(c.dedup_window_ms),
+        backoff_base_ms: Some(c.backoff_base_ms),
+        backoff_max_ms: Some(c.backoff_max_ms),
+        max_message_bytes: Some(c.max_message_bytes),
+    }
+}
+
+pub fn stats_to_pb(s: &core::QueueStats) -> pb::QueueStats {
+    pb::QueueStats {
+        ready: s.ready,
+        leased: s.leased,
+        delayed: s.delayed,
+        dead: s.dead,
+        total_bytes: s.total_bytes,
+        oldest_ready_age_ms: s.oldest_ready_age_ms,
+        published_total: s.published_total,
+        delivered_total: s.delivered_total,
+        acked_total: s.acked_total,
+        nacked_total: s.nacked_total,
+        expired_total: s.expired_total,
+        dead_lettered_total: s.dead_lettered_total,
+        redriven_total: s.redriven_total,
+        duplicates_total: s.duplicates_total,
+        dedup_evicted_total: s.dedup_evicted_total,
+    }
+}
+
+pub fn queue_info_to_pb(info: &core::QueueInfo) -> pb::QueueInfo {
+    pb::QueueInfo {
+        name: info.name.clone(),
+        config: Some(config_to_pb(&info.config)),
+        stats: Some(stats_to_pb(&info.stats)),
+        created_at_ms: info.created_at_ms,
+    }
+}
+
+pub fn new_message(m: pb::PublishMessage) -> core::NewMessage {
+    core::NewMessage {
+        body: m.body,
+        attributes: m.attributes.into_iter().collect::<BTreeMap<_, _>>(),
+        delay_ms: m.delay_ms,
+        idempotency_key: (!m.idempotency_key.is_empty()).then_some(m.idempotency_key),
+    }
+}
+
+pub fn receipt_from_pb(receipt: Option<pb::Receipt>, field: &str) -> Result<core::Receipt, Status> {
+    let r = receipt.ok_or_else(|| invalid(field, "missing"))?;
+    Ok(core::Receipt { queue: r.queue, message_id: r.message_id, attempt: r.attempt })
+}
+
+pub fn receipt_to_pb(r: &core::Receipt) -> pb::Receipt {
+    pb::Receipt { queue: r.queue.clone(), message_id: r.message_id, attempt: r.attempt }
+}
+
+pub fn state_filter(value: i32) -> Result<core::StateFilter, Status> {
+    match pb::MessageState::try_from(value) {
+        Ok(pb::MessageState::Unspecified) => Ok(core::StateFilter::Any),
+        Ok(pb::MessageState::Ready) => Ok(core::StateFilter::Ready),
+        Ok(pb::MessageState::Delayed) => Ok(core::StateFilter::Delayed),
+        Ok(pb::MessageState::Leased) => Ok(core::StateFilter::Leased),
+        Ok(pb::MessageState::Dead) => Ok(core::StateFilter::Dead),
+        Err(_) => Err(invalid("state", format!("unknown message state {value}"))),
+    }
+}
+
+fn history_to_pb(event: &core::HistoryEvent) -> pb::HistoryEvent {
+    use pb::history_event::{self as h, Kind};
+    let (at_ms, kind) = match event {
+        core::HistoryEvent::Delivered { at_ms, attempt, lease_deadline_ms } => {
+            (*at_ms, Kind::Delivered(h::Delivered { attempt: *attempt, lease_expires_at_ms: *lease_deadline_ms }))
+        }
+        core::HistoryEvent::LeaseExtended { at_ms, attempt, lease_deadline_ms } => (
+            *at_ms,
+            Kind::LeaseExtended(h::LeaseExtended { attempt: *attempt, lease_expires_at_ms: *lease_deadline_ms }),
+        ),
+        core::HistoryEvent::LeaseExpired { at_ms, attempt } => {
+            (*at_ms, Kind::LeaseExpired(h::LeaseExpired { attempt: *attempt }))
+        }
+        core::HistoryEvent::Nacked { at_ms, attempt, reason } => {
+            (*at_ms, Kind::Nacked(h::Nacked { attempt: *attempt, reason: reason.clone() }))
+        }
+        core::HistoryEvent::Retry { at_ms, visible_at_ms } => {
+            (*at_ms, Kind::Requeued(h::Requeued { visible_at_ms: *visible_at_ms }))
+        }
+        core::HistoryEvent::DeadLettered { at_ms, reason, target_queue } => (
+            *at_ms,
+            Kind::DeadLettered(h::DeadLettered {
+                reason: reason.clone(),
+                target_queue: target_queue.clone().unwrap_or_default(),
+            }),
+        ),
+        core::HistoryEvent::Redriven { at_ms, from_queue } => {
+            (*at_ms, Kind::Redriven(h::Redriven { from_queue: from_queue.clone().unwrap_or_default() }))
+        }
+    };
+    pb::HistoryEvent { at_ms, kind: Some(kind) }
+}
+
+/// A stored message as the wire shows it; `with_history` adds its events.
+pub fn message_to_pb(m: &core::Message, with_history: bool) -> pb::MessageView {
+    let (state, visible_at_ms, lease_expires_at_ms) = match m.state {
+        core::MessageState::Ready => (pb::MessageState::Ready, 0, 0),
+        core::MessageState::Delayed { visible_at_ms } => (pb::MessageState::Delayed, visible_at_ms, 0),
+        core::MessageState::Leased { deadline_ms, .. } => (pb::MessageState::Leased, 0, deadline_ms),
+        core::MessageState::Dead => (pb::MessageState::Dead, 0, 0),
+    };
+    let mut history: Vec<pb::HistoryEvent> = Vec::new();
+    if with_history {
+        let published = pb::history_event::Published { visible_at_ms: m.published_at_ms };
+        history.push(pb::HistoryEvent {
+            at_ms: m.published_at_ms,
+            kind: Some(pb::history_event::Kind::Published(published)),
+        });
+        history.extend(m.history.iter().map(history_to_pb));
+    }
+    pb::MessageView {
+        id: m.id,
+        body: m.body.clone(),
+        attributes: m.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        published_at_ms: m.published_at_ms,
+        delivery_count: m.delivery_count,
+        state: state as i32,
+        visible_at_ms,
+        lease_expires_at_ms,
+        expires_at_ms: m.expires_at_ms.unwrap_or(0),
+        idempotency_key: m.idempotency_key.clone().unwrap_or_default(),
+        dead_letter: m.dead_letter.as_ref().map(|d| pb::DeadLetterInfo {
+            source_queue: d.source_queue.clone(),
+            source_id: d.source_id,
+            delivery_count: d.delivery_count,
+            reason: d.reason.clone(),
+            dead_lettered_at_ms: d.dead_lettered_at_ms,
+        }),
+        history,
+    }
+}
+
+pub fn delivery_to_pb(d: &core::Delivery) -> pb::Delivery {
+    pb::Delivery {
+        message: Some(message_to_pb(&d.message, false)),
+        receipt: Some(receipt_to_pb(&d.receipt)),
+        lease_expires_at_ms: d.lease_deadline_ms,
+    }
+}

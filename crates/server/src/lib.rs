@@ -1,0 +1,179 @@
+//! # raftq-server: the gRPC server of one raftq node
+//!
+//! [`serve`] runs a node: it starts openraft over the given storage, and
+//! serves `Queue`, `Cluster`, the internal `RaftTransport`, `grpc.health.v1`
+//! and server reflection on one listener until `shutdown` resolves.
+//!
+//! ## Layout
+//! - `node`: propose a command and get its replicated answer; linearizable
+//!   reads; waiting for change. The [`Clock`] seam.
+//! - `queue_service`, `subscribe`: the client API. `cluster_service`: admin.
+//! - `ticker`: the leader proposes a `Tick` when a timer is due.
+//! - `convert`: wire ⇄ core types. `error`: everything ⇄ `tonic::Status`.
+//!
+//! ## Invariants
+//! - Nothing binds, dials or reads the environment here: the listener's
+//!   stream, the [`Connector`], the storage, the clock and the shutdown
+//!   signal are parameters, so the simulation runs this same code.
+//! - A client hears OK only after its command was committed by a majority
+//!   (each fsynced, by the storage) and applied: `client_write` returns then.
+//! - Every command is validated before it is proposed; every read passes a
+//!   read-index barrier first; a follower answers UNAVAILABLE with the
+//!   leader's address in `raftq-leader`.
+//! - No lock is held across an `.await`; waiting is on watches, never polls.
+
+mod cluster_service;
+mod convert;
+mod error;
+mod node;
+mod queue_service;
+mod subscribe;
+mod ticker;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use openraft::Raft;
+use openraft::storage::RaftLogStorage;
+use raftq_proto::v1::cluster_server::ClusterServer;
+use raftq_proto::v1::queue_server::QueueServer;
+use raftq_raft::network::{Connector, Network};
+use raftq_raft::transport::TransportService;
+use raftq_raft::{Peers, RaftSettings};
+use raftq_storage::TypeConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_stream::Stream;
+use tonic::transport::server::Connected;
+
+pub use node::{Clock, Node, QueueMachine, SystemClock};
+pub use queue_service::{CLIENT_MESSAGE_BYTES_MAX, RECEIVE_WAIT_MS_MAX};
+
+/// What a node needs to know to run, built once by the CLI and validated.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub node_id: u64,
+    /// Every initial voter's id and address (this node's included, unless
+    /// it is joining an existing cluster as a learner).
+    pub peers: Peers,
+    pub raft: RaftSettings,
+    pub cluster_name: String,
+}
+
+impl ServerConfig {
+    pub fn validate(&self) -> Result<(), ServerError> {
+        if self.node_id == 0 {
+            return Err(ServerError::Config("node id must be positive".into()));
+        }
+        if self.peers.contains_key(&0) {
+            return Err(ServerError::Config("peer ids must be positive".into()));
+        }
+        if self.raft.election_timeout_min_ms <= self.raft.heartbeat_ms
+            || self.raft.election_timeout_max_ms <= self.raft.election_timeout_min_ms
+        {
+            return Err(ServerError::Config("need heartbeat < election timeout min < max".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Why a node could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("bad configuration: {0}")]
+    Config(String),
+    #[error("raft configuration: {0}")]
+    RaftConfig(#[from] openraft::ConfigError),
+    #[error("raft failed: {0}")]
+    Raft(String),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Runs one node until `shutdown` resolves, then stops Raft cleanly.
+pub async fn serve<SM, LS, I, IO, IE>(
+    config: ServerConfig,
+    log_store: LS,
+    state_machine: SM,
+    incoming: I,
+    connector: Arc<dyn Connector>,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError>
+where
+    SM: QueueMachine,
+    LS: RaftLogStorage<TypeConfig>,
+    I: Stream<Item = Result<IO, IE>> + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    config.validate()?;
+    let raft_config = config.raft.openraft_config(&config.cluster_name)?;
+    let network = Network::new(connector);
+    let raft = Raft::new(config.node_id, raft_config, network, log_store, state_machine)
+        .await
+        .map_err(|e| ServerError::Raft(e.to_string()))?;
+    let node = Arc::new(Node::new(config.node_id, raft.clone(), clock));
+
+    let bootstrap_raft = raft.clone();
+    let (node_id, peers) = (config.node_id, config.peers.clone());
+    tokio::spawn(async move {
+        match raftq_raft::bootstrap(&bootstrap_raft, node_id, &peers).await {
+            Ok(true) => tracing::info!(node_id, "initialized a new cluster"),
+            Ok(false) => tracing::info!(node_id, "cluster already initialized; recovering"),
+            Err(e) => tracing::error!(node_id, error = %e, "cluster initialization failed"),
+        }
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let ticker = tokio::spawn(ticker::run(node.clone(), stop_rx.clone()));
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let health_task = tokio::spawn(report_health(node.clone(), health, stop_rx));
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(raftq_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServerError::Config(format!("reflection: {e}")))?;
+
+    let served = tonic::transport::Server::builder()
+        .add_service(queue_service::QueueService::server(node.clone()))
+        .add_service(cluster_service::ClusterService::server(node.clone()))
+        .add_service(TransportService::server(raft.clone()))
+        .add_service(health_service)
+        .add_service(reflection)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+
+    let _ = stop_tx.send(true);
+    let _ = ticker.await;
+    let _ = health_task.await;
+    raft.shutdown().await.map_err(|e| ServerError::Raft(e.to_string()))?;
+    served?;
+    Ok(())
+}
+
+/// Serves `grpc.health.v1`: the whole server is SERVING while it runs;
+/// `raftq.v1.Queue` is SERVING while this node knows a leader.
+async fn report_health<SM: QueueMachine>(
+    node: Arc<Node<SM>>,
+    reporter: tonic_health::server::HealthReporter,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut metrics = node.metrics();
+    let mut last = None;
+    loop {
+        let has_leader = node.metrics_now().current_leader.is_some();
+        if last != Some(has_leader) {
+            if has_leader {
+                reporter.set_serving::<QueueServer<queue_service::QueueService<SM>>>().await;
+                reporter.set_serving::<ClusterServer<cluster_service::ClusterService<SM>>>().await;
+            } else {
+                reporter.set_not_serving::<QueueServer<queue_service::QueueService<SM>>>().await;
+            }
+            last = Some(has_leader);
+        }
+        tokio::select! {
+            _ = node.wait_for_change(&mut metrics, std::time::Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

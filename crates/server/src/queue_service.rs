@@ -1,0 +1,289 @@
+//! The client-facing `Queue` service. Mutations (receive included) are
+//! proposed through Raft; reads go through a read-index barrier.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::Stream;
+use raftq_core::limits::{LIST_QUEUES_MAX, PEEK_MESSAGES_MAX, REDRIVE_MESSAGES_MAX};
+use raftq_core::{Command, NackOutcome, Outcome, validate_queue_name};
+use raftq_proto::v1 as pb;
+use raftq_proto::v1::queue_server::{Queue, QueueServer};
+use tokio::time::Instant;
+use tonic::{Request, Response, Status};
+
+use crate::convert;
+use crate::error::invalid;
+use crate::node::{Node, QueueMachine};
+use crate::subscribe;
+
+/// Longest long-poll a receive may ask for (PRODUCT.md: up to 20 s).
+pub const RECEIVE_WAIT_MS_MAX: u64 = 20_000;
+/// Largest gRPC message a client may send or receive: a 4 MiB publish batch
+/// or an 8 MiB receive, with room for framing.
+pub const CLIENT_MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+pub struct QueueService<SM: QueueMachine> {
+    node: Arc<Node<SM>>,
+}
+
+impl<SM: QueueMachine> std::fmt::Debug for QueueService<SM> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueService").field("node", &self.node).finish()
+    }
+}
+
+impl<SM: QueueMachine> QueueService<SM> {
+    pub fn server(node: Arc<Node<SM>>) -> QueueServer<Self> {
+        QueueServer::new(Self { node })
+            .max_decoding_message_size(CLIENT_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(CLIENT_MESSAGE_BYTES_MAX)
+    }
+}
+
+fn unexpected(outcome: Outcome) -> Status {
+    Status::internal(format!("state machine answered {outcome:?}"))
+}
+
+fn check_name(field: &str, name: &str) -> Result<(), Status> {
+    validate_queue_name(name).map_err(|e| crate::error::queue_error(e.in_field(field)))
+}
+
+/// Waits (without polling) until `queue` may have a visible message, or
+/// until `deadline`. Returns false at the deadline.
+pub(crate) async fn wait_visible<SM: QueueMachine>(
+    node: &Node<SM>,
+    metrics: &mut crate::node::MetricsWatch,
+    queue: &str,
+    deadline: Instant,
+) -> Result<bool, Status> {
+    loop {
+        let name = queue.to_string();
+        if node.local_read(move |state| state.has_visible(&name)).await? {
+            return Ok(true);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        node.wait_for_change(metrics, deadline - now).await;
+    }
+}
+
+#[tonic::async_trait]
+impl<SM: QueueMachine> Queue for QueueService<SM> {
+    async fn create_queue(
+        &self,
+        request: Request<pb::CreateQueueRequest>,
+    ) -> Result<Response<pb::CreateQueueResponse>, Status> {
+        let r = request.into_inner();
+        let config = convert::config_update(r.config)?;
+        match self.node.propose(Command::CreateQueue { name: r.name, config }).await? {
+            Outcome::QueueCreated(info) => {
+                Ok(Response::new(pb::CreateQueueResponse { queue: Some(convert::queue_info_to_pb(&info)) }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn get_queue(&self, request: Request<pb::GetQueueRequest>) -> Result<Response<pb::GetQueueResponse>, Status> {
+        let name = request.into_inner().name;
+        check_name("name", &name)?;
+        let info = self.node.read(move |state| state.queue_info(&name)).await?.map_err(crate::error::queue_error)?;
+        Ok(Response::new(pb::GetQueueResponse { queue: Some(convert::queue_info_to_pb(&info)) }))
+    }
+
+    async fn list_queues(
+        &self,
+        request: Request<pb::ListQueuesRequest>,
+    ) -> Result<Response<pb::ListQueuesResponse>, Status> {
+        let r = request.into_inner();
+        let limit = if r.limit == 0 { 100 } else { r.limit };
+        if limit > LIST_QUEUES_MAX {
+            return Err(invalid("limit", format!("{limit} exceeds {LIST_QUEUES_MAX}")));
+        }
+        let (page, next) = self.node.read(move |state| state.list_queues(&r.prefix, &r.start_after, limit)).await?;
+        Ok(Response::new(pb::ListQueuesResponse {
+            queues: page.iter().map(convert::queue_info_to_pb).collect(),
+            next_start_after: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn update_queue(
+        &self,
+        request: Request<pb::UpdateQueueRequest>,
+    ) -> Result<Response<pb::UpdateQueueResponse>, Status> {
+        let r = request.into_inner();
+        let update = convert::config_update(r.config)?;
+        match self.node.propose(Command::UpdateQueue { name: r.name, update }).await? {
+            Outcome::QueueUpdated(info) => {
+                Ok(Response::new(pb::UpdateQueueResponse { queue: Some(convert::queue_info_to_pb(&info)) }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn delete_queue(
+        &self,
+        request: Request<pb::DeleteQueueRequest>,
+    ) -> Result<Response<pb::DeleteQueueResponse>, Status> {
+        match self.node.propose(Command::DeleteQueue { name: request.into_inner().name }).await? {
+            Outcome::QueueDeleted { messages_deleted } => {
+                Ok(Response::new(pb::DeleteQueueResponse { messages_deleted }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn purge_queue(
+        &self,
+        request: Request<pb::PurgeQueueRequest>,
+    ) -> Result<Response<pb::PurgeQueueResponse>, Status> {
+        match self.node.propose(Command::PurgeQueue { name: request.into_inner().name }).await? {
+            Outcome::QueuePurged { messages_purged } => Ok(Response::new(pb::PurgeQueueResponse { messages_purged })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn publish(&self, request: Request<pb::PublishRequest>) -> Result<Response<pb::PublishResponse>, Status> {
+        let r = request.into_inner();
+        let messages = r.messages.into_iter().map(convert::new_message).collect();
+        match self.node.propose(Command::Publish { queue: r.queue, messages }).await? {
+            Outcome::Published(results) => Ok(Response::new(pb::PublishResponse {
+                results: results.iter().map(|p| pb::PublishResult { id: p.id, duplicate: p.duplicate }).collect(),
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn receive(&self, request: Request<pb::ReceiveRequest>) -> Result<Response<pb::ReceiveResponse>, Status> {
+        let r = request.into_inner();
+        if r.wait_ms > RECEIVE_WAIT_MS_MAX {
+            return Err(invalid("wait_ms", format!("{} exceeds {RECEIVE_WAIT_MS_MAX}", r.wait_ms)));
+        }
+        let deadline = Instant::now() + Duration::from_millis(r.wait_ms);
+        let mut metrics = self.node.metrics();
+        loop {
+            let command =
+                Command::Receive { queue: r.queue.clone(), max_messages: r.max_messages, lease_ms: r.lease_ms };
+            let deliveries = match self.node.propose(command).await? {
+                Outcome::Received(deliveries) => deliveries,
+                other => return Err(unexpected(other)),
+            };
+            if !deliveries.is_empty() || !wait_visible(&self.node, &mut metrics, &r.queue, deadline).await? {
+                let deliveries = deliveries.iter().map(convert::delivery_to_pb).collect();
+                return Ok(Response::new(pb::ReceiveResponse { deliveries }));
+            }
+        }
+    }
+
+    type SubscribeStream = Pin<Box<dyn Stream<Item = Result<pb::Delivery, Status>> + Send + 'static>>;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let stream = subscribe::start(self.node.clone(), request.into_inner())?;
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn ack(&self, request: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
+        let receipts = request
+            .into_inner()
+            .receipts
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| convert::receipt_from_pb(Some(r), &format!("receipts[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        match self.node.propose(Command::Ack { receipts }).await? {
+            Outcome::Acked { count } => Ok(Response::new(pb::AckResponse { acked: count })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn nack(&self, request: Request<pb::NackRequest>) -> Result<Response<pb::NackResponse>, Status> {
+        let r = request.into_inner();
+        let receipt = convert::receipt_from_pb(r.receipt, "receipt")?;
+        let command = Command::Nack { receipt, delay_ms: r.delay_ms, dead_letter: r.dead_letter, reason: r.reason };
+        match self.node.propose(command).await? {
+            Outcome::Nacked(NackOutcome::Redeliver { visible_at_ms }) => {
+                Ok(Response::new(pb::NackResponse { outcome: pb::NackOutcome::Redeliver as i32, visible_at_ms }))
+            }
+            Outcome::Nacked(NackOutcome::DeadLettered { .. }) => {
+                Ok(Response::new(pb::NackResponse { outcome: pb::NackOutcome::DeadLettered as i32, visible_at_ms: 0 }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn extend_lease(
+        &self,
+        request: Request<pb::ExtendLeaseRequest>,
+    ) -> Result<Response<pb::ExtendLeaseResponse>, Status> {
+        let r = request.into_inner();
+        let receipt = convert::receipt_from_pb(r.receipt, "receipt")?;
+        match self.node.propose(Command::ExtendLease { receipt, lease_ms: r.lease_ms }).await? {
+            Outcome::LeaseExtended { deadline_ms } => {
+                Ok(Response::new(pb::ExtendLeaseResponse { lease_expires_at_ms: deadline_ms }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn peek(&self, request: Request<pb::PeekRequest>) -> Result<Response<pb::PeekResponse>, Status> {
+        let r = request.into_inner();
+        check_name("queue", &r.queue)?;
+        let filter = convert::state_filter(r.state)?;
+        let limit = if r.limit == 0 { 100 } else { r.limit };
+        if limit > PEEK_MESSAGES_MAX {
+            return Err(invalid("limit", format!("{limit} exceeds {PEEK_MESSAGES_MAX}")));
+        }
+        let page = self
+            .node
+            .read(move |state| state.peek(&r.queue, filter, r.after_id, limit))
+            .await?
+            .map_err(crate::error::queue_error)?;
+        Ok(Response::new(pb::PeekResponse {
+            messages: page.messages.iter().map(|m| convert::message_to_pb(m, false)).collect(),
+            next_after_id: page.next_after_id.unwrap_or(0),
+        }))
+    }
+
+    async fn inspect(&self, request: Request<pb::InspectRequest>) -> Result<Response<pb::InspectResponse>, Status> {
+        let r = request.into_inner();
+        check_name("queue", &r.queue)?;
+        let message =
+            self.node.read(move |state| state.inspect(&r.queue, r.id)).await?.map_err(crate::error::queue_error)?;
+        Ok(Response::new(pb::InspectResponse { message: Some(convert::message_to_pb(&message, true)) }))
+    }
+
+    async fn redrive(&self, request: Request<pb::RedriveRequest>) -> Result<Response<pb::RedriveResponse>, Status> {
+        let r = request.into_inner();
+        check_name("queue", &r.queue)?;
+        if r.messages_per_second == Some(0) {
+            return Err(invalid("messages_per_second", "must be positive when set"));
+        }
+        let wanted = if r.max_messages == 0 { u64::MAX } else { r.max_messages };
+        // Each command moves at most one batch; a rate limit makes batches
+        // of one second's worth and paces them.
+        let batch = r.messages_per_second.unwrap_or(REDRIVE_MESSAGES_MAX).min(REDRIVE_MESSAGES_MAX);
+        let mut moved = 0u64;
+        while moved < wanted {
+            let started = Instant::now();
+            let max_messages = (wanted - moved).min(u64::from(batch)) as u32;
+            let command = Command::Redrive { queue: r.queue.clone(), max_messages };
+            let Outcome::Redriven { moved: now_moved } = self.node.propose(command).await? else {
+                return Err(Status::internal("redrive answered something else"));
+            };
+            moved += now_moved;
+            if now_moved < u64::from(max_messages) {
+                break;
+            }
+            if r.messages_per_second.is_some() {
+                tokio::time::sleep_until(started + Duration::from_secs(1)).await;
+            }
+        }
+        Ok(Response::new(pb::RedriveResponse { moved }))
+    }
+}

@@ -1,0 +1,94 @@
+//! Server-streaming delivery with a prefetch window (RabbitMQ's basic.qos):
+//! the stream holds at most `prefetch` live leases; an ack, nack or lease
+//! end frees a slot and the server pushes the next visible message. When the
+//! consumer goes away, its live leases are nacked ("consumer gone") so the
+//! retry policy redelivers them without waiting out the lease.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use raftq_core::limits::RECEIVE_MESSAGES_MAX;
+use raftq_core::{Command, Outcome, Receipt, validate_queue_name};
+use raftq_proto::v1 as pb;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use crate::convert;
+use crate::error::{invalid, queue_error};
+use crate::node::{Node, QueueMachine};
+use crate::queue_service::wait_visible;
+
+/// How long one wait for a visible message lasts before the loop checks
+/// that the consumer is still there.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// Validates the request and starts the delivery task.
+pub fn start<SM: QueueMachine>(
+    node: Arc<Node<SM>>,
+    request: pb::SubscribeRequest,
+) -> Result<ReceiverStream<Result<pb::Delivery, Status>>, Status> {
+    validate_queue_name(&request.queue).map_err(|e| queue_error(e.in_field("queue")))?;
+    if !(1..=RECEIVE_MESSAGES_MAX).contains(&request.prefetch) {
+        return Err(invalid("prefetch", format!("{} is outside 1..={RECEIVE_MESSAGES_MAX}", request.prefetch)));
+    }
+    let (tx, rx) = mpsc::channel(request.prefetch as usize);
+    tokio::spawn(async move {
+        let mut outstanding = Vec::new();
+        if let Err(status) = deliver(&node, &request, &tx, &mut outstanding).await {
+            let _ = tx.send(Err(status)).await;
+        }
+        release(&node, outstanding).await;
+    });
+    Ok(ReceiverStream::new(rx))
+}
+
+async fn deliver<SM: QueueMachine>(
+    node: &Node<SM>,
+    request: &pb::SubscribeRequest,
+    tx: &mpsc::Sender<Result<pb::Delivery, Status>>,
+    outstanding: &mut Vec<Receipt>,
+) -> Result<(), Status> {
+    let mut metrics = node.metrics();
+    loop {
+        if tx.is_closed() {
+            return Ok(());
+        }
+        let held = std::mem::take(outstanding);
+        *outstanding =
+            node.local_read(move |state| held.into_iter().filter(|r| state.receipt_is_live(r)).collect()).await?;
+        let credit = request.prefetch.saturating_sub(outstanding.len() as u32);
+        if credit == 0 {
+            node.wait_for_change(&mut metrics, IDLE_CHECK).await;
+            continue;
+        }
+        let command =
+            Command::Receive { queue: request.queue.clone(), max_messages: credit, lease_ms: request.lease_ms };
+        let Outcome::Received(deliveries) = node.propose(command).await? else {
+            return Err(Status::internal("receive answered something else"));
+        };
+        if deliveries.is_empty() {
+            wait_visible(node, &mut metrics, &request.queue, Instant::now() + IDLE_CHECK).await?;
+            continue;
+        }
+        for delivery in deliveries {
+            outstanding.push(delivery.receipt.clone());
+            if tx.send(Ok(convert::delivery_to_pb(&delivery))).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Gives back the leases a departed consumer still held.
+async fn release<SM: QueueMachine>(node: &Node<SM>, receipts: Vec<Receipt>) {
+    for receipt in receipts {
+        let command = Command::Nack { receipt, delay_ms: None, dead_letter: false, reason: "consumer gone".into() };
+        // A lease that ended meanwhile, or a lost leadership, is fine: the
+        // lease then simply runs out and the message is redelivered.
+        if let Err(status) = node.propose(command).await {
+            tracing::debug!(%status, "could not release a lease of a closed subscription");
+        }
+    }
+}

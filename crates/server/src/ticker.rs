@@ -1,0 +1,55 @@
+//! The leader's clock tick: when the state's next timer (a delay end, a
+//! lease end, a TTL) is due, the leader proposes a `Tick` entry, so timed
+//! changes are applied — and long-polling consumers woken — even when no
+//! client writes. Followers only wait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::ServerState;
+use raftq_core::Command;
+use tokio::sync::watch;
+
+use crate::node::{Node, QueueMachine};
+
+/// Longest sleep between checks, so a new earlier timer is never missed by
+/// more than this even if no entry is applied meanwhile.
+const TICK_CHECK_MAX: Duration = Duration::from_secs(1);
+/// Shortest pause after a failed tick, so a node without quorum does not spin.
+const TICK_RETRY: Duration = Duration::from_millis(100);
+
+pub async fn run<SM: QueueMachine>(node: Arc<Node<SM>>, mut shutdown: watch::Receiver<bool>) {
+    let mut metrics = node.metrics();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let wait = match next_wait(&node).await {
+            Some(Duration::ZERO) => {
+                if let Err(status) = node.propose(Command::Tick).await {
+                    tracing::debug!(%status, "tick not applied");
+                    TICK_RETRY
+                } else {
+                    continue;
+                }
+            }
+            Some(wait) => wait,
+            None => TICK_CHECK_MAX,
+        };
+        tokio::select! {
+            _ = node.wait_for_change(&mut metrics, wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// How long until the next tick is due on this leader; `None` if this node
+/// is not the leader or has no timer pending.
+async fn next_wait<SM: QueueMachine>(node: &Node<SM>) -> Option<Duration> {
+    if node.metrics_now().state != ServerState::Leader {
+        return None;
+    }
+    let due_ms = node.local_read(|state| state.next_timer_ms()).await.ok()??;
+    let now_ms = node.stamp_ms();
+    Some(Duration::from_millis(due_ms.saturating_sub(now_ms)).min(TICK_CHECK_MAX))
+}

@@ -1,0 +1,44 @@
+//! Why a store refuses to open, and how read-time damage reaches openraft.
+
+use std::io;
+
+use raftq_core::SnapshotError;
+
+use crate::codec::RecordError;
+
+/// Opening a store failed: the node must not start on this data.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("log entry {index} {source} in {origin}: refusing to start")]
+    CorruptLog { index: u64, origin: String, source: RecordError },
+    #[error("log entry {index} in {origin} holds the entry for index {found}: refusing to start")]
+    MisplacedLog { index: u64, found: u64, origin: String },
+    #[error("log in {origin} has a hole: entry {missing} is missing below entry {above}: refusing to start")]
+    LogHole { missing: u64, above: u64, origin: String },
+    #[error(
+        "log in {origin} starts at entry {first}, but the purge mark says entries up to {purged} were purged: refusing to start"
+    )]
+    LogStart { first: u64, purged: u64, origin: String },
+    #[error("log key {key:02x?} in {origin} is not a log index: refusing to start")]
+    BadLogKey { key: Vec<u8>, origin: String },
+    #[error("stored {what} {source} in {origin}: refusing to start")]
+    CorruptMeta { what: &'static str, origin: String, source: RecordError },
+    #[error("stored snapshot in {origin} is unusable: {source}: refusing to start")]
+    CorruptSnapshot { origin: String, source: SnapshotError },
+    #[error("RocksDB at {origin}: {source}")]
+    Rocks { origin: String, source: rocksdb::Error },
+    #[error("{0}: refusing to start")]
+    Io(#[from] io::Error),
+}
+
+/// A stored record that fails its frame check, as the `io::Error` openraft
+/// wants. openraft turns it into a fatal storage error: the node stops
+/// serving instead of handing out damaged data.
+pub(crate) fn corrupt(what: impl std::fmt::Display, origin: &str, err: RecordError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("{what} {err} in {origin}"))
+}
+
+/// A RocksDB failure as an `io::Error`.
+pub(crate) fn rocks_io(err: rocksdb::Error) -> io::Error {
+    io::Error::other(format!("RocksDB: {err}"))
+}

@@ -1,0 +1,63 @@
+//! # raftq-storage: openraft storage for raftq
+//!
+//! openraft's log store and state machine, twice: on RocksDB for real
+//! nodes, and as an in-memory, fault-injecting twin for deterministic
+//! simulation. Both run openraft's storage conformance suite.
+//!
+//! ## Layout
+//! - [`types`]: the openraft [`TypeConfig`], [`LogPayload`] (leader time +
+//!   commands, group-committed into one entry) and [`ApplyResult`].
+//! - `codec`: the record frame both stores write (format version, length,
+//!   crc32c, postcard payload), and log keys.
+//! - `recovery`: the checks run at open, and the torn-tail rule.
+//! - [`machine`]: the state machine over `raftq_core::QueueState`, generic
+//!   over where its one snapshot is persisted ([`SnapshotVault`]).
+//! - [`rocks`]: the RocksDB store ([`RocksStore::open`]) and its
+//!   group-commit WAL sync thread.
+//! - [`mem`]: the twin ([`MemStore::open`]) on a [`MemDisk`] that survives
+//!   simulated crashes and injects faults.
+//! - [`error`]: [`OpenError`], why a store refuses to open.
+//!
+//! ## What is persisted when
+//! - `append`: entries are written at once (readable when `append`
+//!   returns) and its callback fires only after a sync covering them.
+//!   RocksDB: concurrent appends share one WAL fsync (group commit).
+//! - `save_vote`, `truncate_after`, `purge`: return only after a sync.
+//! - `save_committed`: written, synced by the next sync.
+//! - `apply`: memory only. The state is rebuilt on open from the persisted
+//!   snapshot plus openraft re-applying committed entries after it.
+//! - Snapshots (built or installed): metadata and data in one record,
+//!   synced, before openraft learns of them.
+//!
+//! ## Invariants
+//! - An append's callback fires only after the write that holds its entries
+//!   is synced (the twin's test-only `ack_before_sync` mode breaks this on
+//!   purpose).
+//! - A record failing its checksum is never served: reads fail with an
+//!   `InvalidData` error, which openraft treats as fatal.
+//! - Open refuses damaged data with an error naming the record and the
+//!   path; the only damage it repairs is a torn newest log record above the
+//!   committed index (a crash artefact: it was never acknowledged).
+//! - A snapshot's last log id is stored in the same record as the state it
+//!   produced, and the stored snapshot never moves backwards.
+//! - Applying is deterministic: entries strictly in index order, commands in
+//!   entry order at the entry's time. An unknown payload format or an
+//!   out-of-order entry panics: a replica stops rather than diverges.
+//! - The twin uses no threads, clock or randomness.
+
+pub mod codec;
+pub mod error;
+pub mod machine;
+pub mod mem;
+mod recovery;
+pub mod rocks;
+pub mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::OpenError;
+pub use machine::{SnapshotBuilder, SnapshotVault, StateMachine, StoredSnapshot};
+pub use mem::{MemDisk, MemLogStore, MemStateMachine, MemStore};
+pub use rocks::{RocksLogStore, RocksStateMachine, RocksStore};
+pub use types::*;

@@ -1,0 +1,191 @@
+//! `MemDisk`: the simulated disk behind the in-memory twin.
+//!
+//! ## Fault model
+//!
+//! The disk holds two images: `live` (what reads see) and `durable` (what
+//! survives a crash). A write changes `live` at once and is *pending* until
+//! a sync, which makes every pending write durable in order, like fsync on
+//! a write-ahead log. The faults:
+//! - [`MemDisk::crash`]: power loss. Pending writes vanish, and every store
+//!   opened before the crash fails from then on (its process is dead);
+//!   reopening recovers exactly the synced writes.
+//! - [`MemDisk::corrupt_log_entry`]: a flipped bit in a stored log record.
+//!   The next read or open of that record fails its checksum.
+//! - [`MemDisk::tear_last_write`]: power loss while the newest log record
+//!   was being written: it is left half-written. Open drops it under the
+//!   torn-tail rule (see `recovery`).
+//! - [`MemDisk::set_ack_before_sync`]: a broken store that acknowledges an
+//!   append before syncing it, so a crash loses acknowledged entries. Only
+//!   for proving that the simulation's checker catches lost messages.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// One write, as the store issues it.
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    PutLog(u64, Vec<u8>),
+    /// Deletes log records in `[from, to)`.
+    DeleteLog {
+        from: u64,
+        to: u64,
+    },
+    PutMeta(&'static str, Vec<u8>),
+    PutSnapshot(Vec<u8>),
+}
+
+/// Everything stored: framed records, as the RocksDB store keeps them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Image {
+    pub(crate) log: BTreeMap<u64, Vec<u8>>,
+    pub(crate) meta: BTreeMap<&'static str, Vec<u8>>,
+    pub(crate) snapshot: Option<Vec<u8>>,
+}
+
+impl Image {
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::PutLog(index, record) => {
+                self.log.insert(*index, record.clone());
+            }
+            Op::DeleteLog { from, to } if from >= to => {}
+            Op::DeleteLog { from, to } => {
+                let doomed: Vec<u64> = self.log.range(*from..*to).map(|(index, _)| *index).collect();
+                for index in doomed {
+                    self.log.remove(&index);
+                }
+            }
+            Op::PutMeta(key, record) => {
+                self.meta.insert(key, record.clone());
+            }
+            Op::PutSnapshot(record) => self.snapshot = Some(record.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct DiskState {
+    /// What reads see: durable plus pending writes.
+    pub(crate) live: Image,
+    /// What survives a crash.
+    durable: Image,
+    /// Applied to `live`, not yet to `durable`, in issue order.
+    pending: Vec<Op>,
+    /// Bumped by every crash: stores opened in an older generation fail.
+    generation: u64,
+    /// Syncs done, for group-commit and fault tests.
+    syncs: u64,
+    /// The test-only broken mode: acknowledge appends before syncing them.
+    ack_before_sync: bool,
+}
+
+impl DiskState {
+    /// Issues `ops`; with `sync`, then makes every pending write durable.
+    pub(crate) fn write(&mut self, ops: Vec<Op>, sync: bool) {
+        for op in &ops {
+            self.live.apply(op);
+        }
+        self.pending.extend(ops);
+        if sync {
+            self.sync();
+        }
+    }
+
+    fn sync(&mut self) {
+        for op in self.pending.drain(..) {
+            self.durable.apply(&op);
+        }
+        self.syncs += 1;
+    }
+
+    pub(crate) fn ack_before_sync(&self) -> bool {
+        self.ack_before_sync
+    }
+}
+
+/// The simulated disk. Clones share it; create it outside the simulated
+/// host so it outlives the host's crash.
+#[derive(Clone, Debug, Default)]
+pub struct MemDisk {
+    state: Arc<Mutex<DiskState>>,
+}
+
+impl MemDisk {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Power loss: pending writes are lost and stores opened before now
+    /// fail every call. Reopen with `MemStore::open`.
+    pub fn crash(&self) {
+        let mut state = self.lock();
+        state.live = state.durable.clone();
+        state.pending.clear();
+        state.generation += 1;
+    }
+
+    /// Flips a bit in log record `index`, wherever it is stored. Returns
+    /// whether there was such a record.
+    pub fn corrupt_log_entry(&self, index: u64) -> bool {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let mut found = false;
+        for image in [&mut state.live, &mut state.durable] {
+            if let Some(byte) = image.log.get_mut(&index).and_then(|record| record.last_mut()) {
+                *byte ^= 0x01;
+                found = true;
+            }
+        }
+        found
+    }
+
+    /// Power loss while writing the newest log record: it stays on disk
+    /// half-written, and everything pending is lost. Returns the torn
+    /// record's index, if the log was not empty.
+    pub fn tear_last_write(&self) -> Option<u64> {
+        self.crash();
+        let mut state = self.lock();
+        let state = &mut *state;
+        let (&index, record) = state.durable.log.iter_mut().next_back()?;
+        record.truncate(record.len() / 2);
+        state.live.log.insert(index, record.clone());
+        Some(index)
+    }
+
+    /// Test-only broken mode: append acknowledges before it syncs, so a
+    /// crash loses acknowledged entries.
+    pub fn set_ack_before_sync(&self, enabled: bool) {
+        self.lock().ack_before_sync = enabled;
+    }
+
+    /// Syncs done since the disk was created.
+    pub fn sync_count(&self) -> u64 {
+        self.lock().syncs
+    }
+
+    /// Writes issued but not yet synced.
+    pub fn pending_writes(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// The disk state, for a store opened in `generation`; fails once the
+    /// disk has crashed since.
+    pub(crate) fn access(&self, generation: u64) -> io::Result<MutexGuard<'_, DiskState>> {
+        let state = self.lock();
+        if state.generation != generation {
+            return Err(io::Error::other("the simulated disk crashed under this store: reopen it"));
+        }
+        Ok(state)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DiskState> {
+        // A panic while holding the lock leaves consistent images (each
+        // method finishes its change before it can panic).
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

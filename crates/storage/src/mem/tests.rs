@@ -1,0 +1,116 @@
+//! The twin's fault model: crashes, acknowledged-but-unsynced appends,
+//! torn and corrupted records.
+
+use openraft::storage::{RaftLogReader, RaftLogStorage};
+use openraft::testing::log_id;
+use openraft::type_config::TypeConfigExt;
+
+use super::{MemDisk, MemLogStore, MemStore};
+use crate::OpenError;
+use crate::tests::{append_synced, blank, workload};
+use crate::types::{IOFlushed, TypeConfig, Vote};
+
+async fn open(disk: &MemDisk) -> MemLogStore {
+    MemStore::open(disk.clone()).await.expect("open").0
+}
+
+async fn last_index(log: &mut MemLogStore) -> Option<u64> {
+    log.get_log_state().await.unwrap().last_log_id.map(|id| id.index)
+}
+
+#[tokio::test]
+async fn crash_keeps_synced_writes_and_drops_unsynced_ones() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk).await;
+    append_synced(&mut log, workload(5)).await;
+    log.save_vote(&Vote::new(3, 1)).await.unwrap();
+    log.save_committed(Some(log_id::<TypeConfig>(1, 1, 5))).await.unwrap();
+    assert_eq!(disk.pending_writes(), 1, "committed waits for the next sync");
+
+    disk.crash();
+    let mut log = open(&disk).await;
+    assert_eq!(last_index(&mut log).await, Some(5));
+    assert_eq!(log.get_log_reader().await.read_vote().await.unwrap(), Some(Vote::new(3, 1)));
+    assert_eq!(log.read_committed().await.unwrap(), None, "the unsynced write is gone");
+}
+
+#[tokio::test]
+async fn append_is_synced_before_its_callback() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk).await;
+    let before = disk.sync_count();
+    append_synced(&mut log, workload(3)).await;
+    assert_eq!(disk.pending_writes(), 0);
+    assert_eq!(disk.sync_count(), before + 1);
+}
+
+#[tokio::test]
+async fn ack_before_sync_then_crash_loses_an_acknowledged_append() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk).await;
+    append_synced(&mut log, workload(3)).await;
+    disk.set_ack_before_sync(true);
+    append_synced(&mut log, vec![blank(4)]).await;
+    assert_eq!(last_index(&mut log).await, Some(4), "readable after append");
+
+    disk.crash();
+    let mut log = open(&disk).await;
+    assert_eq!(last_index(&mut log).await, Some(3), "the acknowledged entry 4 was lost");
+}
+
+#[tokio::test]
+async fn a_store_from_before_a_crash_stops_working() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk).await;
+    disk.crash();
+    let (tx, _rx) = TypeConfig::oneshot();
+    assert!(log.append(vec![blank(0)], IOFlushed::signal(tx)).await.is_err());
+    assert!(log.get_log_state().await.is_err());
+}
+
+#[tokio::test]
+async fn torn_tail_is_dropped_on_open() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk).await;
+    append_synced(&mut log, workload(6)).await;
+    assert_eq!(disk.tear_last_write(), Some(6));
+    let mut log = open(&disk).await;
+    assert_eq!(last_index(&mut log).await, Some(5));
+    let entries = log.get_log_reader().await.try_get_log_entries(0..).await.unwrap();
+    assert_eq!(entries.len(), 6, "entries 0..=5 survive");
+}
+
+#[tokio::test]
+async fn torn_committed_record_refuses_to_open() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk).await;
+    append_synced(&mut log, workload(6)).await;
+    log.save_committed(Some(log_id::<TypeConfig>(1, 1, 6))).await.unwrap();
+    log.save_vote(&Vote::new(1, 1)).await.unwrap(); // syncs `committed`
+    disk.tear_last_write();
+    let err = MemStore::open(disk.clone()).await.unwrap_err();
+    assert!(matches!(err, OpenError::CorruptLog { index: 6, .. }), "{err}");
+}
+
+#[tokio::test]
+async fn corrupt_middle_record_refuses_to_open() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk).await;
+    append_synced(&mut log, workload(6)).await;
+    assert!(disk.corrupt_log_entry(3));
+    let err = MemStore::open(disk.clone()).await.unwrap_err();
+    assert_eq!(err.to_string(), "log entry 3 checksum mismatch in the simulated disk: refusing to start");
+}
+
+#[tokio::test]
+async fn corrupt_record_is_never_served() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk).await;
+    append_synced(&mut log, workload(6)).await;
+    disk.corrupt_log_entry(2);
+    let mut reader = log.get_log_reader().await;
+    let err = reader.try_get_log_entries(0..4).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    assert!(err.to_string().contains("log entry 2 checksum mismatch"), "{err}");
+    assert_eq!(reader.try_get_log_entries(3..5).await.unwrap().len(), 2, "intact records still read");
+}

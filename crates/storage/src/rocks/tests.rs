@@ -1,0 +1,126 @@
+//! The RocksDB store: reopen, damage found at open, group commit.
+
+use std::path::Path;
+
+use futures_util::FutureExt;
+use openraft::StorageHelper;
+use openraft::storage::{RaftLogReader, RaftLogStorage, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::testing::log_id;
+use openraft::type_config::TypeConfigExt;
+use rocksdb::DB;
+
+use super::{CF_LOG, CF_SM, RocksStore, cf, open_db};
+use crate::OpenError;
+use crate::codec::index_key;
+use crate::tests::{append_synced, apply, blank, workload};
+use crate::types::{IOFlushed, TypeConfig, Vote};
+
+/// Changes the database of a closed store directly, as damage would.
+fn poke(path: &Path, change: impl FnOnce(&DB)) {
+    let db = open_db(path).expect("open raw db");
+    change(&db);
+}
+
+fn damage_record(db: &DB, cf_name: &str, key: &[u8], damage: impl FnOnce(&mut Vec<u8>)) {
+    let mut record = db.get_cf(cf(db, cf_name), key).unwrap().expect("record exists");
+    damage(&mut record);
+    db.put_cf(cf(db, cf_name), key, record).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopen_recovers_vote_log_committed_and_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = workload(30);
+    let digest = {
+        let (mut log, mut sm) = RocksStore::open(dir.path()).await.unwrap();
+        log.save_vote(&Vote::new(7, 2)).await.unwrap();
+        append_synced(&mut log, entries.clone()).await;
+        log.save_committed(Some(log_id::<TypeConfig>(1, 1, 30))).await.unwrap();
+        apply(&mut sm, entries[..=20].to_vec()).await;
+        sm.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
+        apply(&mut sm, entries[21..].to_vec()).await;
+        log.purge(log_id::<TypeConfig>(1, 1, 10)).await.unwrap();
+        sm.state().digest()
+    };
+
+    let (mut log, mut sm) = RocksStore::open(dir.path()).await.unwrap();
+    assert_eq!(log.get_log_reader().await.read_vote().await.unwrap(), Some(Vote::new(7, 2)));
+    assert_eq!(log.read_committed().await.unwrap(), Some(log_id::<TypeConfig>(1, 1, 30)));
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id.map(|id| id.index), Some(10));
+    assert_eq!(state.last_log_id.map(|id| id.index), Some(30));
+    let snapshot = sm.get_current_snapshot().await.unwrap().expect("snapshot persisted");
+    assert_eq!(snapshot.meta.last_log_id.map(|id| id.index), Some(20));
+    assert_eq!(sm.applied().map(|id| id.index), Some(20), "restored from the snapshot");
+
+    StorageHelper::new(&mut log, &mut sm).with_id(1).get_initial_state().await.unwrap();
+    assert_eq!(sm.applied().map(|id| id.index), Some(30));
+    assert_eq!(sm.state().digest(), digest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipped_byte_in_a_middle_record_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    append_synced(&mut RocksStore::open(dir.path()).await.unwrap().0, workload(6)).await;
+    poke(dir.path(), |db| damage_record(db, CF_LOG, &index_key(3), |r| *r.last_mut().unwrap() ^= 0x08));
+
+    let err = RocksStore::open(dir.path()).await.unwrap_err();
+    let want = format!("log entry 3 checksum mismatch in {}: refusing to start", dir.path().display());
+    assert_eq!(err.to_string(), want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torn_last_record_is_dropped_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    append_synced(&mut RocksStore::open(dir.path()).await.unwrap().0, workload(6)).await;
+    poke(dir.path(), |db| damage_record(db, CF_LOG, &index_key(6), |r| r.truncate(r.len() - 3)));
+
+    for _ in 0..2 {
+        let (mut log, _sm) = RocksStore::open(dir.path()).await.unwrap();
+        let last = log.get_log_state().await.unwrap().last_log_id;
+        assert_eq!(last.map(|id| id.index), Some(5));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_snapshot_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_log, mut sm) = RocksStore::open(dir.path()).await.unwrap();
+        apply(&mut sm, workload(5)).await;
+        sm.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
+    }
+    poke(dir.path(), |db| damage_record(db, CF_SM, b"snapshot", |r| *r.last_mut().unwrap() ^= 0x01));
+
+    let err = RocksStore::open(dir.path()).await.unwrap_err();
+    assert!(matches!(err, OpenError::Io(_)), "{err}");
+    assert!(err.to_string().contains("stored snapshot checksum mismatch"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_queued_during_a_sync_share_the_next_one() {
+    const APPENDS: u64 = 50;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _sm) = RocksStore::open(dir.path()).await.unwrap();
+    let before = log.sync_count();
+    let mut flushed = Vec::new();
+    {
+        // A "slow disk": the sync thread cannot fsync while this is held.
+        let gate = log.sync_gate();
+        let _busy = gate.lock().unwrap();
+        for index in 0..APPENDS {
+            let (tx, rx) = TypeConfig::oneshot();
+            let append = log.append(vec![blank(index)], IOFlushed::signal(tx));
+            append.now_or_never().expect("append never waits").unwrap();
+            flushed.push(rx);
+        }
+        assert_eq!(log.sync_count(), before, "nothing is acknowledged before its fsync");
+    }
+    for rx in flushed {
+        rx.await.unwrap().unwrap();
+    }
+    let syncs = log.sync_count() - before;
+    assert!(syncs <= 2, "{APPENDS} appends took {syncs} fsyncs");
+    let entries = log.get_log_reader().await.try_get_log_entries(0..APPENDS).await.unwrap();
+    assert_eq!(entries.len() as u64, APPENDS);
+}
