@@ -259,10 +259,10 @@ impl Cluster {
     pub fn assert_running(&mut self) {
         let name = self.name.clone();
         for (id, node) in &mut self.nodes {
-            if let Some(child) = &mut node.child {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("[{name}] node {id} exited unexpectedly: {status}");
-                }
+            if let Some(child) = &mut node.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("[{name}] node {id} exited unexpectedly: {status}");
             }
         }
     }

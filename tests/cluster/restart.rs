@@ -50,7 +50,7 @@ async fn whole_cluster_restart_keeps_everything() {
     let before = inspect_all(&client, QUEUE).await;
     assert_eq!(before.len(), 13, "every message is in the queue");
     let info_before = client.get_queue(QUEUE).await.expect("get queue");
-    let stats = info_before.stats.clone().expect("stats");
+    let stats = info_before.stats.expect("stats");
     assert_eq!((stats.ready, stats.leased, stats.delayed), (7, 3, 3), "{stats:?}");
 
     for id in cluster.running_ids() {
