@@ -14,7 +14,7 @@
 //!   status, bounded waits; prints every node's log tail when a test fails.
 //! - `workload`: concurrent keyed publishing and full draining.
 //! - one module per area: `failover`, `restart`, `snapshot_catchup`,
-//!   `membership`, `leases`, `bad_input`.
+//!   `membership`, `leases`, `bad_input`, `bench` (a smoke run of `raftq bench`).
 //!
 //! ## Rules
 //!
@@ -27,6 +27,7 @@
 //!   `leader-kill: published=… lost=0 …`.
 
 mod bad_input;
+mod bench;
 mod failover;
 mod harness;
 mod leases;

@@ -2,9 +2,11 @@
 //! commands. Command-line parsing lives only here; the libraries take plain
 //! config structs.
 
+mod bench_cmd;
 mod client_cmds;
 mod demo;
 mod dev_cmd;
+mod health_cmd;
 mod server_cmd;
 
 use std::process::ExitCode;
@@ -48,6 +50,11 @@ enum Cmd {
     Dev(dev_cmd::DevArgs),
     /// Walk the queue state machine through a short story, in process.
     Demo,
+    /// Load a running cluster and report throughput and latency.
+    Bench(bench_cmd::BenchArgs),
+    /// Ask one node's gRPC health service; exit 0 only if SERVING (the
+    /// container health check).
+    Health(health_cmd::HealthArgs),
     #[command(flatten)]
     Client(client_cmds::ClientCommand),
 }
@@ -79,6 +86,8 @@ fn main() -> ExitCode {
             }
             Cmd::Dev(args) => dev_cmd::run(args).await,
             Cmd::Demo => demo::run(cli.json),
+            Cmd::Bench(args) => bench_cmd::run(args, cli.servers, cli.json).await,
+            Cmd::Health(args) => health_cmd::run(args, cli.json).await,
             Cmd::Client(command) => client_cmds::run(command, cli.servers, cli.json).await,
         }
     });

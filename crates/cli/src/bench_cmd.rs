@@ -1,0 +1,288 @@
+//! `raftq bench`: load against a running cluster, like `nats bench` or
+//! RabbitMQ's PerfTest. Every message body starts with its sequence number
+//! and send time, so the run ends by checking that what consumers got is
+//! exactly what producers had confirmed (lost and duplicates counted), and
+//! end-to-end latency is measured per message. Latencies go into HDR
+//! histograms; results print as a table or `--json`.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::{BufMut, Bytes, BytesMut};
+use clap::{Args, ValueEnum};
+use hdrhistogram::Histogram;
+use raftq_client::{Client, ClientConfig, OutgoingMessage, proto};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Producers only; measures confirmed publish throughput and latency.
+    Publish,
+    /// Producers and acking consumers together; adds end-to-end latency.
+    EndToEnd,
+    /// Publish `--messages` first, then measure consumers draining them.
+    Drain,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[arg(long, value_enum, default_value_t = Scenario::Publish)]
+    pub scenario: Scenario,
+    /// The queue to use; created if missing, purged before the run.
+    #[arg(long, default_value = "bench")]
+    pub queue: String,
+    #[arg(long, default_value_t = 1)]
+    pub producers: u32,
+    /// Consumers (end-to-end and drain; default 1 there).
+    #[arg(long)]
+    pub consumers: Option<u32>,
+    /// Message body size in bytes (at least 16: sequence number and time).
+    #[arg(long, default_value_t = 1024)]
+    pub size: usize,
+    /// Messages to publish in all.
+    #[arg(long, default_value_t = 10_000, conflicts_with = "duration")]
+    pub messages: u64,
+    /// Publish for this long instead of a fixed count (e.g. `30s`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Publish requests in flight per producer.
+    #[arg(long, default_value_t = 64)]
+    pub inflight: u32,
+    /// Messages per publish request.
+    #[arg(long, default_value_t = 1)]
+    pub batch: u32,
+    /// Messages per receive (consumers).
+    #[arg(long, default_value_t = 100)]
+    pub receive_batch: u32,
+}
+
+/// Counters and histograms shared by the workers.
+struct Totals {
+    start: Instant,
+    next_seq: AtomicU64,
+    confirmed: Mutex<HashSet<u64>>,
+    publish_errors: AtomicU64,
+    received: Mutex<Vec<u64>>,
+    confirm_us: Mutex<Histogram<u64>>,
+    e2e_us: Mutex<Histogram<u64>>,
+    producing: AtomicBool,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+impl Totals {
+    fn elapsed_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+}
+
+fn body(seq: u64, sent_us: u64, size: usize) -> Bytes {
+    let mut body = BytesMut::with_capacity(size);
+    body.put_u64(seq);
+    body.put_u64(sent_us);
+    body.resize(size, b'x');
+    body.freeze()
+}
+
+fn parse_body(body: &[u8]) -> Option<(u64, u64)> {
+    let seq = u64::from_be_bytes(body.get(0..8)?.try_into().ok()?);
+    let sent = u64::from_be_bytes(body.get(8..16)?.try_into().ok()?);
+    Some((seq, sent))
+}
+
+pub async fn run(args: BenchArgs, servers: Vec<String>, json: bool) -> Result<()> {
+    if args.size < 16 {
+        bail!("--size must be at least 16 bytes");
+    }
+    if args.producers == 0 || args.inflight == 0 || !(1..=1000).contains(&args.batch) {
+        bail!("--producers and --inflight must be positive, --batch 1..=1000");
+    }
+    let client = Client::connect(ClientConfig::new(servers)).context("connecting")?;
+    match client.create_queue(&args.queue, proto::QueueConfig::default()).await {
+        Ok(_) => {}
+        Err(e) if e.code() == tonic::Code::AlreadyExists => {
+            client.purge_queue(&args.queue).await.context("purging the bench queue")?;
+        }
+        Err(e) => return Err(e).context("creating the bench queue"),
+    }
+    let totals = Arc::new(Totals {
+        start: Instant::now(),
+        next_seq: AtomicU64::new(0),
+        confirmed: Mutex::new(HashSet::new()),
+        publish_errors: AtomicU64::new(0),
+        received: Mutex::new(Vec::new()),
+        confirm_us: Mutex::new(histogram()),
+        e2e_us: Mutex::new(histogram()),
+        producing: AtomicBool::new(true),
+    });
+    let consumers = match args.scenario {
+        Scenario::Publish => 0,
+        _ => args.consumers.unwrap_or(1),
+    };
+    let publish_started = Instant::now();
+    let producers = spawn_producers(&client, &args, &totals);
+    let mut consumer_tasks = Vec::new();
+    if args.scenario == Scenario::EndToEnd {
+        consumer_tasks = spawn_consumers(&client, &args, &totals, consumers);
+    }
+    for producer in producers {
+        producer.await.context("producer task")??;
+    }
+    let publish_secs = publish_started.elapsed().as_secs_f64();
+    totals.producing.store(false, Ordering::SeqCst);
+    let drain_started = Instant::now();
+    if args.scenario == Scenario::Drain {
+        consumer_tasks = spawn_consumers(&client, &args, &totals, consumers);
+    }
+    for consumer in consumer_tasks {
+        consumer.await.context("consumer task")??;
+    }
+    let drain_secs = drain_started.elapsed().as_secs_f64();
+    report(&args, &totals, publish_secs, drain_secs, json)
+}
+
+fn spawn_producers(
+    client: &Client,
+    args: &BenchArgs,
+    totals: &Arc<Totals>,
+) -> Vec<tokio::task::JoinHandle<Result<()>>> {
+    let deadline = args.duration.map(|d| Instant::now() + d);
+    let mut tasks = Vec::new();
+    for _ in 0..args.producers * args.inflight {
+        let (client, totals, queue) = (client.clone(), totals.clone(), args.queue.clone());
+        let (batch, size, limit) = (u64::from(args.batch), args.size, args.messages);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(());
+                }
+                let first = totals.next_seq.fetch_add(batch, Ordering::SeqCst);
+                if deadline.is_none() && first >= limit {
+                    return Ok(());
+                }
+                let last = if deadline.is_none() { (first + batch).min(limit) } else { first + batch };
+                let sent_us = totals.elapsed_us();
+                let messages = (first..last).map(|seq| OutgoingMessage::new(body(seq, sent_us, size))).collect();
+                match client.publish(&queue, messages).await {
+                    Ok(_) => {
+                        let took = totals.elapsed_us().saturating_sub(sent_us).max(1);
+                        totals.confirm_us.lock().expect("lock").record(took)?;
+                        totals.confirmed.lock().expect("lock").extend(first..last);
+                    }
+                    Err(e) => {
+                        totals.publish_errors.fetch_add(last - first, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "publish failed");
+                    }
+                }
+            }
+        }));
+    }
+    tasks
+}
+
+fn spawn_consumers(
+    client: &Client,
+    args: &BenchArgs,
+    totals: &Arc<Totals>,
+    consumers: u32,
+) -> Vec<tokio::task::JoinHandle<Result<()>>> {
+    let mut tasks = Vec::new();
+    for _ in 0..consumers {
+        let (client, totals, queue, max) = (client.clone(), totals.clone(), args.queue.clone(), args.receive_batch);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let deliveries = client.receive(&queue, max, Duration::from_millis(500), None).await?;
+                if deliveries.is_empty() {
+                    if totals.producing.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let confirmed = totals.confirmed.lock().expect("lock").len();
+                    let received = totals.received.lock().expect("lock").len();
+                    if received >= confirmed {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                let now_us = totals.elapsed_us();
+                let receipts: Vec<_> = deliveries.iter().map(|d| d.receipt.clone()).collect();
+                {
+                    let mut e2e = totals.e2e_us.lock().expect("lock");
+                    let mut received = totals.received.lock().expect("lock");
+                    for delivery in &deliveries {
+                        let (seq, sent_us) = parse_body(delivery.body()).context("a body the bench did not write")?;
+                        e2e.record(now_us.saturating_sub(sent_us).max(1))?;
+                        received.push(seq);
+                    }
+                }
+                client.ack(&receipts).await?;
+            }
+        }));
+    }
+    tasks
+}
+
+fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
+    let ms = |us: u64| us as f64 / 1000.0;
+    serde_json::json!({
+        "count": h.len(),
+        "p50_ms": ms(h.value_at_quantile(0.50)),
+        "p99_ms": ms(h.value_at_quantile(0.99)),
+        "p999_ms": ms(h.value_at_quantile(0.999)),
+        "max_ms": ms(h.max()),
+    })
+}
+
+fn report(args: &BenchArgs, totals: &Totals, publish_secs: f64, drain_secs: f64, json: bool) -> Result<()> {
+    let confirmed = totals.confirmed.lock().expect("lock").clone();
+    let received = totals.received.lock().expect("lock").clone();
+    let mut seen = HashSet::new();
+    let duplicated = received.iter().filter(|seq| !seen.insert(**seq)).count();
+    let lost = if args.scenario == Scenario::Publish { 0 } else { confirmed.difference(&seen).count() };
+    let unexpected = seen.difference(&confirmed).count();
+    let publish_rate = confirmed.len() as f64 / publish_secs;
+    let drain_rate = seen.len() as f64 / drain_secs.max(f64::EPSILON);
+    let mb = |rate: f64| rate * args.size as f64 / 1_000_000.0;
+    let result = serde_json::json!({
+        "scenario": format!("{:?}", args.scenario),
+        "producers": args.producers, "inflight": args.inflight, "batch": args.batch, "size": args.size,
+        "confirmed": confirmed.len(), "publish_errors": totals.publish_errors.load(Ordering::Relaxed),
+        "received": received.len(), "lost": lost, "duplicated": duplicated, "unexpected": unexpected,
+        "publish_msgs_per_sec": publish_rate.round(), "publish_mb_per_sec": mb(publish_rate),
+        "drain_msgs_per_sec": drain_rate.round(),
+        "confirm_latency": percentiles(&totals.confirm_us.lock().expect("lock")),
+        "end_to_end_latency": percentiles(&totals.e2e_us.lock().expect("lock")),
+    });
+    if json {
+        println!("{result}");
+    } else {
+        println!("scenario {:?}: {} confirmed in {publish_secs:.2}s", args.scenario, confirmed.len());
+        println!("  publish: {publish_rate:.0} msgs/s, {:.1} MB/s", mb(publish_rate));
+        println!("  confirm latency: {}", result["confirm_latency"]);
+        if args.scenario != Scenario::Publish {
+            println!("  consumed {} ({drain_rate:.0} msgs/s over {drain_secs:.2}s)", received.len());
+            println!("  end-to-end latency: {}", result["end_to_end_latency"]);
+        }
+        println!("  check: lost={lost} duplicated={duplicated} unexpected={unexpected}");
+    }
+    if lost > 0 || unexpected > 0 {
+        bail!("bench check failed: lost={lost} unexpected={unexpected}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_carry_sequence_and_time() {
+        let b = body(42, 7_000, 64);
+        assert_eq!(b.len(), 64);
+        assert_eq!(parse_body(&b), Some((42, 7_000)));
+        assert_eq!(parse_body(b"short"), None);
+    }
+}
