@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One command: build the release binary and the image `raftq:local`, start
+# the three-node cluster (deploy/docker-compose.yml), wait until every node
+# is healthy, and say how to reach it.
+#
+# Usage: deploy/up.sh            (env: CARGO_TARGET_DIR, RAFTQ_IMAGE)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source deploy/lib.sh
+
+deploy/build-image.sh
+echo "==> compose up (project $COMPOSE_PROJECT_NAME)"
+compose up -d
+echo "==> waiting for three healthy nodes"
+wait_healthy 120
+
+cat <<MSG
+raftq is up: three nodes, gRPC on 127.0.0.1:7101-7103, metrics on 127.0.0.1:9101-9103.
+
+From the host (the nodes call each other raftq-1..3, and a follower's leader
+hint names one of them, so map those names to loopback once):
+  echo '127.0.0.1 raftq-1 raftq-2 raftq-3' | sudo tee -a /etc/hosts
+  export RAFTQ_SERVERS=raftq-1:7101,raftq-2:7102,raftq-3:7103
+  raftq cluster status
+
+Without touching /etc/hosts, run the client inside a node:
+  docker exec raftq-1 raftq cluster status
+  docker exec raftq-1 raftq queue create demo
+
+Logs: docker logs -f raftq-1.   Stop: deploy/down.sh   (data too: deploy/down.sh --volumes)
+MSG

@@ -1,0 +1,361 @@
+//! The checker: a Jepsen-style total-queue analysis of the history, plus
+//! the lease, delay and ack rules of PRODUCT.md G2–G5.
+//!
+//! Counted (reported on every run):
+//! - **lost**: values whose publish was confirmed but that were never
+//!   delivered (a G1/G2 violation: fails the seed);
+//! - **unexpected**: delivered values nobody tried to publish (fails);
+//! - **duplicated**: values delivered more than once (allowed: at least once);
+//! - **recovered**: values delivered though no publish of them was
+//!   confirmed (allowed: an indefinite publish may have committed);
+//! - **failed-but-delivered**: values whose every publish was definitely
+//!   refused, yet delivered (fails).
+//!
+//! Also failing a seed: a confirmed ack followed by a redelivery of that
+//! message; an ack accepted with a receipt whose lease had ended (per the
+//! deadline the server returned); two overlapping leases on one message; a
+//! first delivery before its publish delay ended; one value stored under
+//! two message ids (the idempotency key was ignored); one lease handed out
+//! twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::history::{Call, Delivered, Lease, Op, Outcome, Reply};
+use crate::workload::WORK_QUEUE;
+
+/// Examples of each kind of violation printed at most.
+const EXAMPLES_MAX: usize = 5;
+/// Hosts' clocks agree to within a simulation tick; an ack is judged late
+/// only when it was sent this much after the deadline.
+const CLOCK_SLOP_MS: u64 = 2;
+
+/// The checker's verdict on one history.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Values with a confirmed publish.
+    pub confirmed: u64,
+    /// Distinct values delivered.
+    pub delivered: u64,
+    pub lost: u64,
+    pub unexpected: u64,
+    pub duplicated: u64,
+    pub recovered: u64,
+    pub failed_but_delivered: u64,
+    /// Every broken rule, each a line of text. Empty = the seed passed.
+    pub violations: Vec<String>,
+}
+
+impl Verdict {
+    pub fn failed(&self) -> bool {
+        !self.violations.is_empty()
+    }
+}
+
+/// What is known about one value's publishes.
+#[derive(Debug, Default)]
+struct Published {
+    ok: bool,
+    info: bool,
+    fail: bool,
+    delay_ms: u64,
+}
+
+/// One delivery and the lease it was given.
+#[derive(Debug)]
+struct Delivery<'a> {
+    delivered: &'a Delivered,
+    /// The lease granted (lease start = deadline - lease).
+    lease_ms: u64,
+}
+
+impl Delivery<'_> {
+    fn lease_start_ms(&self) -> u64 {
+        self.delivered.lease_deadline_ms.saturating_sub(self.lease_ms)
+    }
+}
+
+/// Collects violations, keeping a few examples of each kind.
+#[derive(Debug, Default)]
+struct Findings {
+    by_kind: BTreeMap<&'static str, (u64, Vec<String>)>,
+}
+
+impl Findings {
+    fn add(&mut self, kind: &'static str, example: String) {
+        let (count, examples) = self.by_kind.entry(kind).or_default();
+        *count += 1;
+        if examples.len() < EXAMPLES_MAX {
+            examples.push(example);
+        }
+    }
+
+    fn into_lines(self) -> Vec<String> {
+        self.by_kind
+            .into_iter()
+            .map(|(kind, (count, examples))| format!("{kind}: {count} (e.g. {})", examples.join("; ")))
+            .collect()
+    }
+}
+
+/// Checks a history.
+pub fn check(ops: &[Op]) -> Verdict {
+    let published = publishes(ops);
+    let deliveries = deliveries(ops);
+    let mut findings = Findings::default();
+    let mut verdict = Verdict { confirmed: published.values().filter(|p| p.ok).count() as u64, ..Verdict::default() };
+
+    let mut times_delivered: BTreeMap<&str, u64> = BTreeMap::new();
+    for delivery in &deliveries {
+        *times_delivered.entry(&delivery.delivered.value).or_default() += 1;
+    }
+    verdict.delivered = times_delivered.len() as u64;
+    for (value, publish) in &published {
+        let delivered = times_delivered.contains_key(value.as_str());
+        if publish.ok && !delivered {
+            verdict.lost += 1;
+            findings.add("lost (confirmed publish never delivered)", value.clone());
+        }
+        if delivered && !publish.ok && publish.info {
+            verdict.recovered += 1;
+        }
+        if delivered && !publish.ok && !publish.info && publish.fail {
+            verdict.failed_but_delivered += 1;
+            findings.add("failed-but-delivered (publish definitely refused, yet delivered)", value.clone());
+        }
+    }
+    for (value, times) in &times_delivered {
+        if !published.contains_key(*value) {
+            verdict.unexpected += 1;
+            findings.add("unexpected (delivered, never published)", (*value).to_owned());
+        }
+        if *times > 1 {
+            verdict.duplicated += 1;
+        }
+    }
+    check_leases(ops, &deliveries, &mut findings);
+    check_delays(&deliveries, &published, &mut findings);
+    check_dedup(&deliveries, &mut findings);
+    verdict.violations = findings.into_lines();
+    verdict
+}
+
+fn publishes(ops: &[Op]) -> BTreeMap<String, Published> {
+    let mut published: BTreeMap<String, Published> = BTreeMap::new();
+    for op in ops {
+        let Call::Publish { values, delay_ms, .. } = &op.call else { continue };
+        for value in values {
+            let entry = published.entry(value.clone()).or_default();
+            entry.delay_ms = *delay_ms;
+            match op.outcome {
+                Outcome::Ok(_) => entry.ok = true,
+                Outcome::Info { .. } => entry.info = true,
+                Outcome::Fail { .. } => entry.fail = true,
+            }
+        }
+    }
+    published
+}
+
+fn deliveries(ops: &[Op]) -> Vec<Delivery<'_>> {
+    let mut all = Vec::new();
+    for op in ops {
+        let (Call::Receive { lease_ms, .. }, Outcome::Ok(Reply::Received(delivered))) = (&op.call, &op.outcome) else {
+            continue;
+        };
+        all.extend(delivered.iter().map(|delivered| Delivery { delivered, lease_ms: *lease_ms }));
+    }
+    all
+}
+
+/// Acks after a lease ended, redelivery after a confirmed ack, one lease
+/// handed out twice, overlapping leases.
+fn check_leases(ops: &[Op], deliveries: &[Delivery<'_>], findings: &mut Findings) {
+    let mut by_lease: BTreeMap<&Lease, &Delivery<'_>> = BTreeMap::new();
+    for delivery in deliveries {
+        if by_lease.insert(&delivery.delivered.lease, delivery).is_some() {
+            findings.add("lease handed out twice", format!("{:?}", delivery.delivered.lease));
+        }
+    }
+    let mut ended_early: BTreeSet<&Lease> = BTreeSet::new();
+    let mut extended: BTreeSet<&Lease> = BTreeSet::new();
+    let mut acked: BTreeMap<(&str, u64), u32> = BTreeMap::new();
+    for op in ops {
+        match (&op.call, &op.outcome) {
+            (Call::Nack { lease, .. }, Outcome::Ok(_) | Outcome::Info { .. }) => {
+                ended_early.insert(lease);
+            }
+            (Call::Extend { lease, .. }, _) => {
+                extended.insert(lease);
+            }
+            (Call::Ack { lease, .. }, Outcome::Ok(_)) => {
+                acked.insert((&lease.queue, lease.id), lease.attempt);
+                let Some(delivery) = by_lease.get(lease) else { continue };
+                let deadline_ms = delivery.delivered.lease_deadline_ms;
+                if !extended.contains(lease) && op.invoked_ms >= deadline_ms + CLOCK_SLOP_MS {
+                    findings.add(
+                        "stale receipt accepted (ack sent after the lease deadline succeeded)",
+                        format!("{lease:?} deadline {deadline_ms} ack invoked at {}", op.invoked_ms),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut by_message: BTreeMap<(&str, u64), Vec<&Delivery<'_>>> = BTreeMap::new();
+    for delivery in deliveries {
+        let lease = &delivery.delivered.lease;
+        by_message.entry((&lease.queue, lease.id)).or_default().push(delivery);
+    }
+    for (message, mut leases) in by_message {
+        leases.sort_by_key(|d| d.delivered.lease.attempt);
+        if let Some(acked_attempt) = acked.get(&message)
+            && let Some(later) = leases.iter().find(|d| d.delivered.lease.attempt > *acked_attempt)
+        {
+            findings.add(
+                "redelivered after a confirmed ack",
+                format!(
+                    "{message:?} acked at attempt {acked_attempt}, delivered again at attempt {}",
+                    later.delivered.lease.attempt
+                ),
+            );
+        }
+        for pair in leases.windows(2) {
+            let (first, second) = (pair[0], pair[1]);
+            if !ended_early.contains(&first.delivered.lease)
+                && second.lease_start_ms() < first.delivered.lease_deadline_ms
+            {
+                findings.add(
+                    "leased again before the previous lease ended",
+                    format!(
+                        "{message:?} attempt {} leased until {}, attempt {} leased at {}",
+                        first.delivered.lease.attempt,
+                        first.delivered.lease_deadline_ms,
+                        second.delivered.lease.attempt,
+                        second.lease_start_ms()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// A delayed message is not delivered before its delay ends.
+fn check_delays(deliveries: &[Delivery<'_>], published: &BTreeMap<String, Published>, findings: &mut Findings) {
+    for delivery in deliveries {
+        let d = delivery.delivered;
+        if d.lease.queue != WORK_QUEUE || d.lease.attempt != 1 {
+            continue;
+        }
+        let Some(publish) = published.get(&d.value) else { continue };
+        let visible_at_ms = d.published_at_ms + publish.delay_ms;
+        if delivery.lease_start_ms() < visible_at_ms {
+            findings.add(
+                "delivered before its delay ended",
+                format!("{} visible at {visible_at_ms}, leased at {}", d.value, delivery.lease_start_ms()),
+            );
+        }
+    }
+}
+
+/// One value (one idempotency key) is stored once per queue.
+fn check_dedup(deliveries: &[Delivery<'_>], findings: &mut Findings) {
+    let mut ids: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
+    for delivery in deliveries {
+        if delivery.delivered.lease.queue == WORK_QUEUE {
+            ids.entry(&delivery.delivered.value).or_default().insert(delivery.delivered.lease.id);
+        }
+    }
+    for (value, ids) in ids {
+        if ids.len() > 1 {
+            findings.add("stored twice despite its idempotency key", format!("{value} as ids {ids:?}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use raftq_client::Code;
+
+    use super::*;
+
+    fn op(call: Call, outcome: Outcome, at: u64) -> Op {
+        Op { process: 0, invoked_ms: at, completed_ms: at + 1, call, outcome }
+    }
+
+    fn publish(value: &str, outcome: Outcome) -> Op {
+        op(Call::Publish { queue: WORK_QUEUE.into(), values: vec![value.into()], delay_ms: 0 }, outcome, 0)
+    }
+
+    fn ok_publish() -> Outcome {
+        Outcome::Ok(Reply::Published { ids: vec![1], duplicates: vec![false] })
+    }
+
+    fn lease(id: u64, attempt: u32) -> Lease {
+        Lease { queue: WORK_QUEUE.into(), id, attempt }
+    }
+
+    fn receive(value: &str, id: u64, attempt: u32, deadline: u64) -> Op {
+        let delivered = Delivered {
+            lease: lease(id, attempt),
+            value: value.into(),
+            lease_deadline_ms: deadline,
+            published_at_ms: 0,
+        };
+        op(
+            Call::Receive { queue: WORK_QUEUE.into(), max: 1, lease_ms: 100 },
+            Outcome::Ok(Reply::Received(vec![delivered])),
+            deadline - 100,
+        )
+    }
+
+    fn info() -> Outcome {
+        Outcome::Info { code: Code::Unavailable, message: String::new() }
+    }
+
+    fn fail() -> Outcome {
+        Outcome::Fail { code: Code::NotFound, message: String::new() }
+    }
+
+    #[test]
+    fn counts_each_kind() {
+        let ops = vec![
+            publish("ok-delivered", ok_publish()),
+            publish("ok-lost", ok_publish()),
+            publish("info-delivered", info()),
+            publish("info-not-delivered", info()),
+            publish("refused-delivered", fail()),
+            receive("ok-delivered", 1, 1, 1_000),
+            receive("ok-delivered", 1, 2, 2_000),
+            receive("info-delivered", 2, 1, 1_000),
+            receive("refused-delivered", 3, 1, 1_000),
+            receive("never-published", 4, 1, 1_000),
+        ];
+        let verdict = check(&ops);
+        assert_eq!(
+            (verdict.lost, verdict.unexpected, verdict.duplicated, verdict.recovered, verdict.failed_but_delivered),
+            (1, 1, 1, 1, 1)
+        );
+        assert_eq!(verdict.violations.len(), 3, "{:#?}", verdict.violations);
+    }
+
+    #[test]
+    fn a_clean_history_passes() {
+        let ops = vec![
+            publish("a", ok_publish()),
+            receive("a", 1, 1, 1_000),
+            op(Call::Ack { lease: lease(1, 1), value: "a".into() }, Outcome::Ok(Reply::Acked), 950),
+        ];
+        assert_eq!(check(&ops).violations, Vec::<String>::new());
+    }
+
+    #[test]
+    fn lease_rules() {
+        let late_ack = op(Call::Ack { lease: lease(1, 1), value: "a".into() }, Outcome::Ok(Reply::Acked), 1_010);
+        let ops = vec![publish("a", ok_publish()), receive("a", 1, 1, 1_000), late_ack, receive("a", 1, 2, 1_050)];
+        let verdict = check(&ops);
+        let text = verdict.violations.join("\n");
+        assert!(text.contains("stale receipt accepted"), "{text}");
+        assert!(text.contains("redelivered after a confirmed ack"), "{text}");
+        assert!(text.contains("leased again before the previous lease ended"), "{text}");
+    }
+}

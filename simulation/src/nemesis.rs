@@ -1,0 +1,645 @@
+//! The nemesis: a turmoil client that decides faults from the seed and
+//! hands them to the driver as [`HostCommand`]s (crashing a host and its
+//! disk needs the `Sim` itself, which only the driver holds). Three loops
+//! run at once — network faults, process and disk faults, membership
+//! changes — so faults happen alone and combined. At the end of the
+//! workload it heals everything, watches the drain, and waits for the
+//! replicas to converge.
+//!
+//! The nemesis never takes away more voters than a majority can spare: a
+//! node crashed, torn or corrupted counts against the budget until it is
+//! back, and a node that refuses to start (or was removed) counts forever.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use raftq_client::{Client, Code, proto};
+use tokio::time::{sleep, timeout};
+
+use crate::history::Outcome;
+use crate::node::{NodeSpec, node_name};
+use crate::plan::{DRAIN_DEADLINE_MS, Fault};
+use crate::workload::{DEAD_LETTER_QUEUE, Shared, WORK_QUEUE, elapsed_ms};
+
+/// How long after the drain the replicas may take to apply the same index.
+const CONVERGE_DEADLINE_MS: u64 = 15_000;
+
+/// Pairs of turmoil host names.
+pub type Links = Vec<(String, String)>;
+
+/// Something only the driver can do, between two simulation steps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostCommand {
+    /// Power loss: the hosts stop, their disks drop unsynced writes.
+    Crash(Vec<u64>),
+    /// Starts crashed hosts again (their stores reopen from disk).
+    Restart(Vec<u64>),
+    /// Power loss while writing: the newest log record is left torn.
+    Tear(u64),
+    /// Flips a bit in log record `index` of node `node` (which keeps
+    /// running until the nemesis restarts it).
+    Corrupt {
+        node: u64,
+        index: u64,
+    },
+    Partition(Links),
+    /// Drops what the first host of each pair sends to the second.
+    PartitionOneway(Links),
+    /// Holds messages both ways until the network heals.
+    Hold(Links),
+    /// Sets the links' maximum latency (ms) until the network heals.
+    Latency(Links, u64),
+    /// Every link healthy, held messages delivered, latency restored.
+    HealNetwork,
+}
+
+/// The nemesis' mailbox to the driver.
+#[derive(Clone, Debug, Default)]
+pub struct Commands(Arc<Mutex<VecDeque<HostCommand>>>);
+
+impl Commands {
+    pub fn push(&self, command: HostCommand) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).push_back(command);
+    }
+
+    pub fn take(&self) -> Vec<HostCommand> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect()
+    }
+}
+
+/// What the nemesis believes about the cluster.
+#[derive(Debug)]
+struct Beliefs {
+    voters: BTreeSet<u64>,
+    /// Down for now (crashed, torn, being restarted).
+    down: BTreeSet<u64>,
+    /// Down for good: refused to start, or removed from the cluster.
+    dead: BTreeSet<u64>,
+    /// A membership change is under way: no process faults meanwhile.
+    membership_busy: bool,
+}
+
+impl Beliefs {
+    /// How many more voters may go down without losing the majority.
+    fn spare_voters(&self) -> usize {
+        let tolerated = (self.voters.len().max(1) - 1) / 2;
+        let unavailable = self.voters.iter().filter(|id| self.down.contains(id) || self.dead.contains(id)).count();
+        tolerated.saturating_sub(unavailable)
+    }
+
+    fn up_voters(&self) -> Vec<u64> {
+        self.voters.iter().copied().filter(|id| !self.down.contains(id) && !self.dead.contains(id)).collect()
+    }
+}
+
+/// The nemesis client.
+#[derive(Debug)]
+pub struct Nemesis {
+    shared: Arc<Shared>,
+    nodes: Vec<Arc<NodeSpec>>,
+    /// Every host name: nodes and clients (an isolated node is cut from all).
+    hosts: Vec<String>,
+    commands: Commands,
+    beliefs: RefCell<Beliefs>,
+    rng: RefCell<fastrand::Rng>,
+    client: Client,
+}
+
+impl Nemesis {
+    pub fn new(shared: Arc<Shared>, nodes: Vec<Arc<NodeSpec>>, hosts: Vec<String>, commands: Commands) -> Self {
+        let plan = &shared.plan;
+        let beliefs = Beliefs {
+            voters: plan.voter_ids().collect(),
+            down: BTreeSet::new(),
+            dead: BTreeSet::new(),
+            membership_busy: false,
+        };
+        let rng = fastrand::Rng::with_seed(plan.seed ^ 0x6e65_6d65_7369_7321);
+        let client = shared.client();
+        Self { shared, nodes, hosts, commands, beliefs: RefCell::new(beliefs), rng: RefCell::new(rng), client }
+    }
+
+    /// Runs the whole nemesis: faults, final heal, drain watch, convergence.
+    pub async fn run(self) -> turmoil::Result {
+        futures_util::join!(self.network_loop(), self.process_loop(), self.membership_loop());
+        self.heal_all();
+        self.watch_drain().await;
+        self.await_convergence().await;
+        Ok(())
+    }
+
+    fn log_line(&self, line: String) {
+        self.shared.log(line);
+    }
+
+    fn mark_dead(&self, node: u64) {
+        self.beliefs.borrow_mut().dead.insert(node);
+        self.shared.mark_dead(node);
+    }
+
+    fn rng_u64(&self, range: std::ops::Range<u64>) -> u64 {
+        self.rng.borrow_mut().u64(range)
+    }
+
+    fn pick<T: Clone>(&self, items: &[T]) -> Option<T> {
+        (!items.is_empty()).then(|| items[self.rng.borrow_mut().usize(0..items.len())].clone())
+    }
+
+    fn workload_over(&self) -> bool {
+        elapsed_ms() >= self.shared.plan.workload_ms
+    }
+
+    /// Sleeps `ms`, but not past the end of the workload.
+    async fn pause(&self, ms: u64) {
+        let left = self.shared.plan.workload_ms.saturating_sub(elapsed_ms());
+        sleep(Duration::from_millis(ms.min(left))).await;
+    }
+
+    async fn gap(&self) {
+        let (low, high) = self.shared.plan.fault_gap_ms;
+        self.pause(self.rng_u64(low..high)).await;
+    }
+
+    async fn span(&self) {
+        let (low, high) = self.shared.plan.fault_span_ms;
+        self.pause(self.rng_u64(low..high)).await;
+    }
+
+    async fn wait_for_faults(&self) {
+        let from = self.shared.plan.faults_from_ms;
+        sleep(Duration::from_millis(from.saturating_sub(elapsed_ms()))).await;
+    }
+
+    fn enabled(&self, kinds: &[Fault]) -> Vec<Fault> {
+        kinds.iter().copied().filter(|kind| self.shared.plan.faults.contains(*kind)).collect()
+    }
+
+    fn node_ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|node| node.id).collect()
+    }
+
+    /// The leader's id, if some node names one quickly.
+    async fn leader(&self) -> Option<u64> {
+        let status = timeout(Duration::from_secs(1), self.client.cluster_status()).await.ok()?.ok()?;
+        status.leader_id
+    }
+
+    // ---- network ------------------------------------------------------
+
+    async fn network_loop(&self) {
+        let kinds = self.enabled(&[Fault::Partition, Fault::Oneway, Fault::Hold, Fault::Latency]);
+        if kinds.is_empty() {
+            return;
+        }
+        self.wait_for_faults().await;
+        loop {
+            self.gap().await;
+            if self.workload_over() {
+                return;
+            }
+            let Some(kind) = self.pick(&kinds) else { return };
+            let command = match kind {
+                Fault::Partition => HostCommand::Partition(self.partition_links().await),
+                Fault::Oneway => self.oneway().await,
+                Fault::Hold => HostCommand::Hold(self.partition_links().await),
+                _ => self.latency_spike(),
+            };
+            self.log_line(format!("{command:?}"));
+            self.commands.push(command);
+            self.span().await;
+            self.log_line("heal network".into());
+            self.commands.push(HostCommand::HealNetwork);
+        }
+    }
+
+    /// Halves, one node isolated, the leader isolated, or a majority ring.
+    async fn partition_links(&self) -> Links {
+        let mut nodes = self.node_ids();
+        self.rng.borrow_mut().shuffle(&mut nodes);
+        match self.rng_u64(0..4) {
+            0 => {
+                let cut = self.rng.borrow_mut().usize(1..nodes.len());
+                let (a, b) = nodes.split_at(cut);
+                cross(a, b)
+            }
+            1 => self.isolate(nodes[0]),
+            2 => {
+                let leader = self.leader().await.unwrap_or(nodes[0]);
+                self.isolate(leader)
+            }
+            _ => ring(&nodes),
+        }
+    }
+
+    /// Links between `node` and every other host, clients included.
+    fn isolate(&self, node: u64) -> Links {
+        let name = node_name(node);
+        self.hosts.iter().filter(|host| **host != name).map(|host| (name.clone(), host.clone())).collect()
+    }
+
+    /// One node (often the leader) can send but not receive, or receive but
+    /// not send, to the other nodes.
+    async fn oneway(&self) -> HostCommand {
+        let nodes = self.node_ids();
+        let node = match self.rng_u64(0..2) {
+            0 => self.leader().await,
+            _ => None,
+        };
+        let node = node.or_else(|| self.pick(&nodes)).unwrap_or(1);
+        let me = node_name(node);
+        let others = nodes.iter().filter(|id| **id != node).map(|id| node_name(*id));
+        let links = if self.rng_u64(0..2) == 0 {
+            others.map(|other| (me.clone(), other)).collect()
+        } else {
+            others.map(|other| (other, me.clone())).collect()
+        };
+        HostCommand::PartitionOneway(links)
+    }
+
+    fn latency_spike(&self) -> HostCommand {
+        let nodes = self.node_ids();
+        let node = self.pick(&nodes).unwrap_or(1);
+        let links = nodes.iter().filter(|id| **id != node).map(|id| (node_name(node), node_name(*id))).collect();
+        HostCommand::Latency(links, self.rng_u64(100..1_500))
+    }
+
+    // ---- processes and disks -------------------------------------------
+
+    async fn process_loop(&self) {
+        let kinds = self.enabled(&[Fault::Crash, Fault::CrashAll, Fault::Torn, Fault::Bitflip]);
+        if kinds.is_empty() {
+            return;
+        }
+        self.wait_for_faults().await;
+        loop {
+            self.gap().await;
+            if self.workload_over() {
+                return;
+            }
+            if self.beliefs.borrow().membership_busy {
+                continue;
+            }
+            match self.pick(&kinds) {
+                Some(Fault::Crash) => self.crash_minority().await,
+                Some(Fault::CrashAll) => self.crash_all().await,
+                Some(Fault::Torn) => self.tear().await,
+                Some(Fault::Bitflip) => self.bitflip().await,
+                _ => return,
+            }
+        }
+    }
+
+    async fn crash_minority(&self) {
+        let (spare, mut up) = {
+            let beliefs = self.beliefs.borrow();
+            (beliefs.spare_voters(), beliefs.up_voters())
+        };
+        if spare == 0 {
+            return;
+        }
+        self.rng.borrow_mut().shuffle(&mut up);
+        let count = self.rng.borrow_mut().usize(1..=spare).min(up.len());
+        let victims: Vec<u64> = up.into_iter().take(count).collect();
+        self.down(&victims, HostCommand::Crash(victims.clone())).await;
+    }
+
+    async fn crash_all(&self) {
+        let victims: Vec<u64> = {
+            let beliefs = self.beliefs.borrow();
+            self.node_ids().into_iter().filter(|id| !beliefs.dead.contains(id)).collect()
+        };
+        self.log_line(format!("crash all {victims:?}"));
+        self.commands.push(HostCommand::Crash(victims.clone()));
+        self.beliefs.borrow_mut().down.extend(victims.iter().copied());
+        sleep(Duration::from_millis(self.rng_u64(100..2_000))).await;
+        self.restart(&victims).await;
+    }
+
+    async fn tear(&self) {
+        let (spare, up) = {
+            let beliefs = self.beliefs.borrow();
+            (beliefs.spare_voters(), beliefs.up_voters())
+        };
+        let Some(victim) = self.pick(&up).filter(|_| spare > 0) else { return };
+        self.down(&[victim], HostCommand::Tear(victim)).await;
+    }
+
+    async fn bitflip(&self) {
+        let (spare, up) = {
+            let beliefs = self.beliefs.borrow();
+            (beliefs.spare_voters(), beliefs.up_voters())
+        };
+        let Some(victim) = self.pick(&up).filter(|_| spare > 0) else { return };
+        let applied = self.nodes.iter().find(|n| n.id == victim).map_or(0, |node| node.observed().applied);
+        if applied < 20 {
+            return;
+        }
+        // A committed record with newer ones above it: damage, not a tear.
+        let index = applied - self.rng_u64(5..applied / 2);
+        self.log_line(format!("bitflip node {victim} log record {index}, then crash it"));
+        // Crashed at once: a node that reads the damaged record while it
+        // runs stops Raft, and raftq-server then spins (see the crate
+        // README, "Findings") — simulated time would stop for good.
+        self.commands.push(HostCommand::Crash(vec![victim]));
+        self.commands.push(HostCommand::Corrupt { node: victim, index });
+        self.beliefs.borrow_mut().down.insert(victim);
+        sleep(Duration::from_millis(self.rng_u64(50..500))).await;
+        self.restart(&[victim]).await;
+    }
+
+    /// Takes `victims` down with `command` for a fault span, then restarts
+    /// them.
+    async fn down(&self, victims: &[u64], command: HostCommand) {
+        self.log_line(format!("{command:?}"));
+        self.commands.push(command);
+        self.beliefs.borrow_mut().down.extend(victims.iter().copied());
+        self.span().await;
+        self.restart(victims).await;
+    }
+
+    /// Restarts `nodes`; one that refuses to start stays down for good.
+    async fn restart(&self, nodes: &[u64]) {
+        self.commands.push(HostCommand::Restart(nodes.to_vec()));
+        // The store opens when the host next runs: well within this.
+        sleep(Duration::from_millis(300)).await;
+        for id in nodes {
+            self.beliefs.borrow_mut().down.remove(id);
+            let refused = self.nodes.iter().find(|n| n.id == *id).and_then(|node| node.observed().refused.clone());
+            if let Some(why) = refused {
+                self.log_line(format!("node {id} refuses to start: {why}"));
+                self.mark_dead(*id);
+            }
+        }
+    }
+
+    // ---- membership ----------------------------------------------------
+
+    async fn membership_loop(&self) {
+        let plan = &self.shared.plan;
+        let Some(spare) = plan.spare_id().filter(|_| plan.faults.contains(Fault::Membership)) else { return };
+        self.wait_for_faults().await;
+        self.pause(self.rng_u64(0..plan.workload_ms / 3)).await;
+        if self.workload_over() {
+            return;
+        }
+        self.beliefs.borrow_mut().membership_busy = true;
+        let addr = crate::node::node_addr(spare);
+        let addr = addr.as_str();
+        let added = self.retry_membership(|c| async move { c.add_learner(spare, addr).await }).await;
+        if added {
+            self.retry_membership(|c| async move { c.promote(spare).await }).await;
+        }
+        self.refresh_voters(None).await;
+        self.beliefs.borrow_mut().membership_busy = false;
+
+        self.pause(self.rng_u64(1_500..4_000)).await;
+        if self.workload_over() {
+            return;
+        }
+        self.beliefs.borrow_mut().membership_busy = true;
+        let victim = {
+            let beliefs = self.beliefs.borrow();
+            let voters: Vec<u64> = beliefs.voters.iter().copied().collect();
+            beliefs.voters.iter().copied().find(|id| beliefs.dead.contains(id)).or_else(|| self.pick(&voters))
+        };
+        if let Some(victim) = victim {
+            self.retry_membership(|c| async move { c.remove_node(victim).await }).await;
+            self.refresh_voters(Some(victim)).await;
+        }
+        self.beliefs.borrow_mut().membership_busy = false;
+    }
+
+    /// Runs a membership call until it succeeds or is refused; returns
+    /// whether it succeeded.
+    async fn retry_membership<F, Fut>(&self, call: F) -> bool
+    where
+        F: Fn(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<proto::Membership, raftq_client::ClientError>>,
+    {
+        for attempt in 0..5 {
+            match call(self.shared.client_starting_at(attempt)).await {
+                Ok(membership) => {
+                    self.log_line(format!("membership now {:?}", ids(&membership.voters)));
+                    return true;
+                }
+                Err(e) if !Outcome::of_error(&e).is_info() => {
+                    self.log_line(format!("membership change refused: {e}"));
+                    return e.code() == Code::NotFound;
+                }
+                Err(e) => {
+                    self.log_line(format!("membership change in doubt: {e}"));
+                    sleep(Duration::from_millis(300)).await;
+                }
+            }
+        }
+        false
+    }
+
+    /// Learns the voters from the leader. `removed` was the target of a
+    /// remove: once it is no voter, it is stopped for good; if the status
+    /// cannot be had, it is assumed gone (the smaller set is the cautious
+    /// budget) but left running.
+    async fn refresh_voters(&self, removed: Option<u64>) {
+        for _ in 0..5 {
+            let Ok(Ok(status)) = timeout(Duration::from_secs(2), self.client.cluster_status()).await else {
+                sleep(Duration::from_millis(300)).await;
+                continue;
+            };
+            let voters: BTreeSet<u64> = status.nodes.iter().filter(|n| n.voter).map(|n| n.id).collect();
+            let members: BTreeSet<u64> = status.nodes.iter().map(|n| n.id).collect();
+            self.log_line(format!("voters are {voters:?}"));
+            if let Some(node) = removed.filter(|id| !members.contains(id)) {
+                self.log_line(format!("node {node} was removed: stopping it for good"));
+                self.commands.push(HostCommand::Crash(vec![node]));
+                self.mark_dead(node);
+            }
+            self.beliefs.borrow_mut().voters = voters;
+            return;
+        }
+        if let Some(node) = removed {
+            self.beliefs.borrow_mut().voters.remove(&node);
+        }
+    }
+
+    // ---- the end -------------------------------------------------------
+
+    fn heal_all(&self) {
+        let alive: Vec<u64> = {
+            let beliefs = self.beliefs.borrow();
+            self.node_ids().into_iter().filter(|id| !beliefs.dead.contains(id)).collect()
+        };
+        self.log_line(format!("final heal; restart {alive:?}"));
+        self.commands.push(HostCommand::HealNetwork);
+        self.commands.push(HostCommand::Restart(alive));
+        self.shared.healed_at_ms.store(elapsed_ms().max(1), Ordering::SeqCst);
+    }
+
+    /// Waits until both queues are empty (and no producer runs), or the
+    /// drain deadline passes.
+    async fn watch_drain(&self) {
+        let healed_at_ms = self.shared.healed_at_ms.load(Ordering::SeqCst);
+        let client = self.shared.client();
+        loop {
+            if elapsed_ms() > healed_at_ms + DRAIN_DEADLINE_MS {
+                let left = self.queue_depths(&client).await;
+                let stuck = self.stuck_messages(&client).await;
+                let consumers = self.consumers_last_receive();
+                self.shared.note(format!(
+                    "drain did not finish within {DRAIN_DEADLINE_MS} ms after the final heal (queues: {left}; \
+                     {stuck}; last receive per consumer: {consumers})"
+                ));
+                break;
+            }
+            if self.shared.producers_left.load(Ordering::SeqCst) == 0
+                && self.queue_depths(&client).await == "work=0 dlq=0"
+            {
+                self.shared.drained_at_ms.store(elapsed_ms(), Ordering::SeqCst);
+                break;
+            }
+            sleep(Duration::from_millis(250)).await;
+        }
+        self.shared.drained.store(true, Ordering::SeqCst);
+    }
+
+    /// `work=N dlq=M`: messages in any state, or `?` if unknown.
+    async fn queue_depths(&self, client: &Client) -> String {
+        let mut parts = Vec::new();
+        for queue in [WORK_QUEUE, DEAD_LETTER_QUEUE] {
+            let depth = match timeout(Duration::from_secs(3), client.get_queue(queue)).await {
+                Ok(Ok(info)) => {
+                    info.stats.map_or("?".to_owned(), |s| (s.ready + s.leased + s.delayed + s.dead).to_string())
+                }
+                _ => "?".to_owned(),
+            };
+            parts.push(format!("{queue}={depth}"));
+        }
+        parts.join(" ")
+    }
+
+    /// Each consumer's last Receive outcome, for a failed drain's report.
+    fn consumers_last_receive(&self) -> String {
+        let mut last: std::collections::BTreeMap<u32, String> = std::collections::BTreeMap::new();
+        for op in self.shared.history.ops() {
+            if let crate::history::Call::Receive { queue, .. } = &op.call {
+                let outcome = match &op.outcome {
+                    Outcome::Ok(_) => "ok".to_owned(),
+                    Outcome::Fail { message, .. } | Outcome::Info { message, .. } => message.clone(),
+                };
+                last.insert(op.process, format!("{queue} at {} ms: {outcome}", op.invoked_ms % 1_000_000));
+            }
+        }
+        let lines: Vec<String> = last.iter().map(|(process, line)| format!("process {process}: {line}")).collect();
+        lines.join(" | ")
+    }
+
+    /// What is left in the queues, for a failed drain's report.
+    async fn stuck_messages(&self, client: &Client) -> String {
+        let mut parts = Vec::new();
+        for queue in [WORK_QUEUE, DEAD_LETTER_QUEUE] {
+            let any = proto::MessageState::Unspecified;
+            match timeout(Duration::from_secs(3), client.peek(queue, any, 0, 5)).await {
+                Ok(Ok(page)) => parts.extend(page.messages.iter().map(|m| {
+                    format!(
+                        "{queue}/{} {:?} deliveries={} visible_at={} lease_until={} now={}",
+                        m.id,
+                        m.state(),
+                        m.delivery_count,
+                        m.visible_at_ms,
+                        m.lease_expires_at_ms,
+                        crate::node::sim_now_ms()
+                    )
+                })),
+                Ok(Err(e)) => parts.push(format!("{queue}: peek failed: {e}")),
+                Err(_) => parts.push(format!("{queue}: peek timed out")),
+            }
+        }
+        parts.join(", ")
+    }
+
+    /// Turns on digest recording, writes a barrier entry, learns the final
+    /// members, and waits until every live member has applied the same
+    /// index.
+    async fn await_convergence(&self) {
+        for node in &self.nodes {
+            node.observed().record_digests = true;
+        }
+        let deadline = elapsed_ms() + CONVERGE_DEADLINE_MS;
+        let mut barrier = "not tried".to_owned();
+        let mut attempt = 0;
+        while elapsed_ms() < deadline {
+            attempt += 1;
+            let client = self.shared.client_starting_at(attempt);
+            match client.create_queue("final-barrier", proto::QueueConfig::default()).await {
+                Ok(_) => break,
+                Err(e) if e.code() == Code::AlreadyExists => break,
+                Err(e) => {
+                    barrier = e.to_string();
+                    sleep(Duration::from_millis(200)).await
+                }
+            }
+        }
+        if elapsed_ms() >= deadline {
+            self.shared.note(format!("the final barrier write did not succeed: {barrier}"));
+        }
+        let client = self.shared.client();
+        let mut members = None;
+        while members.is_none() && elapsed_ms() < deadline {
+            match timeout(Duration::from_secs(2), client.cluster_status()).await {
+                Ok(Ok(status)) if status.leader_id == Some(status.node_id) => {
+                    members = Some(status.nodes.iter().map(|n| n.id).collect::<BTreeSet<u64>>());
+                }
+                _ => sleep(Duration::from_millis(200)).await,
+            }
+        }
+        let Some(members) = members else {
+            let last = timeout(Duration::from_secs(2), client.cluster_status()).await;
+            self.shared.note(format!("no leader reported the final membership (last answer: {last:?})"));
+            return;
+        };
+        self.shared.set_final_members(members.clone());
+        let dead = self.shared.dead();
+        let live: Vec<&Arc<NodeSpec>> = self
+            .nodes
+            .iter()
+            .filter(|n| members.contains(&n.id) && !dead.contains(&n.id) && n.observed().refused.is_none())
+            .collect();
+        while elapsed_ms() < deadline {
+            let applied: BTreeSet<u64> = live.iter().map(|node| node.observed().applied).collect();
+            if applied.len() == 1 {
+                return;
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+        let applied: Vec<(u64, u64)> = live.iter().map(|node| (node.id, node.observed().applied)).collect();
+        self.shared.note(format!("replicas did not converge after the drain: applied indexes {applied:?}"));
+    }
+}
+
+fn ids(members: &[proto::Member]) -> Vec<u64> {
+    members.iter().map(|m| m.node_id).collect()
+}
+
+/// Every link between a node of `a` and a node of `b`.
+fn cross(a: &[u64], b: &[u64]) -> Links {
+    a.iter().flat_map(|x| b.iter().map(move |y| (node_name(*x), node_name(*y)))).collect()
+}
+
+/// A ring in the given order: each node reaches only its two neighbours.
+/// With five nodes every node still sees a majority (itself and two), but
+/// no two majorities agree on who else is in them.
+fn ring(order: &[u64]) -> Links {
+    let n = order.len();
+    let mut links = Vec::new();
+    for i in 0..n {
+        for j in i + 1..n {
+            let neighbours = j == i + 1 || (i == 0 && j == n - 1);
+            if !neighbours {
+                links.push((node_name(order[i]), node_name(order[j])));
+            }
+        }
+    }
+    links
+}

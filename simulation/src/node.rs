@@ -1,0 +1,290 @@
+//! One raftq node as a turmoil host: the real `raftq_server::serve` over the
+//! in-memory store, on a [`MemDisk`] that lives outside the host so it
+//! survives the host's crashes, and a state machine wrapper through which
+//! the simulation reads each replica's applied index and state digest.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use futures_util::{Stream, StreamExt};
+use openraft::OptionalSend;
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use raftq_core::QueueState;
+use raftq_server::{Clock, QueueMachine, ServerConfig};
+use raftq_storage::{
+    LogId, MemDisk, MemStateMachine, MemStore, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig,
+};
+use turmoil::net::TcpListener;
+
+use crate::net::{self, NODE_PORT, RaftConnector};
+
+/// Digests kept per replica: enough to find an index every replica has
+/// applied while the last entries still trickle in.
+const DIGESTS_KEPT: usize = 256;
+
+/// Clock reads at one simulated instant after which a node is declared
+/// livelocked. Simulated time only moves when every task of a host waits;
+/// a task that never waits (a busy loop) freezes the host's time forever.
+/// Legitimate work reads the clock a few hundred times per instant.
+const LIVELOCK_CLOCK_READS: u64 = 20_000;
+
+/// The simulated wall clock: a fixed epoch plus simulated time, so leader
+/// timestamps (and with them lease deadlines) are the same on every run.
+///
+/// It is also the simulation's livelock detector: a node that reads the
+/// clock [`LIVELOCK_CLOCK_READS`] times without simulated time moving is
+/// spinning, and the read panics. The panic ends the spinning task (tokio
+/// catches it), the host's time moves again, and the panic fails the seed.
+#[derive(Debug, Default)]
+pub struct SimClock {
+    /// The last reading, for the rare call made outside the simulation.
+    last_ms: AtomicU64,
+    /// The instant (ns since the epoch) of the last reading, and how many
+    /// readings saw it.
+    instant_ns: AtomicU64,
+    reads_at_instant: AtomicU64,
+}
+
+impl Clock for SimClock {
+    fn now_ms(&self) -> u64 {
+        let Some(now) = turmoil::since_epoch() else { return self.last_ms.load(Ordering::Relaxed) };
+        let now_ns = now.as_nanos() as u64;
+        if self.instant_ns.swap(now_ns, Ordering::Relaxed) == now_ns {
+            let reads = self.reads_at_instant.fetch_add(1, Ordering::Relaxed) + 1;
+            assert!(
+                reads < LIVELOCK_CLOCK_READS,
+                "livelock: a node read the clock {reads} times at simulated time {now:?} without time moving \
+                 (a task on it never waits)"
+            );
+        } else {
+            self.reads_at_instant.store(0, Ordering::Relaxed);
+        }
+        let now_ms = now.as_millis() as u64;
+        self.last_ms.fetch_max(now_ms, Ordering::Relaxed);
+        now_ms
+    }
+}
+
+/// Simulated wall time in ms, read inside the simulation (clients, nemesis).
+pub fn sim_now_ms() -> u64 {
+    turmoil::since_epoch().map_or(0, |now| now.as_millis() as u64)
+}
+
+/// What the simulation observes of one node, across its restarts.
+#[derive(Debug, Default)]
+pub struct Observed {
+    /// Successful starts (the store opened).
+    pub starts: u32,
+    /// Why the last start failed, if it did (cleared by a good start).
+    pub refused: Option<String>,
+    /// Why `serve` returned, if it did.
+    pub exited: Option<String>,
+    /// The last applied log index.
+    pub applied: u64,
+    /// Set by the final check: record a digest after every apply.
+    pub record_digests: bool,
+    /// Applied index → state digest, the newest [`DIGESTS_KEPT`].
+    pub digests: BTreeMap<u64, [u8; 32]>,
+    /// The first broken core invariant seen while recording digests.
+    pub invariant_error: Option<String>,
+    /// A committed log record the nemesis corrupted: the next start must be
+    /// refused while the record is still on disk.
+    pub expect_refusal: Option<u64>,
+    /// Contract violations seen by the node wrapper itself.
+    pub violations: Vec<String>,
+    /// Set by the driver while it crashes the host, so the state machine
+    /// being dropped then is not mistaken for Raft stopping on its own.
+    pub crashing: bool,
+    /// Raft stopped on this node by itself (a fatal error) at least once.
+    pub raft_stopped: bool,
+}
+
+/// One node's shared, crash-surviving parts.
+#[derive(Debug)]
+pub struct NodeSpec {
+    pub id: u64,
+    /// The turmoil host name, e.g. `n1`.
+    pub name: String,
+    /// `name:port`, the address peers and clients dial.
+    pub addr: String,
+    pub config: ServerConfig,
+    /// The disk: kept across crashes; `crash()` drops its unsynced writes.
+    pub disk: MemDisk,
+    observed: Mutex<Observed>,
+}
+
+impl NodeSpec {
+    pub fn new(id: u64, config: ServerConfig) -> Self {
+        let name = node_name(id);
+        let addr = node_addr(id);
+        Self { id, name, addr, config, disk: MemDisk::new(), observed: Mutex::default() }
+    }
+
+    /// The observed state; the simulation is single-threaded, so this never
+    /// waits.
+    pub fn observed(&self) -> MutexGuard<'_, Observed> {
+        self.observed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The host name of node `id`.
+pub fn node_name(id: u64) -> String {
+    format!("n{id}")
+}
+
+/// The address of node `id`.
+pub fn node_addr(id: u64) -> String {
+    format!("{}:{NODE_PORT}", node_name(id))
+}
+
+/// The host's software: open the store, serve until crashed. A store that
+/// refuses to open leaves the host without software (the node stays down),
+/// never an error that would end the simulation.
+pub async fn run(node: Arc<NodeSpec>) -> turmoil::Result {
+    let (log_store, machine) = match MemStore::open(node.disk.clone()).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            tracing::warn!(node = node.id, error = %e, "store refused to open");
+            let mut observed = node.observed();
+            observed.refused = Some(e.to_string());
+            observed.expect_refusal = None;
+            return Ok(());
+        }
+    };
+    {
+        let mut observed = node.observed();
+        if let Some(index) = observed.expect_refusal.take() {
+            let violation =
+                format!("node {} started although committed log record {index} on its disk was corrupted", node.id);
+            observed.violations.push(violation);
+        }
+        observed.starts += 1;
+        observed.refused = None;
+        observed.applied = machine.applied().map_or(0, |id| id.index);
+    }
+    let listener = match TcpListener::bind(("0.0.0.0", NODE_PORT)).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            node.observed().exited = Some(format!("bind: {e}"));
+            return Ok(());
+        }
+    };
+    // Resolved when Raft stops on its own (see `ObservedMachine`'s drop).
+    let stopped = Arc::new(tokio::sync::Notify::new());
+    let machine = ObservedMachine { inner: machine, node: node.clone(), stopped: stopped.clone() };
+    let served = raftq_server::serve(
+        node.config.clone(),
+        log_store,
+        machine,
+        net::incoming(listener),
+        Arc::new(RaftConnector),
+        Arc::new(SimClock::default()),
+        async move { stopped.notified().await },
+    )
+    .await;
+    node.observed().exited = Some(match served {
+        Ok(()) => "serve returned".to_owned(),
+        Err(e) => format!("serve failed: {e}"),
+    });
+    Ok(())
+}
+
+/// The real state machine, reporting every applied entry to the simulation.
+#[derive(Debug)]
+pub struct ObservedMachine {
+    inner: MemStateMachine,
+    node: Arc<NodeSpec>,
+    /// Notified when this machine is dropped while its host runs.
+    stopped: Arc<tokio::sync::Notify>,
+}
+
+/// openraft drops the state machine when Raft stops. If that happens while
+/// the host runs (not because the driver crashed it), Raft died of a fatal
+/// error — a checksum failure reading the log, say — and the server is left
+/// running without it: its loops that wait on the metrics watch then spin,
+/// since a closed watch returns at once, and simulated time stops for good.
+/// The wrapper records that as a violation and shuts the server down
+/// through `serve`'s `shutdown` future, so the run can go on.
+impl Drop for ObservedMachine {
+    fn drop(&mut self) {
+        let mut observed = self.node.observed();
+        if observed.crashing {
+            return;
+        }
+        observed.raft_stopped = true;
+        observed.violations.push(format!(
+            "node {}: Raft stopped (fatal error) but the server kept running; raftq-server neither exits nor stops \
+             its ticker and health loops, which then spin on the closed metrics watch",
+            self.node.id
+        ));
+        self.stopped.notify_one();
+    }
+}
+
+impl ObservedMachine {
+    fn observe(&self) {
+        let applied = self.inner.applied().map_or(0, |id| id.index);
+        let mut observed = self.node.observed();
+        observed.applied = applied;
+        if observed.record_digests {
+            let state = self.inner.state();
+            observed.digests.insert(applied, state.digest());
+            while observed.digests.len() > DIGESTS_KEPT {
+                observed.digests.pop_first();
+            }
+            if observed.invariant_error.is_none()
+                && let Err(e) = state.check_invariants()
+            {
+                observed.invariant_error = Some(format!("at applied index {applied}: {e}"));
+            }
+        }
+    }
+}
+
+impl QueueMachine for ObservedMachine {
+    fn queue_state(&self) -> &QueueState {
+        self.inner.state()
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for ObservedMachine {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = <MemStateMachine as RaftStateMachine<TypeConfig>>::SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
+        self.inner.applied_state().await
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
+    where
+        Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
+    {
+        // One entry at a time, so a digest exists for every applied index.
+        while let Some(item) = entries.next().await {
+            let one = futures_util::stream::iter(std::iter::once(Ok(item?)));
+            self.inner.apply(one).await?;
+            self.observe();
+        }
+        Ok(())
+    }
+
+    async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<Self::SnapshotBuilder> {
+        self.inner.try_create_snapshot_builder(force).await
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.inner.get_snapshot_builder().await
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> io::Result<()> {
+        self.inner.install_snapshot(meta, snapshot).await?;
+        self.observe();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> io::Result<Option<raftq_storage::Snapshot>> {
+        self.inner.get_current_snapshot().await
+    }
+}

@@ -1,0 +1,419 @@
+//! The workload: producers and consumers as turmoil clients, each driving
+//! the real `raftq_client::Client` and recording every call in the
+//! [`History`]. Producers publish unique values (the value is also the
+//! idempotency key); consumers receive under leases and ack, nack, extend,
+//! dead-letter, abandon (the lease expires) or ack too late (a stale receipt
+//! that must be refused). After the final heal every consumer drains.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use raftq_client::{Client, ClientConfig, ClientError, Delivery, OutgoingMessage, RetryPolicy, proto};
+use tokio::time::sleep;
+
+use crate::history::{Call, Delivered, History, Lease, Op, Outcome, Reply};
+use crate::net::client_connector;
+use crate::node::sim_now_ms;
+use crate::plan::Plan;
+
+/// The queue producers publish to.
+pub const WORK_QUEUE: &str = "work";
+/// `WORK_QUEUE`'s dead-letter queue.
+pub const DEAD_LETTER_QUEUE: &str = "dlq";
+/// A queue that never exists: publishes to it must fail with NOT_FOUND.
+const MISSING_QUEUE: &str = "missing";
+/// A delay the server must refuse (more than 7 days).
+const INVALID_DELAY: Duration = Duration::from_secs(8 * 24 * 3600);
+/// How far past a lease's end a deliberately late ack is sent.
+const STALE_MARGIN_MS: u64 = 20;
+/// A value whose publish ended in doubt is retried this many times more.
+const PUBLISH_RETRIES_MAX: u32 = 3;
+
+/// What every simulated client shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub plan: Plan,
+    pub history: History,
+    /// Every node's address, the spare's included.
+    pub servers: Vec<String>,
+    /// The queues exist.
+    pub setup_done: AtomicBool,
+    /// Producers still running; the drain is complete only once this is 0.
+    pub producers_left: AtomicU32,
+    /// Simulated elapsed ms of the final heal (0 until then).
+    pub healed_at_ms: AtomicU64,
+    /// Both queues are empty after the final heal: consumers stop.
+    pub drained: AtomicBool,
+    /// Simulated elapsed ms when the drain completed.
+    pub drained_at_ms: AtomicU64,
+    /// Liveness failures found inside the simulation.
+    notes: Mutex<Vec<String>>,
+    /// What the nemesis did, one line per action.
+    nemesis_log: Mutex<Vec<String>>,
+    /// Nodes down for good (refused to start, or removed): left out of the
+    /// final comparison.
+    dead: Mutex<BTreeSet<u64>>,
+    /// The cluster's members (voters and learners) after the drain, as the
+    /// leader reports them; `None` if no leader answered.
+    final_members: Mutex<Option<BTreeSet<u64>>>,
+}
+
+impl Shared {
+    pub fn new(plan: Plan, servers: Vec<String>) -> Self {
+        Self {
+            producers_left: AtomicU32::new(plan.producers),
+            plan,
+            history: History::default(),
+            servers,
+            setup_done: AtomicBool::new(false),
+            healed_at_ms: AtomicU64::new(0),
+            drained: AtomicBool::new(false),
+            drained_at_ms: AtomicU64::new(0),
+            notes: Mutex::default(),
+            nemesis_log: Mutex::default(),
+            dead: Mutex::default(),
+            final_members: Mutex::default(),
+        }
+    }
+
+    pub fn set_final_members(&self, members: BTreeSet<u64>) {
+        *lock(&self.final_members) = Some(members);
+    }
+
+    pub fn final_members(&self) -> Option<BTreeSet<u64>> {
+        lock(&self.final_members).clone()
+    }
+
+    /// Adds a line to the nemesis log (inside the simulation).
+    pub fn log(&self, line: String) {
+        self.log_at(elapsed_ms(), line);
+    }
+
+    /// Adds a line to the nemesis log, at simulated time `at_ms`.
+    pub fn log_at(&self, at_ms: u64, line: String) {
+        tracing::info!(%line, "nemesis");
+        lock(&self.nemesis_log).push(format!("{at_ms:>6} ms  {line}"));
+    }
+
+    pub fn nemesis_log(&self) -> Vec<String> {
+        lock(&self.nemesis_log).clone()
+    }
+
+    pub fn mark_dead(&self, node: u64) {
+        lock(&self.dead).insert(node);
+    }
+
+    pub fn dead(&self) -> BTreeSet<u64> {
+        lock(&self.dead).clone()
+    }
+
+    /// Records a liveness failure.
+    pub fn note(&self, note: String) {
+        tracing::warn!(%note, "liveness failure");
+        lock(&self.notes).push(note);
+    }
+
+    pub fn notes(&self) -> Vec<String> {
+        lock(&self.notes).clone()
+    }
+
+    /// A client of the cluster for one simulated process.
+    pub fn client(&self) -> Client {
+        self.client_starting_at(0)
+    }
+
+    /// A client whose seed list starts at server `first` (mod the count).
+    /// The harness's own admin calls (setup, membership, the final barrier)
+    /// take a fresh client per attempt, starting at the next server: the
+    /// client sticks to a node after a non-idempotent call fails in doubt
+    /// there (see the crate README, "Findings"), and the harness must not
+    /// stall on that.
+    pub fn client_starting_at(&self, first: usize) -> Client {
+        let mut servers = self.servers.clone();
+        let shift = first % servers.len().max(1);
+        servers.rotate_left(shift);
+        let config = ClientConfig {
+            servers,
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(2),
+            retry: RetryPolicy {
+                max_attempts: 10,
+                base_backoff: Duration::from_millis(50),
+                max_backoff: Duration::from_secs(1),
+                deadline: Duration::from_secs(8),
+            },
+        };
+        let connector = client_connector(&config);
+        Client::with_connector(config, connector).expect("the simulation's client config is valid")
+    }
+
+    fn past_workload(&self) -> bool {
+        elapsed_ms() >= self.plan.workload_ms
+    }
+
+    /// Runs `call` as operation `what` of `process` and records it.
+    async fn invoke<T, F>(
+        &self,
+        process: u32,
+        what: Call,
+        call: F,
+        reply: impl FnOnce(&T) -> Reply,
+    ) -> Result<T, ClientError>
+    where
+        F: Future<Output = Result<T, ClientError>>,
+    {
+        let invoked_ms = sim_now_ms();
+        let result = call.await;
+        let outcome = match &result {
+            Ok(value) => Outcome::Ok(reply(value)),
+            Err(error) => Outcome::of_error(error),
+        };
+        self.history.record(Op { process, invoked_ms, completed_ms: sim_now_ms(), call: what, outcome });
+        result
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Simulated time since the start of the run, in ms.
+pub fn elapsed_ms() -> u64 {
+    turmoil::sim_elapsed().map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// A process's own random numbers: from the seed and the process id.
+fn process_rng(plan: &Plan, process: u32) -> fastrand::Rng {
+    fastrand::Rng::with_seed(plan.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (u64::from(process).wrapping_add(1) << 32))
+}
+
+/// Creates the two queues (producer 0 does this; everyone else waits).
+async fn setup(shared: &Shared) {
+    let dlq = proto::QueueConfig::default();
+    let work = proto::QueueConfig {
+        lease_ms: Some(shared.plan.lease_ms),
+        max_deliveries: Some(shared.plan.max_deliveries),
+        dead_letter_queue: Some(DEAD_LETTER_QUEUE.to_owned()),
+        ..proto::QueueConfig::default()
+    };
+    let mut attempt = 0;
+    for (name, config) in [(DEAD_LETTER_QUEUE, dlq), (WORK_QUEUE, work)] {
+        loop {
+            attempt += 1;
+            match shared.client_starting_at(attempt).create_queue(name, config.clone()).await {
+                Ok(_) => break,
+                Err(e) if e.code() == raftq_client::Code::AlreadyExists => break,
+                Err(e) if shared.past_workload() => {
+                    shared.note(format!("could not create queue {name} during the whole workload: {e}"));
+                    return;
+                }
+                Err(_) => sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+    shared.setup_done.store(true, Ordering::SeqCst);
+}
+
+async fn wait_for_setup(shared: &Shared) {
+    while !shared.setup_done.load(Ordering::SeqCst) && !shared.past_workload() {
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A producer: publishes unique values until the workload ends.
+pub async fn producer(shared: Arc<Shared>, process: u32) -> turmoil::Result {
+    let client = shared.client();
+    let mut rng = process_rng(&shared.plan, process);
+    if process == 0 {
+        setup(&shared).await;
+    }
+    wait_for_setup(&shared).await;
+    let mut n = 0u64;
+    while !shared.past_workload() {
+        sleep(Duration::from_millis(rng.u64(0..150))).await;
+        let roll = rng.u32(0..100);
+        let value = format!("p{process}-{n}");
+        n += 1;
+        if roll < 2 {
+            // Definitely refused: these values must never be delivered.
+            publish(&shared, &client, process, MISSING_QUEUE, vec![value], None).await;
+            continue;
+        }
+        if roll < 4 {
+            publish(&shared, &client, process, WORK_QUEUE, vec![value], Some(INVALID_DELAY)).await;
+            continue;
+        }
+        let delay = (rng.u32(0..100) < 15).then(|| Duration::from_millis(rng.u64(100..3_000)));
+        let mut values = vec![value];
+        if roll < 14 {
+            // A small batch: all of it commits or none.
+            for _ in 0..rng.u32(1..4) {
+                values.push(format!("p{process}-{n}"));
+                n += 1;
+            }
+        }
+        for _ in 0..=PUBLISH_RETRIES_MAX {
+            // An indefinite outcome is retried with the same keys, as an
+            // application would: the dedup window makes that safe.
+            if !publish(&shared, &client, process, WORK_QUEUE, values.clone(), delay).await {
+                break;
+            }
+            sleep(Duration::from_millis(rng.u64(50..500))).await;
+        }
+    }
+    shared.producers_left.fetch_sub(1, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Publishes `values` (each its own idempotency key) as one batch. Returns
+/// whether the outcome is unknown (worth retrying).
+async fn publish(
+    shared: &Shared,
+    client: &Client,
+    process: u32,
+    queue: &str,
+    values: Vec<String>,
+    delay: Option<Duration>,
+) -> bool {
+    let messages = values
+        .iter()
+        .map(|value| {
+            let message = OutgoingMessage::new(value.clone()).with_idempotency_key(value.clone());
+            match delay {
+                Some(delay) => message.with_delay(delay),
+                None => message,
+            }
+        })
+        .collect();
+    let delay_ms = delay.map_or(0, |d| d.as_millis() as u64);
+    let call = Call::Publish { queue: queue.to_owned(), values, delay_ms };
+    let result = shared
+        .invoke(process, call, client.publish(queue, messages), |results| Reply::Published {
+            ids: results.iter().map(|r| r.id).collect(),
+            duplicates: results.iter().map(|r| r.duplicate).collect(),
+        })
+        .await;
+    matches!(result, Err(ref e) if Outcome::of_error(e).is_info())
+}
+
+/// What a consumer does with one delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Handling {
+    Ack,
+    ExtendThenAck,
+    Nack,
+    DeadLetter,
+    Abandon,
+    AckTooLate,
+}
+
+fn pick_handling(rng: &mut fastrand::Rng) -> Handling {
+    match rng.u32(0..100) {
+        0..55 => Handling::Ack,
+        55..63 => Handling::ExtendThenAck,
+        63..76 => Handling::Nack,
+        76..79 => Handling::DeadLetter,
+        79..93 => Handling::Abandon,
+        _ => Handling::AckTooLate,
+    }
+}
+
+/// A consumer: receives and handles deliveries until the drain is done.
+pub async fn consumer(shared: Arc<Shared>, process: u32) -> turmoil::Result {
+    let client = shared.client();
+    let mut rng = process_rng(&shared.plan, process);
+    wait_for_setup(&shared).await;
+    let lease_ms = shared.plan.lease_ms;
+    let mut round = 0u64;
+    while !shared.drained.load(Ordering::SeqCst) {
+        round += 1;
+        let draining = shared.past_workload();
+        let queue = match (draining, rng.u32(0..100)) {
+            (true, _) if round % 2 == 0 => DEAD_LETTER_QUEUE,
+            (true, _) => WORK_QUEUE,
+            (false, 0..20) => DEAD_LETTER_QUEUE,
+            (false, _) => WORK_QUEUE,
+        };
+        let (max, wait_ms) = if draining { (10, 300) } else { (rng.u32(1..4), rng.u64(0..800)) };
+        let call = Call::Receive { queue: queue.to_owned(), max, lease_ms };
+        let wait = Duration::from_millis(wait_ms);
+        let lease = Some(Duration::from_millis(lease_ms));
+        let received = shared
+            .invoke(process, call, client.receive(queue, max, wait, lease), |deliveries| {
+                Reply::Received(deliveries.iter().map(delivered).collect())
+            })
+            .await;
+        let deliveries = match received {
+            Ok(deliveries) => deliveries,
+            Err(_) => {
+                sleep(Duration::from_millis(rng.u64(50..300))).await;
+                continue;
+            }
+        };
+        for delivery in deliveries {
+            let handling = match (draining, pick_handling(&mut rng)) {
+                (true, _) => Handling::Ack,
+                // The DLQ has no DLQ of its own: a message dead-lettered
+                // there is parked for good (PRODUCT.md), and the drain
+                // could never finish.
+                (false, Handling::DeadLetter) if queue == DEAD_LETTER_QUEUE => Handling::Nack,
+                (false, handling) => handling,
+            };
+            handle(&shared, &client, process, &mut rng, &delivery, handling).await;
+        }
+    }
+    Ok(())
+}
+
+fn delivered(delivery: &Delivery) -> Delivered {
+    Delivered {
+        lease: Lease::from(&delivery.receipt),
+        value: String::from_utf8_lossy(delivery.body()).into_owned(),
+        lease_deadline_ms: delivery.lease_expires_at_ms,
+        published_at_ms: delivery.message.published_at_ms,
+    }
+}
+
+async fn handle(
+    shared: &Shared,
+    client: &Client,
+    process: u32,
+    rng: &mut fastrand::Rng,
+    delivery: &Delivery,
+    handling: Handling,
+) {
+    let lease = Lease::from(&delivery.receipt);
+    let value = String::from_utf8_lossy(delivery.body()).into_owned();
+    let receipt = &delivery.receipt;
+    let lease_ms = shared.plan.lease_ms;
+    match handling {
+        Handling::Abandon => {}
+        Handling::Ack | Handling::ExtendThenAck | Handling::AckTooLate => {
+            if handling == Handling::AckTooLate {
+                let late_ms = delivery.lease_expires_at_ms + STALE_MARGIN_MS;
+                sleep(Duration::from_millis(late_ms.saturating_sub(sim_now_ms()))).await;
+            } else if !shared.past_workload() {
+                // Some work before the ack, sometimes longer than the lease.
+                sleep(Duration::from_millis(rng.u64(0..lease_ms / 2))).await;
+            }
+            if handling == Handling::ExtendThenAck {
+                let call = Call::Extend { lease: lease.clone(), value: value.clone(), lease_ms };
+                let extend = client.extend_lease(receipt, Duration::from_millis(lease_ms));
+                let _ =
+                    shared.invoke(process, call, extend, |deadline| Reply::Extended { deadline_ms: *deadline }).await;
+            }
+            let call = Call::Ack { lease, value };
+            let _ = shared.invoke(process, call, client.ack(std::slice::from_ref(receipt)), |_| Reply::Acked).await;
+        }
+        Handling::Nack | Handling::DeadLetter => {
+            let dead_letter = handling == Handling::DeadLetter;
+            let delay = (!dead_letter).then(|| Duration::from_millis(rng.u64(0..300)));
+            let call = Call::Nack { lease, value, dead_letter };
+            let nack = client.nack(receipt, delay, dead_letter, "simulated failure");
+            let _ = shared.invoke(process, call, nack, |_| Reply::Nacked).await;
+        }
+    }
+}
