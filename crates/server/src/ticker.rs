@@ -27,11 +27,18 @@ pub async fn run<SM: QueueMachine>(node: Arc<Node<SM>>, mut shutdown: watch::Rec
         let wait = match next_wait(&node).await {
             Some(Duration::ZERO) => {
                 if let Err(status) = node.propose(Command::Tick).await {
+                    // Sleep, don't wait for a metrics change: openraft
+                    // publishes metrics on every core-loop pass, including
+                    // the one that refused this tick, so waiting on them
+                    // would spin (found by the simulation: a leader without
+                    // quorum burned a core).
                     tracing::debug!(%status, "tick not applied");
-                    TICK_RETRY
-                } else {
-                    continue;
+                    tokio::select! {
+                        _ = tokio::time::sleep(TICK_RETRY) => {}
+                        _ = shutdown.changed() => {}
+                    }
                 }
+                continue;
             }
             Some(wait) => wait,
             None => TICK_CHECK_MAX,
