@@ -40,9 +40,7 @@
 //! (≥ 10,000 steps, plus a 0–3 step prelude each), and the seeded random
 //! walks run 20,000 + 10,000 steps: ≥ 40,000 checked steps in all.
 //!
-//! Core bugs found are reproduced by the tests at the end. The main tests
-//! step around an open one (counted, never silently) so that everything else
-//! stays checked; the ignored `strict_*` tests run the model without it.
+//! Core bugs found are reproduced by the regression tests at the end.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -375,25 +373,12 @@ struct Held {
     incarnation: u64,
 }
 
-/// Which known core bugs the harness steps around (false) or checks (true).
-#[derive(Clone, Copy, Debug)]
-struct Strictness {
-    /// Core bug: a rejected publish forgets expired dedup keys, so its
-    /// digest differs from a Tick's.
-    rejected_publish_dedup: bool,
-}
-
-const LENIENT: Strictness = Strictness { rejected_publish_dedup: false };
-const STRICT: Strictness = Strictness { rejected_publish_dedup: true };
-
 #[derive(Debug, Default)]
 struct Plan {
     /// Tags of the published messages, in order.
     tags: Vec<u64>,
     /// Receipts of an ack/nack/extend, with their incarnations.
     held: Vec<Held>,
-    /// This publish will reach a queue holding expired dedup keys.
-    dedup_gc: bool,
 }
 
 #[derive(Debug)]
@@ -407,12 +392,11 @@ struct Harness {
     next_tag: u64,
     pool: Vec<Held>,
     step_no: u64,
-    strict: Strictness,
     counts: BTreeMap<String, u64>,
 }
 
 impl Harness {
-    fn new(strict: Strictness) -> Self {
+    fn new() -> Self {
         Self {
             state: QueueState::new(),
             twin: QueueState::new(),
@@ -423,7 +407,6 @@ impl Harness {
             next_tag: 1,
             pool: Vec::new(),
             step_no: 0,
-            strict,
             counts: BTreeMap::new(),
         }
     }
@@ -481,11 +464,7 @@ impl Harness {
         assert_eq!(ticked.digest(), digest, "the command does something else after an explicit Tick");
         let obs2 = observe(&self.state, page);
         if response.is_err() {
-            if plan.dedup_gc && !self.strict.rejected_publish_dedup {
-                self.count("UNCHECKED (core bug): digest of a rejected publish over expired dedup keys");
-            } else {
-                assert_eq!(digest, ticked_digest, "a rejection changed more than time: {response:?}");
-            }
+            assert_eq!(digest, ticked_digest, "a rejection changed more than time: {response:?}");
         }
         self.check_command(&command, &plan, &response, &obs1, &obs2);
         self.bump_max_id(&obs2);
@@ -543,8 +522,6 @@ impl Harness {
             Op::Purge { queue } => Command::PurgeQueue { name: NAMES[*queue].into() },
             Op::Publish { queue, messages } => {
                 let name = NAMES[*queue];
-                plan.dedup_gc =
-                    self.model.queues.get(name).is_some_and(|q| q.dedup.values().any(|(_, until)| *until <= self.now));
                 let messages = messages
                     .iter()
                     .map(|pm| {
@@ -1380,26 +1357,7 @@ proptest! {
         prelude in prelude(),
         steps in prop::collection::vec(step(), 50..=70),
     ) {
-        let mut harness = Harness::new(LENIENT);
-        harness.run(&prelude);
-        harness.run(&steps);
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 200,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
-        ..ProptestConfig::default()
-    })]
-
-    /// The same model with no workaround for the known core bugs.
-    #[test]
-    fn strict_model_holds_for_random_command_sequences(
-        prelude in prelude(),
-        steps in prop::collection::vec(step(), 50..=70),
-    ) {
-        let mut harness = Harness::new(STRICT);
+        let mut harness = Harness::new();
         harness.run(&prelude);
         harness.run(&steps);
     }
@@ -1519,9 +1477,9 @@ impl Rng {
     }
 }
 
-fn random_walk(seed: u64, steps: usize, strict: Strictness) -> Harness {
+fn random_walk(seed: u64, steps: usize) -> Harness {
     let mut rng = Rng(seed);
-    let mut harness = Harness::new(strict);
+    let mut harness = Harness::new();
     harness.run(&[
         setup_step(Op::Create { queue: 2, config: ConfigUpdate::default() }),
         setup_step(Op::Create {
@@ -1573,19 +1531,14 @@ fn assert_coverage(harness: &Harness) {
 
 #[test]
 fn random_walk_20000_steps() {
-    let harness = random_walk(0x5EED_0001, 20_000, LENIENT);
+    let harness = random_walk(0x5EED_0001, 20_000);
     assert_coverage(&harness);
 }
 
 #[test]
 fn random_walk_10000_steps_second_seed() {
-    let harness = random_walk(0xC0FF_EE02, 10_000, LENIENT);
+    let harness = random_walk(0xC0FF_EE02, 10_000);
     assert_coverage(&harness);
-}
-
-#[test]
-fn strict_random_walk_20000_steps() {
-    random_walk(0x5EED_0001, 20_000, STRICT);
 }
 
 // ---------------------------------------------------------------------------
