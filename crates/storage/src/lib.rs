@@ -51,6 +51,7 @@ pub mod machine;
 pub mod mem;
 mod recovery;
 pub mod rocks;
+pub mod runtime;
 pub mod types;
 
 #[cfg(test)]

@@ -18,12 +18,13 @@ pub const LOG_PAYLOAD_FORMAT_VERSION: u16 = 1;
 openraft::declare_raft_types!(
     /// raftq's openraft type configuration: u64 node ids, nodes addressed by
     /// a string (`BasicNode`), [`LogPayload`] entries and [`ApplyResult`]
-    /// answers, on the tokio runtime.
+    /// answers, on tokio with seedable randomness ([`crate::runtime`]).
     pub TypeConfig:
         D = LogPayload,
         R = ApplyResult,
         NodeId = u64,
         Node = openraft::BasicNode,
+        AsyncRuntime = crate::runtime::RaftqRuntime,
 );
 
 /// The application data of one log entry.

@@ -12,8 +12,10 @@
 //! - [`MemDisk::corrupt_log_entry`]: a flipped bit in a stored log record.
 //!   The next read or open of that record fails its checksum.
 //! - [`MemDisk::tear_last_write`]: power loss while the newest log record
-//!   was being written: it is left half-written. Open drops it under the
-//!   torn-tail rule (see `recovery`).
+//!   was being written (issued, not yet synced, so never acknowledged): it
+//!   is left half-written. Open drops it under the torn-tail rule (see
+//!   `recovery`). Appends have an in-flight window only with a sync delay
+//!   ([`MemDisk::set_sync_delay`]), as on a real disk.
 //! - [`MemDisk::set_ack_before_sync`]: a broken store that acknowledges an
 //!   append before syncing it, so a crash loses acknowledged entries. Only
 //!   for proving that the simulation's checker catches lost messages.
@@ -21,6 +23,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 /// One write, as the store issues it.
 #[derive(Clone, Debug)]
@@ -78,6 +81,8 @@ pub(crate) struct DiskState {
     syncs: u64,
     /// The test-only broken mode: acknowledge appends before syncing them.
     ack_before_sync: bool,
+    /// How long an append's fsync takes; zero syncs inside the append.
+    sync_delay: Duration,
 }
 
 impl DiskState {
@@ -92,7 +97,7 @@ impl DiskState {
         }
     }
 
-    fn sync(&mut self) {
+    pub(crate) fn sync(&mut self) {
         for op in self.pending.drain(..) {
             self.durable.apply(&op);
         }
@@ -101,6 +106,10 @@ impl DiskState {
 
     pub(crate) fn ack_before_sync(&self) -> bool {
         self.ack_before_sync
+    }
+
+    pub(crate) fn sync_delay(&self) -> Duration {
+        self.sync_delay
     }
 }
 
@@ -140,17 +149,34 @@ impl MemDisk {
         found
     }
 
-    /// Power loss while writing the newest log record: it stays on disk
-    /// half-written, and everything pending is lost. Returns the torn
-    /// record's index, if the log was not empty.
+    /// Power loss while the newest log record was being written: the
+    /// newest *pending* (issued, unsynced, so never acknowledged) log
+    /// record is left half-written on disk; everything else pending is
+    /// lost, as in [`MemDisk::crash`]. Returns the torn record's index, or
+    /// `None` (a plain crash) if no log write was in flight past the end of
+    /// the durable log.
     pub fn tear_last_write(&self) -> Option<u64> {
-        self.crash();
         let mut state = self.lock();
-        let state = &mut *state;
-        let (&index, record) = state.durable.log.iter_mut().next_back()?;
-        record.truncate(record.len() / 2);
-        state.live.log.insert(index, record.clone());
+        let durable_end = state.durable.log.last_key_value().map(|(index, _)| *index);
+        let in_flight = state.pending.iter().rev().find_map(|op| match op {
+            Op::PutLog(index, record) => Some((*index, record.clone())),
+            _ => None,
+        });
+        state.live = state.durable.clone();
+        state.pending.clear();
+        state.generation += 1;
+        let (index, record) = in_flight.filter(|(index, _)| durable_end.is_none_or(|end| *index > end))?;
+        let half = record[..record.len() / 2].to_vec();
+        state.durable.log.insert(index, half.clone());
+        state.live.log.insert(index, half);
         Some(index)
+    }
+
+    /// Makes every append wait `delay` (simulated time, under turmoil) for
+    /// its fsync, group-committed like the RocksDB store: appends issued
+    /// meanwhile share one sync. Zero (the default) syncs inside the append.
+    pub fn set_sync_delay(&self, delay: Duration) {
+        self.lock().sync_delay = delay;
     }
 
     /// Test-only broken mode: append acknowledges before it syncs, so a
@@ -162,6 +188,12 @@ impl MemDisk {
     /// Syncs done since the disk was created.
     pub fn sync_count(&self) -> u64 {
         self.lock().syncs
+    }
+
+    /// Whether a log record is written but not yet synced (an append in
+    /// flight): the moment at which a tear damages something.
+    pub fn log_write_in_flight(&self) -> bool {
+        self.lock().pending.iter().any(|op| matches!(op, Op::PutLog(..)))
     }
 
     /// Writes issued but not yet synced.

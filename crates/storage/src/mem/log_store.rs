@@ -27,6 +27,8 @@ pub struct MemLogStore {
     generation: u64,
     /// Cached: only this store writes it, and openraft serializes writes.
     last_purged: Option<LogId>,
+    /// With a sync delay: the group-commit task's queue of callbacks.
+    syncer: Option<tokio::sync::mpsc::UnboundedSender<IOFlushed>>,
 }
 
 impl MemLogStore {
@@ -39,7 +41,7 @@ impl MemLogStore {
             state.write(vec![Op::DeleteLog { from: torn, to: torn.saturating_add(1) }], true);
         }
         drop(state);
-        Ok(Self { disk, generation, last_purged: meta.last_purged })
+        Ok(Self { disk, generation, last_purged: meta.last_purged, syncer: None })
     }
 
     fn reader(&self) -> MemLogReader {
@@ -49,6 +51,32 @@ impl MemLogStore {
     fn write(&self, ops: Vec<Op>, sync: bool) -> io::Result<()> {
         self.disk.access(self.generation)?.write(ops, sync);
         Ok(())
+    }
+}
+
+/// The twin's group commit: waits `delay` after the first queued append,
+/// syncs everything written so far in one step, then acknowledges every
+/// append queued before the sync, in order.
+async fn sync_in_groups(
+    disk: MemDisk,
+    generation: u64,
+    delay: std::time::Duration,
+    mut queued: tokio::sync::mpsc::UnboundedReceiver<IOFlushed>,
+) {
+    while let Some(first) = queued.recv().await {
+        tokio::time::sleep(delay).await;
+        let mut group = vec![first];
+        while let Ok(next) = queued.try_recv() {
+            group.push(next);
+        }
+        let synced = disk.access(generation).map(|mut state| state.sync());
+        for callback in group {
+            let result = match &synced {
+                Ok(()) => Ok(()),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            };
+            callback.io_completed(result);
+        }
     }
 }
 
@@ -126,10 +154,30 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
         let ops = entries.into_iter().map(|entry| Op::PutLog(entry.log_id.index, codec::encode(&entry))).collect();
         let mut state = self.disk.access(self.generation)?;
         // The broken mode acknowledges a write that is still pending.
-        let sync = !state.ack_before_sync();
-        state.write(ops, sync);
+        if state.ack_before_sync() {
+            state.write(ops, false);
+            drop(state);
+            callback.io_completed(Ok(()));
+            return Ok(());
+        }
+        let delay = state.sync_delay();
+        if delay.is_zero() {
+            state.write(ops, true);
+            drop(state);
+            callback.io_completed(Ok(()));
+            return Ok(());
+        }
+        state.write(ops, false);
         drop(state);
-        callback.io_completed(Ok(()));
+        let (disk, generation) = (self.disk.clone(), self.generation);
+        let syncer = self.syncer.get_or_insert_with(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(sync_in_groups(disk, generation, delay, rx));
+            tx
+        });
+        if let Err(unsent) = syncer.send(callback) {
+            unsent.0.io_completed(Err(io::Error::other("the simulated disk's sync task stopped")));
+        }
         Ok(())
     }
 

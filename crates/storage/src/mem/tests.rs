@@ -68,11 +68,24 @@ async fn a_store_from_before_a_crash_stops_working() {
     assert!(log.get_log_state().await.is_err());
 }
 
+/// Appends `index` with a sync that takes an hour: the write is issued and
+/// readable, but not synced and not acknowledged.
+async fn append_in_flight(disk: &MemDisk, log: &mut MemLogStore, index: u64) -> TypeConfigOneshotRx {
+    disk.set_sync_delay(std::time::Duration::from_secs(3600));
+    let (tx, rx) = TypeConfig::oneshot();
+    log.append(vec![blank(index)], IOFlushed::signal(tx)).await.unwrap();
+    rx
+}
+
+type TypeConfigOneshotRx = openraft::alias::OneshotReceiverOf<TypeConfig, Result<(), std::io::Error>>;
+
 #[tokio::test]
 async fn torn_tail_is_dropped_on_open() {
     let disk = MemDisk::new();
     let mut log = open(&disk).await;
-    append_synced(&mut log, workload(6)).await;
+    append_synced(&mut log, workload(5)).await;
+    let _unacknowledged = append_in_flight(&disk, &mut log, 6).await;
+    assert_eq!(disk.pending_writes(), 1);
     assert_eq!(disk.tear_last_write(), Some(6));
     let mut log = open(&disk).await;
     assert_eq!(last_index(&mut log).await, Some(5));
@@ -81,13 +94,35 @@ async fn torn_tail_is_dropped_on_open() {
 }
 
 #[tokio::test]
+async fn a_tear_never_damages_an_acknowledged_record() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk).await;
+    append_synced(&mut log, workload(5)).await;
+    assert_eq!(disk.tear_last_write(), None, "nothing was in flight: a plain crash");
+    let mut log = open(&disk).await;
+    assert_eq!(last_index(&mut log).await, Some(5));
+}
+
+#[tokio::test]
+async fn with_a_sync_delay_the_callback_waits_for_the_sync() {
+    let disk = MemDisk::new();
+    let mut log = open(&disk).await;
+    disk.set_sync_delay(std::time::Duration::from_millis(5));
+    let before = disk.sync_count();
+    append_synced(&mut log, workload(3)).await;
+    assert_eq!(disk.pending_writes(), 0, "synced before the callback fired");
+    assert_eq!(disk.sync_count(), before + 1);
+}
+
+#[tokio::test]
 async fn torn_committed_record_refuses_to_open() {
     let disk = MemDisk::new();
     let mut log = open(&disk).await;
-    append_synced(&mut log, workload(6)).await;
+    append_synced(&mut log, workload(5)).await;
     log.save_committed(Some(log_id::<TypeConfig>(1, 1, 6))).await.unwrap();
     log.save_vote(&Vote::new(1, 1)).await.unwrap(); // syncs `committed`
-    disk.tear_last_write();
+    let _unacknowledged = append_in_flight(&disk, &mut log, 6).await;
+    assert_eq!(disk.tear_last_write(), Some(6));
     let err = MemStore::open(disk.clone()).await.unwrap_err();
     assert!(matches!(err, OpenError::CorruptLog { index: 6, .. }), "{err}");
 }
