@@ -11,13 +11,15 @@ use crate::workload::{body_text, drain, publish_all};
 
 /// `--snapshot-every`: the leader snapshots many times while the follower
 /// is down.
-const SNAPSHOT_EVERY: u64 = 500;
+const SNAPSHOT_EVERY: u64 = 100;
 /// `--log-keep`: far below the gap the follower has to close.
-const LOG_KEEP: u64 = 100;
-/// Messages published, one log entry each, while the follower is down.
+const LOG_KEEP: u64 = 20;
+/// Messages published while the follower is down. The leader groups
+/// concurrent publishes into one entry, so an entry holds at most
+/// [`PRODUCERS`] of them: at least 1,250 entries.
 const MESSAGES: usize = 5_000;
 /// Concurrent producer tasks.
-const PRODUCERS: usize = 32;
+const PRODUCERS: usize = 4;
 /// What openraft's state machine worker logs (at info) once a snapshot
 /// received from the leader is installed.
 const INSTALL_LINE: &str = "Done install complete snapshot";

@@ -274,7 +274,16 @@ impl Client {
                 return Err(exhausted(err));
             }
             let backoff = match decision {
-                Decision::Fail => return Err(err),
+                Decision::Fail => {
+                    // An unanswered call (timeout, connection lost) is not
+                    // retried when it is not idempotent, but the node that
+                    // did not answer must not stay the one every later call
+                    // goes to: it may be dead, or cut off from the cluster.
+                    if matches!(spec.target, Target::Leader) && err.is_ambiguous() {
+                        self.forget(&addr);
+                    }
+                    return Err(err);
+                }
                 Decision::Redirect(hint) => {
                     self.set_leader(&hint);
                     redirect = Some(hint);
@@ -377,6 +386,40 @@ mod tests {
         assert_eq!(c.pick(), "c:3");
         c.forget("c:3");
         assert_eq!(c.pick(), "a:1", "wraps around");
+    }
+
+    /// A node that accepts connections and never answers: a hung or
+    /// partitioned leader, as a client sees it.
+    async fn silent_node() -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn a_node_that_does_not_answer_a_non_idempotent_call_is_forgotten() {
+        let (silent, task) = silent_node().await;
+        let mut config = ClientConfig::new([silent.as_str(), "127.0.0.1:9"]);
+        config.request_timeout = Duration::from_millis(200);
+        let c = Client::connect(config).unwrap();
+        c.set_leader(&silent);
+        let spec = CallSpec::leader("test-call", Safety::NotIdempotent);
+        let result = c
+            .call(spec, |channel: Channel| async move {
+                let mut queue = raftq_proto::v1::queue_client::QueueClient::new(channel);
+                queue.get_queue(raftq_proto::v1::GetQueueRequest { name: "q".into() }).await
+            })
+            .await;
+        assert!(result.as_ref().is_err_and(ClientError::is_ambiguous), "{result:?}");
+        assert_eq!(c.leader(), None, "the silent node is no longer taken for the leader");
+        assert_eq!(c.pick(), "127.0.0.1:9", "the next call goes to another node");
+        task.abort();
     }
 
     #[test]

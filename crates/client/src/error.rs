@@ -103,6 +103,18 @@ impl ClientError {
         }
     }
 
+    /// The call may or may not have taken effect: it timed out, or its
+    /// connection broke after the request left (not a refused connect).
+    pub fn is_ambiguous(&self) -> bool {
+        match self {
+            Self::Transport { connect, .. } => !connect,
+            Self::Timeout { .. } => true,
+            Self::Status { code, .. } => matches!(code, Code::DeadlineExceeded | Code::Cancelled),
+            Self::RetriesExhausted { last, .. } => last.is_ambiguous(),
+            _ => false,
+        }
+    }
+
     /// The leader hint carried by this error, if any.
     pub fn leader_hint(&self) -> Option<&str> {
         match self {

@@ -10,6 +10,9 @@
 //! - `queue_service`, `subscribe`: the client API. `cluster_service`: admin.
 //! - `ticker`: the leader proposes a `Tick` when a timer is due.
 //! - `convert`: wire ⇄ core types. `error`: everything ⇄ `tonic::Status`.
+//! - `telemetry`, `rpc_metrics`: metrics through the `metrics` facade (Raft
+//!   and queue gauges, sampled; request counts and latency, per RPC). Only
+//!   recorded: the binary installs the exporter.
 //!
 //! ## Invariants
 //! - Nothing binds, dials or reads the environment here: the listener's
@@ -27,13 +30,16 @@ mod convert;
 mod error;
 mod node;
 mod queue_service;
+mod rpc_metrics;
 mod subscribe;
+mod telemetry;
 mod ticker;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use openraft::Raft;
+use openraft::async_runtime::WatchReceiver;
 use openraft::storage::RaftLogStorage;
 use raftq_proto::v1::cluster_server::ClusterServer;
 use raftq_proto::v1::queue_server::QueueServer;
@@ -47,6 +53,7 @@ use tonic::transport::server::Connected;
 
 pub use node::{Clock, Node, QueueMachine, SystemClock};
 pub use queue_service::{CLIENT_MESSAGE_BYTES_MAX, RECEIVE_WAIT_MS_MAX};
+pub use telemetry::{QUEUES_WITH_METRICS_MAX, enable_metrics_sampler};
 
 /// What a node needs to know to run, built once by the CLI and validated.
 #[derive(Clone, Debug)]
@@ -126,29 +133,96 @@ where
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let ticker = tokio::spawn(ticker::run(node.clone(), stop_rx.clone()));
+    let sampler = telemetry::spawn_sampler(node.clone(), stop_rx.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
-    let health_task = tokio::spawn(report_health(node.clone(), health, stop_rx));
+    let health_task = tokio::spawn(report_health(node.clone(), health, stop_rx.clone()));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(raftq_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| ServerError::Config(format!("reflection: {e}")))?;
 
-    let served = tonic::transport::Server::builder()
+    // Stop serving when asked to, or when Raft stops by itself (a fatal
+    // storage error): a node without Raft must not keep answering.
+    let raft_died = raft_stopped(node.clone());
+    tokio::pin!(raft_died);
+    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let stop_reason = async {
+        let died = tokio::select! {
+            () = shutdown => None,
+            fatal = &mut raft_died => Some(fatal),
+        };
+        let _ = stopping_tx.send(true);
+        died
+    };
+    let serving = tonic::transport::Server::builder()
+        .layer(rpc_metrics::RpcMetricsLayer)
         .add_service(queue_service::QueueService::server(node.clone()))
         .add_service(cluster_service::ClusterService::server(node.clone()))
         .add_service(TransportService::server(raft.clone()))
         .add_service(health_service)
         .add_service(reflection)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+        });
+    // tonic's graceful shutdown waits for every open connection to close; a
+    // consumer's stream may never close, so after SHUTDOWN_GRACE the rest
+    // are dropped (clients see UNAVAILABLE and retry elsewhere).
+    let (served, died) = tokio::join!(
+        async {
+            tokio::pin!(serving);
+            let mut stopping = stop_rx.clone();
+            tokio::select! {
+                served = &mut serving => served,
+                () = async {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
+                } => {
+                    tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them");
+                    Ok(())
+                }
+            }
+        },
+        async {
+            let died = stop_reason.await;
+            let _ = stop_tx.send(true);
+            died
+        }
+    );
 
-    let _ = stop_tx.send(true);
     let _ = ticker.await;
     let _ = health_task.await;
+    if let Some(sampler) = sampler {
+        let _ = sampler.await;
+    }
+    if let Some(fatal) = died {
+        tracing::error!(node_id = config.node_id, error = %fatal, "Raft stopped; the node shuts down");
+        return Err(ServerError::Raft(format!("stopped: {fatal}")));
+    }
     raft.shutdown().await.map_err(|e| ServerError::Raft(e.to_string()))?;
     served?;
     Ok(())
+}
+
+/// How long a stopping node keeps open connections after it stops
+/// accepting new ones. Below Docker's and Kubernetes' default 10 s between
+/// SIGTERM and SIGKILL, leaving time to stop Raft cleanly.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Resolves when this node's Raft stops on its own, with the reason.
+async fn raft_stopped<SM: QueueMachine>(node: Arc<Node<SM>>) -> String {
+    let mut metrics = node.raft.metrics();
+    loop {
+        if let Err(fatal) = &metrics.borrow_watched().running_state {
+            return fatal.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return match &metrics.borrow_watched().running_state {
+                Err(fatal) => fatal.to_string(),
+                Ok(()) => "Raft stopped".to_owned(),
+            };
+        }
+    }
 }
 
 /// Serves `grpc.health.v1`: the whole server is SERVING while it runs;

@@ -42,14 +42,47 @@ impl Clock for SystemClock {
     }
 }
 
+/// Log entries being written at once by one node. While all are in
+/// flight, new proposals queue up and go into the next entry together:
+/// under load, many client requests share one entry, one fsync per node and
+/// one replication round (group commit); when idle, a request gets its own
+/// entry at once.
+pub const ENTRIES_IN_FLIGHT_MAX: usize = 4;
+
+/// The most commands one log entry carries.
+pub const COMMANDS_PER_ENTRY_MAX: usize = 1024;
+
+/// The most message bytes one entry carries, unless a single command is
+/// bigger (it then goes alone).
+pub const ENTRY_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// A command waiting to be written, with where its answer goes.
+struct Proposal {
+    command: Command,
+    reply: tokio::sync::oneshot::Sender<Result<Outcome, Status>>,
+}
+
 /// The local node as the services see it.
 pub struct Node<SM: QueueMachine> {
     pub id: u64,
     pub raft: Raft<TypeConfig, SM>,
+    stamps: Arc<Stamps>,
+    proposals: tokio::sync::mpsc::UnboundedSender<Proposal>,
+}
+
+/// The leader's entry timestamps.
+struct Stamps {
     clock: Arc<dyn Clock>,
     /// The latest timestamp this node stamped: stamps never go backwards
     /// here, and the state machine also never lets time go back.
-    last_stamp_ms: AtomicU64,
+    last_ms: AtomicU64,
+}
+
+impl Stamps {
+    fn next(&self) -> u64 {
+        let now = self.clock.now_ms();
+        self.last_ms.fetch_max(now, Ordering::SeqCst).max(now)
+    }
 }
 
 impl<SM: QueueMachine> fmt::Debug for Node<SM> {
@@ -59,25 +92,32 @@ impl<SM: QueueMachine> fmt::Debug for Node<SM> {
 }
 
 impl<SM: QueueMachine> Node<SM> {
+    /// Starts the node's proposer task (group commit); call inside the
+    /// runtime. It ends when the node is dropped.
     pub fn new(id: u64, raft: Raft<TypeConfig, SM>, clock: Arc<dyn Clock>) -> Self {
-        Self { id, raft, clock, last_stamp_ms: AtomicU64::new(0) }
+        let stamps = Arc::new(Stamps { clock, last_ms: AtomicU64::new(0) });
+        let (proposals, queued) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(propose_in_groups(raft.clone(), stamps.clone(), queued));
+        Self { id, raft, stamps, proposals }
     }
 
     /// The time to stamp on the next entry.
     pub fn stamp_ms(&self) -> u64 {
-        let now = self.clock.now_ms();
-        self.last_stamp_ms.fetch_max(now, Ordering::SeqCst).max(now)
+        self.stamps.next()
     }
 
     /// Validates `command`, replicates it to a majority (each fsynced), and
-    /// returns the answer the state machine gave when applying it.
+    /// returns the answer the state machine gave when applying it. Commands
+    /// proposed concurrently share log entries (see
+    /// [`ENTRIES_IN_FLIGHT_MAX`]); each still gets its own answer, and one
+    /// command's refusal does not affect the others.
     pub async fn propose(&self, command: Command) -> Result<Outcome, Status> {
         command.validate().map_err(error::queue_error)?;
-        let payload = LogPayload::new(self.stamp_ms(), vec![command]);
-        let written = self.raft.client_write(payload).await.map_err(error::write_error)?;
-        let mut responses = written.data.responses.into_iter();
-        let response = responses.next().expect("one command in, one response out");
-        response.map_err(error::queue_error)
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.proposals
+            .send(Proposal { command, reply })
+            .map_err(|_| Status::unavailable("the node is shutting down"))?;
+        answer.await.map_err(|_| Status::unavailable("the node is shutting down"))?
     }
 
     /// Reads state after a read-index barrier: the answer reflects every
@@ -108,14 +148,40 @@ impl<SM: QueueMachine> Node<SM> {
     }
 
     /// Waits until the node's metrics change (an entry applied, a leader
-    /// change) or `timeout` passes. Never busy-waits.
-    pub async fn wait_for_change(&self, metrics: &mut MetricsWatch, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, metrics.changed()).await;
+    /// change) since `watch` last reported one, or `timeout` passes. Never
+    /// busy-waits.
+    ///
+    /// openraft republishes its metrics on every pass of its core loop,
+    /// changed or not, so this compares the fields the server acts on (the
+    /// applied and snapshot index, role, leader, running state) and keeps
+    /// waiting while they stay the same: a waiter does not re-read the state
+    /// machine thousands of times a second under load. A closed watch (Raft
+    /// stopped) waits the whole `timeout`, so no caller's loop spins.
+    pub async fn wait_for_change(&self, watch: &mut MetricsWatch, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let now = Watched::of(&watch.receiver.borrow_watched());
+            if now != watch.seen {
+                watch.seen = now;
+                return;
+            }
+            match tokio::time::timeout_at(deadline, watch.receiver.changed()).await {
+                Err(_elapsed) => return,
+                Ok(Err(_closed)) => {
+                    tokio::time::sleep_until(deadline).await;
+                    return;
+                }
+                Ok(Ok(())) => {}
+            }
+        }
     }
 
-    /// A watch on this node's Raft metrics, for `wait_for_change`.
+    /// A watch on this node's Raft metrics, for `wait_for_change`: changes
+    /// from now on are reported.
     pub fn metrics(&self) -> MetricsWatch {
-        self.raft.metrics()
+        let receiver = self.raft.metrics();
+        let seen = Watched::of(&receiver.borrow_watched());
+        MetricsWatch { receiver, seen }
     }
 
     /// A copy of the current Raft metrics.
@@ -124,5 +190,115 @@ impl<SM: QueueMachine> Node<SM> {
     }
 }
 
-/// A watch on a node's Raft metrics.
-pub type MetricsWatch = openraft::alias::WatchReceiverOf<TypeConfig, RaftMetrics<TypeConfig>>;
+/// The bytes a command adds to an entry, roughly: its message bodies and
+/// attributes (everything else is small).
+fn command_bytes(command: &Command) -> usize {
+    match command {
+        Command::Publish { messages, .. } => messages.iter().map(|m| m.size_bytes() + 64).sum(),
+        _ => 64,
+    }
+}
+
+/// The proposer: takes every proposal queued while the previous entries
+/// were being written, writes them as one entry, and hands each caller its
+/// own answer. At most [`ENTRIES_IN_FLIGHT_MAX`] entries are in flight.
+async fn propose_in_groups<SM: QueueMachine>(
+    raft: Raft<TypeConfig, SM>,
+    stamps: Arc<Stamps>,
+    mut queued: tokio::sync::mpsc::UnboundedReceiver<Proposal>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(ENTRIES_IN_FLIGHT_MAX));
+    let mut carried: Option<Proposal> = None;
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let first = match carried.take() {
+            Some(proposal) => proposal,
+            None => match queued.recv().await {
+                Some(proposal) => proposal,
+                None => return,
+            },
+        };
+        let mut bytes = command_bytes(&first.command);
+        let mut group = vec![first];
+        while group.len() < COMMANDS_PER_ENTRY_MAX {
+            let Ok(next) = queued.try_recv() else { break };
+            let next_bytes = command_bytes(&next.command);
+            if bytes + next_bytes > ENTRY_BYTES_MAX {
+                carried = Some(next);
+                break;
+            }
+            bytes += next_bytes;
+            group.push(next);
+        }
+        let raft = raft.clone();
+        let stamp = stamps.next();
+        tokio::spawn(async move {
+            write_group(&raft, stamp, group).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Writes one entry of `group`'s commands and answers each proposal.
+async fn write_group<SM: QueueMachine>(raft: &Raft<TypeConfig, SM>, stamp_ms: u64, group: Vec<Proposal>) {
+    let (commands, replies): (Vec<Command>, Vec<_>) = group.into_iter().map(|p| (p.command, p.reply)).unzip();
+    let expected = commands.len();
+    match raft.client_write(LogPayload::new(stamp_ms, commands)).await {
+        Ok(written) => {
+            let responses = written.data.responses;
+            if responses.len() != expected {
+                let status = Status::internal(format!(
+                    "the state machine answered {} of {expected} commands in one entry",
+                    responses.len()
+                ));
+                for reply in replies {
+                    let _ = reply.send(Err(status.clone()));
+                }
+                return;
+            }
+            for (reply, response) in replies.into_iter().zip(responses) {
+                let _ = reply.send(response.map_err(error::queue_error));
+            }
+        }
+        Err(e) => {
+            let status = error::write_error(e);
+            for reply in replies {
+                let _ = reply.send(Err(status.clone()));
+            }
+        }
+    }
+}
+
+/// The metrics fields whose change [`Node::wait_for_change`] reports.
+#[derive(Debug, PartialEq, Eq)]
+struct Watched {
+    applied: Option<u64>,
+    snapshot: Option<u64>,
+    state: openraft::ServerState,
+    leader: Option<u64>,
+    running: bool,
+}
+
+impl Watched {
+    fn of(m: &RaftMetrics<TypeConfig>) -> Self {
+        Self {
+            applied: m.last_applied.as_ref().map(|id| id.index),
+            snapshot: m.snapshot.as_ref().map(|id| id.index),
+            state: m.state,
+            leader: m.current_leader,
+            running: m.running_state.is_ok(),
+        }
+    }
+}
+
+/// A watch on a node's Raft metrics, with the fields last reported.
+pub struct MetricsWatch {
+    receiver: openraft::alias::WatchReceiverOf<TypeConfig, RaftMetrics<TypeConfig>>,
+    seen: Watched,
+}
+
+impl fmt::Debug for MetricsWatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsWatch").field("seen", &self.seen).finish_non_exhaustive()
+    }
+}
