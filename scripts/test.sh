@@ -22,3 +22,16 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 
 echo "==> cargo test"
 cargo test --release --workspace
+
+# The container chaos suite needs a Docker engine (images are built locally,
+# nothing is pulled); without one it is skipped, not failed.
+if docker info >/dev/null 2>&1; then
+    echo "==> chaos suite (short) against the docker-compose cluster"
+    deploy/chaos/run.sh short
+    echo "==> the Python example against the docker-compose cluster"
+    examples/python/run.sh --compose
+else
+    echo "==> no Docker engine: skipping the container chaos suite (deploy/chaos/run.sh)"
+    echo "==> the Python example against raftq dev"
+    examples/python/run.sh --dev
+fi

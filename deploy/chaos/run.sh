@@ -5,7 +5,7 @@
 # was delivered, or a scenario could not run.
 #
 # Usage: deploy/chaos/run.sh [short|long] [raftq-chaos flags...]
-#   short  one ~10 s fault cycle per class, about 4 min in all (CI runs it)
+#   short  ~8 s of faults per class, about 2 min in all (CI runs it)
 #   long   300 s of fault cycles per class, about 45 min in all
 # e.g.   deploy/chaos/run.sh long --scenarios kill-leader,pause-leader
 #

@@ -16,6 +16,9 @@ use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use raftq_client::{Client, ClientConfig, OutgoingMessage, proto};
 
+/// Ack requests in flight per consumer.
+const ACKS_IN_FLIGHT: usize = 4;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
     /// Producers only; measures confirmed publish throughput and latency.
@@ -24,6 +27,10 @@ pub enum Scenario {
     EndToEnd,
     /// Publish `--messages` first, then measure consumers draining them.
     Drain,
+    /// No cluster: append `--size` bytes and fdatasync, `--messages` times,
+    /// in a file under `--dir`. The disk's commit latency, the floor of a
+    /// single producer's confirm latency (G1 fsyncs before every OK).
+    Fsync,
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +63,10 @@ pub struct BenchArgs {
     /// Messages per receive (consumers).
     #[arg(long, default_value_t = 100)]
     pub receive_batch: u32,
+    /// Directory for the fsync scenario's scratch file (use the disk the
+    /// nodes' data dirs are on).
+    #[arg(long, default_value = ".")]
+    pub dir: std::path::PathBuf,
 }
 
 /// Counters and histograms shared by the workers.
@@ -100,6 +111,9 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, json: bool) -> Result<()
     }
     if args.producers == 0 || args.inflight == 0 || !(1..=1000).contains(&args.batch) {
         bail!("--producers and --inflight must be positive, --batch 1..=1000");
+    }
+    if args.scenario == Scenario::Fsync {
+        return fsync_latency(&args, json);
     }
     let client = Client::connect(ClientConfig::new(servers)).context("connecting")?;
     match client.create_queue(&args.queue, proto::QueueConfig::default()).await {
@@ -194,6 +208,13 @@ fn spawn_consumers(
     for _ in 0..consumers {
         let (client, totals, queue, max) = (client.clone(), totals.clone(), args.queue.clone(), args.receive_batch);
         tasks.push(tokio::spawn(async move {
+            // Acks are pipelined: the next receive goes out while the last
+            // batch's ack commits, as a real consumer that acks after
+            // processing would overlap them.
+            let acks = Arc::new(tokio::sync::Semaphore::new(ACKS_IN_FLIGHT));
+            let wait_for_acks = |acks: Arc<tokio::sync::Semaphore>| async move {
+                let _all = acks.acquire_many(ACKS_IN_FLIGHT as u32).await;
+            };
             loop {
                 let deliveries = client.receive(&queue, max, Duration::from_millis(500), None).await?;
                 if deliveries.is_empty() {
@@ -203,6 +224,7 @@ fn spawn_consumers(
                     let confirmed = totals.confirmed.lock().expect("lock").len();
                     let received = totals.received.lock().expect("lock").len();
                     if received >= confirmed {
+                        wait_for_acks(acks).await;
                         return Ok(());
                     }
                     continue;
@@ -218,11 +240,49 @@ fn spawn_consumers(
                         received.push(seq);
                     }
                 }
-                client.ack(&receipts).await?;
+                let permit = acks.clone().acquire_owned().await.context("ack slots")?;
+                let client = client.clone();
+                tokio::spawn(async move {
+                    // A failed ack only means a redelivery, counted as a
+                    // duplicate by the final check.
+                    if let Err(e) = client.ack(&receipts).await {
+                        tracing::warn!(error = %e, "ack failed");
+                    }
+                    drop(permit);
+                });
             }
         }));
     }
     tasks
+}
+
+/// The fsync scenario (see [`Scenario::Fsync`]).
+fn fsync_latency(args: &BenchArgs, json: bool) -> Result<()> {
+    use std::io::Write;
+    let file = tempfile::NamedTempFile::new_in(&args.dir)
+        .with_context(|| format!("creating a scratch file in {}", args.dir.display()))?;
+    let mut handle = file.as_file();
+    let block = vec![b'x'; args.size];
+    let mut latency = histogram();
+    let start = Instant::now();
+    for _ in 0..args.messages {
+        let began = Instant::now();
+        handle.write_all(&block).context("writing the scratch file")?;
+        handle.sync_data().context("fdatasync")?;
+        latency.record((began.elapsed().as_micros() as u64).max(1))?;
+    }
+    let rate = args.messages as f64 / start.elapsed().as_secs_f64();
+    let result = serde_json::json!({
+        "scenario": "Fsync", "dir": args.dir.display().to_string(), "size": args.size,
+        "syncs": args.messages, "syncs_per_sec": rate.round(), "fsync_latency": percentiles(&latency),
+    });
+    if json {
+        println!("{result}");
+    } else {
+        println!("fsync: {} appends of {} bytes + fdatasync in {}", args.messages, args.size, args.dir.display());
+        println!("  {rate:.0} syncs/s; latency: {}", result["fsync_latency"]);
+    }
+    Ok(())
 }
 
 fn percentiles(h: &Histogram<u64>) -> serde_json::Value {

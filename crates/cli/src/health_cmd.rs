@@ -51,7 +51,7 @@ pub async fn run(args: HealthArgs, json: bool) -> Result<()> {
 }
 
 /// One `Health/Check` call.
-async fn check(addr: &str, service: &str) -> Result<ServingStatus> {
+pub async fn check(addr: &str, service: &str) -> Result<ServingStatus> {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .with_context(|| format!("{addr:?} is not host:port"))?;
     let channel = endpoint.connect().await.with_context(|| format!("connecting to {addr}"))?;

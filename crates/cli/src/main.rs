@@ -7,9 +7,17 @@ mod client_cmds;
 mod demo;
 mod dev_cmd;
 mod health_cmd;
+mod metrics_http;
 mod server_cmd;
 
 use std::process::ExitCode;
+
+/// mimalloc instead of glibc's malloc: the server allocates and frees a
+/// message body, an entry and a protobuf frame per request on many
+/// threads, and glibc's allocator showed as ~20 % of the leader's CPU in a
+/// publish benchmark (README, Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 

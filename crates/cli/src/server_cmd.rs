@@ -11,14 +11,21 @@ use raftq_raft::RaftSettings;
 use raftq_raft::network::TcpConnector;
 use raftq_server::{ServerConfig, SystemClock};
 use raftq_storage::rocks::RocksStore;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
 /// Every flag can also come from its `RAFTQ_*` environment variable.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// This node's id (positive, unique in the cluster).
-    #[arg(long, env = "RAFTQ_NODE_ID")]
-    pub node_id: u64,
+    #[arg(long, env = "RAFTQ_NODE_ID", required_unless_present = "node_id_from_hostname")]
+    pub node_id: Option<u64>,
+    /// Take the node id from the host name instead: its trailing ordinal
+    /// plus one (`raftq-0` → 1, `raftq-2` → 3), as a Kubernetes
+    /// StatefulSet names its pods. The host name is `$HOSTNAME`, else the
+    /// kernel's.
+    #[arg(long, env = "RAFTQ_NODE_ID_FROM_HOSTNAME", conflicts_with = "node_id")]
+    pub node_id_from_hostname: bool,
     /// Address to bind the gRPC listener to (client API, admin and Raft).
     #[arg(long, env = "RAFTQ_LISTEN")]
     pub listen: SocketAddr,
@@ -46,6 +53,11 @@ pub struct ServerArgs {
     /// Cluster name (in Raft messages and logs).
     #[arg(long, env = "RAFTQ_CLUSTER_NAME", default_value = "raftq")]
     pub cluster_name: String,
+    /// Serve Prometheus `/metrics`, `/healthz` (process up) and `/readyz`
+    /// (knows a leader) over HTTP on this address, e.g. `0.0.0.0:9100`.
+    /// Off unless set (several nodes share a host in `raftq dev`).
+    #[arg(long, env = "RAFTQ_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Parses `1=host:port,2=host:port`.
@@ -68,10 +80,38 @@ pub fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>, String> {
     Ok(peers)
 }
 
+/// The node id of a host named `<anything>-<ordinal>`: ordinal + 1.
+pub fn node_id_from_hostname(hostname: &str) -> Result<u64> {
+    let hostname = hostname.trim();
+    let ordinal = hostname
+        .rsplit_once('-')
+        .filter(|(_, ordinal)| !ordinal.is_empty() && ordinal.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|(_, ordinal)| ordinal.parse::<u64>().ok())
+        .with_context(|| format!("host name {hostname:?} does not end in -<ordinal>"))?;
+    ordinal.checked_add(1).with_context(|| format!("host name {hostname:?}: ordinal too large"))
+}
+
+/// `$HOSTNAME`, else the kernel's host name.
+fn hostname() -> Result<String> {
+    if let Ok(name) = std::env::var("HOSTNAME")
+        && !name.trim().is_empty()
+    {
+        return Ok(name);
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname").context("reading the host name")
+}
+
 impl ServerArgs {
-    fn config(&self) -> ServerConfig {
-        ServerConfig {
-            node_id: self.node_id,
+    fn node_id(&self) -> Result<u64> {
+        match self.node_id {
+            Some(id) => Ok(id),
+            None => node_id_from_hostname(&hostname()?),
+        }
+    }
+
+    fn config(&self) -> Result<ServerConfig> {
+        Ok(ServerConfig {
+            node_id: self.node_id()?,
             peers: self.peers.clone(),
             raft: RaftSettings {
                 heartbeat_ms: self.heartbeat_ms,
@@ -81,12 +121,12 @@ impl ServerArgs {
                 log_kept_behind_snapshot: self.log_keep,
             },
             cluster_name: self.cluster_name.clone(),
-        }
+        })
     }
 }
 
 pub async fn run(args: ServerArgs) -> Result<()> {
-    let config = args.config();
+    let config = args.config()?;
     config.validate()?;
     if let Some(addr) = config.peers.get(&config.node_id) {
         tracing::info!(node_id = config.node_id, advertised = %addr, "starting");
@@ -102,7 +142,17 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %args.listen, "serving gRPC");
-    let incoming = TcpListenerStream::new(listener);
+    let metrics = match args.metrics_listen {
+        Some(addr) => Some(crate::metrics_http::start(addr, config.node_id, args.listen).await?),
+        None => None,
+    };
+    // Nagle's algorithm would hold small responses back until the peer's
+    // delayed ACK (up to 40 ms): every accepted connection sends at once.
+    let incoming = TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        stream.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(stream)
+    });
     let connector = Arc::new(TcpConnector::default());
     raftq_server::serve(
         config,
@@ -114,6 +164,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         shutdown_signal(),
     )
     .await?;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     tracing::info!("stopped cleanly");
     Ok(())
 }
@@ -153,5 +206,34 @@ mod tests {
         for bad in ["", "1", "x=a:1", "0=a:1", "1=a:1,1=b:2", "1=nohostport"] {
             assert!(parse_peers(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn node_id_from_a_statefulset_pod_name() {
+        assert_eq!(node_id_from_hostname("raftq-0").unwrap(), 1);
+        assert_eq!(node_id_from_hostname("my-raftq-12\n").unwrap(), 13);
+        for bad in ["raftq", "raftq-", "raftq-x", "0", "raftq-+1", &format!("r-{}", u64::MAX)] {
+            assert!(node_id_from_hostname(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    /// Only for parsing `raftq server` flags in tests.
+    #[derive(Debug, clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        server: ServerArgs,
+    }
+
+    #[test]
+    fn node_id_or_hostname_flag() {
+        use clap::Parser;
+        let base = ["raftq", "--listen", "127.0.0.1:1", "--data-dir", "d", "--peers", "1=a:1"];
+        let parse = |extra: &[&str]| Flags::try_parse_from(base.iter().chain(extra));
+        let by_hostname = parse(&["--node-id-from-hostname"]).unwrap().server;
+        assert_eq!((by_hostname.node_id, by_hostname.node_id_from_hostname), (None, true));
+        let explicit = parse(&["--node-id", "2"]).unwrap().server;
+        assert_eq!(explicit.node_id().unwrap(), 2);
+        assert!(parse(&[]).is_err(), "one of the two is required");
+        assert!(parse(&["--node-id", "2", "--node-id-from-hostname"]).is_err(), "not both");
     }
 }
