@@ -58,21 +58,22 @@ pub fn run_batch(
     let started = Instant::now();
     let next = AtomicUsize::new(0);
     let summary = Mutex::new(BatchSummary::default());
-    let watchdog = Watchdog::default();
+    let watchdog = &Watchdog::default();
+    let (next, summary) = (&next, &summary);
     std::thread::scope(|scope| {
         scope.spawn(|| watchdog.watch(options));
         let mut workers = Vec::new();
         for job in 0..jobs.max(1) {
-            let worker = || {
+            let worker = move || {
                 loop {
                     if budget.is_some_and(|budget| started.elapsed() >= budget) {
                         return;
                     }
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(&seed) = seeds.get(i) else { return };
-                    watchdog.started(seed);
+                    watchdog.started(job, seed);
                     let report = run_seed(seed, options);
-                    watchdog.finished(seed);
+                    watchdog.finished(job);
                     on_report(&report);
                     let mut summary = summary.lock().unwrap_or_else(PoisonError::into_inner);
                     summary.seeds += 1;
@@ -98,7 +99,7 @@ pub fn run_batch(
         }
         watchdog.stop();
     });
-    let mut summary = summary.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let mut summary = std::mem::take(&mut *summary.lock().unwrap_or_else(PoisonError::into_inner));
     summary.skipped = seeds.len() as u64 - summary.seeds;
     summary.failed.sort_by_key(|report| report.seed);
     summary
@@ -113,17 +114,18 @@ const SEED_WALL_MAX: Duration = Duration::from_secs(180);
 /// Watches the seeds in progress (see [`SEED_WALL_MAX`]).
 #[derive(Debug, Default)]
 struct Watchdog {
-    running: Mutex<Vec<(u64, Instant)>>,
+    /// (worker, seed, since)
+    running: Mutex<Vec<(usize, u64, Instant)>>,
     done: std::sync::atomic::AtomicBool,
 }
 
 impl Watchdog {
-    fn started(&self, seed: u64) {
-        self.running.lock().unwrap_or_else(PoisonError::into_inner).push((seed, Instant::now()));
+    fn started(&self, worker: usize, seed: u64) {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner).push((worker, seed, Instant::now()));
     }
 
-    fn finished(&self, seed: u64) {
-        self.running.lock().unwrap_or_else(PoisonError::into_inner).retain(|(s, _)| *s != seed);
+    fn finished(&self, worker: usize) {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner).retain(|(w, _, _)| *w != worker);
     }
 
     fn stop(&self) {
@@ -134,7 +136,7 @@ impl Watchdog {
         while !self.done.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(200));
             let running = self.running.lock().unwrap_or_else(PoisonError::into_inner).clone();
-            if let Some((seed, _)) = running.iter().find(|(_, since)| since.elapsed() > SEED_WALL_MAX) {
+            if let Some((_, seed, _)) = running.iter().find(|(_, _, since)| since.elapsed() > SEED_WALL_MAX) {
                 eprintln!(
                     "FAIL seed={seed} hung: no result after {SEED_WALL_MAX:?} of wall time (a task that never waits \
                      froze simulated time)\n  REPRODUCE WITH: {}",
@@ -162,8 +164,8 @@ pub fn reproduce_command(seed: u64, options: &SimOptions) -> String {
 pub fn failure_lines(report: &SeedReport, options: &SimOptions) -> String {
     let v = &report.verdict;
     let mut text = format!(
-        "FAIL seed={} lost={} unexpected={} duplicated={} failed_but_delivered={} [{}]\n",
-        report.seed, v.lost, v.unexpected, v.duplicated, v.failed_but_delivered, report.summary
+        "FAIL seed={} lost={} unexpected={} duplicated={} failed_but_delivered={} undrained={} [{}]\n",
+        report.seed, v.lost, v.unexpected, v.duplicated, v.failed_but_delivered, v.undrained, report.summary
     );
     for violation in &v.violations {
         text.push_str(&format!("  - {violation}\n"));

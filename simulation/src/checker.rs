@@ -41,6 +41,10 @@ pub struct Verdict {
     pub duplicated: u64,
     pub recovered: u64,
     pub failed_but_delivered: u64,
+    /// Confirmed values never delivered but still in a queue when the drain
+    /// gave up: not lost, but not delivered either (the drain failure is
+    /// reported on its own).
+    pub undrained: u64,
     /// Every broken rule, each a line of text. Empty = the seed passed.
     pub violations: Vec<String>,
 }
@@ -97,8 +101,9 @@ impl Findings {
     }
 }
 
-/// Checks a history.
-pub fn check(ops: &[Op]) -> Verdict {
+/// Checks a history. `undrained`: the values still queued if the drain
+/// gave up (empty when it finished).
+pub fn check(ops: &[Op], undrained: &BTreeSet<String>) -> Verdict {
     let published = publishes(ops);
     let deliveries = deliveries(ops);
     let mut findings = Findings::default();
@@ -111,7 +116,9 @@ pub fn check(ops: &[Op]) -> Verdict {
     verdict.delivered = times_delivered.len() as u64;
     for (value, publish) in &published {
         let delivered = times_delivered.contains_key(value.as_str());
-        if publish.ok && !delivered {
+        if publish.ok && !delivered && undrained.contains(value) {
+            verdict.undrained += 1;
+        } else if publish.ok && !delivered {
             verdict.lost += 1;
             findings.add("lost (confirmed publish never delivered)", value.clone());
         }
@@ -330,7 +337,7 @@ mod tests {
             receive("refused-delivered", 3, 1, 1_000),
             receive("never-published", 4, 1, 1_000),
         ];
-        let verdict = check(&ops);
+        let verdict = check(&ops, &BTreeSet::new());
         assert_eq!(
             (verdict.lost, verdict.unexpected, verdict.duplicated, verdict.recovered, verdict.failed_but_delivered),
             (1, 1, 1, 1, 1)
@@ -345,14 +352,14 @@ mod tests {
             receive("a", 1, 1, 1_000),
             op(Call::Ack { lease: lease(1, 1), value: "a".into() }, Outcome::Ok(Reply::Acked), 950),
         ];
-        assert_eq!(check(&ops).violations, Vec::<String>::new());
+        assert_eq!(check(&ops, &BTreeSet::new()).violations, Vec::<String>::new());
     }
 
     #[test]
     fn lease_rules() {
         let late_ack = op(Call::Ack { lease: lease(1, 1), value: "a".into() }, Outcome::Ok(Reply::Acked), 1_010);
         let ops = vec![publish("a", ok_publish()), receive("a", 1, 1, 1_000), late_ack, receive("a", 1, 2, 1_050)];
-        let verdict = check(&ops);
+        let verdict = check(&ops, &BTreeSet::new());
         let text = verdict.violations.join("\n");
         assert!(text.contains("stale receipt accepted"), "{text}");
         assert!(text.contains("redelivered after a confirmed ack"), "{text}");

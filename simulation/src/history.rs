@@ -174,6 +174,10 @@ pub fn trace_hash(ops: &[Op], extra: &[String]) -> String {
     for line in extra {
         let _ = writeln!(text, "{line}");
     }
+    // To find where two runs of a seed part ways: diff their traces.
+    if let Some(path) = std::env::var_os("RAFTQ_SIM_TRACE_FILE") {
+        let _ = std::fs::write(path, &text);
+    }
     let digest = Sha256::digest(text.as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

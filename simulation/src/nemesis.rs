@@ -12,20 +12,18 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use raftq_client::{Client, Code, proto};
 use tokio::time::{sleep, timeout};
 
+mod finale;
+
 use crate::history::Outcome;
 use crate::node::{NodeSpec, node_name};
-use crate::plan::{DRAIN_DEADLINE_MS, Fault};
-use crate::workload::{DEAD_LETTER_QUEUE, Shared, WORK_QUEUE, elapsed_ms};
-
-/// How long after the drain the replicas may take to apply the same index.
-const CONVERGE_DEADLINE_MS: u64 = 15_000;
+use crate::plan::Fault;
+use crate::workload::{Shared, elapsed_ms};
 
 /// Pairs of turmoil host names.
 pub type Links = Vec<(String, String)>;
@@ -462,159 +460,6 @@ impl Nemesis {
         if let Some(node) = removed {
             self.beliefs.borrow_mut().voters.remove(&node);
         }
-    }
-
-    // ---- the end -------------------------------------------------------
-
-    fn heal_all(&self) {
-        let alive: Vec<u64> = {
-            let beliefs = self.beliefs.borrow();
-            self.node_ids().into_iter().filter(|id| !beliefs.dead.contains(id)).collect()
-        };
-        self.log_line(format!("final heal; restart {alive:?}"));
-        self.commands.push(HostCommand::HealNetwork);
-        self.commands.push(HostCommand::Restart(alive));
-        self.shared.healed_at_ms.store(elapsed_ms().max(1), Ordering::SeqCst);
-    }
-
-    /// Waits until both queues are empty (and no producer runs), or the
-    /// drain deadline passes.
-    async fn watch_drain(&self) {
-        let healed_at_ms = self.shared.healed_at_ms.load(Ordering::SeqCst);
-        let client = self.shared.client();
-        loop {
-            if elapsed_ms() > healed_at_ms + DRAIN_DEADLINE_MS {
-                let left = self.queue_depths(&client).await;
-                let stuck = self.stuck_messages(&client).await;
-                let consumers = self.consumers_last_receive();
-                self.shared.note(format!(
-                    "drain did not finish within {DRAIN_DEADLINE_MS} ms after the final heal (queues: {left}; \
-                     {stuck}; last receive per consumer: {consumers})"
-                ));
-                break;
-            }
-            if self.shared.producers_left.load(Ordering::SeqCst) == 0
-                && self.queue_depths(&client).await == "work=0 dlq=0"
-            {
-                self.shared.drained_at_ms.store(elapsed_ms(), Ordering::SeqCst);
-                break;
-            }
-            sleep(Duration::from_millis(250)).await;
-        }
-        self.shared.drained.store(true, Ordering::SeqCst);
-    }
-
-    /// `work=N dlq=M`: messages in any state, or `?` if unknown.
-    async fn queue_depths(&self, client: &Client) -> String {
-        let mut parts = Vec::new();
-        for queue in [WORK_QUEUE, DEAD_LETTER_QUEUE] {
-            let depth = match timeout(Duration::from_secs(3), client.get_queue(queue)).await {
-                Ok(Ok(info)) => {
-                    info.stats.map_or("?".to_owned(), |s| (s.ready + s.leased + s.delayed + s.dead).to_string())
-                }
-                _ => "?".to_owned(),
-            };
-            parts.push(format!("{queue}={depth}"));
-        }
-        parts.join(" ")
-    }
-
-    /// Each consumer's last Receive outcome, for a failed drain's report.
-    fn consumers_last_receive(&self) -> String {
-        let mut last: std::collections::BTreeMap<u32, String> = std::collections::BTreeMap::new();
-        for op in self.shared.history.ops() {
-            if let crate::history::Call::Receive { queue, .. } = &op.call {
-                let outcome = match &op.outcome {
-                    Outcome::Ok(_) => "ok".to_owned(),
-                    Outcome::Fail { message, .. } | Outcome::Info { message, .. } => message.clone(),
-                };
-                last.insert(op.process, format!("{queue} at {} ms: {outcome}", op.invoked_ms % 1_000_000));
-            }
-        }
-        let lines: Vec<String> = last.iter().map(|(process, line)| format!("process {process}: {line}")).collect();
-        lines.join(" | ")
-    }
-
-    /// What is left in the queues, for a failed drain's report.
-    async fn stuck_messages(&self, client: &Client) -> String {
-        let mut parts = Vec::new();
-        for queue in [WORK_QUEUE, DEAD_LETTER_QUEUE] {
-            let any = proto::MessageState::Unspecified;
-            match timeout(Duration::from_secs(3), client.peek(queue, any, 0, 5)).await {
-                Ok(Ok(page)) => parts.extend(page.messages.iter().map(|m| {
-                    format!(
-                        "{queue}/{} {:?} deliveries={} visible_at={} lease_until={} now={}",
-                        m.id,
-                        m.state(),
-                        m.delivery_count,
-                        m.visible_at_ms,
-                        m.lease_expires_at_ms,
-                        crate::node::sim_now_ms()
-                    )
-                })),
-                Ok(Err(e)) => parts.push(format!("{queue}: peek failed: {e}")),
-                Err(_) => parts.push(format!("{queue}: peek timed out")),
-            }
-        }
-        parts.join(", ")
-    }
-
-    /// Turns on digest recording, writes a barrier entry, learns the final
-    /// members, and waits until every live member has applied the same
-    /// index.
-    async fn await_convergence(&self) {
-        for node in &self.nodes {
-            node.observed().record_digests = true;
-        }
-        let deadline = elapsed_ms() + CONVERGE_DEADLINE_MS;
-        let mut barrier = "not tried".to_owned();
-        let mut attempt = 0;
-        while elapsed_ms() < deadline {
-            attempt += 1;
-            let client = self.shared.client_starting_at(attempt);
-            match client.create_queue("final-barrier", proto::QueueConfig::default()).await {
-                Ok(_) => break,
-                Err(e) if e.code() == Code::AlreadyExists => break,
-                Err(e) => {
-                    barrier = e.to_string();
-                    sleep(Duration::from_millis(200)).await
-                }
-            }
-        }
-        if elapsed_ms() >= deadline {
-            self.shared.note(format!("the final barrier write did not succeed: {barrier}"));
-        }
-        let client = self.shared.client();
-        let mut members = None;
-        while members.is_none() && elapsed_ms() < deadline {
-            match timeout(Duration::from_secs(2), client.cluster_status()).await {
-                Ok(Ok(status)) if status.leader_id == Some(status.node_id) => {
-                    members = Some(status.nodes.iter().map(|n| n.id).collect::<BTreeSet<u64>>());
-                }
-                _ => sleep(Duration::from_millis(200)).await,
-            }
-        }
-        let Some(members) = members else {
-            let last = timeout(Duration::from_secs(2), client.cluster_status()).await;
-            self.shared.note(format!("no leader reported the final membership (last answer: {last:?})"));
-            return;
-        };
-        self.shared.set_final_members(members.clone());
-        let dead = self.shared.dead();
-        let live: Vec<&Arc<NodeSpec>> = self
-            .nodes
-            .iter()
-            .filter(|n| members.contains(&n.id) && !dead.contains(&n.id) && n.observed().refused.is_none())
-            .collect();
-        while elapsed_ms() < deadline {
-            let applied: BTreeSet<u64> = live.iter().map(|node| node.observed().applied).collect();
-            if applied.len() == 1 {
-                return;
-            }
-            sleep(Duration::from_millis(100)).await;
-        }
-        let applied: Vec<(u64, u64)> = live.iter().map(|node| (node.id, node.observed().applied)).collect();
-        self.shared.note(format!("replicas did not converge after the drain: applied indexes {applied:?}"));
     }
 }
 

@@ -83,6 +83,12 @@ pub fn run_seed(seed: u64, options: &SimOptions) -> SeedReport {
 
 /// One seed's world: the nodes (with their disks), the shared client state
 /// and the nemesis' mailbox.
+/// How long a tear waits for an append in flight on its node.
+const TEAR_WAIT_MS: u64 = 200;
+
+/// Simulated fsync latency of every node's disk.
+const SYNC_DELAY_MS: u64 = 4;
+
 struct Driver {
     plan: Plan,
     nodes: Vec<Arc<NodeSpec>>,
@@ -92,6 +98,10 @@ struct Driver {
     hosts: Vec<String>,
     /// Links whose latency the nemesis raised.
     slowed: BTreeSet<(String, String)>,
+    /// Tears ordered but not done yet: (node, simulated ms by which it is
+    /// done anyway). A tear waits for an append in flight on that node, the
+    /// only record a power cut can damage.
+    deferred_tears: Vec<(u64, u64)>,
     sim_ms: u64,
 }
 
@@ -107,8 +117,11 @@ impl Driver {
                     raft: plan.raft.clone(),
                     cluster_name: "raftq-sim".to_owned(),
                 };
-                let spec = NodeSpec::new(id, config);
+                let spec = NodeSpec::new(id, config, plan.seed);
                 spec.disk.set_ack_before_sync(plan.ack_before_sync);
+                // fsync takes time, so a crash can land while an append is
+                // in flight: that record is what a tear damages.
+                spec.disk.set_sync_delay(Duration::from_millis(SYNC_DELAY_MS));
                 Arc::new(spec)
             })
             .collect();
@@ -117,7 +130,16 @@ impl Driver {
         let mut hosts: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
         hosts.extend(Self::client_names(&plan).into_iter().map(|(name, _)| name));
         hosts.push("nemesis".to_owned());
-        Self { plan, nodes, shared, commands: Commands::default(), hosts, slowed: BTreeSet::new(), sim_ms: 0 }
+        Self {
+            plan,
+            nodes,
+            shared,
+            commands: Commands::default(),
+            hosts,
+            slowed: BTreeSet::new(),
+            deferred_tears: Vec::new(),
+            sim_ms: 0,
+        }
     }
 
     /// Producers `p0..`, then consumers `c0..`, with their process ids.
@@ -165,6 +187,7 @@ impl Driver {
             for command in self.commands.take() {
                 self.execute(&mut sim, command);
             }
+            self.tear_when_in_flight(&mut sim, None);
         };
         self.sim_ms = sim.elapsed().as_millis() as u64;
         result
@@ -185,6 +208,7 @@ impl Driver {
             }
             HostCommand::Restart(ids) => {
                 for id in ids {
+                    self.tear_when_in_flight(sim, Some(id));
                     let node = self.node(id).clone();
                     if !sim.is_host_running(node.name.as_str()) {
                         Self::recheck_corruption(&node);
@@ -194,12 +218,7 @@ impl Driver {
                     }
                 }
             }
-            HostCommand::Tear(id) => {
-                let node = self.node(id);
-                crash_host(sim, node);
-                let torn = node.disk.tear_last_write();
-                self.shared.log_at(now_ms(sim), format!("node {id}: tore log record {torn:?}"));
-            }
+            HostCommand::Tear(id) => self.deferred_tears.push((id, now_ms(sim) + TEAR_WAIT_MS)),
             HostCommand::Corrupt { node, index } => {
                 let spec = self.node(node);
                 if spec.disk.corrupt_log_entry(index) {
@@ -230,6 +249,27 @@ impl Driver {
         }
     }
 
+    /// Carries out deferred tears whose node has an append in flight, whose
+    /// wait is over, or (`force`) that node is about to restart.
+    fn tear_when_in_flight(&mut self, sim: &mut turmoil::Sim<'_>, force: Option<u64>) {
+        if self.deferred_tears.is_empty() {
+            return;
+        }
+        let now = now_ms(sim);
+        let mut waiting = Vec::new();
+        for (id, by_ms) in std::mem::take(&mut self.deferred_tears) {
+            let node = self.node(id).clone();
+            if force == Some(id) || now >= by_ms || node.disk.log_write_in_flight() {
+                crash_host(sim, &node);
+                let torn = node.disk.tear_last_write();
+                self.shared.log_at(now, format!("node {id}: tore log record {torn:?}"));
+            } else {
+                waiting.push((id, by_ms));
+            }
+        }
+        self.deferred_tears = waiting;
+    }
+
     /// Before restarting a node whose log the nemesis corrupted: the start
     /// must be refused only if the damaged record is still on disk (a
     /// snapshot may have purged it meanwhile). Looking flips the bit back,
@@ -248,7 +288,7 @@ impl Driver {
     /// Checks the history and the replicas, and builds the seed's report.
     fn report(self, seed: u64, summary: String, problems: Vec<String>, started: Instant) -> SeedReport {
         let ops = self.shared.history.ops();
-        let mut verdict = checker::check(&ops);
+        let mut verdict = checker::check(&ops, &self.shared.undrained());
         let (replica_problems, digest_lines) = self.check_replicas();
         verdict.violations.extend(replica_problems);
         verdict.violations.extend(self.shared.notes());

@@ -59,6 +59,8 @@ pub struct Shared {
     /// The cluster's members (voters and learners) after the drain, as the
     /// leader reports them; `None` if no leader answered.
     final_members: Mutex<Option<BTreeSet<u64>>>,
+    /// If the drain gave up: the values still in the queues then.
+    undrained: Mutex<BTreeSet<String>>,
 }
 
 impl Shared {
@@ -76,7 +78,16 @@ impl Shared {
             nemesis_log: Mutex::default(),
             dead: Mutex::default(),
             final_members: Mutex::default(),
+            undrained: Mutex::default(),
         }
+    }
+
+    pub fn set_undrained(&self, values: BTreeSet<String>) {
+        *lock(&self.undrained) = values;
+    }
+
+    pub fn undrained(&self) -> BTreeSet<String> {
+        lock(&self.undrained).clone()
     }
 
     pub fn set_final_members(&self, members: BTreeSet<u64>) {
@@ -332,7 +343,7 @@ pub async fn consumer(shared: Arc<Shared>, process: u32) -> turmoil::Result {
         round += 1;
         let draining = shared.past_workload();
         let queue = match (draining, rng.u32(0..100)) {
-            (true, _) if round % 2 == 0 => DEAD_LETTER_QUEUE,
+            (true, _) if round.is_multiple_of(2) => DEAD_LETTER_QUEUE,
             (true, _) => WORK_QUEUE,
             (false, 0..20) => DEAD_LETTER_QUEUE,
             (false, _) => WORK_QUEUE,

@@ -56,6 +56,21 @@ struct Args {
     log: bool,
 }
 
+/// Most failing seeds one run appends to the regression file.
+const RECORDED_PER_RUN_MAX: usize = 10;
+
+/// What kind of failure a report shows: its violations with the numbers
+/// left out, so two seeds failing the same way compare equal.
+fn failure_kind(report: &SeedReport) -> String {
+    let kinds: Vec<String> = report
+        .verdict
+        .violations
+        .iter()
+        .map(|v| v.split(':').next().unwrap_or("").chars().filter(|c| !c.is_ascii_digit()).collect())
+        .collect();
+    kinds.join("|")
+}
+
 fn parse_range(text: &str) -> Result<Range<u64>, String> {
     let (start, end) = text.split_once("..").ok_or_else(|| format!("{text:?} is not A..B"))?;
     let start = start.trim().parse::<u64>().map_err(|e| format!("{start:?}: {e}"))?;
@@ -81,7 +96,12 @@ fn main() -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let print = |report: &SeedReport| {
         if args.progress {
-            eprintln!("seed {} {} in {:.1?}", report.seed, if report.failed() { "failed" } else { "passed" }, report.wall);
+            eprintln!(
+                "seed {} {} in {:.1?}",
+                report.seed,
+                if report.failed() { "failed" } else { "passed" },
+                report.wall
+            );
         }
         if single {
             print_detail(report, &options);
@@ -92,7 +112,12 @@ fn main() -> anyhow::Result<ExitCode> {
     let budget = args.budget_secs.map(Duration::from_secs);
     let summary = run_batch(&seeds, args.jobs, budget, &options, &print);
     if !args.no_record && !options.ack_before_sync {
+        // One seed per kind of failure: a common bug must not flood the file.
+        let mut kinds = std::collections::BTreeSet::new();
         for report in &summary.failed {
+            if kinds.len() >= RECORDED_PER_RUN_MAX || !kinds.insert(failure_kind(report)) {
+                continue;
+            }
             record_regression_seed(Path::new(REGRESSION_FILE), report, &options)
                 .with_context(|| format!("recording seed {} in {REGRESSION_FILE}", report.seed))?;
         }
@@ -113,8 +138,16 @@ fn print_detail(report: &SeedReport, options: &SimOptions) {
         println!("  {line}");
     }
     println!(
-        "ops={} confirmed={} delivered={} lost={} unexpected={} duplicated={} recovered={} failed_but_delivered={}",
-        report.ops, v.confirmed, v.delivered, v.lost, v.unexpected, v.duplicated, v.recovered, v.failed_but_delivered
+        "ops={} confirmed={} delivered={} lost={} unexpected={} duplicated={} recovered={} failed_but_delivered={} undrained={}",
+        report.ops,
+        v.confirmed,
+        v.delivered,
+        v.lost,
+        v.unexpected,
+        v.duplicated,
+        v.recovered,
+        v.failed_but_delivered,
+        v.undrained
     );
     println!("simulated {} ms in {:.1?}; trace hash {}", report.sim_ms, report.wall, report.trace_hash);
     if report.failed() {

@@ -1,5 +1,6 @@
 //! The CI-sized run: 500 seeds of mixed faults (each seed combines every
-//! fault kind, or tests one alone).
+//! default fault kind, or tests one alone). About 5–6 minutes on two cores
+//! in release.
 
 use raftq_simulation::SimOptions;
 
@@ -14,6 +15,6 @@ fn mixed_faults_500_seeds() {
     let summary = super::run(&seeds, &options);
     eprintln!("{summary}");
     assert_eq!(summary.seeds, CI_SEEDS);
-    let failed: Vec<u64> = summary.failed.iter().map(|r| r.seed).collect();
-    assert!(failed.is_empty(), "{summary}: failing seeds {failed:?} (see above; add them to regression-seeds.txt)");
+    let failed: Vec<u64> = summary.failed.iter().map(|r| r.seed).take(20).collect();
+    assert!(failed.is_empty(), "{summary}: failing seeds {failed:?}… (see above; each prints its replay command)");
 }
