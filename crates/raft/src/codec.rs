@@ -21,8 +21,12 @@ pub enum CodecError {
     Decode(#[from] postcard::Error),
 }
 
+/// Sized first, so a megabyte AppendEntries is written into one allocation
+/// instead of a doubling `Vec` (which profiles showed as page faults and
+/// `memmove` on the leader, once per follower).
 pub fn encode<T: Serialize>(message: &T) -> RaftPayload {
-    let data = postcard::to_stdvec(message).expect("openraft messages always encode");
+    let size = postcard::experimental::serialized_size(message).expect("openraft messages always encode");
+    let data = postcard::to_extend(message, Vec::with_capacity(size)).expect("openraft messages always encode");
     RaftPayload { format_version: RAFT_PAYLOAD_FORMAT_VERSION, data: Bytes::from(data) }
 }
 
