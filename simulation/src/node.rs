@@ -3,7 +3,7 @@
 //! survives the host's crashes, and a state machine wrapper through which
 //! the simulation reads each replica's applied index and state digest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -133,6 +133,19 @@ impl NodeSpec {
     pub fn observed(&self) -> MutexGuard<'_, Observed> {
         self.observed.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The nodes that must hold the final state: members of the final
+/// configuration that the nemesis did not leave dead and whose store opened.
+pub fn live_members<'a>(
+    nodes: &'a [Arc<NodeSpec>],
+    members: &BTreeSet<u64>,
+    dead: &BTreeSet<u64>,
+) -> Vec<&'a Arc<NodeSpec>> {
+    nodes
+        .iter()
+        .filter(|n| members.contains(&n.id) && !dead.contains(&n.id) && n.observed().refused.is_none())
+        .collect()
 }
 
 /// The host name of node `id`.

@@ -322,12 +322,7 @@ impl Driver {
             }
         }
         let Some(members) = self.shared.final_members() else { return (problems, Vec::new()) };
-        let dead = self.shared.dead();
-        let live: Vec<&Arc<NodeSpec>> = self
-            .nodes
-            .iter()
-            .filter(|n| members.contains(&n.id) && !dead.contains(&n.id) && n.observed().refused.is_none())
-            .collect();
+        let live = crate::node::live_members(&self.nodes, &members, &self.shared.dead());
         let digests: Vec<(u64, BTreeMap<u64, [u8; 32]>)> =
             live.iter().map(|node| (node.id, node.observed().digests.clone())).collect();
         let common = digests

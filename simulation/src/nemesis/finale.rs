@@ -2,7 +2,6 @@
 //! when it fails), and the wait for the replicas to converge.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -11,7 +10,6 @@ use tokio::time::{sleep, timeout};
 
 use super::{HostCommand, Nemesis};
 use crate::history::{Call, Outcome};
-use crate::node::NodeSpec;
 use crate::plan::DRAIN_DEADLINE_MS;
 use crate::workload::{DEAD_LETTER_QUEUE, WORK_QUEUE, elapsed_ms};
 
@@ -181,12 +179,7 @@ impl Nemesis {
             return;
         };
         self.shared.set_final_members(members.clone());
-        let dead = self.shared.dead();
-        let live: Vec<&Arc<NodeSpec>> = self
-            .nodes
-            .iter()
-            .filter(|n| members.contains(&n.id) && !dead.contains(&n.id) && n.observed().refused.is_none())
-            .collect();
+        let live = crate::node::live_members(&self.nodes, &members, &self.shared.dead());
         while elapsed_ms() < deadline {
             let applied: BTreeSet<u64> = live.iter().map(|node| node.observed().applied).collect();
             if applied.len() == 1 {
