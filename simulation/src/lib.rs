@@ -37,9 +37,10 @@
 //! than a majority can spare; then it heals everything.
 //!
 //! ## Invariants
-//! - Nothing in a run depends on anything but its seed, except what the
-//!   product does not let a simulation control (see `README.md` in this
-//!   crate: tokio's and openraft's own randomness).
+//! - Nothing in a run depends on anything but its seed: a seed replays to
+//!   the same trace hash alone, in a batch, beside other seeds on other
+//!   threads (`README.md` in this crate, "Determinism", lists the seams that
+//!   make it so and the little a simulation cannot control).
 //! - Nodes never read a real clock, socket or disk: time is turmoil's,
 //!   sockets are turmoil's, disks are `MemDisk`s owned by the driver (they
 //!   survive host crashes).

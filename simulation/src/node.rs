@@ -18,7 +18,7 @@ use raftq_storage::{
 };
 use turmoil::net::TcpListener;
 
-use crate::net::{self, NODE_PORT, RaftConnector};
+use crate::net::{self, HostSockets, NODE_PORT, RaftConnector};
 
 /// Digests kept per replica: enough to find an index every replica has
 /// applied while the last entries still trickle in.
@@ -117,6 +117,8 @@ pub struct NodeSpec {
     pub rng_seed: u64,
     /// The disk: kept across crashes; `crash()` drops its unsynced writes.
     pub disk: MemDisk,
+    /// The host's connections, closed in a fixed order when it crashes.
+    pub sockets: Arc<HostSockets>,
     observed: Mutex<Observed>,
 }
 
@@ -125,7 +127,16 @@ impl NodeSpec {
         let name = node_name(id);
         let addr = node_addr(id);
         let rng_seed = run_seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        Self { id, name, addr, config, rng_seed, disk: MemDisk::new(), observed: Mutex::default() }
+        Self {
+            id,
+            name,
+            addr,
+            config,
+            rng_seed,
+            disk: MemDisk::new(),
+            sockets: Arc::default(),
+            observed: Mutex::default(),
+        }
     }
 
     /// The observed state; the simulation is single-threaded, so this never
@@ -199,8 +210,8 @@ pub async fn run(node: Arc<NodeSpec>) -> turmoil::Result {
             node.config.clone(),
             log_store,
             machine,
-            net::incoming(listener),
-            Arc::new(RaftConnector),
+            net::incoming(listener, node.sockets.clone()),
+            Arc::new(RaftConnector(node.sockets.clone())),
             Arc::new(SimClock::default()),
             std::future::pending(),
         ),

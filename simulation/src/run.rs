@@ -355,10 +355,13 @@ impl Drop for Teardown {
     }
 }
 
-/// Stops a node's host (its tasks are dropped at once).
+/// Stops a node's host (its tasks are dropped at once; its connections
+/// close in the order they were made).
 fn crash_host(sim: &mut turmoil::Sim<'_>, node: &NodeSpec) {
     node.observed().crashing = true;
+    node.sockets.begin_crash();
     sim.crash(node.name.as_str());
+    node.sockets.end_crash();
     node.observed().crashing = false;
 }
 

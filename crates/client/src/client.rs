@@ -3,7 +3,7 @@
 //! `cluster_api`.
 
 use std::{
-    collections::HashMap,
+    collections::BTreeMap,
     fmt,
     future::Future,
     sync::{
@@ -45,8 +45,10 @@ struct Inner {
     config: ClientConfig,
     /// Makes a channel the first time an address is used.
     connector: Box<dyn Connector>,
-    /// One lazily connected channel per node address.
-    channels: Mutex<HashMap<String, Channel>>,
+    /// One lazily connected channel per node address. Ordered, so channels
+    /// are closed in the same order on every run (a HashMap's random order
+    /// made simulation seeds replay differently).
+    channels: Mutex<BTreeMap<String, Channel>>,
     /// The node that last served a leader call, or that a hint named. Tried
     /// first; cleared when it fails without naming another leader.
     leader: Mutex<Option<String>>,
@@ -130,7 +132,7 @@ impl Client {
             inner: Arc::new(Inner {
                 config,
                 connector: Box::new(connector),
-                channels: Mutex::new(HashMap::new()),
+                channels: Mutex::new(BTreeMap::new()),
                 leader: Mutex::new(None),
                 cursor: AtomicUsize::new(0),
                 client_id: uuid::Uuid::new_v4(),

@@ -4,7 +4,7 @@
 //! How a channel is dialled is a parameter ([`Connector`]): production dials
 //! TCP, the simulation dials turmoil sockets, and this code is the same.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -66,7 +66,9 @@ impl Connector for TcpConnector {
 pub struct Network {
     connector: Arc<dyn Connector>,
     /// Address → channel. A channel multiplexes every RPC to that peer.
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Ordered, so channels close in the same order on every run (seeds
+    /// replay identically in the simulation).
+    channels: Arc<Mutex<BTreeMap<String, Channel>>>,
 }
 
 impl Network {

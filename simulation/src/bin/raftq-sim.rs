@@ -44,7 +44,7 @@ struct Args {
     /// proves the checker finds lost messages.
     #[arg(long)]
     ack_before_sync: bool,
-    /// Print a line to stderr as each seed finishes.
+    /// Print a line to stderr as each seed finishes, with its trace hash.
     #[arg(long)]
     progress: bool,
     /// Do not append failing seeds to the regression file.
@@ -97,10 +97,11 @@ fn main() -> anyhow::Result<ExitCode> {
     let print = |report: &SeedReport| {
         if args.progress {
             eprintln!(
-                "seed {} {} in {:.1?}",
+                "seed {} {} in {:.1?} trace {}",
                 report.seed,
                 if report.failed() { "failed" } else { "passed" },
-                report.wall
+                report.wall,
+                report.trace_hash
             );
         }
         if single {
@@ -168,5 +169,10 @@ fn install_log() {
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_timer(SimTime).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_timer(SimTime)
+        .with_thread_names(true)
+        .with_writer(std::io::stderr)
+        .init();
 }
