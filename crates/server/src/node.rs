@@ -243,29 +243,21 @@ async fn propose_in_groups<SM: QueueMachine>(
 async fn write_group<SM: QueueMachine>(raft: &Raft<TypeConfig, SM>, stamp_ms: u64, group: Vec<Proposal>) {
     let (commands, replies): (Vec<Command>, Vec<_>) = group.into_iter().map(|p| (p.command, p.reply)).unzip();
     let expected = commands.len();
-    match raft.client_write(LogPayload::new(stamp_ms, commands)).await {
-        Ok(written) => {
-            let responses = written.data.responses;
-            if responses.len() != expected {
-                let status = Status::internal(format!(
-                    "the state machine answered {} of {expected} commands in one entry",
-                    responses.len()
-                ));
-                for reply in replies {
-                    let _ = reply.send(Err(status.clone()));
-                }
-                return;
-            }
-            for (reply, response) in replies.into_iter().zip(responses) {
+    let status = match raft.client_write(LogPayload::new(stamp_ms, commands)).await {
+        Ok(written) if written.data.responses.len() == expected => {
+            for (reply, response) in replies.into_iter().zip(written.data.responses) {
                 let _ = reply.send(response.map_err(error::queue_error));
             }
+            return;
         }
-        Err(e) => {
-            let status = error::write_error(e);
-            for reply in replies {
-                let _ = reply.send(Err(status.clone()));
-            }
-        }
+        Ok(written) => Status::internal(format!(
+            "the state machine answered {} of {expected} commands in one entry",
+            written.data.responses.len()
+        )),
+        Err(e) => error::write_error(e),
+    };
+    for reply in replies {
+        let _ = reply.send(Err(status.clone()));
     }
 }
 

@@ -8,6 +8,12 @@
 //! Each spawned task inherits a seed derived from its parent's, and each
 //! draw advances the seed, so a seeded node's sequence of draws depends only
 //! on the seed and the order of events — which the simulation controls.
+//!
+//! openraft's own `openraft::rt::deterministic_rng::DeterministicRng` wraps
+//! a runtime the same way, but it panics when a task spawns or draws with
+//! no seed in scope. Production has no seed, and the request tasks tonic
+//! and hyper spawn call into openraft outside any scope; a panic there must
+//! not be possible, so this runtime falls back to the OS instead.
 
 use std::cell::Cell;
 use std::future::Future;

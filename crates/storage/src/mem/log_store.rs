@@ -153,16 +153,12 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
     {
         let ops = entries.into_iter().map(|entry| Op::PutLog(entry.log_id.index, codec::encode(&entry))).collect();
         let mut state = self.disk.access(self.generation)?;
-        // The broken mode acknowledges a write that is still pending.
-        if state.ack_before_sync() {
-            state.write(ops, false);
-            drop(state);
-            callback.io_completed(Ok(()));
-            return Ok(());
-        }
         let delay = state.sync_delay();
-        if delay.is_zero() {
-            state.write(ops, true);
+        // Acknowledged at once: synced inside the append when there is no
+        // sync delay; still pending in the broken mode.
+        if state.ack_before_sync() || delay.is_zero() {
+            let sync = !state.ack_before_sync();
+            state.write(ops, sync);
             drop(state);
             callback.io_completed(Ok(()));
             return Ok(());
