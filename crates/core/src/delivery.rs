@@ -16,7 +16,7 @@ impl QueueState {
         let now_ms = self.now_ms;
         let queue = self.queues.get_mut(name).ok_or_else(|| QueueError::not_found(format!("queue {name:?}")))?;
         let lease_ms = lease_ms.unwrap_or(queue.config.lease_ms);
-        let deadline_ms = now_ms + lease_ms;
+        let deadline_ms = now_ms.saturating_add(lease_ms);
         let mut deliveries = Vec::new();
         let mut body_bytes = 0usize;
         while deliveries.len() < max_messages as usize {
@@ -108,7 +108,7 @@ impl QueueState {
     pub(crate) fn extend_lease(&mut self, receipt: &Receipt, lease_ms: u64) -> Response {
         self.check_live("receipt", receipt)?;
         let now_ms = self.now_ms;
-        let deadline_ms = now_ms + lease_ms;
+        let deadline_ms = now_ms.saturating_add(lease_ms);
         let queue = self.queues.get_mut(&receipt.queue).expect("checked live");
         let state = MessageState::Leased { attempt: receipt.attempt, deadline_ms };
         queue.set_state(&mut self.timers, receipt.message_id, state);
@@ -147,7 +147,7 @@ impl QueueState {
         let delay_ms = delay_ms.unwrap_or_else(|| {
             retry_delay_ms(config.backoff_base_ms, config.backoff_max_ms, id, message.delivery_count)
         });
-        let visible_at_ms = now_ms + delay_ms;
+        let visible_at_ms = now_ms.saturating_add(delay_ms);
         let state = if delay_ms == 0 { MessageState::Ready } else { MessageState::Delayed { visible_at_ms } };
         queue.set_state(&mut self.timers, id, state);
         let message = queue.messages.get_mut(&id).expect("checked above");
@@ -213,7 +213,7 @@ impl QueueState {
             delivery_count: 0,
             redrive_base: 0,
             state: MessageState::Ready,
-            expires_at_ms: (ttl_ms > 0).then(|| now_ms + ttl_ms),
+            expires_at_ms: (ttl_ms > 0).then(|| now_ms.saturating_add(ttl_ms)),
             idempotency_key: old.idempotency_key,
             dead_letter,
             history: old.history,

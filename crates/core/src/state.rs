@@ -234,7 +234,7 @@ impl QueueState {
         let state = if delay_ms == 0 {
             MessageState::Ready
         } else {
-            MessageState::Delayed { visible_at_ms: now_ms + delay_ms }
+            MessageState::Delayed { visible_at_ms: now_ms.saturating_add(delay_ms) }
         };
         let ttl_ms = queue.config.message_ttl_ms;
         let message = Message {
@@ -245,7 +245,7 @@ impl QueueState {
             delivery_count: 0,
             redrive_base: 0,
             state,
-            expires_at_ms: (ttl_ms > 0).then(|| now_ms + ttl_ms),
+            expires_at_ms: (ttl_ms > 0).then(|| now_ms.saturating_add(ttl_ms)),
             idempotency_key: new.idempotency_key.clone(),
             dead_letter: None,
             history: Default::default(),
@@ -255,7 +255,7 @@ impl QueueState {
         if let Some(key) = &new.idempotency_key {
             let window_ms = queue.config.dedup_window_ms;
             if window_ms > 0 {
-                queue.dedup_remember(key.clone(), id, now_ms + window_ms);
+                queue.dedup_remember(key.clone(), id, now_ms.saturating_add(window_ms));
             }
         }
         id

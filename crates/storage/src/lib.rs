@@ -40,9 +40,12 @@
 //!   committed index (a crash artefact: it was never acknowledged).
 //! - A snapshot's last log id is stored in the same record as the state it
 //!   produced, and the stored snapshot never moves backwards.
-//! - Applying is deterministic: entries strictly in index order, commands in
-//!   entry order at the entry's time. An unknown payload format or an
-//!   out-of-order entry panics: a replica stops rather than diverges.
+//! - Applying is deterministic and total: entries strictly in index order,
+//!   commands in entry order at the entry's time. An entry in an unknown
+//!   payload format is rejected alike on every replica (each command answers
+//!   FAILED_PRECONDITION, the state is unchanged): a committed entry is
+//!   re-applied at every restart, so a panic there would stop every replica
+//!   for good. Only an out-of-order entry (an openraft bug) panics.
 //! - The twin uses no threads, clock or randomness.
 
 pub mod codec;

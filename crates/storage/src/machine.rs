@@ -21,7 +21,7 @@ use std::io::{self, Cursor};
 use futures_util::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
-use raftq_core::QueueState;
+use raftq_core::{QueueError, QueueState};
 use serde::{Deserialize, Serialize};
 
 use crate::error::OpenError;
@@ -113,14 +113,23 @@ impl<V: SnapshotVault> StateMachine<V> {
     }
 
     fn apply_payload(&mut self, payload: &LogPayload) -> ApplyResult {
-        // A payload from a newer (or corrupt) writer cannot be applied the
-        // way its writer meant: stop this replica instead of diverging.
-        assert_eq!(
-            payload.format_version, LOG_PAYLOAD_FORMAT_VERSION,
-            "log payload format version {} is not supported by this build (it applies version {}); \
-             refusing to apply: upgrade this node",
-            payload.format_version, LOG_PAYLOAD_FORMAT_VERSION
-        );
+        // A payload written in a format this build does not know cannot be
+        // applied the way its writer meant. Panicking here would crash every
+        // replica on every restart (the entry is committed and re-applied
+        // forever), so every replica rejects each of its commands alike and
+        // changes nothing; the writer hears the rejection.
+        if payload.format_version != LOG_PAYLOAD_FORMAT_VERSION {
+            let rejection = QueueError::FailedPrecondition {
+                field: "format_version".into(),
+                reason: format!(
+                    "log payload format version {} is not supported by this build (it applies version {}); \
+                     the entry was rejected on every replica",
+                    payload.format_version, LOG_PAYLOAD_FORMAT_VERSION
+                ),
+            };
+            tracing::error!(version = payload.format_version, "rejected a log entry in an unknown payload format");
+            return ApplyResult { responses: payload.commands.iter().map(|_| Err(rejection.clone())).collect() };
+        }
         let responses = payload.commands.iter().map(|command| self.state.apply(payload.time_ms, command)).collect();
         ApplyResult { responses }
     }

@@ -12,7 +12,9 @@ use raftq_core::{Command, Response};
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any change to [`LogPayload`]'s encoding or meaning. A replica
-/// that meets another version in `apply` stops rather than guesses.
+/// that meets another version in `apply` rejects every command of that
+/// entry (all replicas alike) rather than guess; a leader must never write a
+/// version some member cannot apply.
 pub const LOG_PAYLOAD_FORMAT_VERSION: u16 = 1;
 
 openraft::declare_raft_types!(
