@@ -8,7 +8,7 @@ use std::{
     future::Future,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -58,6 +58,9 @@ struct Inner {
     client_id: uuid::Uuid,
     /// Counter for idempotency keys `"{client_id}-{n}"`.
     next_key: AtomicU64,
+    /// A bug planted on purpose, for the simulation's checker to find: see
+    /// [`Client::plant_bug_retry_in_doubt`].
+    retry_in_doubt: AtomicBool,
 }
 
 impl fmt::Debug for Client {
@@ -137,8 +140,19 @@ impl Client {
                 cursor: AtomicUsize::new(0),
                 client_id: uuid::Uuid::new_v4(),
                 next_key: AtomicU64::new(0),
+                retry_in_doubt: AtomicBool::new(false),
             }),
         })
+    }
+
+    /// **Testing only: makes this client wrong on purpose.** From now on it
+    /// retries every call after an answer in doubt (UNKNOWN, a timeout, a
+    /// connection lost mid-call) as if nothing had happened — the bug that
+    /// applied a Receive or a Purge twice. The simulation plants it to prove
+    /// its checker catches that class of bug; nothing else should call this.
+    #[doc(hidden)]
+    pub fn plant_bug_retry_in_doubt(&self) {
+        self.inner.retry_in_doubt.store(true, Ordering::Relaxed);
     }
 
     /// The config this client was built with.
@@ -249,6 +263,9 @@ impl Client {
         };
         let mut redirect: Option<String> = None;
         let (mut attempts, mut failures, mut redirects_in_a_row) = (0u32, 0u32, 0u32);
+        // An attempt ended in doubt (it may have taken effect): the call's
+        // final error must then say so, whatever later attempts answer.
+        let mut in_doubt = false;
         loop {
             let addr = match &spec.target {
                 Target::Node(addr) => addr.clone(),
@@ -264,14 +281,21 @@ impl Client {
                 }
                 Err(err) => err,
             };
-            let mut decision = decide(&err, spec.safety, &addr);
+            let safety =
+                if self.inner.retry_in_doubt.load(Ordering::Relaxed) { Safety::Idempotent } else { spec.safety };
+            let mut decision = decide(&err, safety, &addr);
             tracing::debug!(op = spec.op, addr, attempts, error = %err, ?decision, "raftq call failed");
             if let (Target::Node(_), Decision::Redirect(_)) = (&spec.target, &decision) {
                 // A call pinned to one node does not follow hints.
                 decision = Decision::Backoff;
             }
-            let exhausted =
-                |err| ClientError::RetriesExhausted { attempts, elapsed: start.elapsed(), last: Box::new(err) };
+            in_doubt |= err.is_ambiguous();
+            let exhausted = |err| ClientError::RetriesExhausted {
+                attempts,
+                elapsed: start.elapsed(),
+                last: Box::new(err),
+                in_doubt,
+            };
             if decision != Decision::Fail && attempts >= max_attempts {
                 return Err(exhausted(err));
             }
@@ -283,6 +307,9 @@ impl Client {
                     // goes to: it may be dead, or cut off from the cluster.
                     if matches!(spec.target, Target::Leader) && err.is_ambiguous() {
                         self.forget(&addr);
+                    }
+                    if in_doubt && !err.is_ambiguous() && attempts > 1 {
+                        return Err(exhausted(err));
                     }
                     return Err(err);
                 }

@@ -149,7 +149,12 @@ impl Session {
         self.failures += 1;
         let policy = &self.client.config().retry;
         if self.failures >= policy.max_attempts {
-            return Err(ClientError::RetriesExhausted { attempts: self.failures, elapsed: lived, last: Box::new(err) });
+            return Err(ClientError::RetriesExhausted {
+                attempts: self.failures,
+                elapsed: lived,
+                last: Box::new(err),
+                in_doubt: false,
+            });
         }
         tokio::time::sleep(backoff_delay(policy, self.failures, fastrand::f64())).await;
         Ok(())

@@ -53,7 +53,10 @@ pub enum ClientError {
     Protocol(String),
     /// A call was retried until its policy ran out; `last` is the final
     /// failure.
-    #[error("{last} (gave up after {attempts} attempts in {elapsed:.1?})")]
+    #[error(
+        "{last} (gave up after {attempts} attempts in {elapsed:.1?}{})",
+        if *in_doubt { "; an earlier attempt's outcome is unknown: it may have taken effect" } else { "" }
+    )]
     RetriesExhausted {
         /// Attempts made.
         attempts: u32,
@@ -61,6 +64,10 @@ pub enum ClientError {
         elapsed: Duration,
         /// The last attempt's error.
         last: Box<ClientError>,
+        /// An earlier attempt ended with an unknown outcome (it may have
+        /// taken effect), whatever the last one said. The error's code is
+        /// then never UNAVAILABLE ("nothing happened") but UNKNOWN.
+        in_doubt: bool,
     },
     /// The publisher or consumer was shut down before the call finished.
     #[error("CANCELLED: {0} closed")]
@@ -76,6 +83,7 @@ impl ClientError {
             Self::Transport { .. } => Code::Unavailable,
             Self::Timeout { .. } => Code::DeadlineExceeded,
             Self::Protocol(_) => Code::Internal,
+            Self::RetriesExhausted { last, in_doubt: true, .. } if !last.is_ambiguous() => Code::Unknown,
             Self::RetriesExhausted { last, .. } => last.code(),
             Self::Closed(_) => Code::Cancelled,
         }
@@ -90,27 +98,30 @@ impl ClientError {
         }
     }
 
-    /// Whether the same call may succeed if sent again: UNAVAILABLE from the
-    /// server, transport failures and timeouts. Whether it is *safe* to send
-    /// again depends on the call (see the crate docs); the client's own
-    /// retry loop decides that per call.
+    /// Whether the same call may succeed if sent again: UNAVAILABLE and
+    /// UNKNOWN from the server, transport failures and timeouts. Whether it
+    /// is *safe* to send again depends on the call (see the crate docs): after
+    /// an [ambiguous](Self::is_ambiguous) failure only idempotent calls are;
+    /// the client's own retry loop decides that per call.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Status { code, .. } => *code == Code::Unavailable,
+            Self::Status { code, .. } => matches!(code, Code::Unavailable | Code::Unknown),
             Self::Transport { .. } | Self::Timeout { .. } => true,
             Self::RetriesExhausted { last, .. } => last.is_retryable(),
             _ => false,
         }
     }
 
-    /// The call may or may not have taken effect: it timed out, or its
-    /// connection broke after the request left (not a refused connect).
+    /// The call may or may not have taken effect: it timed out, its
+    /// connection broke after the request left (not a refused connect), or
+    /// the server said UNKNOWN (it appended the entry, then lost track of
+    /// it; see the crate docs, "Errors and retries").
     pub fn is_ambiguous(&self) -> bool {
         match self {
             Self::Transport { connect, .. } => !connect,
             Self::Timeout { .. } => true,
-            Self::Status { code, .. } => matches!(code, Code::DeadlineExceeded | Code::Cancelled),
-            Self::RetriesExhausted { last, .. } => last.is_ambiguous(),
+            Self::Status { code, .. } => matches!(code, Code::DeadlineExceeded | Code::Cancelled | Code::Unknown),
+            Self::RetriesExhausted { last, in_doubt, .. } => *in_doubt || last.is_ambiguous(),
             _ => false,
         }
     }
@@ -203,9 +214,45 @@ mod tests {
     #[test]
     fn exhausted_wraps_the_last_error() {
         let last = ClientError::Timeout { addr: "a:1".into(), timeout: Duration::from_secs(1) };
-        let err =
-            ClientError::RetriesExhausted { attempts: 3, elapsed: Duration::from_millis(1500), last: Box::new(last) };
+        let err = ClientError::RetriesExhausted {
+            attempts: 3,
+            elapsed: Duration::from_millis(1500),
+            last: Box::new(last),
+            in_doubt: false,
+        };
         assert_eq!(err.code(), Code::DeadlineExceeded);
         assert!(err.to_string().contains("gave up after 3 attempts"), "{err}");
+    }
+
+    /// A retried call whose earlier attempt ended in doubt is never
+    /// reported as "nothing happened", whatever its last attempt said.
+    #[test]
+    fn exhausted_after_a_doubtful_attempt_is_ambiguous() {
+        let last = ClientError::Status { code: Code::Unavailable, message: "no leader".into(), leader: None };
+        let err = ClientError::RetriesExhausted {
+            attempts: 4,
+            elapsed: Duration::from_secs(2),
+            last: Box::new(last.clone()),
+            in_doubt: true,
+        };
+        assert_eq!(err.code(), Code::Unknown);
+        assert!(err.is_ambiguous());
+        assert!(err.to_string().contains("outcome is unknown"), "{err}");
+        let clean = ClientError::RetriesExhausted {
+            attempts: 4,
+            elapsed: Duration::from_secs(2),
+            last: Box::new(last),
+            in_doubt: false,
+        };
+        assert_eq!(clean.code(), Code::Unavailable);
+        assert!(!clean.is_ambiguous());
+    }
+
+    #[test]
+    fn unknown_from_the_server_is_ambiguous() {
+        let err = ClientError::from_status(tonic::Status::unknown("outcome unknown: leadership changed"), "a:1");
+        assert_eq!(err.code(), Code::Unknown);
+        assert!(err.is_ambiguous());
+        assert!(err.is_retryable());
     }
 }

@@ -48,16 +48,21 @@
 //!
 //! | failure | reads, Publish, Ack, ExtendLease, Subscribe, promote, snapshot | other mutations |
 //! | --- | --- | --- |
-//! | UNAVAILABLE from a node | retried | retried |
+//! | UNAVAILABLE from a node (nothing happened) | retried | retried |
 //! | connection refused (request never sent) | retried | retried |
+//! | UNKNOWN from a node (outcome unknown: the entry was appended, then leadership changed) | retried | returned: the call may have committed |
 //! | timeout, connection lost mid-call | retried | returned: the call may have committed |
 //! | anything else | returned | returned |
 //!
-//! An Ack whose first attempt committed but whose answer was lost is retried
-//! and then fails with FAILED_PRECONDITION (the receipt is no longer known).
-//! That error is reported, not turned into success: the client cannot tell it
-//! from a lease that ended, and at-least-once consumers must tolerate a
-//! redelivery anyway.
+//! A call none of whose attempts can be known not to have taken effect is
+//! never reported as "nothing happened": once an attempt ended in doubt, the
+//! call's final error (if it fails) is [`ClientError::RetriesExhausted`] with
+//! `in_doubt` set, whose code is UNKNOWN and which
+//! [`is_ambiguous`](ClientError::is_ambiguous). So an Ack whose first attempt
+//! committed but whose answer was lost is retried, the retry fails with
+//! FAILED_PRECONDITION (the receipt is no longer known), and the caller gets
+//! UNKNOWN: it may have been acked, or the lease may have ended — at-least-once
+//! consumers tolerate a redelivery either way.
 //!
 //! # Invariants
 //!

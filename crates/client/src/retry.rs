@@ -20,7 +20,9 @@ pub(crate) enum Safety {
     /// Everything else: create/update/delete/purge queue, Receive (a lost
     /// lease only delays the message, but costs a delivery attempt), Nack,
     /// Redrive, membership changes. Retried only when the server said it did
-    /// nothing (UNAVAILABLE) or the request never left (connect failure).
+    /// nothing (UNAVAILABLE) or the request never left (connect failure);
+    /// never after UNKNOWN ("outcome unknown": the server appended the entry
+    /// and lost track of it), a timeout or a broken connection.
     NotIdempotent,
 }
 
@@ -43,6 +45,12 @@ pub(crate) fn decide(err: &ClientError, safety: Safety, tried: &str) -> Decision
             Decision::Redirect(hint.clone())
         }
         ClientError::Status { code: Code::Unavailable, .. } => Decision::Backoff,
+        // The server appended the entry, then lost track of it: it may have
+        // been applied. Only a request that is safe to apply twice goes again.
+        ClientError::Status { code: Code::Unknown, leader: Some(hint), .. } if ambiguous_ok && hint != tried => {
+            Decision::Redirect(hint.clone())
+        }
+        ClientError::Status { code: Code::Unknown, .. } if ambiguous_ok => Decision::Backoff,
         ClientError::Status { code: Code::DeadlineExceeded | Code::Cancelled, .. } if ambiguous_ok => Decision::Backoff,
         ClientError::Transport { connect: true, .. } => Decision::Backoff,
         ClientError::Transport { .. } | ClientError::Timeout { .. } if ambiguous_ok => Decision::Backoff,
@@ -135,6 +143,12 @@ mod tests {
             (status(Code::Unavailable, Some("b:2")), NotIdempotent, Redirect("b:2".into())),
             (status(Code::Unavailable, Some("a:1")), Idempotent, Backoff),
             (status(Code::Unavailable, None), NotIdempotent, Backoff),
+            // Outcome unknown: never blindly retried unless idempotent.
+            (status(Code::Unknown, Some("b:2")), NotIdempotent, Fail),
+            (status(Code::Unknown, None), NotIdempotent, Fail),
+            (status(Code::Unknown, Some("b:2")), Idempotent, Redirect("b:2".into())),
+            (status(Code::Unknown, Some("a:1")), Idempotent, Backoff),
+            (status(Code::Unknown, None), Idempotent, Backoff),
             (transport(true), NotIdempotent, Backoff),
             (transport(false), Idempotent, Backoff),
             (transport(false), NotIdempotent, Fail),

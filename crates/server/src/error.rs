@@ -1,6 +1,18 @@
 //! Every error the server returns becomes a `tonic::Status` here, in one
 //! place: queue rejections by kind, Raft errors as UNAVAILABLE with the
 //! leader's address in metadata `raftq-leader` when it is known.
+//!
+//! Two kinds of failure are kept apart, because clients retry them
+//! differently:
+//! - UNAVAILABLE means *nothing happened*: the request was refused before
+//!   its entry was appended (this node is not the leader, Raft is not
+//!   running). Any request may be sent again.
+//! - UNKNOWN ([`outcome_unknown`]) means *the outcome is unknown*: the entry
+//!   was appended, then leadership changed or the node stopped before it was
+//!   known whether the entry commits (openraft's `LogEntryDiscarded`, a
+//!   fatal error or a dropped proposal after `client_write` began). It may
+//!   have been applied, or may still be. Only idempotent requests are
+//!   retried blindly; see README.md, "Errors and retries".
 
 use openraft::error::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
 use raftq_core::QueueError;
@@ -39,18 +51,32 @@ pub fn unavailable_with_hint(message: &str, leader_addr: Option<&str>) -> Status
 
 pub fn write_error(error: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Status {
     match error {
+        // Refused before the entry was appended: nothing happened.
         RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => not_leader(&forward),
-        // Ambiguous: the entry may still commit under the new leader. Still
-        // UNAVAILABLE (retryable): idempotency keys make publish retries
-        // safe, and every other command's retry is harmless or rejected.
+        // The entry was appended, then dropped from this node's log when it
+        // adopted another leader's: it may have committed there, or may yet.
         RaftError::APIError(ClientWriteError::LogEntryDiscarded(forward)) => {
             let leader_addr = forward.leader_node.as_ref().map(|node| node.addr.clone());
-            unavailable_with_hint("leader changed before the entry committed; outcome unknown", leader_addr.as_deref())
+            outcome_unknown("leadership changed before the entry was known to commit", leader_addr.as_deref())
         }
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => Status::failed_precondition(e.to_string()),
+        // Only membership writes carry preconditions; checked before append.
         RaftError::APIError(ClientWriteError::PreconditionFailed(e)) => Status::unavailable(e.to_string()),
-        RaftError::Fatal(fatal) => Status::unavailable(format!("raft stopped on this node: {fatal}")),
+        // Raft stopped while the entry was in flight.
+        RaftError::Fatal(fatal) => outcome_unknown(&format!("raft stopped on this node: {fatal}"), None),
     }
+}
+
+/// UNKNOWN: a write whose entry was appended but whose fate is unknown. It
+/// may have been applied, or may still be; the request must not be treated
+/// as "nothing happened". Carries the leader hint when known.
+pub fn outcome_unknown(message: &str, leader_addr: Option<&str>) -> Status {
+    let mut status =
+        Status::unknown(format!("outcome unknown: {message}; the request may or may not have taken effect"));
+    if let Some(value) = leader_addr.and_then(|addr| addr.parse().ok()) {
+        status.metadata_mut().insert(LEADER_METADATA_KEY, value);
+    }
+    status
 }
 
 pub fn read_error(error: RaftError<TypeConfig, LinearizableReadError<TypeConfig>>) -> Status {
