@@ -6,9 +6,13 @@
 //!
 //! ## Layout
 //! - `node`: propose a command and get its replicated answer; linearizable
-//!   reads; waiting for change. The [`Clock`] seam.
+//!   reads; waiting for change.
+//! - `clock`: the [`Clock`] seam and the rule for entry timestamps (time
+//!   follows the leader's monotonic clock; a wall-clock jump moves it by a
+//!   bounded amount).
 //! - `queue_service`, `subscribe`: the client API. `cluster_service`: admin.
-//! - `ticker`: the leader proposes a `Tick` when a timer is due.
+//! - `ticker`: the leader proposes a `Tick` when a timer is due, and at
+//!   least every `TIME_HEARTBEAT`.
 //! - `convert`: wire ⇄ core types. `error`: everything ⇄ `tonic::Status`.
 //! - `telemetry`, `rpc_metrics`: metrics through the `metrics` facade (Raft
 //!   and queue gauges, sampled; request counts and latency, per RPC). Only
@@ -25,6 +29,7 @@
 //!   leader's address in `raftq-leader`.
 //! - No lock is held across an `.await`; waiting is on watches, never polls.
 
+pub mod clock;
 mod cluster_service;
 mod convert;
 mod error;
@@ -51,7 +56,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_stream::Stream;
 use tonic::transport::server::Connected;
 
-pub use node::{Clock, Node, QueueMachine, SystemClock};
+pub use clock::{Clock, SystemClock};
+pub use node::{Node, QueueMachine};
 pub use queue_service::{CLIENT_MESSAGE_BYTES_MAX, RECEIVE_WAIT_MS_MAX};
 pub use telemetry::{QUEUES_WITH_METRICS_MAX, enable_metrics_sampler};
 

@@ -3,8 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::storage::RaftStateMachine;
@@ -13,6 +12,7 @@ use raftq_core::{Command, Outcome, QueueState};
 use raftq_storage::{LogPayload, SnapshotData, SnapshotVault, StateMachine, TypeConfig};
 use tonic::Status;
 
+use crate::clock::{Clock, Stamps};
 use crate::error;
 
 /// A state machine the server can read queues from.
@@ -23,22 +23,6 @@ pub trait QueueMachine: RaftStateMachine<TypeConfig, SnapshotData = SnapshotData
 impl<V: SnapshotVault> QueueMachine for StateMachine<V> {
     fn queue_state(&self) -> &QueueState {
         self.state()
-    }
-}
-
-/// Wall time in ms since the Unix epoch: the leader stamps entries with it.
-/// A parameter, so the simulation can hand in simulated time.
-pub trait Clock: fmt::Debug + Send + Sync + 'static {
-    fn now_ms(&self) -> u64;
-}
-
-/// The system clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     }
 }
 
@@ -70,21 +54,6 @@ pub struct Node<SM: QueueMachine> {
     proposals: tokio::sync::mpsc::UnboundedSender<Proposal>,
 }
 
-/// The leader's entry timestamps.
-struct Stamps {
-    clock: Arc<dyn Clock>,
-    /// The latest timestamp this node stamped: stamps never go backwards
-    /// here, and the state machine also never lets time go back.
-    last_ms: AtomicU64,
-}
-
-impl Stamps {
-    fn next(&self) -> u64 {
-        let now = self.clock.now_ms();
-        self.last_ms.fetch_max(now, Ordering::SeqCst).max(now)
-    }
-}
-
 impl<SM: QueueMachine> fmt::Debug for Node<SM> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Node").field("id", &self.id).finish_non_exhaustive()
@@ -95,15 +64,23 @@ impl<SM: QueueMachine> Node<SM> {
     /// Starts the node's proposer task (group commit); call inside the
     /// runtime. It ends when the node is dropped.
     pub fn new(id: u64, raft: Raft<TypeConfig, SM>, clock: Arc<dyn Clock>) -> Self {
-        let stamps = Arc::new(Stamps { clock, last_ms: AtomicU64::new(0) });
+        let stamps = Arc::new(Stamps::new(clock));
+        tokio::spawn(watch_applied(raft.clone(), stamps.clone()));
         let (proposals, queued) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(propose_in_groups(raft.clone(), stamps.clone(), queued));
         Self { id, raft, stamps, proposals }
     }
 
-    /// The time to stamp on the next entry.
-    pub fn stamp_ms(&self) -> u64 {
-        self.stamps.next()
+    /// What the next entry's time would be (for deciding when a timer is
+    /// due); see [`crate::clock`].
+    pub fn time_estimate_ms(&self) -> u64 {
+        self.stamps.estimate_ms()
+    }
+
+    /// Monotonic time since this node last stamped an entry (`None` if it
+    /// never did): the ticker keeps time moving when a leader is idle.
+    pub fn since_last_stamp(&self) -> Option<Duration> {
+        self.stamps.since_last()
     }
 
     /// Validates `command`, replicates it to a majority (each fsynced), and
@@ -117,7 +94,8 @@ impl<SM: QueueMachine> Node<SM> {
         self.proposals
             .send(Proposal { command, reply })
             .map_err(|_| Status::unavailable("the node is shutting down"))?;
-        answer.await.map_err(|_| Status::unavailable("the node is shutting down"))?
+        // Dropped after it was queued: it may already be in an entry.
+        answer.await.map_err(|_| error::outcome_unknown("the node stopped while the request was in flight", None))?
     }
 
     /// Reads state after a read-index barrier: the answer reflects every
@@ -231,12 +209,54 @@ async fn propose_in_groups<SM: QueueMachine>(
             group.push(next);
         }
         let raft = raft.clone();
-        let stamp = stamps.next();
+        let stamp = stamp(&raft, &stamps).await;
         tokio::spawn(async move {
             write_group(&raft, stamp, group).await;
             drop(slot);
         });
     }
+}
+
+/// Tells `stamps` each time an entry this node received live (beyond the
+/// log it had on disk when it started, which it may be replaying now) is
+/// applied under a known leader: the evidence a takeover estimates the
+/// time from ([`crate::clock`]). Ends when Raft stops.
+async fn watch_applied<SM: QueueMachine>(raft: Raft<TypeConfig, SM>, stamps: Arc<Stamps>) {
+    let mut metrics = raft.metrics();
+    let on_disk_at_start = metrics.borrow_watched().last_log_index;
+    let mut seen = None;
+    loop {
+        {
+            let m = metrics.borrow_watched();
+            let applied = m.last_applied.as_ref().map(|id| id.index);
+            if applied != seen {
+                seen = applied;
+                if applied > on_disk_at_start && m.current_leader.is_some() {
+                    stamps.saw_applied();
+                }
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The time for the next entry: see [`crate::clock`]. At the first entry of
+/// a term it reads the state's time (once per term).
+async fn stamp<SM: QueueMachine>(raft: &Raft<TypeConfig, SM>, stamps: &Stamps) -> u64 {
+    let term = raft.metrics().borrow_watched().current_term;
+    let state_ms = if stamps.is_takeover(term) {
+        raft.with_state_machine(|sm: &mut SM| {
+            let now_ms = sm.queue_state().now_ms();
+            Box::pin(async move { now_ms })
+        })
+        .await
+        .ok()
+    } else {
+        None
+    };
+    stamps.next(term, state_ms)
 }
 
 /// Writes one entry of `group`'s commands and answers each proposal.

@@ -1,7 +1,9 @@
 //! The leader's clock tick: when the state's next timer (a delay end, a
 //! lease end, a TTL) is due, the leader proposes a `Tick` entry, so timed
 //! changes are applied — and long-polling consumers woken — even when no
-//! client writes. Followers only wait.
+//! client writes. An idle leader also ticks every [`TIME_HEARTBEAT`], so the
+//! cluster's time stays fresh on every follower (`crate::clock`). Followers
+//! only wait.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,10 @@ use crate::node::{Node, QueueMachine};
 const TICK_CHECK_MAX: Duration = Duration::from_secs(1);
 /// Shortest pause after a failed tick, so a node without quorum does not spin.
 const TICK_RETRY: Duration = Duration::from_millis(100);
+/// A leader commits an entry at least this often, idle or not, so every
+/// follower has fresh evidence of the cluster's time should it take over
+/// (see `crate::clock`).
+pub const TIME_HEARTBEAT: Duration = Duration::from_secs(2);
 
 pub async fn run<SM: QueueMachine>(node: Arc<Node<SM>>, mut shutdown: watch::Receiver<bool>) {
     let mut metrics = node.metrics();
@@ -50,13 +56,17 @@ pub async fn run<SM: QueueMachine>(node: Arc<Node<SM>>, mut shutdown: watch::Rec
     }
 }
 
-/// How long until the next tick is due on this leader; `None` if this node
-/// is not the leader or has no timer pending.
+/// How long until the next tick is due on this leader: a timer's due time,
+/// or [`TIME_HEARTBEAT`] after its last entry. `None` if this node is not
+/// the leader.
 async fn next_wait<SM: QueueMachine>(node: &Node<SM>) -> Option<Duration> {
     if node.metrics_now().state != ServerState::Leader {
         return None;
     }
-    let due_ms = node.local_read(|state| state.next_timer_ms()).await.ok()??;
-    let now_ms = node.stamp_ms();
-    Some(Duration::from_millis(due_ms.saturating_sub(now_ms)).min(TICK_CHECK_MAX))
+    let heartbeat = TIME_HEARTBEAT.saturating_sub(node.since_last_stamp().unwrap_or(TIME_HEARTBEAT));
+    let timer = match node.local_read(|state| state.next_timer_ms()).await.ok()? {
+        Some(due_ms) => Duration::from_millis(due_ms.saturating_sub(node.time_estimate_ms())),
+        None => TICK_CHECK_MAX,
+    };
+    Some(heartbeat.min(timer).min(TICK_CHECK_MAX))
 }
