@@ -157,6 +157,9 @@ pub fn reproduce_command(seed: u64, options: &SimOptions) -> String {
     if options.ack_before_sync {
         command.push_str(" --ack-before-sync");
     }
+    if options.retry_in_doubt {
+        command.push_str(" --retry-in-doubt");
+    }
     command
 }
 
@@ -182,7 +185,7 @@ pub struct RegressionSeed {
     pub comment: String,
 }
 
-/// Reads the regression file: `SEED [faults=SET] [ack-before-sync] # why`,
+/// Reads the regression file: `SEED [faults=SET] [ack-before-sync] [retry-in-doubt] # why`,
 /// one per line; blank lines and `#` lines are skipped.
 pub fn read_regression_seeds(path: &Path) -> io::Result<Vec<RegressionSeed>> {
     let text = match fs::read_to_string(path) {
@@ -203,6 +206,7 @@ pub fn read_regression_seeds(path: &Path) -> io::Result<Vec<RegressionSeed>> {
             match word.split_once('=') {
                 Some(("faults", set)) => options.faults = set.parse::<FaultSet>().map_err(bad)?,
                 None if word == "ack-before-sync" => options.ack_before_sync = true,
+                None if word == "retry-in-doubt" => options.retry_in_doubt = true,
                 _ => return Err(bad(format!("unknown field {word:?}"))),
             }
         }
@@ -218,6 +222,7 @@ pub fn record_regression_seed(path: &Path, report: &SeedReport, options: &SimOpt
         r.seed == report.seed
             && r.options.faults == options.faults
             && r.options.ack_before_sync == options.ack_before_sync
+            && r.options.retry_in_doubt == options.retry_in_doubt
     };
     if known.iter().any(same) {
         return Ok(false);
@@ -228,6 +233,9 @@ pub fn record_regression_seed(path: &Path, report: &SeedReport, options: &SimOpt
     }
     if options.ack_before_sync {
         line.push_str(" ack-before-sync");
+    }
+    if options.retry_in_doubt {
+        line.push_str(" retry-in-doubt");
     }
     let first = report.verdict.violations.first().map_or("", String::as_str);
     let why: String = first.chars().take(160).collect();

@@ -16,7 +16,11 @@
 //! deadline the server returned); two overlapping leases on one message; a
 //! first delivery before its publish delay ended; one value stored under
 //! two message ids (the idempotency key was ignored); one lease handed out
-//! twice.
+//! twice; a **hidden delivery** — a delivery attempt no consumer ever saw
+//! that no Receive with an unknown outcome can account for (a Receive
+//! applied twice: its first application leased messages to nobody); and the
+//! cluster's **time drifting** from simulated time by more than the bound
+//! `raftq_server::clock` documents (a wall-clock jump let through).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -70,6 +74,9 @@ struct Delivery<'a> {
     delivered: &'a Delivered,
     /// The lease granted (lease start = deadline - lease).
     lease_ms: u64,
+    /// When the Receive that returned it was invoked and completed.
+    invoked_ms: u64,
+    completed_ms: u64,
 }
 
 impl Delivery<'_> {
@@ -142,6 +149,8 @@ pub fn check(ops: &[Op], undrained: &BTreeSet<String>) -> Verdict {
     check_leases(ops, &deliveries, &mut findings);
     check_delays(&deliveries, &published, &mut findings);
     check_dedup(&deliveries, &mut findings);
+    check_hidden_deliveries(ops, &deliveries, &mut findings);
+    check_time(&deliveries, &mut findings);
     verdict.violations = findings.into_lines();
     verdict
 }
@@ -169,7 +178,12 @@ fn deliveries(ops: &[Op]) -> Vec<Delivery<'_>> {
         let (Call::Receive { lease_ms, .. }, Outcome::Ok(Reply::Received(delivered))) = (&op.call, &op.outcome) else {
             continue;
         };
-        all.extend(delivered.iter().map(|delivered| Delivery { delivered, lease_ms: *lease_ms }));
+        all.extend(delivered.iter().map(|delivered| Delivery {
+            delivered,
+            lease_ms: *lease_ms,
+            invoked_ms: op.invoked_ms,
+            completed_ms: op.completed_ms,
+        }));
     }
     all
 }
@@ -279,6 +293,97 @@ fn check_dedup(deliveries: &[Delivery<'_>], findings: &mut Findings) {
     }
 }
 
+/// Every delivery attempt of a message was seen by a consumer, or may have
+/// been made by a Receive whose outcome is unknown. Attempts only grow by
+/// one per Receive that leases the message, so a gap below an attempt a
+/// consumer saw is a lease handed to nobody: a Receive applied though its
+/// caller heard "nothing happened", or applied twice behind a retry. Each
+/// Receive with an unknown outcome (invoked before the gap was seen) can
+/// account for up to its `max` hidden attempts.
+fn check_hidden_deliveries(ops: &[Op], deliveries: &[Delivery<'_>], findings: &mut Findings) {
+    let mut seen: BTreeMap<(&str, u64), BTreeMap<u32, u64>> = BTreeMap::new();
+    for delivery in deliveries {
+        let lease = &delivery.delivered.lease;
+        seen.entry((&lease.queue, lease.id)).or_default().insert(lease.attempt, delivery.completed_ms);
+    }
+    // (queue, latest time the hidden attempt can have happened, example).
+    let mut hidden: Vec<(&str, u64, String)> = Vec::new();
+    for ((queue, id), attempts) in &seen {
+        for (attempt, completed_ms) in attempts {
+            for missing in 1..*attempt {
+                if attempts.contains_key(&missing) {
+                    continue;
+                }
+                // The first attempt seen after the missing one bounds it.
+                let (next, bound_ms) =
+                    attempts.range(missing + 1..).next().map_or((*attempt, *completed_ms), |(a, t)| (*a, *t));
+                if next == *attempt {
+                    hidden.push((queue, bound_ms, format!("{queue}/{id} attempt {missing} (attempt {next} seen)")));
+                }
+            }
+        }
+    }
+    hidden.sort_by_key(|(_, bound_ms, _)| *bound_ms);
+    let mut in_doubt: BTreeMap<&str, Vec<(u64, u32)>> = BTreeMap::new();
+    for op in ops {
+        if let (Call::Receive { queue, max, .. }, Outcome::Info { .. }) = (&op.call, &op.outcome) {
+            in_doubt.entry(queue).or_default().push((op.invoked_ms, *max));
+        }
+    }
+    for calls in in_doubt.values_mut() {
+        calls.sort();
+    }
+    // Any Receive in doubt usable for an earlier bound is usable for every
+    // later one, so counting capacity in bound order is an exact matching.
+    let mut next_call: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut capacity: BTreeMap<&str, u64> = BTreeMap::new();
+    for (queue, bound_ms, example) in hidden {
+        let calls = in_doubt.get(queue).map_or(&[][..], Vec::as_slice);
+        let next = next_call.entry(queue).or_default();
+        let free = capacity.entry(queue).or_default();
+        while *next < calls.len() && calls[*next].0 <= bound_ms {
+            *free += u64::from(calls[*next].1);
+            *next += 1;
+        }
+        if *free > 0 {
+            *free -= 1;
+        } else {
+            findings.add("hidden delivery (leased to nobody, no Receive in doubt to account for it)", example);
+        }
+    }
+}
+
+/// Slack for the simulated network and scheduling, in ms.
+const TIME_SLOP_MS: u64 = 500;
+/// How far ahead of real time the cluster's time may run: a leader change
+/// may step it `TAKEOVER_STEP_MAX_MS` toward a wrong wall clock (twice, if
+/// a jumped node leads twice), plus the 1 % slew (2 % here, for slack).
+const TIME_AHEAD_MAX_MS: u64 = 2 * raftq_server::clock::TAKEOVER_STEP_MAX_MS + TIME_SLOP_MS;
+
+/// The cluster's time (a lease's start, as the server stamped it) stays
+/// within the documented bound of simulated time: a wall clock that jumps
+/// by a day must not move it by a day (every lease, delay and TTL would end
+/// at once), and one that goes back must not stop it (timers would freeze).
+fn check_time(deliveries: &[Delivery<'_>], findings: &mut Findings) {
+    let Some(origin_ms) = deliveries.iter().map(|d| d.invoked_ms).min() else { return };
+    for delivery in deliveries {
+        let stamped_ms = delivery.delivered.lease_deadline_ms.saturating_sub(delivery.lease_ms);
+        let slew_ms = delivery.completed_ms.saturating_sub(origin_ms) / 50;
+        if stamped_ms > delivery.completed_ms + TIME_AHEAD_MAX_MS + slew_ms {
+            findings.add(
+                "cluster time ahead of real time beyond the bound",
+                format!("{:?} stamped {stamped_ms}, completed at {}", delivery.delivered.lease, delivery.completed_ms),
+            );
+        }
+        if stamped_ms + TIME_SLOP_MS + slew_ms < delivery.invoked_ms {
+            findings.add(
+                "cluster time behind real time beyond the bound (timers frozen)",
+                format!("{:?} stamped {stamped_ms}, invoked at {}", delivery.delivered.lease, delivery.invoked_ms),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use raftq_client::Code;
@@ -364,5 +469,51 @@ mod tests {
         assert!(text.contains("stale receipt accepted"), "{text}");
         assert!(text.contains("redelivered after a confirmed ack"), "{text}");
         assert!(text.contains("leased again before the previous lease ended"), "{text}");
+    }
+
+    #[test]
+    fn a_delivery_attempt_nobody_saw_needs_a_receive_in_doubt() {
+        // Attempt 1 of message 1 was never seen: a Receive applied twice.
+        let ops = vec![publish("a", ok_publish()), receive("a", 1, 2, 2_000)];
+        let text = check(&ops, &BTreeSet::new()).violations.join("\n");
+        assert!(text.contains("hidden delivery"), "{text}");
+
+        // A Receive with an unknown outcome before it accounts for it.
+        let in_doubt = op(Call::Receive { queue: WORK_QUEUE.into(), max: 1, lease_ms: 100 }, info(), 500);
+        let ops = vec![publish("a", ok_publish()), in_doubt.clone(), receive("a", 1, 2, 2_000)];
+        assert_eq!(check(&ops, &BTreeSet::new()).violations, Vec::<String>::new());
+
+        // But one such Receive (max 1) accounts for one hidden attempt only,
+        // and one invoked after the gap was seen accounts for nothing.
+        let late = op(Call::Receive { queue: WORK_QUEUE.into(), max: 5, lease_ms: 100 }, info(), 5_000);
+        let ops = vec![
+            publish("a", ok_publish()),
+            publish("b", ok_publish()),
+            in_doubt,
+            late,
+            receive("a", 1, 2, 2_000),
+            receive("b", 2, 2, 2_000),
+        ];
+        let text = check(&ops, &BTreeSet::new()).violations.join("\n");
+        assert!(text.contains("hidden delivery"), "{text}");
+    }
+
+    #[test]
+    fn the_cluster_time_must_stay_near_real_time() {
+        let day = 24 * 3600 * 1000;
+        let mut jumped = receive("a", 1, 1, 1_000);
+        if let Outcome::Ok(Reply::Received(delivered)) = &mut jumped.outcome {
+            delivered[0].lease_deadline_ms += day;
+        }
+        let ops = vec![publish("a", ok_publish()), jumped];
+        let text = check(&ops, &BTreeSet::new()).violations.join("\n");
+        assert!(text.contains("cluster time ahead"), "{text}");
+
+        let mut frozen = receive("a", 1, 1, 1_000);
+        frozen.invoked_ms += 60_000;
+        frozen.completed_ms += 60_000;
+        let ops = vec![publish("a", ok_publish()), receive("b", 2, 1, 1_000), frozen];
+        let text = check(&ops, &BTreeSet::new()).violations.join("\n");
+        assert!(text.contains("cluster time behind"), "{text}");
     }
 }

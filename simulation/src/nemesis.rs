@@ -25,6 +25,9 @@ use crate::node::{NodeSpec, node_name};
 use crate::plan::Fault;
 use crate::workload::{Shared, elapsed_ms};
 
+/// A day, in ms: how far a clock jump moves a node's wall clock.
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// Pairs of turmoil host names.
 pub type Links = Vec<(String, String)>;
 
@@ -188,7 +191,7 @@ impl Nemesis {
     // ---- network ------------------------------------------------------
 
     async fn network_loop(&self) {
-        let kinds = self.enabled(&[Fault::Partition, Fault::Oneway, Fault::Hold, Fault::Latency]);
+        let kinds = self.enabled(&[Fault::Partition, Fault::Oneway, Fault::Hold, Fault::Latency, Fault::Depose]);
         if kinds.is_empty() {
             return;
         }
@@ -199,6 +202,10 @@ impl Nemesis {
                 return;
             }
             let Some(kind) = self.pick(&kinds) else { return };
+            if kind == Fault::Depose {
+                self.depose().await;
+                continue;
+            }
             let command = match kind {
                 Fault::Partition => HostCommand::Partition(self.partition_links().await),
                 Fault::Oneway => self.oneway().await,
@@ -230,6 +237,27 @@ impl Nemesis {
             }
             _ => ring(&nodes),
         }
+    }
+
+    /// Leadership lost with entries in flight: the leader is cut off from
+    /// the other nodes only, so clients keep reaching it and it keeps
+    /// appending entries it cannot commit; once another node has been
+    /// elected the network heals, the old leader adopts the new leader's
+    /// log, and its uncommitted entries are discarded. Their clients must
+    /// hear "outcome unknown" — some of those entries may have reached a
+    /// follower and commit under the new leader after all.
+    async fn depose(&self) {
+        let Some(leader) = self.leader().await else { return };
+        let me = node_name(leader);
+        let links: Links =
+            self.node_ids().into_iter().filter(|id| *id != leader).map(|id| (me.clone(), node_name(id))).collect();
+        let raft = &self.shared.plan.raft;
+        let cut_ms = raft.election_timeout_max_ms + self.rng_u64(raft.heartbeat_ms..raft.election_timeout_max_ms + 600);
+        self.log_line(format!("depose leader {leader}: cut from the other nodes for {cut_ms} ms"));
+        self.commands.push(HostCommand::Partition(links));
+        sleep(Duration::from_millis(cut_ms)).await;
+        self.log_line("heal network".into());
+        self.commands.push(HostCommand::HealNetwork);
     }
 
     /// Links between `node` and every other host, clients included.
@@ -267,7 +295,7 @@ impl Nemesis {
     // ---- processes and disks -------------------------------------------
 
     async fn process_loop(&self) {
-        let kinds = self.enabled(&[Fault::Crash, Fault::CrashAll, Fault::Torn, Fault::Bitflip]);
+        let kinds = self.enabled(&[Fault::Crash, Fault::CrashAll, Fault::Torn, Fault::Bitflip, Fault::ClockJump]);
         if kinds.is_empty() {
             return;
         }
@@ -285,6 +313,7 @@ impl Nemesis {
                 Some(Fault::CrashAll) => self.crash_all().await,
                 Some(Fault::Torn) => self.tear().await,
                 Some(Fault::Bitflip) => self.bitflip().await,
+                Some(Fault::ClockJump) => self.clock_jump().await,
                 _ => return,
             }
         }
@@ -346,6 +375,22 @@ impl Nemesis {
         self.beliefs.borrow_mut().down.insert(victim);
         sleep(Duration::from_millis(self.rng_u64(50..500))).await;
         self.restart(&[victim]).await;
+    }
+
+    /// The leader's wall clock jumps a day ahead or behind for a fault
+    /// span, under load, then is set right (a second jump). Entry time must
+    /// move by no more than the bound `raftq_server::clock` documents, and
+    /// no timer may stop: the checker compares the time the cluster stamps
+    /// with simulated time, and the drain proves nothing is stuck.
+    async fn clock_jump(&self) {
+        let Some(leader) = self.leader().await else { return };
+        let Some(node) = self.nodes.iter().find(|n| n.id == leader) else { return };
+        let offset_ms = if self.rng_u64(0..2) == 0 { DAY_MS } else { -DAY_MS };
+        self.log_line(format!("clock of leader {leader} jumps by {offset_ms} ms"));
+        node.clock.set_wall_offset_ms(offset_ms);
+        self.span().await;
+        self.log_line(format!("clock of node {leader} set right"));
+        node.clock.set_wall_offset_ms(0);
     }
 
     /// Takes `victims` down with `command` for a fault span, then restarts

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures_util::{Stream, StreamExt};
@@ -30,13 +30,16 @@ const DIGESTS_KEPT: usize = 256;
 /// Legitimate work reads the clock a few hundred times per instant.
 const LIVELOCK_CLOCK_READS: u64 = 20_000;
 
-/// The simulated wall clock: a fixed epoch plus simulated time, so leader
-/// timestamps (and with them lease deadlines) are the same on every run.
+/// The simulated clocks: wall time is a fixed epoch plus simulated time
+/// (plus an offset the nemesis sets to make the wall clock jump), and
+/// monotonic time is simulated time alone, so leader timestamps (and with
+/// them lease deadlines) are the same on every run.
 ///
 /// It is also the simulation's livelock detector: a node that reads the
-/// clock [`LIVELOCK_CLOCK_READS`] times without simulated time moving is
-/// spinning, and the read panics. The panic ends the spinning task (tokio
+/// wall clock [`LIVELOCK_CLOCK_READS`] times without simulated time moving
+/// is spinning, and the read panics. The panic ends the spinning task (tokio
 /// catches it), the host's time moves again, and the panic fails the seed.
+/// One per node, kept across its restarts.
 #[derive(Debug, Default)]
 pub struct SimClock {
     /// The last reading, for the rare call made outside the simulation.
@@ -45,11 +48,19 @@ pub struct SimClock {
     /// readings saw it.
     instant_ns: AtomicU64,
     reads_at_instant: AtomicU64,
+    /// Added to the wall clock (not the monotonic one): a clock jump.
+    wall_offset_ms: AtomicI64,
 }
 
-impl Clock for SimClock {
-    fn now_ms(&self) -> u64 {
-        let Some(now) = turmoil::since_epoch() else { return self.last_ms.load(Ordering::Relaxed) };
+impl SimClock {
+    /// Makes this node's wall clock read `offset_ms` away from the truth
+    /// from now on (0 puts it right again — itself a jump).
+    pub fn set_wall_offset_ms(&self, offset_ms: i64) {
+        self.wall_offset_ms.store(offset_ms, Ordering::Relaxed);
+    }
+
+    fn sim_now(&self) -> Option<std::time::Duration> {
+        let now = turmoil::since_epoch()?;
         let now_ns = now.as_nanos() as u64;
         if self.instant_ns.swap(now_ns, Ordering::Relaxed) == now_ns {
             let reads = self.reads_at_instant.fetch_add(1, Ordering::Relaxed) + 1;
@@ -61,9 +72,20 @@ impl Clock for SimClock {
         } else {
             self.reads_at_instant.store(0, Ordering::Relaxed);
         }
+        Some(now)
+    }
+}
+
+impl Clock for SimClock {
+    fn now_ms(&self) -> u64 {
+        let Some(now) = self.sim_now() else { return self.last_ms.load(Ordering::Relaxed) };
         let now_ms = now.as_millis() as u64;
         self.last_ms.fetch_max(now_ms, Ordering::Relaxed);
-        now_ms
+        now_ms.saturating_add_signed(self.wall_offset_ms.load(Ordering::Relaxed))
+    }
+
+    fn monotonic_ms(&self) -> u64 {
+        turmoil::sim_elapsed().map_or_else(|| self.last_ms.load(Ordering::Relaxed), |e| e.as_millis() as u64)
     }
 }
 
@@ -119,6 +141,9 @@ pub struct NodeSpec {
     pub disk: MemDisk,
     /// The host's connections, closed in a fixed order when it crashes.
     pub sockets: Arc<HostSockets>,
+    /// The node's clocks, kept across restarts (a jumped wall clock stays
+    /// jumped until the nemesis sets it right).
+    pub clock: Arc<SimClock>,
     observed: Mutex<Observed>,
 }
 
@@ -135,6 +160,7 @@ impl NodeSpec {
             rng_seed,
             disk: MemDisk::new(),
             sockets: Arc::default(),
+            clock: Arc::default(),
             observed: Mutex::default(),
         }
     }
@@ -212,7 +238,7 @@ pub async fn run(node: Arc<NodeSpec>) -> turmoil::Result {
             machine,
             net::incoming(listener, node.sockets.clone()),
             Arc::new(RaftConnector(node.sockets.clone())),
-            Arc::new(SimClock::default()),
+            node.clock.clone(),
             std::future::pending(),
         ),
     )

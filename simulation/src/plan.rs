@@ -32,10 +32,18 @@ pub enum Fault {
     Bitflip,
     /// Add a learner, promote it, remove a node, during the other faults.
     Membership,
+    /// The leader loses leadership with entries in flight: it is cut off
+    /// from the other nodes (not from clients, whose requests it goes on
+    /// appending) just long enough for an election, then the network heals
+    /// and its uncommitted entries are discarded — the "outcome unknown"
+    /// case clients must not retry blindly.
+    Depose,
+    /// The leader's wall clock jumps a day ahead or behind, for a while.
+    ClockJump,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 9] = [
+    pub const ALL: [Fault; 11] = [
         Fault::Partition,
         Fault::Oneway,
         Fault::Hold,
@@ -45,6 +53,8 @@ impl Fault {
         Fault::Torn,
         Fault::Bitflip,
         Fault::Membership,
+        Fault::Depose,
+        Fault::ClockJump,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,12 +68,14 @@ impl Fault {
             Fault::Torn => "torn",
             Fault::Bitflip => "bitflip",
             Fault::Membership => "membership",
+            Fault::Depose => "depose",
+            Fault::ClockJump => "clock-jump",
         }
     }
 
     /// Faults on the network (the others act on processes and disks).
     pub fn is_network(self) -> bool {
-        matches!(self, Fault::Partition | Fault::Oneway | Fault::Hold | Fault::Latency)
+        matches!(self, Fault::Partition | Fault::Oneway | Fault::Hold | Fault::Latency | Fault::Depose)
     }
 }
 
@@ -161,11 +173,24 @@ pub struct SimOptions {
     /// acknowledged before it is durable): the checker must then find
     /// acknowledged messages lost after crashes.
     pub ack_before_sync: bool,
+    /// Plants a client bug: every call is retried after an answer in doubt
+    /// (UNKNOWN, a timeout, a lost connection), as if nothing had happened
+    /// (the bug class this reintroduces: a Receive or Purge applied twice).
+    /// The checker must find it.
+    pub retry_in_doubt: bool,
 }
 
 impl Default for SimOptions {
     fn default() -> Self {
-        Self { faults: FaultSet::default_mix(), ack_before_sync: false }
+        Self { faults: FaultSet::default_mix(), ack_before_sync: false, retry_in_doubt: false }
+    }
+}
+
+impl SimOptions {
+    /// True if a bug is planted on purpose (such seeds are expected to fail
+    /// and are never recorded as regressions).
+    pub fn plants_a_bug(&self) -> bool {
+        self.ack_before_sync || self.retry_in_doubt
     }
 }
 
@@ -199,6 +224,7 @@ pub struct Plan {
     /// How long one fault lasts.
     pub fault_span_ms: (u64, u64),
     pub ack_before_sync: bool,
+    pub retry_in_doubt: bool,
 }
 
 /// The most simulated time a drain may take after the final heal.
@@ -240,6 +266,7 @@ impl Plan {
             fault_gap_ms: (200, rng.u64(800..=2_500)),
             fault_span_ms: (300, rng.u64(1_500..=5_000)),
             ack_before_sync: options.ack_before_sync,
+            retry_in_doubt: options.retry_in_doubt,
         }
     }
 

@@ -158,7 +158,11 @@ impl Shared {
             },
         };
         let connector = client_connector(&config);
-        Client::with_connector(config, connector).expect("the simulation's client config is valid")
+        let client = Client::with_connector(config, connector).expect("the simulation's client config is valid");
+        if self.plan.retry_in_doubt {
+            client.plant_bug_retry_in_doubt();
+        }
+        client
     }
 
     fn past_workload(&self) -> bool {

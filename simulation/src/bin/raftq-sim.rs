@@ -44,6 +44,10 @@ struct Args {
     /// proves the checker finds lost messages.
     #[arg(long)]
     ack_before_sync: bool,
+    /// Plant a client bug (retry every call after an "outcome unknown"
+    /// answer): proves the checker finds a write applied twice.
+    #[arg(long)]
+    retry_in_doubt: bool,
     /// Print a line to stderr as each seed finishes, with its trace hash.
     #[arg(long)]
     progress: bool,
@@ -86,7 +90,11 @@ fn main() -> anyhow::Result<ExitCode> {
     if args.log {
         install_log();
     }
-    let options = SimOptions { faults: args.faults.clone(), ack_before_sync: args.ack_before_sync };
+    let options = SimOptions {
+        faults: args.faults.clone(),
+        ack_before_sync: args.ack_before_sync,
+        retry_in_doubt: args.retry_in_doubt,
+    };
     let seeds: Vec<u64> = match (&args.seeds, args.seed) {
         (_, Some(seed)) => vec![seed],
         (Some(range), None) => range.clone().collect(),
@@ -112,7 +120,7 @@ fn main() -> anyhow::Result<ExitCode> {
     };
     let budget = args.budget_secs.map(Duration::from_secs);
     let summary = run_batch(&seeds, args.jobs, budget, &options, &print);
-    if !args.no_record && !options.ack_before_sync {
+    if !args.no_record && !options.plants_a_bug() {
         // One seed per kind of failure: a common bug must not flood the file.
         let mut kinds = std::collections::BTreeSet::new();
         for report in &summary.failed {
