@@ -27,6 +27,8 @@ pub struct BatchSummary {
     pub lost: u64,
     pub unexpected: u64,
     pub duplicated: u64,
+    /// Calls answered "outcome unknown", over all seeds.
+    pub outcome_unknown: u64,
     /// Seeds left unrun because the budget ran out.
     pub skipped: u64,
 }
@@ -36,12 +38,13 @@ impl fmt::Display for BatchSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seeds={} failed={} lost={} unexpected={} duplicated={}",
+            "seeds={} failed={} lost={} unexpected={} duplicated={} outcome_unknown={}",
             self.seeds,
             self.failed.len(),
             self.lost,
             self.unexpected,
-            self.duplicated
+            self.duplicated,
+            self.outcome_unknown
         )
     }
 }
@@ -80,6 +83,7 @@ pub fn run_batch(
                     summary.lost += report.verdict.lost;
                     summary.unexpected += report.verdict.unexpected;
                     summary.duplicated += report.verdict.duplicated;
+                    summary.outcome_unknown += report.verdict.outcome_unknown;
                     if report.failed() {
                         summary.failed.push(report);
                     }

@@ -49,6 +49,9 @@ pub struct Verdict {
     /// gave up: not lost, but not delivered either (the drain failure is
     /// reported on its own).
     pub undrained: u64,
+    /// Calls answered UNKNOWN ("outcome unknown": the entry was appended,
+    /// then leadership changed): proof the nemesis reaches that case.
+    pub outcome_unknown: u64,
     /// Every broken rule, each a line of text. Empty = the seed passed.
     pub violations: Vec<String>,
 }
@@ -115,6 +118,10 @@ pub fn check(ops: &[Op], undrained: &BTreeSet<String>) -> Verdict {
     let deliveries = deliveries(ops);
     let mut findings = Findings::default();
     let mut verdict = Verdict { confirmed: published.values().filter(|p| p.ok).count() as u64, ..Verdict::default() };
+    verdict.outcome_unknown = ops
+        .iter()
+        .filter(|op| matches!(&op.outcome, Outcome::Info { message, .. } if message.contains("outcome unknown")))
+        .count() as u64;
 
     let mut times_delivered: BTreeMap<&str, u64> = BTreeMap::new();
     for delivery in &deliveries {

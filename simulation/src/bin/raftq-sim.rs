@@ -147,7 +147,8 @@ fn print_detail(report: &SeedReport, options: &SimOptions) {
         println!("  {line}");
     }
     println!(
-        "ops={} confirmed={} delivered={} lost={} unexpected={} duplicated={} recovered={} failed_but_delivered={} undrained={}",
+        "ops={} confirmed={} delivered={} lost={} unexpected={} duplicated={} recovered={} failed_but_delivered={} undrained={} \
+         outcome_unknown={}",
         report.ops,
         v.confirmed,
         v.delivered,
@@ -156,7 +157,8 @@ fn print_detail(report: &SeedReport, options: &SimOptions) {
         v.duplicated,
         v.recovered,
         v.failed_but_delivered,
-        v.undrained
+        v.undrained,
+        v.outcome_unknown
     );
     println!("simulated {} ms in {:.1?}; trace hash {}", report.sim_ms, report.wall, report.trace_hash);
     if report.failed() {

@@ -43,3 +43,16 @@ fn retrying_in_doubt_applies_a_receive_twice_and_the_checker_sees_it() {
     let seed = found_in.expect("no seed of 200 found a Receive applied twice although the client retries in doubt");
     eprintln!("seed {seed} applied a Receive twice, as it must when the client retries after an unknown outcome");
 }
+
+/// The depose move reaches the case the "outcome unknown" answer exists
+/// for: a leader loses leadership with entries in flight, and their clients
+/// hear UNKNOWN (and the checker then holds them to it).
+#[test]
+fn deposing_the_leader_leaves_writes_in_doubt() {
+    let options = SimOptions { faults: [Fault::Depose].into_iter().collect(), ..SimOptions::default() };
+    let seeds: Vec<u64> = (0..24).collect();
+    let summary = super::run(&seeds, &options);
+    assert!(summary.failed.is_empty(), "{summary}");
+    assert!(summary.outcome_unknown > 0, "no call was answered 'outcome unknown' in {summary}");
+    eprintln!("{summary}");
+}
