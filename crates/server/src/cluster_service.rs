@@ -15,6 +15,12 @@ use tonic::{Request, Response, Status};
 use crate::error::{fatal, invalid, unavailable_with_hint, write_error};
 use crate::node::{Node, QueueMachine};
 
+/// Longest TriggerSnapshot waits for the snapshot to be durable.
+const SNAPSHOT_WAIT_MAX: Duration = Duration::from_secs(30);
+/// Longest TriggerSnapshot waits between two looks at the snapshot index
+/// when no metrics change wakes it.
+const SNAPSHOT_RECHECK: Duration = Duration::from_millis(200);
+
 pub struct ClusterService<SM: QueueMachine> {
     node: Arc<Node<SM>>,
 }
@@ -197,16 +203,16 @@ impl<SM: QueueMachine> Cluster for ClusterService<SM> {
         let applied = index(self.node.metrics_now().last_applied.as_ref());
         self.node.raft.trigger().snapshot().await.map_err(fatal)?;
         let mut metrics = self.node.metrics();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let deadline = tokio::time::Instant::now() + SNAPSHOT_WAIT_MAX;
         loop {
             let snapshot = index(self.node.metrics_now().snapshot.as_ref());
             if snapshot >= applied {
                 return Ok(Response::new(pb::TriggerSnapshotResponse { snapshot_index: snapshot }));
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(Status::deadline_exceeded("snapshot did not finish within 30 s"));
+                return Err(Status::deadline_exceeded(format!("snapshot did not finish within {SNAPSHOT_WAIT_MAX:?}")));
             }
-            self.node.wait_for_change(&mut metrics, Duration::from_millis(200)).await;
+            self.node.wait_for_change(&mut metrics, SNAPSHOT_RECHECK).await;
         }
     }
 }
