@@ -47,8 +47,10 @@ impl<SM: QueueMachine> ClusterService<SM> {
         if metrics.state == ServerState::Leader {
             return Ok(());
         }
+        // Never a hint to this node itself: a client following it would loop.
         let leader_addr = metrics
             .current_leader
+            .filter(|id| *id != metrics.id)
             .and_then(|id| metrics.membership_config.membership().get_node(&id).map(|n| n.addr.clone()));
         Err(unavailable_with_hint("cluster changes go to the leader", leader_addr.as_deref()))
     }
@@ -189,8 +191,18 @@ impl<SM: QueueMachine> Cluster for ClusterService<SM> {
         let to = request.into_inner().to_node_id;
         self.require_leader()?;
         let membership = self.node.metrics_now().membership_config.membership().clone();
+        if membership.get_node(&to).is_none() {
+            return Err(Status::not_found(format!("node {to} is not a member")));
+        }
         if !membership.voter_ids().any(|voter| voter == to) {
             return Err(Status::failed_precondition(format!("node {to} is not a voter")));
+        }
+        if to == self.node.id {
+            // Already done. Handing openraft a transfer to itself would stop
+            // this leader's writes and heartbeats, its refusals would name
+            // itself as the leader, and an election would move leadership
+            // elsewhere: the opposite of what was asked.
+            return Ok(Response::new(pb::TransferLeaderResponse {}));
         }
         self.node.raft.trigger().transfer_leader(to).await.map_err(fatal)?;
         Ok(Response::new(pb::TransferLeaderResponse {}))
