@@ -199,11 +199,16 @@ impl Cluster {
             .max_decoding_message_size(raftq_client::GRPC_MESSAGE_BYTES_MAX)
     }
 
+    /// A raw `Cluster` stub on node `id` (no retries, no leader hints followed).
+    pub fn cluster_stub(&self, id: u64) -> ClusterClient<Channel> {
+        ClusterClient::new(self.node(id).channel.clone())
+    }
+
     /// Node `id`'s own view of the cluster, or `None` if it does not answer
     /// within a short timeout (down, starting, hung).
     pub async fn status_of(&self, id: u64) -> Option<proto::StatusResponse> {
         let mut stub = ClusterClient::new(self.node(id).channel.clone());
-        match timeout(STATUS_TIMEOUT, stub.status(proto::StatusRequest {})).await {
+        match timeout(STATUS_TIMEOUT, stub.status(proto::StatusRequest { include_digest: false })).await {
             Ok(Ok(response)) => Some(response.into_inner()),
             _ => None,
         }

@@ -26,6 +26,7 @@
 //! - Run with `-- --nocapture` to see each test's summary line, e.g.
 //!   `leader-kill: published=… lost=0 …`.
 
+mod admin;
 mod bad_input;
 mod bench;
 mod failover;

@@ -15,6 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use raftq_client::{NodeDigest, ReplicaCheck};
+
 use crate::workload::{Delivered, PublishAttempt};
 
 /// The numbers of one scenario.
@@ -131,6 +133,58 @@ fn longest_gap(successes: impl Iterator<Item = u64>, end_ms: u64) -> u64 {
     longest
 }
 
+/// The replicas' state digests at the end of a scenario (G8): after the
+/// drain, every member is asked for its digest until all answer at one
+/// applied index; equal indexes must mean equal digests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ReplicaDigests {
+    /// `agree`, `diverged`, `unsettled` (never all at one applied index
+    /// within the wait) or `error` (the membership could not be read).
+    pub result: String,
+    /// The applied index compared (agree, diverged).
+    pub applied_index: Option<u64>,
+    /// Node id → `"<applied index> <digest>"` as last reported.
+    pub nodes: BTreeMap<u64, String>,
+    /// Why it could not compare (unsettled, error).
+    pub detail: String,
+}
+
+impl ReplicaDigests {
+    /// Only agreement passes: a run whose replicas could not be compared
+    /// has not shown they hold the same state.
+    pub fn agree(&self) -> bool {
+        self.result == "agree"
+    }
+}
+
+/// Summarizes a replica check for the report.
+pub fn replica_digests(check: Result<ReplicaCheck, String>) -> ReplicaDigests {
+    let describe = |nodes: &[NodeDigest]| -> BTreeMap<u64, String> {
+        nodes.iter().map(|n| (n.node_id, format!("{} {}", n.applied_index, n.digest))).collect()
+    };
+    match check {
+        Ok(ReplicaCheck::Agree { applied_index, nodes, .. }) => ReplicaDigests {
+            result: "agree".into(),
+            applied_index: Some(applied_index),
+            nodes: describe(&nodes),
+            detail: String::new(),
+        },
+        Ok(ReplicaCheck::Diverged { applied_index, nodes }) => ReplicaDigests {
+            result: "diverged".into(),
+            applied_index: Some(applied_index),
+            nodes: describe(&nodes),
+            detail: format!("different state digests at applied index {applied_index}"),
+        },
+        Ok(ReplicaCheck::Unsettled { nodes, silent }) => ReplicaDigests {
+            result: "unsettled".into(),
+            applied_index: None,
+            nodes: describe(&nodes),
+            detail: format!("not all members at one applied index; silent: {silent:?}"),
+        },
+        Err(error) => ReplicaDigests { result: "error".into(), detail: error, ..ReplicaDigests::default() },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +241,31 @@ mod tests {
         assert_eq!(longest_gap([].into_iter(), 500), 500, "no success at all");
         assert_eq!(longest_gap([300, 100].into_iter(), 350), 200);
         assert_eq!(longest_gap([100, 100, 450].into_iter(), 450), 350);
+    }
+
+    fn node(node_id: u64, applied_index: u64, digest: &str) -> NodeDigest {
+        NodeDigest { node_id, address: format!("raftq-{node_id}:7101"), applied_index, digest: digest.into() }
+    }
+
+    #[test]
+    fn replica_digests_pass_only_when_they_agree() {
+        let agree = ReplicaCheck::Agree {
+            applied_index: 9,
+            digest: "aa".into(),
+            nodes: vec![node(1, 9, "aa"), node(2, 9, "aa"), node(3, 9, "aa")],
+        };
+        let summary = replica_digests(Ok(agree));
+        assert!(summary.agree());
+        assert_eq!(summary.nodes[&2], "9 aa");
+
+        let diverged = ReplicaCheck::Diverged { applied_index: 9, nodes: vec![node(1, 9, "aa"), node(2, 9, "bb")] };
+        let summary = replica_digests(Ok(diverged));
+        assert!(!summary.agree());
+        assert_eq!((summary.result.as_str(), summary.applied_index), ("diverged", Some(9)));
+
+        let unsettled =
+            ReplicaCheck::Unsettled { nodes: vec![node(1, 9, "aa")], silent: vec![(2, "raftq-2:7101".into())] };
+        assert!(!replica_digests(Ok(unsettled)).agree());
+        assert!(!replica_digests(Err("no leader".into())).agree());
     }
 }

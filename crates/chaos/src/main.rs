@@ -1,10 +1,12 @@
 //! `raftq-chaos`: faults injected into the docker-compose raftq cluster
 //! (deploy/docker-compose.yml) while a workload publishes and consumes
 //! through the Rust client; after each scenario, heal, drain, and check the
-//! whole queue (lost, unexpected, duplicated) and availability.
+//! whole queue (lost, unexpected, duplicated), availability, and that every
+//! replica reports the same state digest at the same applied index.
 //!
 //! Exits non-zero if any scenario lost a confirmed message, delivered an
-//! unexpected one, stored one body twice, could not drain, or failed to run.
+//! unexpected one, stored one body twice, could not drain, ended with
+//! replicas whose digests differ (or could not be compared), or failed to run.
 //! Run it through `deploy/chaos/run.sh`, which brings the cluster up first.
 //!
 //! # Layout
@@ -185,7 +187,7 @@ async fn run(args: Args) -> Result<bool> {
 fn summary_line(s: &ScenarioReport) -> String {
     let v = &s.verdict;
     format!(
-        "{:<19} {:>3} {:>9} {:>8} {:>5} {:>6} {:>5} {:>6} {:>7.2}% {:>8} ms  {}",
+        "{:<19} {:>3} {:>9} {:>8} {:>5} {:>6} {:>5} {:>6} {:>7.2}% {:>8} ms  {:<9}  {}",
         s.fault.name(),
         s.cycles,
         v.confirmed,
@@ -196,14 +198,15 @@ fn summary_line(s: &ScenarioReport) -> String {
         v.duplicated,
         v.availability * 100.0,
         v.longest_outage_ms,
+        s.replicas.result,
         if s.passed() { "ok" } else { "FAIL" }
     )
 }
 
 fn print_summary(report: &Report) {
     println!(
-        "{:<19} {:>3} {:>9} {:>8} {:>5} {:>6} {:>5} {:>6} {:>8} {:>11}",
-        "scenario", "cyc", "confirmed", "drained", "lost", "unexp", "2xid", "dup", "avail", "outage"
+        "{:<19} {:>3} {:>9} {:>8} {:>5} {:>6} {:>5} {:>6} {:>8} {:>11}  {:<9}",
+        "scenario", "cyc", "confirmed", "drained", "lost", "unexp", "2xid", "dup", "avail", "outage", "digests"
     );
     for scenario in &report.scenarios {
         println!("{}", summary_line(scenario));

@@ -10,7 +10,7 @@ use raftq_client::proto;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::check::{Verdict, check};
+use crate::check::{ReplicaDigests, Verdict, check, replica_digests};
 use crate::cluster::Cluster;
 use crate::workload::{Workload, WorkloadConfig};
 
@@ -83,6 +83,8 @@ pub struct ScenarioReport {
     pub drained_empty: bool,
     pub drain_ms: u64,
     pub verdict: Verdict,
+    /// The replicas' state digests after the drain.
+    pub replicas: ReplicaDigests,
     pub acks_ok: u64,
     pub acks_failed: u64,
     pub receive_errors: u64,
@@ -92,7 +94,7 @@ pub struct ScenarioReport {
 
 impl ScenarioReport {
     pub fn passed(&self) -> bool {
-        self.drained_empty && !self.verdict.failed()
+        self.drained_empty && !self.verdict.failed() && self.replicas.agree()
     }
 }
 
@@ -144,6 +146,14 @@ pub async fn run(
     events.note(format!("drain {} after {drain_ms} ms", if drained_empty { "done" } else { "INCOMPLETE" }));
     let log = load.stop_consuming().await;
     let verdict = check(&attempts, &log.deliveries, end_ms);
+    // With the workload stopped, every replica must reach the same applied
+    // index with the same state digest (G8).
+    let replicas =
+        replica_digests(cluster.admin().verify_replicas(timing.converge_limit).await.map_err(|e| e.to_string()));
+    events.note(format!(
+        "replica digests: {} at applied index {:?} {}",
+        replicas.result, replicas.applied_index, replicas.detail
+    ));
     let mut publish_errors = BTreeMap::new();
     for error in attempts.iter().filter_map(|a| a.error.as_deref()) {
         // Group by the error, not by how many retries it took.
@@ -159,6 +169,7 @@ pub async fn run(
         drained_empty,
         drain_ms,
         verdict,
+        replicas,
         acks_ok: log.acks_ok,
         acks_failed: log.acks_failed,
         receive_errors: log.receive_errors,

@@ -18,6 +18,8 @@ use raftq_client::{Client, ClientConfig, OutgoingMessage, proto};
 
 /// Ack requests in flight per consumer.
 const ACKS_IN_FLIGHT: usize = 4;
+/// The long poll of each bench consumer receive.
+const BENCH_RECEIVE_WAIT: Duration = Duration::from_millis(500);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
@@ -109,8 +111,11 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, json: bool) -> Result<()
     if args.size < 16 {
         bail!("--size must be at least 16 bytes");
     }
-    if args.producers == 0 || args.inflight == 0 || !(1..=1000).contains(&args.batch) {
-        bail!("--producers and --inflight must be positive, --batch 1..=1000");
+    if args.producers == 0
+        || args.inflight == 0
+        || !(1..=raftq_client::BATCH_MESSAGES_MAX as u64).contains(&u64::from(args.batch))
+    {
+        bail!("--producers and --inflight must be positive, --batch 1..={}", raftq_client::BATCH_MESSAGES_MAX);
     }
     if args.scenario == Scenario::Fsync {
         return fsync_latency(&args, json);
@@ -216,7 +221,7 @@ fn spawn_consumers(
                 let _all = acks.acquire_many(ACKS_IN_FLIGHT as u32).await;
             };
             loop {
-                let deliveries = client.receive(&queue, max, Duration::from_millis(500), None).await?;
+                let deliveries = client.receive(&queue, max, BENCH_RECEIVE_WAIT, None).await?;
                 if deliveries.is_empty() {
                     if totals.producing.load(Ordering::SeqCst) {
                         continue;

@@ -12,6 +12,11 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
+/// How often `raftq dev` looks for nodes that exited.
+const NODE_EXIT_CHECK: Duration = Duration::from_millis(200);
+/// How long a node gets to stop after SIGTERM before it is killed.
+const NODE_STOP_GRACE: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Args)]
 pub struct DevArgs {
     /// How many nodes (1..=7).
@@ -74,7 +79,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
             if reported.iter().all(|r| *r) {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(NODE_EXIT_CHECK).await;
         }
     };
     tokio::select! {
@@ -87,7 +92,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         }
     }
     for child in &mut children {
-        match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+        match tokio::time::timeout(NODE_STOP_GRACE, child.wait()).await {
             Ok(_) => {}
             Err(_) => {
                 let _ = child.kill().await;

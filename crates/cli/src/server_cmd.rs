@@ -39,16 +39,16 @@ pub struct ServerArgs {
     #[arg(long, env = "RAFTQ_PEERS", value_parser = parse_peers)]
     pub peers: BTreeMap<u64, String>,
     /// Raft heartbeat interval.
-    #[arg(long, env = "RAFTQ_HEARTBEAT_MS", default_value_t = 100)]
+    #[arg(long, env = "RAFTQ_HEARTBEAT_MS", default_value_t = raftq_raft::HEARTBEAT_MS_DEFAULT)]
     pub heartbeat_ms: u64,
     /// Election timeout, lower bound (the upper bound is twice this).
-    #[arg(long, env = "RAFTQ_ELECTION_TIMEOUT_MS", default_value_t = 500)]
+    #[arg(long, env = "RAFTQ_ELECTION_TIMEOUT_MS", default_value_t = raftq_raft::ELECTION_TIMEOUT_MS_DEFAULT)]
     pub election_timeout_ms: u64,
     /// Build a snapshot (and purge the log behind it) every this many entries.
-    #[arg(long, env = "RAFTQ_SNAPSHOT_EVERY", default_value_t = 20_000)]
+    #[arg(long, env = "RAFTQ_SNAPSHOT_EVERY", default_value_t = raftq_raft::SNAPSHOT_EVERY_ENTRIES_DEFAULT)]
     pub snapshot_every: u64,
     /// Entries kept in the log behind a snapshot.
-    #[arg(long, env = "RAFTQ_LOG_KEEP", default_value_t = 2_000)]
+    #[arg(long, env = "RAFTQ_LOG_KEEP", default_value_t = raftq_raft::LOG_KEPT_BEHIND_SNAPSHOT_DEFAULT)]
     pub log_keep: u64,
     /// Cluster name (in Raft messages and logs).
     #[arg(long, env = "RAFTQ_CLUSTER_NAME", default_value = "raftq")]

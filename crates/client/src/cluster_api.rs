@@ -1,5 +1,8 @@
 //! The `Cluster` service calls of [`Client`].
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
 use futures_util::future::BoxFuture;
 use raftq_proto::v1::{self as proto, cluster_client::ClusterClient};
 use tonic::transport::Channel;
@@ -10,6 +13,60 @@ use crate::{
     queue_api::missing,
     retry::Safety::{Idempotent, NotIdempotent},
 };
+
+/// Pause between two rounds of [`Client::verify_replicas`] while the
+/// replicas' applied indexes differ.
+const VERIFY_ROUND_PAUSE: Duration = Duration::from_millis(100);
+
+/// One node's state digest (G8) and the applied log index it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeDigest {
+    pub node_id: u64,
+    pub address: String,
+    pub applied_index: u64,
+    /// SHA-256 of the node's queue state, lowercase hex.
+    pub digest: String,
+}
+
+/// What [`Client::verify_replicas`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicaCheck {
+    /// Every member answered at the same applied index with the same digest.
+    Agree { applied_index: u64, digest: String, nodes: Vec<NodeDigest> },
+    /// Nodes at the same applied index hold different states: the replicas
+    /// diverged (a bug or undetected damage). `nodes` are the ones at
+    /// `applied_index`.
+    Diverged { applied_index: u64, nodes: Vec<NodeDigest> },
+    /// Within the wait, the members never all answered at one applied index
+    /// (writes kept coming, or a node was down). `nodes` are the last
+    /// answers (no two at the same index disagreed); `silent` the members
+    /// (id, address) that did not answer in the last round.
+    Unsettled { nodes: Vec<NodeDigest>, silent: Vec<(u64, String)> },
+}
+
+/// Judges one round of answers; `None` if every member answered but at
+/// different applied indexes with no disagreement (worth another round).
+fn judge(answers: Vec<NodeDigest>, silent: Vec<(u64, String)>) -> Option<ReplicaCheck> {
+    let mut by_index: BTreeMap<u64, BTreeSet<&str>> = BTreeMap::new();
+    for answer in &answers {
+        by_index.entry(answer.applied_index).or_default().insert(&answer.digest);
+    }
+    if let Some((&applied_index, _)) = by_index.iter().find(|(_, digests)| digests.len() > 1) {
+        let nodes = answers.into_iter().filter(|a| a.applied_index == applied_index).collect();
+        return Some(ReplicaCheck::Diverged { applied_index, nodes });
+    }
+    if silent.is_empty()
+        && by_index.len() == 1
+        && let Some((&applied_index, digests)) = by_index.iter().next()
+    {
+        let digest = digests.iter().next().map(|d| d.to_string()).unwrap_or_default();
+        return Some(ReplicaCheck::Agree { applied_index, digest, nodes: answers });
+    }
+    if silent.is_empty() && by_index.len() > 1 {
+        return None;
+    }
+    Some(ReplicaCheck::Unsettled { nodes: answers, silent })
+}
 
 /// One attempt of a `Cluster` call: the stub and a copy of the request.
 type ClusterAttempt<Req, Resp> =
@@ -74,7 +131,73 @@ impl Client {
     }
 
     async fn status_call(&self, spec: CallSpec) -> Result<(proto::StatusResponse, String), ClientError> {
-        self.cluster_call(spec, proto::StatusRequest {}, |mut c, r| Box::pin(async move { c.status(r).await })).await
+        self.status_call_with(spec, false).await
+    }
+
+    async fn status_call_with(
+        &self,
+        spec: CallSpec,
+        include_digest: bool,
+    ) -> Result<(proto::StatusResponse, String), ClientError> {
+        let request = proto::StatusRequest { include_digest };
+        self.cluster_call(spec, request, |mut c, r| Box::pin(async move { c.status(r).await })).await
+    }
+
+    /// Node `addr`'s state digest and the applied index it belongs to (no
+    /// redirect). Costs the node one pass over its whole state.
+    pub async fn state_digest_of(&self, addr: &str) -> Result<NodeDigest, ClientError> {
+        self.state_digest_with(addr, None).await
+    }
+
+    async fn state_digest_with(&self, addr: &str, max_attempts: Option<u32>) -> Result<NodeDigest, ClientError> {
+        let spec = CallSpec {
+            target: Target::Node(addr.to_owned()),
+            learn_leader: false,
+            max_attempts,
+            ..CallSpec::leader("cluster_status", Idempotent)
+        };
+        let (status, _) = self.status_call_with(spec, true).await?;
+        let digest = status.digest.ok_or_else(|| missing("StatusResponse.digest"))?;
+        Ok(NodeDigest {
+            node_id: status.node_id,
+            address: addr.to_owned(),
+            applied_index: digest.applied_index,
+            digest: digest.digest,
+        })
+    }
+
+    /// Asks every member for its state digest, in rounds, until all answer
+    /// at the same applied index (then compares them) or `wait` passes.
+    /// Replicas at one applied index must hold identical state (G8), so two
+    /// different digests at one index end the check at once as
+    /// [`ReplicaCheck::Diverged`]. Errors only if the membership cannot be
+    /// read.
+    pub async fn verify_replicas(&self, wait: Duration) -> Result<ReplicaCheck, ClientError> {
+        let members: Vec<(u64, String)> =
+            self.cluster_status().await?.nodes.into_iter().map(|n| (n.id, n.address)).collect();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let asks = members.iter().map(|(_, addr)| self.state_digest_with(addr, Some(1)));
+            let results = futures_util::future::join_all(asks).await;
+            let mut answers = Vec::new();
+            let mut silent = Vec::new();
+            for ((id, addr), result) in members.iter().zip(results) {
+                match result {
+                    Ok(answer) => answers.push(answer),
+                    Err(err) => {
+                        tracing::debug!(node = id, %addr, error = %err, "no digest");
+                        silent.push((*id, addr.clone()));
+                    }
+                }
+            }
+            let out_of_time = tokio::time::Instant::now() >= deadline;
+            match judge(answers.clone(), silent.clone()) {
+                Some(check @ (ReplicaCheck::Agree { .. } | ReplicaCheck::Diverged { .. })) => return Ok(check),
+                Some(unsettled) if out_of_time => return Ok(unsettled),
+                None if out_of_time => return Ok(ReplicaCheck::Unsettled { nodes: answers, silent }),
+                _ => tokio::time::sleep(VERIFY_ROUND_PAUSE).await,
+            }
+        }
     }
 
     /// Adds node `node_id` at `address` (`host:port`) as a learner.
@@ -146,5 +269,34 @@ impl Client {
             })
             .await?;
         Ok(resp.snapshot_index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(node_id: u64, applied_index: u64, digest: &str) -> NodeDigest {
+        NodeDigest { node_id, address: format!("n{node_id}:1"), applied_index, digest: digest.into() }
+    }
+
+    #[test]
+    fn equal_digests_at_one_index_agree() {
+        let check = judge(vec![answer(1, 7, "aa"), answer(2, 7, "aa"), answer(3, 7, "aa")], vec![]);
+        assert!(matches!(check, Some(ReplicaCheck::Agree { applied_index: 7, ref digest, .. }) if digest == "aa"));
+    }
+
+    #[test]
+    fn different_digests_at_one_index_diverge_even_if_others_lag() {
+        let check = judge(vec![answer(1, 7, "aa"), answer(2, 7, "bb"), answer(3, 5, "cc")], vec![(4, "n4:1".into())]);
+        let Some(ReplicaCheck::Diverged { applied_index: 7, nodes }) = check.clone() else { panic!("{check:?}") };
+        assert_eq!(nodes.iter().map(|n| n.node_id).collect::<Vec<_>>(), [1, 2]);
+    }
+
+    #[test]
+    fn different_indexes_ask_again_and_a_silent_node_is_unsettled() {
+        assert_eq!(judge(vec![answer(1, 7, "aa"), answer(2, 8, "bb")], vec![]), None);
+        let check = judge(vec![answer(1, 7, "aa")], vec![(2, "n2:1".into())]);
+        assert!(matches!(check, Some(ReplicaCheck::Unsettled { ref silent, .. }) if silent.len() == 1), "{check:?}");
     }
 }

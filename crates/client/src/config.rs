@@ -5,21 +5,45 @@ use std::time::Duration;
 use crate::error::ClientError;
 
 /// Most messages in one Publish request (the server's limit).
-pub const BATCH_MESSAGES_MAX: usize = 1_000;
+pub const BATCH_MESSAGES_MAX: usize = raftq_core::limits::PUBLISH_MESSAGES_MAX;
 /// Most message bytes (bodies plus attribute keys and values) in one Publish
 /// request (the server's limit).
-pub const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
+pub const BATCH_BYTES_MAX: usize = raftq_core::limits::PUBLISH_BYTES_MAX;
 /// Largest gRPC message the client encodes or decodes: a full 4 MiB batch
-/// plus protobuf framing and per-message overhead, with room to spare.
-pub const GRPC_MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// or a full receive, with every message's envelope (the server's limit).
+pub const GRPC_MESSAGE_BYTES_MAX: usize = raftq_core::limits::CLIENT_MESSAGE_BYTES_MAX;
 /// Most Publish requests a [`crate::Publisher`] keeps in flight at once.
 pub const INFLIGHT_BATCHES_MAX: usize = 64;
 /// Longest a [`crate::Publisher`] may hold a partial batch back.
 pub const LINGER_MAX: Duration = Duration::from_secs(10);
 /// Longest long poll the server accepts for one Receive call.
-pub const RECEIVE_WAIT_MAX: Duration = Duration::from_secs(20);
+pub const RECEIVE_WAIT_MAX: Duration = Duration::from_millis(raftq_core::limits::RECEIVE_WAIT_MS_MAX);
+
+/// Default [`ClientConfig::connect_timeout`].
+pub const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(3);
+/// Default [`ClientConfig::request_timeout`].
+pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+/// Default [`RetryPolicy::max_attempts`].
+pub const RETRY_ATTEMPTS_DEFAULT: u32 = 60;
+/// Default [`RetryPolicy::base_backoff`].
+pub const RETRY_BASE_BACKOFF_DEFAULT: Duration = Duration::from_millis(50);
+/// Default [`RetryPolicy::max_backoff`].
+pub const RETRY_MAX_BACKOFF_DEFAULT: Duration = Duration::from_secs(1);
+/// Default [`RetryPolicy::deadline`].
+pub const RETRY_DEADLINE_DEFAULT: Duration = Duration::from_secs(30);
+/// Default [`PublisherConfig::max_batch_messages`].
+pub const PUBLISHER_BATCH_MESSAGES_DEFAULT: usize = 500;
+/// Default [`PublisherConfig::max_batch_bytes`].
+pub const PUBLISHER_BATCH_BYTES_DEFAULT: usize = 1024 * 1024;
+/// Default [`PublisherConfig::linger`].
+pub const PUBLISHER_LINGER_DEFAULT: Duration = Duration::from_millis(5);
+/// Default [`PublisherConfig::max_inflight_batches`].
+pub const PUBLISHER_INFLIGHT_BATCHES_DEFAULT: usize = 4;
 
 const _: () = assert!(GRPC_MESSAGE_BYTES_MAX >= 2 * BATCH_BYTES_MAX);
+const _: () = assert!(PUBLISHER_BATCH_MESSAGES_DEFAULT <= BATCH_MESSAGES_MAX);
+const _: () = assert!(PUBLISHER_BATCH_BYTES_DEFAULT <= BATCH_BYTES_MAX);
+const _: () = assert!(PUBLISHER_INFLIGHT_BATCHES_DEFAULT <= INFLIGHT_BATCHES_MAX);
 
 /// How to reach the cluster and how hard to try.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,8 +91,8 @@ impl Default for ClientConfig {
     fn default() -> Self {
         Self {
             servers: Vec::new(),
-            connect_timeout: Duration::from_secs(3),
-            request_timeout: Duration::from_secs(10),
+            connect_timeout: CONNECT_TIMEOUT_DEFAULT,
+            request_timeout: REQUEST_TIMEOUT_DEFAULT,
             retry: RetryPolicy::default(),
         }
     }
@@ -119,10 +143,10 @@ impl Default for RetryPolicy {
     /// costs an attempt per redirect.
     fn default() -> Self {
         Self {
-            max_attempts: 60,
-            base_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(1),
-            deadline: Duration::from_secs(30),
+            max_attempts: RETRY_ATTEMPTS_DEFAULT,
+            base_backoff: RETRY_BASE_BACKOFF_DEFAULT,
+            max_backoff: RETRY_MAX_BACKOFF_DEFAULT,
+            deadline: RETRY_DEADLINE_DEFAULT,
         }
     }
 }
@@ -165,10 +189,10 @@ impl Default for PublisherConfig {
     /// Up to 500 messages or 1 MiB per request, 5 ms linger, 4 in flight.
     fn default() -> Self {
         Self {
-            max_batch_messages: 500,
-            max_batch_bytes: 1024 * 1024,
-            linger: Duration::from_millis(5),
-            max_inflight_batches: 4,
+            max_batch_messages: PUBLISHER_BATCH_MESSAGES_DEFAULT,
+            max_batch_bytes: PUBLISHER_BATCH_BYTES_DEFAULT,
+            linger: PUBLISHER_LINGER_DEFAULT,
+            max_inflight_batches: PUBLISHER_INFLIGHT_BATCHES_DEFAULT,
         }
     }
 }

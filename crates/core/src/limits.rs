@@ -28,6 +28,18 @@ pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 256;
 /// Longest nack / dead-letter reason, in bytes (longer reasons are rejected).
 pub const REASON_BYTES_MAX: usize = 1024;
 
+/// Bytes a message may carry on the wire besides its body and attributes
+/// (counted by the byte limits): ids, timestamps, counters, its idempotency
+/// key, queue names, dead-letter info with its reason, and protobuf framing.
+/// Only used to size transport limits; the assertion below keeps it honest.
+pub const MESSAGE_ENVELOPE_BYTES_MAX: usize = 2 * 1024;
+/// Largest gRPC message between a client and a node, either way: a full
+/// publish batch, or a full receive, each with every message's envelope
+/// (both servers and clients use this; the assertions below tie it to them).
+pub const CLIENT_MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Longest long poll one receive may ask for, in milliseconds (20 s).
+pub const RECEIVE_WAIT_MS_MAX: u64 = 20_000;
+
 /// Most messages one receive hands out.
 pub const RECEIVE_MESSAGES_MAX: u32 = 1_000;
 /// A receive stops adding messages once their bodies pass this many bytes
@@ -82,3 +94,20 @@ const _: () = assert!(LEASE_MS_MIN <= LEASE_MS_DEFAULT && LEASE_MS_DEFAULT <= LE
 const _: () = assert!(DEDUP_WINDOW_MS_DEFAULT <= DEDUP_WINDOW_MS_MAX);
 const _: () = assert!(BACKOFF_MAX_MS_DEFAULT <= BACKOFF_MS_MAX);
 const _: () = assert!(PEEK_MESSAGES_MAX as usize <= PEEK_SCAN_MAX);
+// The envelope covers the variable-length fields a message carries besides
+// its body and attributes (key, its queue's and a dead-letter source
+// queue's names, a dead-letter reason), plus 256 bytes of fixed fields.
+const _: () = assert!(
+    IDEMPOTENCY_KEY_BYTES_MAX + 2 * QUEUE_NAME_BYTES_MAX + REASON_BYTES_MAX + 256 <= MESSAGE_ENVELOPE_BYTES_MAX
+);
+// A full publish request fits in one client message.
+const _: () = assert!(
+    PUBLISH_BYTES_MAX + PUBLISH_MESSAGES_MAX * MESSAGE_ENVELOPE_BYTES_MAX + QUEUE_NAME_BYTES_MAX
+        < CLIENT_MESSAGE_BYTES_MAX
+);
+// A full receive fits in one client message: bodies up to RECEIVE_BYTES_MAX,
+// plus the one message that may cross it, plus every message's envelope.
+const _: () = assert!(
+    RECEIVE_BYTES_MAX + MESSAGE_BYTES_CAP as usize + RECEIVE_MESSAGES_MAX as usize * MESSAGE_ENVELOPE_BYTES_MAX
+        < CLIENT_MESSAGE_BYTES_MAX
+);

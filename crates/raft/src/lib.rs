@@ -26,6 +26,10 @@ use openraft::storage::RaftStateMachine;
 use openraft::{BasicNode, Raft, SnapshotPolicy};
 use raftq_storage::{SnapshotData, TypeConfig};
 
+/// Limit on sending one snapshot chunk (`install_snapshot_timeout`), in ms:
+/// enough for a burst of large entries over a slow link.
+const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 10_000;
+
 /// Raft timing and log-retention settings, validated once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RaftSettings {
@@ -39,14 +43,24 @@ pub struct RaftSettings {
     pub log_kept_behind_snapshot: u64,
 }
 
+/// Default [`RaftSettings::heartbeat_ms`].
+pub const HEARTBEAT_MS_DEFAULT: u64 = 100;
+/// Default [`RaftSettings::election_timeout_min_ms`]; the maximum defaults
+/// to twice it.
+pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 500;
+/// Default [`RaftSettings::snapshot_every_entries`].
+pub const SNAPSHOT_EVERY_ENTRIES_DEFAULT: u64 = 20_000;
+/// Default [`RaftSettings::log_kept_behind_snapshot`].
+pub const LOG_KEPT_BEHIND_SNAPSHOT_DEFAULT: u64 = 2_000;
+
 impl Default for RaftSettings {
     fn default() -> Self {
         Self {
-            heartbeat_ms: 100,
-            election_timeout_min_ms: 500,
-            election_timeout_max_ms: 1_000,
-            snapshot_every_entries: 20_000,
-            log_kept_behind_snapshot: 2_000,
+            heartbeat_ms: HEARTBEAT_MS_DEFAULT,
+            election_timeout_min_ms: ELECTION_TIMEOUT_MS_DEFAULT,
+            election_timeout_max_ms: 2 * ELECTION_TIMEOUT_MS_DEFAULT,
+            snapshot_every_entries: SNAPSHOT_EVERY_ENTRIES_DEFAULT,
+            log_kept_behind_snapshot: LOG_KEPT_BEHIND_SNAPSHOT_DEFAULT,
         }
     }
 }
@@ -59,8 +73,7 @@ impl RaftSettings {
             heartbeat_interval: self.heartbeat_ms,
             election_timeout_min: self.election_timeout_min_ms,
             election_timeout_max: self.election_timeout_max_ms,
-            // Enough for a burst of large entries over a slow link.
-            install_snapshot_timeout: 10_000,
+            install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
             max_in_snapshot_log_to_keep: self.log_kept_behind_snapshot,
             enable_pre_vote: Some(true),

@@ -28,6 +28,19 @@ use crate::codec;
 pub const TRANSPORT_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Snapshot bytes per streamed chunk unless openraft asks for another size.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+/// Default limit on dialling a peer.
+pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// HTTP/2 keep-alive ping interval on peer channels, so a dead peer's
+/// connection is noticed without traffic.
+const PEER_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a keep-alive ping may go unanswered before the connection is dropped.
+const PEER_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+// A snapshot chunk, with its metadata, fits in one transport message.
+const _: () = assert!(2 * SNAPSHOT_CHUNK_BYTES <= TRANSPORT_MESSAGE_BYTES_MAX);
+// One log entry carries at most one client message's worth of commands
+// (see the server's ENTRY_BYTES_MAX), and an append must carry it.
+const _: () = assert!(2 * raftq_core::limits::CLIENT_MESSAGE_BYTES_MAX <= TRANSPORT_MESSAGE_BYTES_MAX);
 
 /// Dials a gRPC channel to `host:port`. Channels are lazy: dialling happens
 /// on first use, and a broken connection is re-dialled by the channel.
@@ -43,7 +56,7 @@ pub struct TcpConnector {
 
 impl Default for TcpConnector {
     fn default() -> Self {
-        Self { connect_timeout: Duration::from_secs(1) }
+        Self { connect_timeout: PEER_CONNECT_TIMEOUT }
     }
 }
 
@@ -54,8 +67,8 @@ impl Connector for TcpConnector {
         Ok(endpoint
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .keep_alive_timeout(Duration::from_secs(5))
+            .http2_keep_alive_interval(PEER_KEEP_ALIVE_INTERVAL)
+            .keep_alive_timeout(PEER_KEEP_ALIVE_TIMEOUT)
             .connect_lazy())
     }
 }

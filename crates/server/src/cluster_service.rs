@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::{BasicNode, ChangeMembers, ServerState};
+use openraft::{BasicNode, ChangeMembers, RaftMetrics, ServerState};
 use raftq_proto::v1 as pb;
 use raftq_proto::v1::cluster_server::{Cluster, ClusterServer};
 use raftq_storage::TypeConfig;
@@ -14,6 +14,12 @@ use tonic::{Request, Response, Status};
 
 use crate::error::{fatal, invalid, unavailable_with_hint, write_error};
 use crate::node::{Node, QueueMachine};
+
+/// Longest TriggerSnapshot waits for the snapshot to be durable.
+const SNAPSHOT_WAIT_MAX: Duration = Duration::from_secs(30);
+/// Longest TriggerSnapshot waits between two looks at the snapshot index
+/// when no metrics change wakes it.
+const SNAPSHOT_RECHECK: Duration = Duration::from_millis(200);
 
 pub struct ClusterService<SM: QueueMachine> {
     node: Arc<Node<SM>>,
@@ -35,14 +41,35 @@ impl<SM: QueueMachine> ClusterService<SM> {
         membership_to_pb(metrics.membership_config.membership())
     }
 
+    /// This node's state digest and the applied index it belongs to, read
+    /// together on the state machine (nothing is applied in between). One
+    /// pass over the whole state: only on request.
+    async fn state_digest(&self) -> Result<pb::StateDigest, Status> {
+        let (applied, digest) = self
+            .node
+            .raft
+            .with_state_machine(|sm: &mut SM| {
+                Box::pin(async move {
+                    let applied = sm.applied_state().await.map(|(applied, _)| index(applied.as_ref()));
+                    (applied, sm.queue_state().digest_hex())
+                })
+            })
+            .await
+            .map_err(fatal)?;
+        let applied_index = applied.map_err(|e| Status::internal(format!("reading the applied log id: {e}")))?;
+        Ok(pb::StateDigest { applied_index, digest })
+    }
+
     /// Refuses a change on a follower, naming the leader.
     fn require_leader(&self) -> Result<(), Status> {
         let metrics = self.node.metrics_now();
         if metrics.state == ServerState::Leader {
             return Ok(());
         }
+        // Never a hint to this node itself: a client following it would loop.
         let leader_addr = metrics
             .current_leader
+            .filter(|id| *id != metrics.id)
             .and_then(|id| metrics.membership_config.membership().get_node(&id).map(|n| n.addr.clone()));
         Err(unavailable_with_hint("cluster changes go to the leader", leader_addr.as_deref()))
     }
@@ -73,60 +100,72 @@ fn index(log_id: Option<&openraft::alias::LogIdOf<TypeConfig>>) -> u64 {
     log_id.map_or(0, |id| id.index)
 }
 
-#[tonic::async_trait]
-impl<SM: QueueMachine> Cluster for ClusterService<SM> {
-    async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
-        let m = self.node.metrics_now();
-        let membership = m.membership_config.membership();
-        let voters: BTreeSet<u64> = membership.voter_ids().collect();
-        // Followers' progress is only known on the leader (matched index).
-        let matched: BTreeMap<u64, u64> =
-            m.replication.iter().flatten().map(|(id, log_id)| (*id, index(log_id.as_ref()))).collect();
-        let nodes = membership
-            .nodes()
-            .map(|(id, node)| {
-                let voter = voters.contains(id);
-                if *id == m.id {
-                    return pb::NodeStatus {
-                        id: *id,
-                        address: node.addr.clone(),
-                        role: role(m.state) as i32,
-                        voter,
-                        last_log_index: m.last_log_index.unwrap_or(0),
-                        committed_index: index(m.local_committed.as_ref()),
-                        last_applied_index: index(m.last_applied.as_ref()),
-                        reachable: true,
-                    };
-                }
-                let node_role = if Some(*id) == m.current_leader {
-                    pb::NodeRole::Leader
-                } else if voter {
-                    pb::NodeRole::Follower
-                } else {
-                    pb::NodeRole::Learner
-                };
-                let matched_index = matched.get(id).copied();
-                pb::NodeStatus {
+/// `Cluster.Status` from this node's metrics: its own indexes exactly; for
+/// the other nodes only what this node knows — on a leader, how far each has
+/// been replicated (`matched_index`), never a guess at what they applied.
+fn status_of(m: &RaftMetrics<TypeConfig>) -> pb::StatusResponse {
+    let membership = m.membership_config.membership();
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    // Followers' progress is only known on the leader (matched index).
+    let matched: BTreeMap<u64, u64> =
+        m.replication.iter().flatten().map(|(id, log_id)| (*id, index(log_id.as_ref()))).collect();
+    let nodes = membership
+        .nodes()
+        .map(|(id, node)| {
+            let voter = voters.contains(id);
+            if *id == m.id {
+                return pb::NodeStatus {
                     id: *id,
                     address: node.addr.clone(),
-                    role: node_role as i32,
+                    role: role(m.state) as i32,
                     voter,
-                    last_log_index: matched_index.unwrap_or(0),
-                    committed_index: matched_index.map_or(0, |i| i.min(index(m.local_committed.as_ref()))),
-                    last_applied_index: matched_index.map_or(0, |i| i.min(index(m.local_committed.as_ref()))),
-                    reachable: matched_index.is_some() || Some(*id) == m.current_leader,
-                }
-            })
-            .collect();
-        let leader_address =
-            m.current_leader.and_then(|id| membership.get_node(&id).map(|n| n.addr.clone())).unwrap_or_default();
-        Ok(Response::new(pb::StatusResponse {
-            leader_id: m.current_leader,
-            leader_address,
-            term: m.current_term,
-            nodes,
-            node_id: m.id,
-        }))
+                    last_log_index: m.last_log_index.unwrap_or(0),
+                    committed_index: index(m.local_committed.as_ref()),
+                    last_applied_index: index(m.last_applied.as_ref()),
+                    reachable: true,
+                    matched_index: None,
+                };
+            }
+            let node_role = if Some(*id) == m.current_leader {
+                pb::NodeRole::Leader
+            } else if voter {
+                pb::NodeRole::Follower
+            } else {
+                pb::NodeRole::Learner
+            };
+            let matched_index = matched.get(id).copied();
+            pb::NodeStatus {
+                id: *id,
+                address: node.addr.clone(),
+                role: node_role as i32,
+                voter,
+                last_log_index: 0,
+                committed_index: 0,
+                last_applied_index: 0,
+                reachable: matched_index.is_some() || Some(*id) == m.current_leader,
+                matched_index,
+            }
+        })
+        .collect();
+    let leader_address =
+        m.current_leader.and_then(|id| membership.get_node(&id).map(|n| n.addr.clone())).unwrap_or_default();
+    pb::StatusResponse {
+        leader_id: m.current_leader,
+        leader_address,
+        term: m.current_term,
+        nodes,
+        node_id: m.id,
+        digest: None,
+    }
+}
+
+#[tonic::async_trait]
+impl<SM: QueueMachine> Cluster for ClusterService<SM> {
+    async fn status(&self, request: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        let digest = if request.into_inner().include_digest { Some(self.state_digest().await?) } else { None };
+        let mut response = status_of(&self.node.metrics_now());
+        response.digest = digest;
+        Ok(Response::new(response))
     }
 
     async fn add_learner(
@@ -183,8 +222,18 @@ impl<SM: QueueMachine> Cluster for ClusterService<SM> {
         let to = request.into_inner().to_node_id;
         self.require_leader()?;
         let membership = self.node.metrics_now().membership_config.membership().clone();
+        if membership.get_node(&to).is_none() {
+            return Err(Status::not_found(format!("node {to} is not a member")));
+        }
         if !membership.voter_ids().any(|voter| voter == to) {
             return Err(Status::failed_precondition(format!("node {to} is not a voter")));
+        }
+        if to == self.node.id {
+            // Already done. Handing openraft a transfer to itself would stop
+            // this leader's writes and heartbeats, its refusals would name
+            // itself as the leader, and an election would move leadership
+            // elsewhere: the opposite of what was asked.
+            return Ok(Response::new(pb::TransferLeaderResponse {}));
         }
         self.node.raft.trigger().transfer_leader(to).await.map_err(fatal)?;
         Ok(Response::new(pb::TransferLeaderResponse {}))
@@ -197,16 +246,81 @@ impl<SM: QueueMachine> Cluster for ClusterService<SM> {
         let applied = index(self.node.metrics_now().last_applied.as_ref());
         self.node.raft.trigger().snapshot().await.map_err(fatal)?;
         let mut metrics = self.node.metrics();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let deadline = tokio::time::Instant::now() + SNAPSHOT_WAIT_MAX;
         loop {
             let snapshot = index(self.node.metrics_now().snapshot.as_ref());
             if snapshot >= applied {
                 return Ok(Response::new(pb::TriggerSnapshotResponse { snapshot_index: snapshot }));
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(Status::deadline_exceeded("snapshot did not finish within 30 s"));
+                return Err(Status::deadline_exceeded(format!("snapshot did not finish within {SNAPSHOT_WAIT_MAX:?}")));
             }
-            self.node.wait_for_change(&mut metrics, Duration::from_millis(200)).await;
+            self.node.wait_for_change(&mut metrics, SNAPSHOT_RECHECK).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use openraft::testing::log_id;
+    use openraft::{Membership, StoredMembership};
+
+    use super::*;
+
+    /// Node 1 leads {1, 2, 3}; it has replicated up to 7 on node 2 and
+    /// knows nothing of node 3's log.
+    fn leader_metrics() -> RaftMetrics<TypeConfig> {
+        let mut m = RaftMetrics::new_initial(1);
+        m.state = ServerState::Leader;
+        m.current_leader = Some(1);
+        m.current_term = 3;
+        m.last_log_index = Some(10);
+        m.local_committed = Some(log_id::<TypeConfig>(3, 1, 9));
+        m.last_applied = Some(log_id::<TypeConfig>(3, 1, 8));
+        let membership = Membership::new_with_defaults(vec![[1, 2, 3].into()], []);
+        m.membership_config = Arc::new(StoredMembership::new(Some(log_id::<TypeConfig>(1, 1, 1)), membership));
+        m.replication =
+            Some(BTreeMap::from([(1, Some(log_id::<TypeConfig>(3, 1, 10))), (2, Some(log_id::<TypeConfig>(3, 1, 7)))]));
+        m
+    }
+
+    #[test]
+    fn status_reports_own_indexes_and_only_matched_for_others() {
+        let status = status_of(&leader_metrics());
+        assert_eq!((status.node_id, status.leader_id, status.term), (1, Some(1), 3));
+        let node = |id: u64| status.nodes.iter().find(|n| n.id == id).unwrap().clone();
+
+        let me = node(1);
+        assert_eq!((me.last_log_index, me.committed_index, me.last_applied_index), (10, 9, 8));
+        assert_eq!((me.role(), me.reachable, me.matched_index), (pb::NodeRole::Leader, true, None));
+
+        let follower = node(2);
+        assert_eq!(follower.matched_index, Some(7), "replicated up to, from the leader's view");
+        assert_eq!(
+            (follower.last_log_index, follower.committed_index, follower.last_applied_index),
+            (0, 0, 0),
+            "only node 2 knows what it holds and applied"
+        );
+        assert_eq!((follower.role(), follower.reachable), (pb::NodeRole::Follower, true));
+
+        let unreached = node(3);
+        assert_eq!((unreached.matched_index, unreached.reachable, unreached.last_applied_index), (None, false, 0));
+        assert!(status.digest.is_none(), "the digest is computed only when asked");
+    }
+
+    #[test]
+    fn a_follower_reports_nothing_about_the_others() {
+        let mut m = leader_metrics();
+        m.id = 2;
+        m.state = ServerState::Follower;
+        m.replication = None;
+        let status = status_of(&m);
+        for other in status.nodes.iter().filter(|n| n.id != 2) {
+            assert_eq!((other.matched_index, other.last_applied_index), (None, 0), "{other:?}");
+        }
+        let leader = status.nodes.iter().find(|n| n.id == 1).unwrap();
+        assert_eq!((leader.role(), leader.reachable), (pb::NodeRole::Leader, true));
     }
 }

@@ -210,6 +210,10 @@ where
     Ok(())
 }
 
+/// Longest the health reporter waits between two looks at the leader when
+/// no metrics change wakes it.
+const HEALTH_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long a stopping node keeps open connections after it stops
 /// accepting new ones. Below Docker's and Kubernetes' default 10 s between
 /// SIGTERM and SIGKILL, leaving time to stop Raft cleanly.
@@ -252,7 +256,7 @@ async fn report_health<SM: QueueMachine>(
             last = Some(has_leader);
         }
         tokio::select! {
-            _ = node.wait_for_change(&mut metrics, std::time::Duration::from_secs(1)) => {}
+            _ = node.wait_for_change(&mut metrics, HEALTH_RECHECK) => {}
             _ = stop.changed() => return,
         }
     }

@@ -37,8 +37,17 @@ pub const ENTRIES_IN_FLIGHT_MAX: usize = 4;
 pub const COMMANDS_PER_ENTRY_MAX: usize = 1024;
 
 /// The most message bytes one entry carries, unless a single command is
-/// bigger (it then goes alone).
-pub const ENTRY_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// bigger (it then goes alone): one full publish batch's worth.
+pub const ENTRY_BYTES_MAX: usize = raftq_core::limits::PUBLISH_BYTES_MAX;
+
+// The transport must carry the largest entry: a full group, or one full
+// publish batch alone (each message with its envelope), with room for several.
+const _: () = assert!(
+    2 * (ENTRY_BYTES_MAX + raftq_core::limits::PUBLISH_MESSAGES_MAX * raftq_core::limits::MESSAGE_ENVELOPE_BYTES_MAX)
+        < raftq_raft::network::TRANSPORT_MESSAGE_BYTES_MAX
+);
+// Whatever a client may send in one request can be replicated in one entry.
+const _: () = assert!(raftq_core::limits::CLIENT_MESSAGE_BYTES_MAX < raftq_raft::network::TRANSPORT_MESSAGE_BYTES_MAX);
 
 /// A command waiting to be written, with where its answer goes.
 struct Proposal {

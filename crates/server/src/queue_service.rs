@@ -19,10 +19,14 @@ use crate::node::{Node, QueueMachine};
 use crate::subscribe;
 
 /// Longest long-poll a receive may ask for (PRODUCT.md: up to 20 s).
-pub const RECEIVE_WAIT_MS_MAX: u64 = 20_000;
+pub const RECEIVE_WAIT_MS_MAX: u64 = raftq_core::limits::RECEIVE_WAIT_MS_MAX;
 /// Largest gRPC message a client may send or receive: a 4 MiB publish batch
-/// or an 8 MiB receive, with room for framing.
-pub const CLIENT_MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// or an 8 MiB receive, with room for framing (see the core's assertions).
+pub const CLIENT_MESSAGE_BYTES_MAX: usize = raftq_core::limits::CLIENT_MESSAGE_BYTES_MAX;
+/// Items in a ListQueues or Peek page when the request names no limit.
+const PAGE_SIZE_DEFAULT: u32 = 100;
+/// A rate-limited redrive moves at most `messages_per_second` per this period.
+const REDRIVE_RATE_PERIOD: Duration = Duration::from_secs(1);
 
 pub struct QueueService<SM: QueueMachine> {
     node: Arc<Node<SM>>,
@@ -99,7 +103,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         request: Request<pb::ListQueuesRequest>,
     ) -> Result<Response<pb::ListQueuesResponse>, Status> {
         let r = request.into_inner();
-        let limit = if r.limit == 0 { 100 } else { r.limit };
+        let limit = if r.limit == 0 { PAGE_SIZE_DEFAULT } else { r.limit };
         if limit > LIST_QUEUES_MAX {
             return Err(invalid("limit", format!("{limit} exceeds {LIST_QUEUES_MAX}")));
         }
@@ -235,7 +239,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         let r = request.into_inner();
         check_name("queue", &r.queue)?;
         let filter = convert::state_filter(r.state)?;
-        let limit = if r.limit == 0 { 100 } else { r.limit };
+        let limit = if r.limit == 0 { PAGE_SIZE_DEFAULT } else { r.limit };
         if limit > PEEK_MESSAGES_MAX {
             return Err(invalid("limit", format!("{limit} exceeds {PEEK_MESSAGES_MAX}")));
         }
@@ -281,7 +285,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
                 break;
             }
             if r.messages_per_second.is_some() {
-                tokio::time::sleep_until(started + Duration::from_secs(1)).await;
+                tokio::time::sleep_until(started + REDRIVE_RATE_PERIOD).await;
             }
         }
         Ok(Response::new(pb::RedriveResponse { moved }))

@@ -27,6 +27,14 @@ pub enum OpenError {
     CorruptSnapshot { origin: String, source: SnapshotError },
     #[error("RocksDB at {origin}: {source}")]
     Rocks { origin: String, source: rocksdb::Error },
+    /// RocksDB found damage while opening, e.g. a record in the middle of
+    /// its write-ahead log that fails its checksum. Only a torn last record
+    /// (a crash mid-write, never synced, never acknowledged) is tolerated;
+    /// anything else would silently drop synced writes after it.
+    #[error(
+        "RocksDB data in {origin} is corrupt ({source}; write-ahead log files: {wal_files}): refusing to start rather than drop the writes after the damage; restore this node from its peers (wipe the directory and re-add it)"
+    )]
+    CorruptRocks { origin: String, wal_files: String, source: rocksdb::Error },
     #[error("{0}: refusing to start")]
     Io(#[from] io::Error),
 }

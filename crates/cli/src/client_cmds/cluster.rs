@@ -2,9 +2,11 @@
 
 use std::fmt::Write as _;
 
-use anyhow::Result;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
 use clap::Subcommand;
-use raftq_client::{Client, proto};
+use raftq_client::{Client, NodeDigest, ReplicaCheck, proto};
 use serde_json::{Value, json};
 
 /// Cluster administration.
@@ -12,6 +14,15 @@ use serde_json::{Value, json};
 pub enum ClusterCommand {
     /// Show the leader, the term and every node's progress.
     Status,
+    /// Check that the replicas hold identical state: ask every member for
+    /// its state digest until all answer at the same applied index, then
+    /// compare. Fails if they differ, or do not settle within --wait.
+    Verify {
+        /// How long to wait for the members' applied indexes to match
+        /// (writes in flight keep them apart).
+        #[arg(long, value_parser = super::parse_duration, default_value = "10s")]
+        wait: Duration,
+    },
     /// Add a node as a learner (it catches up, then can be promoted).
     Add {
         /// The new node's id (its --node-id).
@@ -50,6 +61,23 @@ pub(super) async fn run(client: &Client, command: ClusterCommand, json: bool) ->
                 println!("{}", status_json(&status));
             } else {
                 print!("{}", status_table(&status));
+            }
+        }
+        ClusterCommand::Verify { wait } => {
+            let check = client.verify_replicas(wait).await?;
+            if json {
+                println!("{}", verify_json(&check));
+            } else {
+                print!("{}", verify_text(&check));
+            }
+            match check {
+                ReplicaCheck::Agree { .. } => {}
+                ReplicaCheck::Diverged { applied_index, .. } => {
+                    bail!("replicas diverged: different state digests at applied index {applied_index}")
+                }
+                ReplicaCheck::Unsettled { .. } => {
+                    bail!("could not verify: the members did not all answer at one applied index within {wait:?}")
+                }
             }
         }
         ClusterCommand::Add { id, addr } => {
@@ -110,20 +138,86 @@ pub(crate) fn status_json(s: &proto::StatusResponse) -> Value {
                 "address": n.address,
                 "role": role_name(n, s.leader_id),
                 "voter": n.voter,
-                "last_applied": n.last_applied_index,
-                "last_log_index": n.last_log_index,
-                "committed": n.committed_index,
+                // Only the answering node knows its own indexes.
+                "last_applied": own(s, n, n.last_applied_index),
+                "last_log_index": own(s, n, n.last_log_index),
+                "committed": own(s, n, n.committed_index),
+                "matched": n.matched_index,
                 "reachable": n.reachable,
             })
         })
         .collect();
-    json!({
+    let mut j = json!({
         "leader": s.leader_id,
         "leader_address": (!s.leader_address.is_empty()).then_some(&s.leader_address),
         "term": s.term,
         "answered_by": s.node_id,
         "nodes": nodes,
-    })
+    });
+    if let Some(d) = &s.digest {
+        j["digest"] = json!({ "applied_index": d.applied_index, "digest": d.digest });
+    }
+    j
+}
+
+/// `value` if `n` is the answering node's own entry, else `None`: the
+/// others' indexes are not known to it.
+fn own(s: &proto::StatusResponse, n: &proto::NodeStatus, value: u64) -> Option<u64> {
+    (n.id == s.node_id).then_some(value)
+}
+
+fn digest_json(d: &NodeDigest) -> Value {
+    json!({ "id": d.node_id, "address": d.address, "applied_index": d.applied_index, "digest": d.digest })
+}
+
+/// `cluster verify --json`: `result` is `agree`, `diverged` or `unsettled`.
+pub(crate) fn verify_json(check: &ReplicaCheck) -> Value {
+    match check {
+        ReplicaCheck::Agree { applied_index, digest, nodes } => json!({
+            "result": "agree", "applied_index": applied_index, "digest": digest,
+            "nodes": nodes.iter().map(digest_json).collect::<Vec<_>>(),
+        }),
+        ReplicaCheck::Diverged { applied_index, nodes } => json!({
+            "result": "diverged", "applied_index": applied_index,
+            "nodes": nodes.iter().map(digest_json).collect::<Vec<_>>(),
+        }),
+        ReplicaCheck::Unsettled { nodes, silent } => json!({
+            "result": "unsettled",
+            "nodes": nodes.iter().map(digest_json).collect::<Vec<_>>(),
+            "silent": silent.iter().map(|(id, addr)| json!({ "id": id, "address": addr })).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+/// `cluster verify` for prose.
+pub(crate) fn verify_text(check: &ReplicaCheck) -> String {
+    let mut out = String::new();
+    let nodes = match check {
+        ReplicaCheck::Agree { nodes, .. } | ReplicaCheck::Diverged { nodes, .. } => nodes,
+        ReplicaCheck::Unsettled { nodes, .. } => nodes,
+    };
+    for d in nodes {
+        let _ = writeln!(out, "node {} ({}): applied {}, digest {}", d.node_id, d.address, d.applied_index, d.digest);
+    }
+    match check {
+        ReplicaCheck::Agree { applied_index, nodes, .. } => {
+            let _ = writeln!(
+                out,
+                "replicas agree: {} nodes hold the same state at applied index {applied_index}",
+                nodes.len()
+            );
+        }
+        ReplicaCheck::Diverged { applied_index, .. } => {
+            let _ = writeln!(out, "replicas DIVERGED: different digests at applied index {applied_index}");
+        }
+        ReplicaCheck::Unsettled { silent, .. } => {
+            for (id, addr) in silent {
+                let _ = writeln!(out, "node {id} ({addr}): no answer");
+            }
+            let _ = writeln!(out, "not verified: the members never all answered at one applied index");
+        }
+    }
+    out
 }
 
 /// `cluster status` for prose.
@@ -136,22 +230,31 @@ pub(crate) fn status_table(s: &proto::StatusResponse) -> String {
     let width = s.nodes.iter().map(|n| n.address.len()).max().unwrap_or(0).max(7);
     let _ = writeln!(
         out,
-        "{:>4}  {:<width$}  {:<9}  {:<5}  {:>10}  {:>10}  {:>10}  REACHABLE",
-        "ID", "ADDRESS", "ROLE", "VOTER", "LAST_LOG", "COMMITTED", "APPLIED"
+        "{:>4}  {:<width$}  {:<9}  {:<5}  {:>10}  {:>10}  {:>10}  {:>10}  REACHABLE",
+        "ID", "ADDRESS", "ROLE", "VOTER", "LAST_LOG", "COMMITTED", "APPLIED", "MATCHED"
     );
+    let number = |value: Option<u64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
     for n in &s.nodes {
         let _ = writeln!(
             out,
-            "{:>4}  {:<width$}  {:<9}  {:<5}  {:>10}  {:>10}  {:>10}  {}",
+            "{:>4}  {:<width$}  {:<9}  {:<5}  {:>10}  {:>10}  {:>10}  {:>10}  {}",
             n.id,
             n.address,
             role_name(n, s.leader_id),
             yes_no(n.voter),
-            n.last_log_index,
-            n.committed_index,
-            n.last_applied_index,
+            number(own(s, n, n.last_log_index)),
+            number(own(s, n, n.committed_index)),
+            number(own(s, n, n.last_applied_index)),
+            number(n.matched_index),
             yes_no(n.reachable)
         );
+    }
+    let _ = writeln!(
+        out,
+        "(a node's LAST_LOG, COMMITTED and APPLIED are known only to itself; MATCHED is how far the leader replicated to it)"
+    );
+    if let Some(d) = &s.digest {
+        let _ = writeln!(out, "state digest of node {} at applied index {}: {}", s.node_id, d.applied_index, d.digest);
     }
     out
 }

@@ -140,6 +140,11 @@ pub enum DlqCommand {
 /// How long a partial batch read from stdin waits for the next line, so
 /// `tail -f log | raftq publish q` sends promptly.
 const STDIN_LINGER: Duration = Duration::from_millis(50);
+/// An empty receive that came back sooner than this did not long-poll (the
+/// server answered early): `consume` then pauses instead of spinning.
+const EARLY_EMPTY_RECEIVE: Duration = Duration::from_millis(10);
+/// The pause after such an early empty receive.
+const EARLY_EMPTY_PAUSE: Duration = Duration::from_millis(100);
 
 /// Groups messages into Publish requests within the server's limits (1000
 /// messages, 4 MiB of bodies and attributes).
@@ -293,8 +298,8 @@ pub(super) async fn consume(client: &Client, args: ConsumeArgs, json: bool) -> R
                 break;
             }
             // A server that answered before the wait ran out: don't spin.
-            if started.elapsed() < Duration::from_millis(10) {
-                tokio::time::sleep(Duration::from_millis(100).min(left)).await;
+            if started.elapsed() < EARLY_EMPTY_RECEIVE {
+                tokio::time::sleep(EARLY_EMPTY_PAUSE.min(left)).await;
             }
             continue;
         }

@@ -283,6 +283,7 @@ fn cluster_status_json_shape() {
         committed_index: 9,
         last_applied_index: 8,
         reachable: true,
+        matched_index: (id != 2).then_some(7),
     };
     let status = proto::StatusResponse {
         leader_id: Some(1),
@@ -295,6 +296,7 @@ fn cluster_status_json_shape() {
             node(4, proto::NodeRole::Learner, false),
         ],
         node_id: 2,
+        digest: Some(proto::StateDigest { applied_index: 8, digest: "ab".repeat(32) }),
     };
     let j = cluster::status_json(&status);
     assert_eq!((j["leader"].clone(), j["term"].clone()), (json!(1), json!(4)));
@@ -303,8 +305,17 @@ fn cluster_status_json_shape() {
     assert_eq!(
         j["nodes"][1],
         json!({ "id": 2, "address": "127.0.0.1:7102", "role": "follower", "voter": true,
-                "last_applied": 8, "last_log_index": 10, "committed": 9, "reachable": true })
+                "last_applied": 8, "last_log_index": 10, "committed": 9, "matched": null, "reachable": true })
     );
+    // Another node's indexes are not known to the answering node: null, and
+    // only what the leader replicated to it is reported.
+    assert_eq!(
+        (j["nodes"][0]["last_applied"].clone(), j["nodes"][0]["matched"].clone()),
+        (serde_json::Value::Null, json!(7))
+    );
+    assert_eq!(j["digest"], json!({ "applied_index": 8, "digest": "ab".repeat(32) }));
+    let table = cluster::status_table(&status);
+    assert!(table.contains("MATCHED") && table.contains("state digest of node 2 at applied index 8"), "{table}");
     let leaderless = cluster::status_json(&proto::StatusResponse { term: 5, ..Default::default() });
     assert_eq!(leaderless["leader"], serde_json::Value::Null);
     assert!(cluster::status_table(&status).contains("leader node 1 (127.0.0.1:7101)"));

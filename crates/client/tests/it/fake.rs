@@ -317,6 +317,7 @@ impl Cluster for Node {
             term: 3,
             nodes: vec![],
             node_id: s.node_id,
+            digest: None,
         }))
     }
 

@@ -49,13 +49,32 @@ impl RocksStore {
     pub async fn open(path: impl AsRef<Path>) -> Result<(RocksLogStore, RocksStateMachine), OpenError> {
         let path = path.as_ref();
         let origin = path.display().to_string();
-        let db = open_db(path).map_err(|source| OpenError::Rocks { origin: origin.clone(), source })?;
+        let db = open_db(path).map_err(|source| open_error(path, source))?;
         let db = Arc::new(db);
         let origin: Arc<str> = origin.into();
         let log_store = RocksLogStore::open(db.clone(), origin.clone())?;
         let machine = StateMachine::open(RocksSnapshots::new(db, origin)).await?;
         Ok((log_store, machine))
     }
+}
+
+/// A failed RocksDB open as an [`OpenError`]: corruption names the
+/// directory and its write-ahead log files (RocksDB's message does not).
+fn open_error(path: &Path, source: rocksdb::Error) -> OpenError {
+    let origin = path.display().to_string();
+    if !matches!(source.kind(), rocksdb::ErrorKind::Corruption) {
+        return OpenError::Rocks { origin, source };
+    }
+    let mut wals: Vec<String> = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".log") && name != "LOG")
+        .collect();
+    wals.sort();
+    let wal_files = if wals.is_empty() { "none".to_string() } else { wals.join(", ") };
+    OpenError::CorruptRocks { origin, wal_files, source }
 }
 
 fn open_db(path: &Path) -> Result<DB, rocksdb::Error> {
@@ -66,9 +85,11 @@ fn open_db(path: &Path) -> Result<DB, rocksdb::Error> {
     // buffered in process) and fsynced by the group-commit thread.
     opts.set_manual_wal_flush(false);
     // After a crash the WAL may end in a torn, never-synced (so never
-    // acknowledged) record: replay up to it, as RocksDB recommends, rather
-    // than refuse to start. Our own record checksums catch later damage.
-    opts.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
+    // acknowledged) record: that tail alone is dropped. Damage anywhere
+    // before it refuses to open: point-in-time recovery would silently drop
+    // every record after it (synced appends and votes included), and our own
+    // record checksums would never see what is gone.
+    opts.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
     opts.set_paranoid_checks(true);
     let cfs = [CF_LOG, CF_META, CF_SM].map(|name| ColumnFamilyDescriptor::new(name, cf_options()));
     DB::open_cf_descriptors(&opts, path, cfs)

@@ -1,0 +1,84 @@
+//! Cluster administration: leadership transfer to the node that already
+//! leads, and the honest per-node status with state digests.
+
+use std::time::Duration;
+
+use raftq_client::{OutgoingMessage, ReplicaCheck, proto};
+use tokio::time::Instant;
+
+use crate::harness::{Cluster, Options, WAIT};
+
+/// How long the leader is watched after a transfer to itself: well past an
+/// election timeout (500 ms) plus the ~1.5 s a stalled transfer took.
+const WATCH_AFTER_TRANSFER: Duration = Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transfer_to_the_current_leader_is_a_no_op() {
+    let mut cluster = Cluster::start("transfer-self", 3, Options::default()).await;
+    let leader = cluster.leader_id().await;
+    let term = cluster.status_of(leader).await.expect("leader status").term;
+
+    let request = proto::TransferLeaderRequest { to_node_id: leader };
+    cluster.cluster_stub(leader).transfer_leader(request).await.expect("transfer to the leader itself is OK");
+
+    // Writes go straight to the leader with a raw stub (no retries, no hint
+    // following): each must succeed at once, and leadership must not move.
+    let mut stub = cluster.queue_stub(leader);
+    let watch_until = Instant::now() + WATCH_AFTER_TRANSFER;
+    let mut writes = 0;
+    while Instant::now() < watch_until {
+        let request = proto::CreateQueueRequest { name: format!("after-transfer-{writes}"), config: None };
+        if let Err(status) = stub.create_queue(request).await {
+            let hint = status.metadata().get(raftq_proto::LEADER_METADATA_KEY).cloned();
+            panic!("write {writes} after a transfer to the leader failed: {status:?} (hint {hint:?})");
+        }
+        writes += 1;
+        let status = cluster.status_of(leader).await.expect("leader status");
+        assert_eq!(status.leader_id, Some(leader), "leadership moved after write {writes}: {status:?}");
+        assert_eq!(status.term, term, "an election happened after write {writes}");
+    }
+    eprintln!("[transfer-self] node {leader} still leads in term {term} after {writes} writes");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_report_equal_digests_at_equal_applied_index() {
+    const QUEUE: &str = "digests";
+    const MESSAGES: usize = 300;
+    let mut cluster = Cluster::start("digests", 3, Options::default()).await;
+    let client = cluster.client();
+    client.create_queue(QUEUE, proto::QueueConfig::default()).await.expect("create queue");
+    for batch in 0..MESSAGES / 50 {
+        let messages = (0..50).map(|i| OutgoingMessage::new(format!("m-{batch}-{i}"))).collect();
+        client.publish(QUEUE, messages).await.expect("publish");
+    }
+    // Receive and ack some (nothing is left leased: no timer keeps ticking).
+    let deliveries = client.receive(QUEUE, 100, Duration::from_secs(5), None).await.expect("receive");
+    assert!(!deliveries.is_empty());
+    for delivery in &deliveries {
+        delivery.ack().await.expect("ack");
+    }
+
+    let check = client.verify_replicas(WAIT).await.expect("verify replicas");
+    let ReplicaCheck::Agree { applied_index, digest, nodes } = check.clone() else {
+        panic!("replicas did not agree: {check:?}");
+    };
+    assert_eq!(nodes.iter().map(|n| n.node_id).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(digest.len(), 64, "hex SHA-256: {digest}");
+    assert!(applied_index > MESSAGES as u64 / 50, "applied index {applied_index}");
+    eprintln!("[digests] 3 replicas at applied index {applied_index}: {digest}");
+
+    // The digest belongs to the applied index the node reports for itself.
+    let leader = cluster.leader_id().await;
+    let own = cluster.self_status(leader).await.expect("leader status");
+    assert!(own.last_applied_index >= applied_index, "{own:?}");
+
+    // The leader's status: exact indexes for itself; for the others only
+    // how far it replicated to them, never a claim about what they applied.
+    let status = cluster.status_of(leader).await.expect("leader status");
+    for node in status.nodes.iter().filter(|n| n.id != leader) {
+        assert_eq!((node.last_applied_index, node.committed_index, node.last_log_index), (0, 0, 0), "{node:?}");
+        let matched = node.matched_index.unwrap_or_else(|| panic!("leader knows node {}'s matched index", node.id));
+        assert!(matched >= applied_index, "node {} matched {matched} < {applied_index}", node.id);
+    }
+    assert!(status.digest.is_none(), "no digest unless asked");
+}
