@@ -129,7 +129,7 @@ async fn flipped_byte_in_the_middle_of_the_wal_refuses_to_open() {
     assert!(matches!(err, OpenError::CorruptRocks { .. }), "{err:?}");
     let message = err.to_string();
     assert!(message.contains(&dir.path().display().to_string()), "names the directory: {message}");
-    assert!(message.contains(&wal.file_name().unwrap().to_string_lossy().to_string()), "names the WAL: {message}");
+    assert!(message.contains(&*wal.file_name().unwrap().to_string_lossy()), "names the WAL: {message}");
     assert!(message.contains("refusing to start"), "{message}");
     // And it keeps refusing: nothing was repaired or dropped by the attempt.
     assert!(RocksStore::open(dir.path()).await.is_err());
