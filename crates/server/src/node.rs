@@ -59,7 +59,110 @@ pub const ENTRY_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// A command waiting to be written, with where its answer goes.
 struct Proposal {
     command: Command,
+    /// Its [`command_bytes`], counted in the queue's depth until it is
+    /// taken into an entry.
+    bytes: usize,
     reply: tokio::sync::oneshot::Sender<Result<Outcome, Status>>,
+}
+
+/// Default bound on the commands waiting in a node's proposal queue.
+pub const PROPOSALS_PENDING_MAX_DEFAULT: usize = 10_000;
+/// Default bound on the bytes of the commands waiting in a node's proposal
+/// queue (as `command_bytes` counts them: bodies, attributes, 64 each).
+pub const PROPOSAL_BYTES_PENDING_MAX_DEFAULT: usize = 64 * 1024 * 1024;
+/// What an overloaded node tells the client to wait before retrying, in
+/// metadata [`raftq_proto::RETRY_AFTER_MS_METADATA_KEY`].
+pub const OVERLOAD_RETRY_AFTER_MS: u64 = 100;
+
+/// Bounds of a node's proposal queue: the commands waiting for a log entry
+/// (entries in flight are bounded apart, by [`ENTRIES_IN_FLIGHT_MAX`],
+/// [`COMMANDS_PER_ENTRY_MAX`] and [`ENTRY_BYTES_MAX`]). A proposal that
+/// would pass either bound is refused at once with RESOURCE_EXHAUSTED
+/// (metadata `raftq-retry-after-ms`); nothing is buffered past them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProposalLimits {
+    /// Most commands waiting.
+    pub commands_max: usize,
+    /// Most command bytes waiting. A single command bigger than this is
+    /// still admitted into an empty queue, so no valid command is refused
+    /// forever.
+    pub bytes_max: usize,
+}
+
+impl Default for ProposalLimits {
+    fn default() -> Self {
+        Self { commands_max: PROPOSALS_PENDING_MAX_DEFAULT, bytes_max: PROPOSAL_BYTES_PENDING_MAX_DEFAULT }
+    }
+}
+
+/// The proposal queue's depth, and what it refused.
+#[derive(Debug, Default)]
+struct Pending {
+    depth: std::sync::Mutex<Depth>,
+    rejected_total: AtomicU64,
+}
+
+/// Commands and bytes waiting, and the most commands waiting since the
+/// last [`Node::proposal_queue`] call that took the peak.
+#[derive(Clone, Copy, Debug, Default)]
+struct Depth {
+    commands: usize,
+    bytes: usize,
+    peak_commands: usize,
+}
+
+/// A snapshot of a node's proposal queue, for metrics and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProposalQueueStats {
+    /// Commands waiting now.
+    pub commands: usize,
+    /// Their bytes.
+    pub bytes: usize,
+    /// The most commands waiting at once since the peak was last taken.
+    pub peak_commands: usize,
+    /// Proposals refused because the queue was full, since the node started.
+    pub rejected_total: u64,
+    pub limits: ProposalLimits,
+}
+
+impl Pending {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Depth> {
+        self.depth.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Admits a command of `bytes` if both bounds allow, else says why not.
+    fn admit(&self, bytes: usize, limits: &ProposalLimits) -> Result<(), Status> {
+        let mut depth = self.lock();
+        let fits = depth.commands < limits.commands_max
+            && (depth.commands == 0 || depth.bytes.saturating_add(bytes) <= limits.bytes_max);
+        if !fits {
+            let (commands, pending_bytes) = (depth.commands, depth.bytes);
+            drop(depth);
+            self.rejected_total.fetch_add(1, Ordering::Relaxed);
+            return Err(error::overloaded(&format!(
+                "the node's proposal queue is full ({commands} commands / {pending_bytes} bytes pending, \
+                 limits {} / {}); retry with backoff",
+                limits.commands_max, limits.bytes_max
+            )));
+        }
+        depth.commands += 1;
+        depth.bytes += bytes;
+        depth.peak_commands = depth.peak_commands.max(depth.commands);
+        Ok(())
+    }
+
+    /// A command of `bytes` left the queue (into an entry, or dropped).
+    fn release(&self, bytes: usize) {
+        let mut depth = self.lock();
+        depth.commands -= 1;
+        depth.bytes -= bytes;
+    }
+}
+
+/// Takes a proposal out of the queue's depth.
+fn dequeued(pending: &Pending, proposal: Proposal) -> Proposal {
+    pending.release(proposal.bytes);
+    proposal
 }
 
 /// The local node as the services see it.
@@ -68,6 +171,8 @@ pub struct Node<SM: QueueMachine> {
     pub raft: Raft<TypeConfig, SM>,
     stamps: Arc<Stamps>,
     proposals: tokio::sync::mpsc::UnboundedSender<Proposal>,
+    pending: Arc<Pending>,
+    limits: ProposalLimits,
 }
 
 /// The leader's entry timestamps.
@@ -92,13 +197,37 @@ impl<SM: QueueMachine> fmt::Debug for Node<SM> {
 }
 
 impl<SM: QueueMachine> Node<SM> {
-    /// Starts the node's proposer task (group commit); call inside the
-    /// runtime. It ends when the node is dropped.
+    /// Starts the node's proposer task (group commit) with the default
+    /// [`ProposalLimits`]; call inside the runtime. It ends when the node is
+    /// dropped.
     pub fn new(id: u64, raft: Raft<TypeConfig, SM>, clock: Arc<dyn Clock>) -> Self {
+        Self::with_limits(id, raft, clock, ProposalLimits::default())
+    }
+
+    /// [`Node::new`] with these bounds on the proposal queue.
+    pub fn with_limits(id: u64, raft: Raft<TypeConfig, SM>, clock: Arc<dyn Clock>, limits: ProposalLimits) -> Self {
         let stamps = Arc::new(Stamps { clock, last_ms: AtomicU64::new(0) });
+        // Unbounded as a channel, bounded by admission: `propose` counts
+        // every command in (by count and bytes) and refuses past `limits`.
         let (proposals, queued) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(propose_in_groups(raft.clone(), stamps.clone(), queued));
-        Self { id, raft, stamps, proposals }
+        let pending = Arc::new(Pending::default());
+        tokio::spawn(propose_in_groups(raft.clone(), stamps.clone(), queued, pending.clone()));
+        Self { id, raft, stamps, proposals, pending, limits }
+    }
+
+    /// The proposal queue's depth and refusals; takes the peak (the next
+    /// call's peak starts from the depth now).
+    pub fn proposal_queue(&self) -> ProposalQueueStats {
+        let mut depth = self.pending.lock();
+        let stats = ProposalQueueStats {
+            commands: depth.commands,
+            bytes: depth.bytes,
+            peak_commands: depth.peak_commands,
+            rejected_total: self.pending.rejected_total.load(Ordering::Relaxed),
+            limits: self.limits,
+        };
+        depth.peak_commands = depth.commands;
+        stats
     }
 
     /// The time to stamp on the next entry.
@@ -111,12 +240,20 @@ impl<SM: QueueMachine> Node<SM> {
     /// proposed concurrently share log entries (see
     /// [`ENTRIES_IN_FLIGHT_MAX`]); each still gets its own answer, and one
     /// command's refusal does not affect the others.
+    ///
+    /// Backpressure: if the proposal queue holds its bound of commands or
+    /// bytes ([`ProposalLimits`]), the command is refused at once with
+    /// RESOURCE_EXHAUSTED carrying `raftq-retry-after-ms` (nothing was
+    /// proposed; a retry is safe for any command).
     pub async fn propose(&self, command: Command) -> Result<Outcome, Status> {
         command.validate().map_err(error::queue_error)?;
+        let bytes = command_bytes(&command);
+        self.pending.admit(bytes, &self.limits)?;
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.proposals
-            .send(Proposal { command, reply })
-            .map_err(|_| Status::unavailable("the node is shutting down"))?;
+        if let Err(unsent) = self.proposals.send(Proposal { command, bytes, reply }) {
+            self.pending.release(unsent.0.bytes);
+            return Err(Status::unavailable("the node is shutting down"));
+        }
         answer.await.map_err(|_| Status::unavailable("the node is shutting down"))?
     }
 
@@ -206,6 +343,7 @@ async fn propose_in_groups<SM: QueueMachine>(
     raft: Raft<TypeConfig, SM>,
     stamps: Arc<Stamps>,
     mut queued: tokio::sync::mpsc::UnboundedReceiver<Proposal>,
+    pending: Arc<Pending>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(ENTRIES_IN_FLIGHT_MAX));
     let mut carried: Option<Proposal> = None;
@@ -214,15 +352,16 @@ async fn propose_in_groups<SM: QueueMachine>(
         let first = match carried.take() {
             Some(proposal) => proposal,
             None => match queued.recv().await {
-                Some(proposal) => proposal,
+                Some(proposal) => dequeued(&pending, proposal),
                 None => return,
             },
         };
-        let mut bytes = command_bytes(&first.command);
+        let mut bytes = first.bytes;
         let mut group = vec![first];
         while group.len() < COMMANDS_PER_ENTRY_MAX {
             let Ok(next) = queued.try_recv() else { break };
-            let next_bytes = command_bytes(&next.command);
+            let next = dequeued(&pending, next);
+            let next_bytes = next.bytes;
             if bytes + next_bytes > ENTRY_BYTES_MAX {
                 carried = Some(next);
                 break;
