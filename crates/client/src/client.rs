@@ -249,6 +249,8 @@ impl Client {
         };
         let mut redirect: Option<String> = None;
         let (mut attempts, mut failures, mut redirects_in_a_row) = (0u32, 0u32, 0u32);
+        // The least wait an overloaded node asked for, for the next backoff.
+        let mut at_least = Duration::ZERO;
         loop {
             let addr = match &spec.target {
                 Target::Node(addr) => addr.clone(),
@@ -299,10 +301,19 @@ impl Client {
                     redirects_in_a_row = 0;
                     true
                 }
+                // The node is overloaded, not gone: stay with it, but wait.
+                Decision::Overloaded(wait) => {
+                    if let Target::Leader = spec.target {
+                        redirect = Some(addr.clone());
+                    }
+                    redirects_in_a_row = 0;
+                    at_least = wait;
+                    true
+                }
             };
             if backoff {
                 failures += 1;
-                let delay = backoff_delay(policy, failures, fastrand::f64());
+                let delay = backoff_delay(policy, failures, fastrand::f64()).max(std::mem::take(&mut at_least));
                 if Instant::now() + delay >= deadline {
                     return Err(exhausted(err));
                 }

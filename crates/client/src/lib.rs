@@ -51,7 +51,16 @@
 //! | UNAVAILABLE from a node | retried | retried |
 //! | connection refused (request never sent) | retried | retried |
 //! | timeout, connection lost mid-call | retried | returned: the call may have committed |
-//! | anything else | returned | returned |
+//! | RESOURCE_EXHAUSTED with `raftq-retry-after-ms` (node overloaded) | retried at the same node after at least that wait | retried likewise |
+//! | anything else (a full queue's RESOURCE_EXHAUSTED included) | returned | returned |
+//!
+//! An overloaded node (its proposal queue at its bound) refuses a request
+//! before doing anything with it, with RESOURCE_EXHAUSTED and metadata
+//! `raftq-retry-after-ms` ([`raftq_proto::RETRY_AFTER_MS_METADATA_KEY`]):
+//! a definite "nothing happened", so every call is retried, after the
+//! larger of that wait (capped at 10 s) and the usual backoff, at the same
+//! node (it is still the leader). A RESOURCE_EXHAUSTED without the key is a
+//! replicated refusal (queue full, message too large) and is never retried.
 //!
 //! An Ack whose first attempt committed but whose answer was lost is retried
 //! and then fails with FAILED_PRECONDITION (the receipt is no longer known).
