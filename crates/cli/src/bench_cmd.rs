@@ -42,6 +42,13 @@ pub struct BenchArgs {
     pub queue: String,
     #[arg(long, default_value_t = 1)]
     pub producers: u32,
+    /// Client connections the producers share (each its own `Client`, so
+    /// its own TCP connection per node); producer i uses connection
+    /// i mod N. `--connections` equal to `--producers` gives each producer
+    /// its own, as separate client processes would have. With more than
+    /// one, consumers and setup use another connection of their own.
+    #[arg(long, default_value_t = 1)]
+    pub connections: u32,
     /// Consumers (end-to-end and drain; default 1 there).
     #[arg(long)]
     pub consumers: Option<u32>,
@@ -109,13 +116,23 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, json: bool) -> Result<()
     if args.size < 16 {
         bail!("--size must be at least 16 bytes");
     }
-    if args.producers == 0 || args.inflight == 0 || !(1..=1000).contains(&args.batch) {
-        bail!("--producers and --inflight must be positive, --batch 1..=1000");
+    if args.producers == 0 || args.inflight == 0 || args.connections == 0 || !(1..=1000).contains(&args.batch) {
+        bail!("--producers, --connections and --inflight must be positive, --batch 1..=1000");
     }
     if args.scenario == Scenario::Fsync {
         return fsync_latency(&args, json);
     }
-    let client = Client::connect(ClientConfig::new(servers)).context("connecting")?;
+    let client = Client::connect(ClientConfig::new(servers.clone())).context("connecting")?;
+    // With one connection everything shares it (as before); with more, the
+    // producers get their own and the consumers keep `client`'s, so a
+    // producer's full stream window never delays a consumer.
+    let producer_clients = if args.connections == 1 {
+        vec![client.clone()]
+    } else {
+        (0..args.connections)
+            .map(|_| Client::connect(ClientConfig::new(servers.clone())).context("connecting"))
+            .collect::<Result<Vec<_>>>()?
+    };
     match client.create_queue(&args.queue, proto::QueueConfig::default()).await {
         Ok(_) => {}
         Err(e) if e.code() == tonic::Code::AlreadyExists => {
@@ -138,7 +155,7 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, json: bool) -> Result<()
         _ => args.consumers.unwrap_or(1),
     };
     let publish_started = Instant::now();
-    let producers = spawn_producers(&client, &args, &totals);
+    let producers = spawn_producers(&producer_clients, &args, &totals);
     let mut consumer_tasks = Vec::new();
     if args.scenario == Scenario::EndToEnd {
         consumer_tasks = spawn_consumers(&client, &args, &totals, consumers);
@@ -160,13 +177,14 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, json: bool) -> Result<()
 }
 
 fn spawn_producers(
-    client: &Client,
+    clients: &[Client],
     args: &BenchArgs,
     totals: &Arc<Totals>,
 ) -> Vec<tokio::task::JoinHandle<Result<()>>> {
     let deadline = args.duration.map(|d| Instant::now() + d);
     let mut tasks = Vec::new();
-    for _ in 0..args.producers * args.inflight {
+    for task in 0..args.producers * args.inflight {
+        let client = &clients[(task / args.inflight) as usize % clients.len()];
         let (client, totals, queue) = (client.clone(), totals.clone(), args.queue.clone());
         let (batch, size, limit) = (u64::from(args.batch), args.size, args.messages);
         tasks.push(tokio::spawn(async move {
@@ -308,7 +326,7 @@ fn report(args: &BenchArgs, totals: &Totals, publish_secs: f64, drain_secs: f64,
     let mb = |rate: f64| rate * args.size as f64 / 1_000_000.0;
     let result = serde_json::json!({
         "scenario": format!("{:?}", args.scenario),
-        "producers": args.producers, "inflight": args.inflight, "batch": args.batch, "size": args.size,
+        "producers": args.producers, "connections": args.connections, "inflight": args.inflight, "batch": args.batch, "size": args.size,
         "confirmed": confirmed.len(), "publish_errors": totals.publish_errors.load(Ordering::Relaxed),
         "received": received.len(), "lost": lost, "duplicated": duplicated, "unexpected": unexpected,
         "publish_msgs_per_sec": publish_rate.round(), "publish_mb_per_sec": mb(publish_rate),
