@@ -73,6 +73,12 @@ pub struct ServerArgs {
     /// wait on the client's side.
     #[arg(long, env = "RAFTQ_MAX_CONCURRENT_STREAMS", default_value_t = raftq_server::MAX_CONCURRENT_STREAMS_DEFAULT)]
     pub max_concurrent_streams: u32,
+    /// Backpressure: most client-API requests in progress on this node at
+    /// once, over all connections (a long poll counts while it waits); one
+    /// more is refused at once with RESOURCE_EXHAUSTED and
+    /// `raftq-retry-after-ms`, before its body is read.
+    #[arg(long, env = "RAFTQ_MAX_INFLIGHT_REQUESTS", default_value_t = raftq_server::MAX_INFLIGHT_REQUESTS_DEFAULT)]
+    pub max_inflight_requests: usize,
 }
 
 /// Parses `1=host:port,2=host:port`.
@@ -142,6 +148,7 @@ impl ServerArgs {
                     bytes_max: self.max_pending_bytes,
                 },
                 max_concurrent_streams: self.max_concurrent_streams,
+                max_inflight_requests: self.max_inflight_requests,
             },
         })
     }
@@ -272,5 +279,7 @@ mod tests {
         assert!(set.validate().is_ok());
         assert!(parse(&["--max-pending-proposals", "0"]).validate().is_err());
         assert!(parse(&["--max-concurrent-streams", "2"]).validate().is_err());
+        assert_eq!(parse(&["--max-inflight-requests", "64"]).limits.max_inflight_requests, 64);
+        assert!(parse(&["--max-inflight-requests", "0"]).validate().is_err());
     }
 }

@@ -26,7 +26,9 @@
 //! - No lock is held across an `.await`; waiting is on watches, never polls.
 //! - Nothing is buffered without bound: the proposal queue is bounded by
 //!   count and bytes ([`ProposalLimits`]; past it RESOURCE_EXHAUSTED with
-//!   `raftq-retry-after-ms`), and each connection by
+//!   `raftq-retry-after-ms`), client requests in progress by
+//!   [`ServerLimits::max_inflight_requests`] (refused the same way before
+//!   their body is read), and each connection by
 //!   [`ServerLimits::max_concurrent_streams`].
 
 mod cluster_service;
@@ -35,6 +37,7 @@ mod error;
 mod node;
 mod queue_service;
 mod rpc_metrics;
+mod shed;
 mod subscribe;
 mod telemetry;
 mod ticker;
@@ -76,6 +79,9 @@ pub struct ServerConfig {
 
 /// Default HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` of the gRPC listener.
 pub const MAX_CONCURRENT_STREAMS_DEFAULT: u32 = 1_000;
+/// Default most client-API requests in progress on a node at once.
+pub const MAX_INFLIGHT_REQUESTS_DEFAULT: usize = 4_096;
+
 /// The fewest concurrent streams a connection may be allowed (a peer's Raft
 /// traffic needs a few at once).
 pub const MAX_CONCURRENT_STREAMS_MIN: u32 = 16;
@@ -90,11 +96,21 @@ pub struct ServerLimits {
     /// and streams one connection may have open at once. A client's further
     /// requests wait on the client's side (HTTP/2 flow control), not here.
     pub max_concurrent_streams: u32,
+    /// Most client-API (`Queue`) requests in progress at once over all
+    /// connections; one more is refused before its body is read, with
+    /// RESOURCE_EXHAUSTED and `raftq-retry-after-ms`. A long poll holds its
+    /// slot while it waits. Raft, `Cluster`, health and reflection are never
+    /// refused.
+    pub max_inflight_requests: usize,
 }
 
 impl Default for ServerLimits {
     fn default() -> Self {
-        Self { proposals: ProposalLimits::default(), max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT }
+        Self {
+            proposals: ProposalLimits::default(),
+            max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT,
+            max_inflight_requests: MAX_INFLIGHT_REQUESTS_DEFAULT,
+        }
     }
 }
 
@@ -112,8 +128,8 @@ impl ServerConfig {
             return Err(ServerError::Config("need heartbeat < election timeout min < max".into()));
         }
         let limits = &self.limits;
-        if limits.proposals.commands_max == 0 || limits.proposals.bytes_max == 0 {
-            return Err(ServerError::Config("the proposal queue bounds must be positive".into()));
+        if limits.proposals.commands_max == 0 || limits.proposals.bytes_max == 0 || limits.max_inflight_requests == 0 {
+            return Err(ServerError::Config("the proposal queue and in-flight request bounds must be positive".into()));
         }
         if limits.max_concurrent_streams < MAX_CONCURRENT_STREAMS_MIN {
             return Err(ServerError::Config(format!(
@@ -199,6 +215,7 @@ where
     let serving = tonic::transport::Server::builder()
         .max_concurrent_streams(config.limits.max_concurrent_streams)
         .layer(rpc_metrics::RpcMetricsLayer)
+        .layer(shed::ShedLayer::new(config.limits.max_inflight_requests))
         .add_service(queue_service::QueueService::server(node.clone()))
         .add_service(cluster_service::ClusterService::server(node.clone()))
         .add_service(TransportService::server(raft.clone()))
