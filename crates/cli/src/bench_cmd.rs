@@ -81,6 +81,9 @@ struct Totals {
     start: Instant,
     next_seq: AtomicU64,
     confirmed: Mutex<HashSet<u64>>,
+    /// Sequence numbers whose publish call failed: their outcome is
+    /// unknown (a timed-out attempt may still commit).
+    failed: Mutex<HashSet<u64>>,
     publish_errors: AtomicU64,
     received: Mutex<Vec<u64>>,
     confirm_us: Mutex<Histogram<u64>>,
@@ -144,6 +147,7 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, json: bool) -> Result<()
         start: Instant::now(),
         next_seq: AtomicU64::new(0),
         confirmed: Mutex::new(HashSet::new()),
+        failed: Mutex::new(HashSet::new()),
         publish_errors: AtomicU64::new(0),
         received: Mutex::new(Vec::new()),
         confirm_us: Mutex::new(histogram()),
@@ -207,6 +211,7 @@ fn spawn_producers(
                     }
                     Err(e) => {
                         totals.publish_errors.fetch_add(last - first, Ordering::Relaxed);
+                        totals.failed.lock().expect("lock").extend(first..last);
                         tracing::warn!(error = %e, "publish failed");
                     }
                 }
@@ -320,7 +325,13 @@ fn report(args: &BenchArgs, totals: &Totals, publish_secs: f64, drain_secs: f64,
     let mut seen = HashSet::new();
     let duplicated = received.iter().filter(|seq| !seen.insert(**seq)).count();
     let lost = if args.scenario == Scenario::Publish { 0 } else { confirmed.difference(&seen).count() };
-    let unexpected = seen.difference(&confirmed).count();
+    // Delivered but never confirmed: "recovered" if its publish call failed
+    // (an ambiguous failure may still have committed; at-least-once allows
+    // it), "unexpected" otherwise (never sent: a bug).
+    let failed = totals.failed.lock().expect("lock").clone();
+    let (recovered, unexpected) = seen
+        .difference(&confirmed)
+        .fold((0usize, 0usize), |(r, u), seq| if failed.contains(seq) { (r + 1, u) } else { (r, u + 1) });
     let publish_rate = confirmed.len() as f64 / publish_secs;
     let drain_rate = seen.len() as f64 / drain_secs.max(f64::EPSILON);
     let mb = |rate: f64| rate * args.size as f64 / 1_000_000.0;
@@ -328,7 +339,7 @@ fn report(args: &BenchArgs, totals: &Totals, publish_secs: f64, drain_secs: f64,
         "scenario": format!("{:?}", args.scenario),
         "producers": args.producers, "connections": args.connections, "inflight": args.inflight, "batch": args.batch, "size": args.size,
         "confirmed": confirmed.len(), "publish_errors": totals.publish_errors.load(Ordering::Relaxed),
-        "received": received.len(), "lost": lost, "duplicated": duplicated, "unexpected": unexpected,
+        "received": received.len(), "lost": lost, "duplicated": duplicated, "unexpected": unexpected, "recovered": recovered,
         "publish_msgs_per_sec": publish_rate.round(), "publish_mb_per_sec": mb(publish_rate),
         "drain_msgs_per_sec": drain_rate.round(),
         "confirm_latency": percentiles(&totals.confirm_us.lock().expect("lock")),
@@ -344,7 +355,7 @@ fn report(args: &BenchArgs, totals: &Totals, publish_secs: f64, drain_secs: f64,
             println!("  consumed {} ({drain_rate:.0} msgs/s over {drain_secs:.2}s)", received.len());
             println!("  end-to-end latency: {}", result["end_to_end_latency"]);
         }
-        println!("  check: lost={lost} duplicated={duplicated} unexpected={unexpected}");
+        println!("  check: lost={lost} duplicated={duplicated} unexpected={unexpected} recovered={recovered}");
     }
     if lost > 0 || unexpected > 0 {
         bail!("bench check failed: lost={lost} unexpected={unexpected}");
