@@ -116,6 +116,7 @@ impl Driver {
                     peers: peers.clone(),
                     raft: plan.raft.clone(),
                     cluster_name: "raftq-sim".to_owned(),
+                    limits: raftq_server::ServerLimits::default(),
                 };
                 let spec = NodeSpec::new(id, config, plan.seed);
                 spec.disk.set_ack_before_sync(plan.ack_before_sync);

@@ -44,6 +44,13 @@ pub struct BenchArgs {
     pub queue: String,
     #[arg(long, default_value_t = 1)]
     pub producers: u32,
+    /// Client connections the producers share (each its own `Client`, so
+    /// its own TCP connection per node); producer i uses connection
+    /// i mod N. `--connections` equal to `--producers` gives each producer
+    /// its own, as separate client processes would have. With more than
+    /// one, consumers and setup use another connection of their own.
+    #[arg(long, default_value_t = 1)]
+    pub connections: u32,
     /// Consumers (end-to-end and drain; default 1 there).
     #[arg(long)]
     pub consumers: Option<u32>,
@@ -76,6 +83,9 @@ struct Totals {
     start: Instant,
     next_seq: AtomicU64,
     confirmed: Mutex<HashSet<u64>>,
+    /// Sequence numbers whose publish call failed: their outcome is
+    /// unknown (a timed-out attempt may still commit).
+    failed: Mutex<HashSet<u64>>,
     publish_errors: AtomicU64,
     received: Mutex<Vec<u64>>,
     confirm_us: Mutex<Histogram<u64>>,
@@ -113,14 +123,28 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, json: bool) -> Result<()
     }
     if args.producers == 0
         || args.inflight == 0
+        || args.connections == 0
         || !(1..=raftq_client::BATCH_MESSAGES_MAX as u64).contains(&u64::from(args.batch))
     {
-        bail!("--producers and --inflight must be positive, --batch 1..={}", raftq_client::BATCH_MESSAGES_MAX);
+        bail!(
+            "--producers, --connections and --inflight must be positive, --batch 1..={}",
+            raftq_client::BATCH_MESSAGES_MAX
+        );
     }
     if args.scenario == Scenario::Fsync {
         return fsync_latency(&args, json);
     }
-    let client = Client::connect(ClientConfig::new(servers)).context("connecting")?;
+    let client = Client::connect(ClientConfig::new(servers.clone())).context("connecting")?;
+    // With one connection everything shares it (as before); with more, the
+    // producers get their own and the consumers keep `client`'s, so a
+    // producer's full stream window never delays a consumer.
+    let producer_clients = if args.connections == 1 {
+        vec![client.clone()]
+    } else {
+        (0..args.connections)
+            .map(|_| Client::connect(ClientConfig::new(servers.clone())).context("connecting"))
+            .collect::<Result<Vec<_>>>()?
+    };
     match client.create_queue(&args.queue, proto::QueueConfig::default()).await {
         Ok(_) => {}
         Err(e) if e.code() == tonic::Code::AlreadyExists => {
@@ -132,6 +156,7 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, json: bool) -> Result<()
         start: Instant::now(),
         next_seq: AtomicU64::new(0),
         confirmed: Mutex::new(HashSet::new()),
+        failed: Mutex::new(HashSet::new()),
         publish_errors: AtomicU64::new(0),
         received: Mutex::new(Vec::new()),
         confirm_us: Mutex::new(histogram()),
@@ -143,7 +168,7 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, json: bool) -> Result<()
         _ => args.consumers.unwrap_or(1),
     };
     let publish_started = Instant::now();
-    let producers = spawn_producers(&client, &args, &totals);
+    let producers = spawn_producers(&producer_clients, &args, &totals);
     let mut consumer_tasks = Vec::new();
     if args.scenario == Scenario::EndToEnd {
         consumer_tasks = spawn_consumers(&client, &args, &totals, consumers);
@@ -165,13 +190,14 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, json: bool) -> Result<()
 }
 
 fn spawn_producers(
-    client: &Client,
+    clients: &[Client],
     args: &BenchArgs,
     totals: &Arc<Totals>,
 ) -> Vec<tokio::task::JoinHandle<Result<()>>> {
     let deadline = args.duration.map(|d| Instant::now() + d);
     let mut tasks = Vec::new();
-    for _ in 0..args.producers * args.inflight {
+    for task in 0..args.producers * args.inflight {
+        let client = &clients[(task / args.inflight) as usize % clients.len()];
         let (client, totals, queue) = (client.clone(), totals.clone(), args.queue.clone());
         let (batch, size, limit) = (u64::from(args.batch), args.size, args.messages);
         tasks.push(tokio::spawn(async move {
@@ -194,6 +220,7 @@ fn spawn_producers(
                     }
                     Err(e) => {
                         totals.publish_errors.fetch_add(last - first, Ordering::Relaxed);
+                        totals.failed.lock().expect("lock").extend(first..last);
                         tracing::warn!(error = %e, "publish failed");
                     }
                 }
@@ -307,15 +334,21 @@ fn report(args: &BenchArgs, totals: &Totals, publish_secs: f64, drain_secs: f64,
     let mut seen = HashSet::new();
     let duplicated = received.iter().filter(|seq| !seen.insert(**seq)).count();
     let lost = if args.scenario == Scenario::Publish { 0 } else { confirmed.difference(&seen).count() };
-    let unexpected = seen.difference(&confirmed).count();
+    // Delivered but never confirmed: "recovered" if its publish call failed
+    // (an ambiguous failure may still have committed; at-least-once allows
+    // it), "unexpected" otherwise (never sent: a bug).
+    let failed = totals.failed.lock().expect("lock").clone();
+    let (recovered, unexpected) = seen
+        .difference(&confirmed)
+        .fold((0usize, 0usize), |(r, u), seq| if failed.contains(seq) { (r + 1, u) } else { (r, u + 1) });
     let publish_rate = confirmed.len() as f64 / publish_secs;
     let drain_rate = seen.len() as f64 / drain_secs.max(f64::EPSILON);
     let mb = |rate: f64| rate * args.size as f64 / 1_000_000.0;
     let result = serde_json::json!({
         "scenario": format!("{:?}", args.scenario),
-        "producers": args.producers, "inflight": args.inflight, "batch": args.batch, "size": args.size,
+        "producers": args.producers, "connections": args.connections, "inflight": args.inflight, "batch": args.batch, "size": args.size,
         "confirmed": confirmed.len(), "publish_errors": totals.publish_errors.load(Ordering::Relaxed),
-        "received": received.len(), "lost": lost, "duplicated": duplicated, "unexpected": unexpected,
+        "received": received.len(), "lost": lost, "duplicated": duplicated, "unexpected": unexpected, "recovered": recovered,
         "publish_msgs_per_sec": publish_rate.round(), "publish_mb_per_sec": mb(publish_rate),
         "drain_msgs_per_sec": drain_rate.round(),
         "confirm_latency": percentiles(&totals.confirm_us.lock().expect("lock")),
@@ -331,7 +364,7 @@ fn report(args: &BenchArgs, totals: &Totals, publish_secs: f64, drain_secs: f64,
             println!("  consumed {} ({drain_rate:.0} msgs/s over {drain_secs:.2}s)", received.len());
             println!("  end-to-end latency: {}", result["end_to_end_latency"]);
         }
-        println!("  check: lost={lost} duplicated={duplicated} unexpected={unexpected}");
+        println!("  check: lost={lost} duplicated={duplicated} unexpected={unexpected} recovered={recovered}");
     }
     if lost > 0 || unexpected > 0 {
         bail!("bench check failed: lost={lost} unexpected={unexpected}");

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use raftq_raft::RaftSettings;
 use raftq_raft::network::TcpConnector;
-use raftq_server::{ServerConfig, SystemClock};
+use raftq_server::{ProposalLimits, ServerConfig, ServerLimits, SystemClock};
 use raftq_storage::rocks::RocksStore;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -58,6 +58,27 @@ pub struct ServerArgs {
     /// Off unless set (several nodes share a host in `raftq dev`).
     #[arg(long, env = "RAFTQ_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Backpressure: most commands waiting in this node's proposal queue.
+    /// Past it (or `--max-pending-bytes`) a request is refused at once with
+    /// RESOURCE_EXHAUSTED and metadata `raftq-retry-after-ms` (nothing was
+    /// done; clients back off and retry).
+    #[arg(long, env = "RAFTQ_MAX_PENDING_PROPOSALS", default_value_t = raftq_server::PROPOSALS_PENDING_MAX_DEFAULT)]
+    pub max_pending_proposals: usize,
+    /// Backpressure: most bytes (message bodies and attributes, plus a
+    /// small overhead per command) waiting in the proposal queue.
+    #[arg(long, env = "RAFTQ_MAX_PENDING_BYTES", default_value_t = raftq_server::PROPOSAL_BYTES_PENDING_MAX_DEFAULT)]
+    pub max_pending_bytes: usize,
+    /// Most requests and streams one client connection may have open at
+    /// once (HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`); further requests
+    /// wait on the client's side.
+    #[arg(long, env = "RAFTQ_MAX_CONCURRENT_STREAMS", default_value_t = raftq_server::MAX_CONCURRENT_STREAMS_DEFAULT)]
+    pub max_concurrent_streams: u32,
+    /// Backpressure: most client-API requests in progress on this node at
+    /// once, over all connections (a long poll counts while it waits); one
+    /// more is refused at once with RESOURCE_EXHAUSTED and
+    /// `raftq-retry-after-ms`, before its body is read.
+    #[arg(long, env = "RAFTQ_MAX_INFLIGHT_REQUESTS", default_value_t = raftq_server::MAX_INFLIGHT_REQUESTS_DEFAULT)]
+    pub max_inflight_requests: usize,
 }
 
 /// Parses `1=host:port,2=host:port`.
@@ -121,6 +142,14 @@ impl ServerArgs {
                 log_kept_behind_snapshot: self.log_keep,
             },
             cluster_name: self.cluster_name.clone(),
+            limits: ServerLimits {
+                proposals: ProposalLimits {
+                    commands_max: self.max_pending_proposals,
+                    bytes_max: self.max_pending_bytes,
+                },
+                max_concurrent_streams: self.max_concurrent_streams,
+                max_inflight_requests: self.max_inflight_requests,
+            },
         })
     }
 }
@@ -235,5 +264,22 @@ mod tests {
         assert_eq!(explicit.node_id().unwrap(), 2);
         assert!(parse(&[]).is_err(), "one of the two is required");
         assert!(parse(&["--node-id", "2", "--node-id-from-hostname"]).is_err(), "not both");
+    }
+
+    #[test]
+    fn backpressure_flags_have_defaults_and_reach_the_config() {
+        use clap::Parser;
+        let base = ["raftq", "--node-id", "1", "--listen", "127.0.0.1:1", "--data-dir", "d", "--peers", "1=a:1"];
+        let parse = |extra: &[&str]| Flags::try_parse_from(base.iter().chain(extra)).unwrap().server.config().unwrap();
+        assert_eq!(parse(&[]).limits, ServerLimits::default());
+        let set =
+            parse(&["--max-pending-proposals", "7", "--max-pending-bytes", "4096", "--max-concurrent-streams", "32"]);
+        assert_eq!(set.limits.proposals, ProposalLimits { commands_max: 7, bytes_max: 4096 });
+        assert_eq!(set.limits.max_concurrent_streams, 32);
+        assert!(set.validate().is_ok());
+        assert!(parse(&["--max-pending-proposals", "0"]).validate().is_err());
+        assert!(parse(&["--max-concurrent-streams", "2"]).validate().is_err());
+        assert_eq!(parse(&["--max-inflight-requests", "64"]).limits.max_inflight_requests, 64);
+        assert!(parse(&["--max-inflight-requests", "0"]).validate().is_err());
     }
 }

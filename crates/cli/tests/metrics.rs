@@ -103,6 +103,13 @@ fn metrics_endpoint_serves_raft_queue_and_rpc_metrics() {
     assert_eq!(sample(&text, "raftq_raft_commit_index", &[]), Some(applied));
     assert_eq!(sample(&text, "raftq_queue_published_total", &["queue=\"metered\""]), Some(2.0));
     assert_eq!(sample(&text, "raftq_queue_messages", &["queue=\"metered\"", "state=\"leased\""]), Some(0.0));
+    assert_eq!(sample(&text, "raftq_queue_dedup_evicted_total", &["queue=\"metered\""]), Some(0.0));
+    assert_eq!(sample(&text, "raftq_dedup_keys", &[]), Some(2.0), "the client keys every publish");
+    // Backpressure: the proposal queue's depth, bound and refusals.
+    assert_eq!(sample(&text, "raftq_proposals_pending", &[]), Some(0.0));
+    assert_eq!(sample(&text, "raftq_proposals_pending_bytes", &[]), Some(0.0));
+    assert_eq!(sample(&text, "raftq_proposals_pending_max", &[]), Some(10_000.0));
+    assert_eq!(sample(&text, "raftq_proposals_rejected_total", &[]), Some(0.0));
     let publish = ["rpc=\"Queue/Publish\"", "code=\"Ok\""];
     assert_eq!(sample(&text, "raftq_grpc_requests_total", &publish), Some(1.0));
     assert!(text.contains("# TYPE raftq_grpc_request_duration_seconds histogram"), "{text}");

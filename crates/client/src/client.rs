@@ -266,6 +266,8 @@ impl Client {
         // An attempt ended in doubt (it may have taken effect): the call's
         // final error must then say so, whatever later attempts answer.
         let mut in_doubt = false;
+        // The least wait an overloaded node asked for, for the next backoff.
+        let mut at_least = Duration::ZERO;
         loop {
             let addr = match &spec.target {
                 Target::Node(addr) => addr.clone(),
@@ -326,10 +328,19 @@ impl Client {
                     redirects_in_a_row = 0;
                     true
                 }
+                // The node is overloaded, not gone: stay with it, but wait.
+                Decision::Overloaded(wait) => {
+                    if let Target::Leader = spec.target {
+                        redirect = Some(addr.clone());
+                    }
+                    redirects_in_a_row = 0;
+                    at_least = wait;
+                    true
+                }
             };
             if backoff {
                 failures += 1;
-                let delay = backoff_delay(policy, failures, fastrand::f64());
+                let delay = backoff_delay(policy, failures, fastrand::f64()).max(std::mem::take(&mut at_least));
                 if Instant::now() + delay >= deadline {
                     return Err(exhausted(err));
                 }

@@ -105,6 +105,7 @@ impl Session {
                     code: Code::Unavailable,
                     message: "subscription ended by the server".into(),
                     leader: None,
+                    retry_after: None,
                 },
                 Err(status) => ClientError::from_status(status, addr),
             };
@@ -141,6 +142,8 @@ impl Session {
         }
         match err.leader_hint() {
             Some(hint) if hint != addr => self.client.set_leader(hint),
+            // An overloaded leader is still the leader.
+            _ if err.retry_after().is_some() => {}
             _ => self.client.forget(addr),
         }
         if lived >= STREAM_HEALTHY_AFTER {
@@ -156,7 +159,8 @@ impl Session {
                 in_doubt: false,
             });
         }
-        tokio::time::sleep(backoff_delay(policy, self.failures, fastrand::f64())).await;
+        let delay = backoff_delay(policy, self.failures, fastrand::f64());
+        tokio::time::sleep(delay.max(err.retry_after().unwrap_or_default())).await;
         Ok(())
     }
 }

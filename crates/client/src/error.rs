@@ -4,7 +4,7 @@ use std::{error::Error as _, time::Duration};
 
 use tonic::Code;
 
-use crate::retry::leader_hint;
+use crate::retry::{leader_hint, retry_after};
 
 /// Everything a client call can fail with. Every variant has a gRPC
 /// [`code`](ClientError::code), so callers can branch on codes alone.
@@ -27,6 +27,10 @@ pub enum ClientError {
         /// The leader's `host:port` from the `raftq-leader` metadata, if the
         /// answering node knew it.
         leader: Option<String>,
+        /// From the `raftq-retry-after-ms` metadata of a RESOURCE_EXHAUSTED:
+        /// the node was overloaded and did nothing with the request; retry
+        /// (any call) after this long. `None` on every other status.
+        retry_after: Option<Duration>,
     },
     /// The call failed in the transport (connect, reset, protocol error)
     /// without a status from the server.
@@ -99,13 +103,16 @@ impl ClientError {
     }
 
     /// Whether the same call may succeed if sent again: UNAVAILABLE and
-    /// UNKNOWN from the server, transport failures and timeouts. Whether it
-    /// is *safe* to send again depends on the call (see the crate docs): after
-    /// an [ambiguous](Self::is_ambiguous) failure only idempotent calls are;
-    /// the client's own retry loop decides that per call.
+    /// UNKNOWN from the server, an overloaded node's RESOURCE_EXHAUSTED (see
+    /// [`retry_after`](Self::retry_after)), transport failures and timeouts.
+    /// Whether it is *safe* to send again depends on the call (see the crate
+    /// docs): after an [ambiguous](Self::is_ambiguous) failure only
+    /// idempotent calls are; the client's own retry loop decides that per call.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Status { code, .. } => matches!(code, Code::Unavailable | Code::Unknown),
+            Self::Status { code, retry_after, .. } => {
+                matches!(code, Code::Unavailable | Code::Unknown) || retry_after.is_some()
+            }
             Self::Transport { .. } | Self::Timeout { .. } => true,
             Self::RetriesExhausted { last, .. } => last.is_retryable(),
             _ => false,
@@ -123,6 +130,19 @@ impl ClientError {
             Self::Status { code, .. } => matches!(code, Code::DeadlineExceeded | Code::Cancelled | Code::Unknown),
             Self::RetriesExhausted { last, in_doubt, .. } => *in_doubt || last.is_ambiguous(),
             _ => false,
+        }
+    }
+
+    /// The node refused the request because it was overloaded (its
+    /// proposal queue was full), before doing anything with it: how long it
+    /// asked the client to wait. A definite "nothing happened", so a retry
+    /// is safe for every call. A RESOURCE_EXHAUSTED without it (a full
+    /// queue, a too-large message) is final.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Status { code: Code::ResourceExhausted, retry_after, .. } => *retry_after,
+            Self::RetriesExhausted { last, .. } => last.retry_after(),
+            _ => None,
         }
     }
 
@@ -155,10 +175,15 @@ impl ClientError {
             }
             return Self::Transport { addr: addr.to_owned(), message, connect };
         }
+        let retry_after = match status.code() {
+            Code::ResourceExhausted => retry_after(status.metadata()),
+            _ => None,
+        };
         Self::Status {
             code: status.code(),
             message: status.message().to_owned(),
             leader: leader_hint(status.metadata()),
+            retry_after,
         }
     }
 }
@@ -212,6 +237,23 @@ mod tests {
     }
 
     #[test]
+    fn an_overloaded_node_is_retryable_a_full_queue_is_not() {
+        let mut overloaded = tonic::Status::resource_exhausted("the node's proposal queue is full");
+        overloaded.metadata_mut().insert(raftq_proto::RETRY_AFTER_MS_METADATA_KEY, "100".parse().unwrap());
+        let err = ClientError::from_status(overloaded, "a:1");
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert_eq!(err.retry_after(), Some(Duration::from_millis(100)));
+        assert!(err.is_retryable() && !err.is_ambiguous());
+        let full = ClientError::from_status(tonic::Status::resource_exhausted("queue \"q\" is full"), "a:1");
+        assert_eq!(full.retry_after(), None);
+        assert!(!full.is_retryable());
+        // The key means nothing on another code.
+        let mut other = tonic::Status::not_found("q");
+        other.metadata_mut().insert(raftq_proto::RETRY_AFTER_MS_METADATA_KEY, "100".parse().unwrap());
+        assert!(!ClientError::from_status(other, "a:1").is_retryable());
+    }
+
+    #[test]
     fn exhausted_wraps_the_last_error() {
         let last = ClientError::Timeout { addr: "a:1".into(), timeout: Duration::from_secs(1) };
         let err = ClientError::RetriesExhausted {
@@ -228,7 +270,12 @@ mod tests {
     /// reported as "nothing happened", whatever its last attempt said.
     #[test]
     fn exhausted_after_a_doubtful_attempt_is_ambiguous() {
-        let last = ClientError::Status { code: Code::Unavailable, message: "no leader".into(), leader: None };
+        let last = ClientError::Status {
+            code: Code::Unavailable,
+            message: "no leader".into(),
+            leader: None,
+            retry_after: None,
+        };
         let err = ClientError::RetriesExhausted {
             attempts: 4,
             elapsed: Duration::from_secs(2),

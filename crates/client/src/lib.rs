@@ -52,7 +52,16 @@
 //! | connection refused (request never sent) | retried | retried |
 //! | UNKNOWN from a node (outcome unknown: the entry was appended, then leadership changed) | retried | returned: the call may have committed |
 //! | timeout, connection lost mid-call | retried | returned: the call may have committed |
-//! | anything else | returned | returned |
+//! | RESOURCE_EXHAUSTED with `raftq-retry-after-ms` (node overloaded) | retried at the same node after at least that wait | retried likewise |
+//! | anything else (a full queue's RESOURCE_EXHAUSTED included) | returned | returned |
+//!
+//! An overloaded node (its proposal queue at its bound) refuses a request
+//! before doing anything with it, with RESOURCE_EXHAUSTED and metadata
+//! `raftq-retry-after-ms` ([`raftq_proto::RETRY_AFTER_MS_METADATA_KEY`]):
+//! a definite "nothing happened", so every call is retried, after the
+//! larger of that wait (capped at 10 s) and the usual backoff, at the same
+//! node (it is still the leader). A RESOURCE_EXHAUSTED without the key is a
+//! replicated refusal (queue full, message too large) and is never retried.
 //!
 //! A call none of whose attempts can be known not to have taken effect is
 //! never reported as "nothing happened": once an attempt ended in doubt, the

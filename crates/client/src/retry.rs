@@ -33,6 +33,10 @@ pub(crate) enum Decision {
     Redirect(String),
     /// Forget the node as leader, back off, and retry on the next node.
     Backoff,
+    /// The node was overloaded and did nothing (RESOURCE_EXHAUSTED with
+    /// `raftq-retry-after-ms`): keep it as leader, wait at least this long
+    /// (and at least the usual backoff), retry there. Safe for every call.
+    Overloaded(Duration),
     /// Give the error to the caller.
     Fail,
 }
@@ -45,6 +49,9 @@ pub(crate) fn decide(err: &ClientError, safety: Safety, tried: &str) -> Decision
             Decision::Redirect(hint.clone())
         }
         ClientError::Status { code: Code::Unavailable, .. } => Decision::Backoff,
+        ClientError::Status { code: Code::ResourceExhausted, retry_after: Some(wait), .. } => {
+            Decision::Overloaded((*wait).min(RETRY_AFTER_MAX))
+        }
         // The server appended the entry, then lost track of it: it may have
         // been applied. Only a request that is safe to apply twice goes again.
         ClientError::Status { code: Code::Unknown, leader: Some(hint), .. } if ambiguous_ok && hint != tried => {
@@ -56,6 +63,16 @@ pub(crate) fn decide(err: &ClientError, safety: Safety, tried: &str) -> Decision
         ClientError::Transport { .. } | ClientError::Timeout { .. } if ambiguous_ok => Decision::Backoff,
         _ => Decision::Fail,
     }
+}
+
+/// The longest `raftq-retry-after-ms` the client honours: a bigger value
+/// (a bug, or a hostile node) cannot park a call past its own backoff cap.
+pub(crate) const RETRY_AFTER_MAX: Duration = Duration::from_secs(10);
+
+/// Parses the `raftq-retry-after-ms` metadata (decimal milliseconds).
+pub(crate) fn retry_after(metadata: &MetadataMap) -> Option<Duration> {
+    let raw = metadata.get(raftq_proto::RETRY_AFTER_MS_METADATA_KEY)?.to_str().ok()?;
+    raw.trim().parse::<u64>().ok().map(Duration::from_millis)
 }
 
 /// Backoff before the attempt after the `failures`-th failure (1-based):
@@ -116,6 +133,16 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_parses_milliseconds() {
+        let mut md = MetadataMap::new();
+        assert_eq!(retry_after(&md), None);
+        md.insert(raftq_proto::RETRY_AFTER_MS_METADATA_KEY, "250".parse().unwrap());
+        assert_eq!(retry_after(&md), Some(Duration::from_millis(250)));
+        md.insert(raftq_proto::RETRY_AFTER_MS_METADATA_KEY, "soon".parse().unwrap());
+        assert_eq!(retry_after(&md), None);
+    }
+
+    #[test]
     fn hints() {
         assert_eq!(parse_leader_hint("10.0.0.2:7001"), Some("10.0.0.2:7001".into()));
         assert_eq!(parse_leader_hint(" node-2:7001 "), Some("node-2:7001".into()));
@@ -130,7 +157,16 @@ mod tests {
     }
 
     fn status(code: Code, leader: Option<&str>) -> ClientError {
-        ClientError::Status { code, message: String::new(), leader: leader.map(str::to_owned) }
+        ClientError::Status { code, message: String::new(), leader: leader.map(str::to_owned), retry_after: None }
+    }
+
+    fn overloaded(ms: u64) -> ClientError {
+        ClientError::Status {
+            code: Code::ResourceExhausted,
+            message: "the node's proposal queue is full".into(),
+            leader: None,
+            retry_after: Some(Duration::from_millis(ms)),
+        }
     }
 
     #[test]
@@ -158,6 +194,10 @@ mod tests {
             (status(Code::DeadlineExceeded, None), NotIdempotent, Fail),
             (status(Code::FailedPrecondition, None), Idempotent, Fail),
             (status(Code::ResourceExhausted, None), Idempotent, Fail),
+            (status(Code::ResourceExhausted, None), NotIdempotent, Fail),
+            (overloaded(100), Idempotent, Overloaded(Duration::from_millis(100))),
+            (overloaded(100), NotIdempotent, Overloaded(Duration::from_millis(100))),
+            (overloaded(u64::MAX), NotIdempotent, Overloaded(RETRY_AFTER_MAX)),
             (status(Code::NotFound, Some("b:2")), Idempotent, Fail),
             (status(Code::InvalidArgument, None), Idempotent, Fail),
         ];

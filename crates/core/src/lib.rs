@@ -53,7 +53,7 @@ pub use error::QueueError;
 pub use message::{DeadLetterInfo, HistoryEvent, Message, MessageState, StateFilter};
 pub use response::{Delivery, NackOutcome, Outcome, PeekPage, PublishResult, QueueInfo, QueueStats, Response};
 pub use snapshot::{SNAPSHOT_FORMAT_VERSION, SnapshotError};
-pub use state::QueueState;
+pub use state::{DedupCaps, QueueState};
 
 #[cfg(test)]
 mod tests;

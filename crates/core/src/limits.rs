@@ -70,10 +70,22 @@ pub const MESSAGE_TTL_MS_MAX: u64 = 365 * 24 * 60 * 60 * 1000;
 pub const DEDUP_WINDOW_MS_DEFAULT: u64 = 5 * 60 * 1000;
 /// Longest dedup window, in milliseconds (24 h).
 pub const DEDUP_WINDOW_MS_MAX: u64 = 24 * 60 * 60 * 1000;
-/// Most idempotency keys one queue remembers. When full, the key closest to
-/// the end of its window is forgotten early and `dedup_evicted_total` counts
-/// it: memory stays bounded however fast producers publish.
+/// Most idempotency keys one queue remembers. When full, the queue's key
+/// closest to the end of its window is forgotten early and the queue's
+/// `dedup_evicted_total` counts it: memory stays bounded however fast
+/// producers publish. So a queue's window holds for at least
+/// `DEDUP_KEYS_MAX / r` seconds at r keyed publishes per second (≈ 77 s at
+/// 13k/s), the full window below `DEDUP_KEYS_MAX / window` per second
+/// (≈ 3.3k/s for 5 min).
 pub const DEDUP_KEYS_MAX: usize = 1_000_000;
+/// Most idempotency keys all queues together remember (the state lives in
+/// memory until it moves to RocksDB: ~200–250 bytes per key of ~40 bytes,
+/// so ~0.5 GB at this bound). When full, the key closest to the end of its
+/// window in *any* queue is forgotten early and counted in that queue's
+/// `dedup_evicted_total`. With one window length throughout, a key is kept
+/// for at least `DEDUP_KEYS_TOTAL_MAX / R` at R keyed publishes per second
+/// across the cluster.
+pub const DEDUP_KEYS_TOTAL_MAX: usize = 2_000_000;
 /// Longest retry backoff, in milliseconds.
 pub const BACKOFF_MS_MAX: u64 = 12 * 60 * 60 * 1000;
 /// Default ceiling of the retry backoff, in milliseconds.
@@ -92,6 +104,9 @@ const _: () = assert!(MESSAGE_BYTES_CAP as usize <= PUBLISH_BYTES_MAX);
 const _: () = assert!(MESSAGE_BYTES_CAP as usize <= RECEIVE_BYTES_MAX);
 const _: () = assert!(LEASE_MS_MIN <= LEASE_MS_DEFAULT && LEASE_MS_DEFAULT <= LEASE_MS_MAX);
 const _: () = assert!(DEDUP_WINDOW_MS_DEFAULT <= DEDUP_WINDOW_MS_MAX);
+// One queue can always fill its own table: the cluster-wide bound never
+// bites before a lone queue's.
+const _: () = assert!(DEDUP_KEYS_MAX <= DEDUP_KEYS_TOTAL_MAX);
 const _: () = assert!(BACKOFF_MAX_MS_DEFAULT <= BACKOFF_MS_MAX);
 const _: () = assert!(PEEK_MESSAGES_MAX as usize <= PEEK_SCAN_MAX);
 // The envelope covers the variable-length fields a message carries besides

@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Order, QueueConfig};
-use crate::limits::DEDUP_KEYS_MAX;
 use crate::message::{Message, MessageState};
 use crate::response::QueueStats;
 
@@ -228,17 +227,30 @@ impl Queue {
     }
 
     /// Remembers `key` → `id` until `expires_at_ms`, forgetting the key
-    /// closest to expiry if the table is full (bounded memory).
-    pub fn dedup_remember(&mut self, key: String, id: u64, expires_at_ms: u64) {
+    /// closest to expiry if the table holds `keys_max` keys (bounded memory).
+    pub fn dedup_remember(&mut self, key: String, id: u64, expires_at_ms: u64, keys_max: usize, now_ms: u64) {
         if let Some(old) = self.dedup.get(&key) {
             self.dedup_expiry.remove(&(old.expires_at_ms, key.clone()));
-        } else if self.dedup.len() >= DEDUP_KEYS_MAX {
-            let (_, evicted) = self.dedup_expiry.pop_first().expect("a full table has entries");
-            self.dedup.remove(&evicted);
-            self.counters.dedup_evicted_total += 1;
+        } else if self.dedup.len() >= keys_max {
+            self.dedup_evict_first(now_ms);
         }
         self.dedup_expiry.insert((expires_at_ms, key.clone()));
         self.dedup.insert(key, DedupEntry { id, expires_at_ms });
+    }
+
+    /// Forgets the key closest to the end of its window, counting it in
+    /// `dedup_evicted_total` if its window had not ended by `now_ms`.
+    pub fn dedup_evict_first(&mut self, now_ms: u64) {
+        let Some((expires_at_ms, evicted)) = self.dedup_expiry.pop_first() else { return };
+        self.dedup.remove(&evicted);
+        if expires_at_ms > now_ms {
+            self.counters.dedup_evicted_total += 1;
+        }
+    }
+
+    /// When this queue's first key is forgotten, if it has any.
+    pub fn dedup_first_expiry(&self) -> Option<u64> {
+        self.dedup_expiry.first().map(|(expires_at_ms, _)| *expires_at_ms)
     }
 
     pub fn stats(&self, now_ms: u64) -> QueueStats {

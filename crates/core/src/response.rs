@@ -94,7 +94,9 @@ pub struct QueueStats {
     pub redriven_total: u64,
     /// Publishes answered from the dedup window.
     pub duplicates_total: u64,
-    /// Idempotency keys forgotten early because the dedup table was full.
+    /// Idempotency keys forgotten before their window ended because the
+    /// queue's dedup table (`DEDUP_KEYS_MAX`) or all queues' together
+    /// (`DEDUP_KEYS_TOTAL_MAX`) was full.
     pub dedup_evicted_total: u64,
 }
 

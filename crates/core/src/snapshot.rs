@@ -122,10 +122,16 @@ impl QueueState {
     fn rebuild_indexes(&mut self) {
         self.names_by_uid.clear();
         self.timers.clear();
+        self.dedup_heads.clear();
+        self.dedup_keys = 0;
         for (name, queue) in &mut self.queues {
             queue.reindex();
             self.names_by_uid.insert(queue.uid, name.clone());
             self.timers.extend(queue.timers());
+            self.dedup_keys += queue.dedup.len();
+            if let Some(first) = queue.dedup_first_expiry() {
+                self.dedup_heads.insert((first, queue.uid));
+            }
         }
     }
 
@@ -169,6 +175,14 @@ impl QueueState {
         }
         if rebuilt.names_by_uid != self.names_by_uid {
             return Err("uid index differs from a rebuild".into());
+        }
+        if rebuilt.dedup_keys != self.dedup_keys || rebuilt.dedup_heads != self.dedup_heads {
+            return Err("cluster-wide dedup index differs from a rebuild".into());
+        }
+        if self.dedup_keys > self.dedup_caps.total
+            || self.queues.values().any(|queue| queue.dedup.len() > self.dedup_caps.per_queue)
+        {
+            return Err("more idempotency keys remembered than the dedup bounds allow".into());
         }
         for (name, queue) in &self.queues {
             let fresh = &rebuilt.queues[name];

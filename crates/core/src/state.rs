@@ -5,7 +5,7 @@
 //! keeps it monotonic by never moving `now_ms` backwards, so a new leader
 //! with a slower clock cannot make a lease live again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::command::{Command, NewMessage};
 use crate::config::{ConfigUpdate, QueueConfig, validate_queue_name};
@@ -31,11 +31,49 @@ pub struct QueueState {
     pub(crate) names_by_uid: BTreeMap<u64, String>,
     /// Derived: every pending delay end, lease end and TTL.
     pub(crate) timers: Timers,
+    /// Derived: idempotency keys remembered by all queues together.
+    pub(crate) dedup_keys: usize,
+    /// Derived: `(expiry of the queue's first key, queue uid)` for every
+    /// queue that remembers a key, so the cluster-wide bound finds the key
+    /// closest to the end of its window in any queue.
+    pub(crate) dedup_heads: BTreeSet<(u64, u64)>,
+    /// The dedup bounds: the constants, smaller in tests. Not state.
+    pub(crate) dedup_caps: DedupCaps,
+}
+
+/// Bounds on remembered idempotency keys (see `DEDUP_KEYS_MAX` and
+/// `DEDUP_KEYS_TOTAL_MAX`). Replicas must use the same ones; only tests
+/// change them, through [`QueueState::with_dedup_caps`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DedupCaps {
+    /// Most keys one queue remembers.
+    pub per_queue: usize,
+    /// Most keys all queues remember together.
+    pub total: usize,
+}
+
+impl Default for DedupCaps {
+    fn default() -> Self {
+        Self { per_queue: DEDUP_KEYS_MAX, total: DEDUP_KEYS_TOTAL_MAX }
+    }
 }
 
 impl QueueState {
     pub fn new() -> Self {
         Self { next_queue_uid: 1, next_message_id: 1, ..Self::default() }
+    }
+
+    /// A new state with smaller dedup bounds, for tests that reach them.
+    /// Panics unless `0 < per_queue <= total` (as the constants are).
+    pub fn with_dedup_caps(caps: DedupCaps) -> Self {
+        assert!(0 < caps.per_queue && caps.per_queue <= caps.total, "bad dedup caps {caps:?}");
+        Self { dedup_caps: caps, ..Self::new() }
+    }
+
+    /// Idempotency keys remembered by all queues together (bounded by
+    /// `DEDUP_KEYS_TOTAL_MAX`).
+    pub fn dedup_keys(&self) -> usize {
+        self.dedup_keys
     }
 
     /// Applies one command at the leader-stamped `entry_time_ms`.
@@ -156,6 +194,10 @@ impl QueueState {
             assert!(self.timers.remove(&timer), "timer index out of sync for {name}");
         }
         self.names_by_uid.remove(&queue.uid);
+        if let Some(first) = queue.dedup_first_expiry() {
+            self.dedup_heads.remove(&(first, queue.uid));
+        }
+        self.dedup_keys -= queue.dedup.len();
         Ok(Outcome::QueueDeleted { messages_deleted: queue.len() })
     }
 
@@ -205,7 +247,7 @@ impl QueueState {
         // Only now, with the publish accepted, forget keys whose window has
         // passed (lookups above already ignore them): a rejected command
         // changes nothing but time.
-        queue.dedup_expire(now_ms);
+        self.with_dedup(name, |queue| queue.dedup_expire(now_ms));
         // Second pass: store. `plan[i]` is Err(original id) for a key seen
         // before, Ok(Some(j)) for a repeat of message j in this batch.
         let mut results: Vec<PublishResult> = Vec::with_capacity(messages.len());
@@ -252,13 +294,52 @@ impl QueueState {
             history_dropped: 0,
         };
         queue.insert(&mut self.timers, message);
-        if let Some(key) = &new.idempotency_key {
-            let window_ms = queue.config.dedup_window_ms;
-            if window_ms > 0 {
-                queue.dedup_remember(key.clone(), id, now_ms.saturating_add(window_ms));
-            }
+        let window_ms = queue.config.dedup_window_ms;
+        if let Some(key) = &new.idempotency_key
+            && window_ms > 0
+        {
+            self.dedup_remember(name, key.clone(), id, now_ms.saturating_add(window_ms));
         }
         id
+    }
+
+    /// Remembers `key` → `id` in queue `name` until `expires_at_ms`. If the
+    /// queue holds `per_queue` keys, its key closest to expiry is forgotten;
+    /// else if all queues hold `total`, the key closest to expiry in any
+    /// queue is. Either is counted in its queue's `dedup_evicted_total` if
+    /// its window had not ended. Deterministic: ordered by (expiry, key) in
+    /// a queue and (expiry, queue uid) across queues.
+    fn dedup_remember(&mut self, name: &str, key: String, id: u64, expires_at_ms: u64) {
+        let (now_ms, caps) = (self.now_ms, self.dedup_caps);
+        let queue = self.queues.get(name).expect("caller checked");
+        let adds_a_key = !queue.dedup.contains_key(&key) && queue.dedup.len() < caps.per_queue;
+        if adds_a_key
+            && self.dedup_keys >= caps.total
+            && let Some(&(_, uid)) = self.dedup_heads.first()
+        {
+            let victim = self.names_by_uid.get(&uid).cloned().expect("uid index is exact");
+            self.with_dedup(&victim, |queue| queue.dedup_evict_first(now_ms));
+        }
+        self.with_dedup(name, |queue| queue.dedup_remember(key, id, expires_at_ms, caps.per_queue, now_ms));
+    }
+
+    /// Runs `change` on queue `name`'s dedup table, keeping the cluster-wide
+    /// key count and heads exact.
+    fn with_dedup<R>(&mut self, name: &str, change: impl FnOnce(&mut Queue) -> R) -> R {
+        let queue = self.queues.get_mut(name).expect("caller checked");
+        let (first_before, keys_before) = (queue.dedup_first_expiry(), queue.dedup.len());
+        let result = change(queue);
+        let (first_after, keys_after) = (queue.dedup_first_expiry(), queue.dedup.len());
+        if first_before != first_after {
+            if let Some(first) = first_before {
+                self.dedup_heads.remove(&(first, queue.uid));
+            }
+            if let Some(first) = first_after {
+                self.dedup_heads.insert((first, queue.uid));
+            }
+        }
+        self.dedup_keys = self.dedup_keys - keys_before + keys_after;
+        result
     }
 
     pub(crate) fn take_message_id(&mut self) -> u64 {

@@ -630,3 +630,144 @@ fn digest_differs_when_state_differs() {
     publish(&mut b, T0, "q", &["y"]);
     assert_ne!(a.digest(), b.digest());
 }
+
+/// No bound across queues: before the fix, 10,000 queues could each hold
+/// `DEDUP_KEYS_MAX` keys. At the real bounds: one key in queue "a", then
+/// more than `DEDUP_KEYS_TOTAL_MAX` keys spread over three other queues
+/// (each below its own cap). The cluster-wide bound forgets the key closest
+/// to the end of its window in any queue ("a"'s, published first), counts it
+/// in "a"'s `dedup_evicted_total`, and a republish of it is new.
+#[test]
+fn dedup_keys_are_bounded_across_queues() {
+    let total_max = 2_000_000; // DEDUP_KEYS_TOTAL_MAX
+    let mut s = QueueState::new();
+    for name in ["a", "b", "c", "d"] {
+        create(&mut s, T0, name, ConfigUpdate::default());
+    }
+    publish_all(&mut s, T0, "a", vec![keyed("x", "k0")]);
+    let per_queue = 700_000;
+    assert!(3 * per_queue > total_max && per_queue < DEDUP_KEYS_MAX);
+    let mut n = 0u64;
+    for name in ["b", "c", "d"] {
+        for _ in 0..per_queue / 1000 {
+            let batch = (0..1000).map(|_| {
+                n += 1;
+                keyed("x", &format!("key-{n}"))
+            });
+            publish_all(&mut s, T0 + 1, name, batch.collect());
+            // Keys outlive their messages: purging keeps memory low here.
+            s.apply(T0 + 1, &Command::PurgeQueue { name: name.into() }).expect("purge");
+        }
+    }
+    let evicted: u64 = ["a", "b", "c", "d"].iter().map(|q| stats(&s, q).dedup_evicted_total).sum();
+    assert_eq!(evicted, 3 * per_queue as u64 + 1 - total_max as u64, "every key past the bound evicts one early");
+    assert_eq!(stats(&s, "a").dedup_evicted_total, 1, "the key closest to its window's end went first");
+    let again = publish_all(&mut s, T0 + 2, "a", vec![keyed("x", "k0")]);
+    assert!(!again[0].duplicate, "k0 was forgotten, and counted as such");
+}
+
+fn with_caps(per_queue: usize, total: usize, queues: &[&str], window_ms: u64) -> QueueState {
+    let mut s = QueueState::with_dedup_caps(DedupCaps { per_queue, total });
+    for name in queues {
+        create(&mut s, T0, name, ConfigUpdate { dedup_window_ms: Some(window_ms), ..Default::default() });
+    }
+    s
+}
+
+fn is_duplicate(s: &mut QueueState, t: u64, queue: &str, key: &str) -> bool {
+    publish_all(s, t, queue, vec![keyed("x", key)])[0].duplicate
+}
+
+#[test]
+fn the_cluster_wide_dedup_bound_forgets_the_key_closest_to_its_window_end_in_any_queue() {
+    let mut s = with_caps(3, 5, &["a", "b", "c"], 60_000);
+    // a: a1 a2 a3 (the per-queue cap), b: b1 b2 — 5 keys, the total cap.
+    for (t, queue, key) in [(0, "a", "a1"), (1, "a", "a2"), (2, "b", "b1"), (3, "a", "a3"), (4, "b", "b2")] {
+        assert!(!is_duplicate(&mut s, T0 + t, queue, key));
+    }
+    assert_eq!(s.dedup_keys(), 5);
+    // c1 needs room: a1 ends its window first, whatever queue it is in.
+    assert!(!is_duplicate(&mut s, T0 + 5, "c", "c1"));
+    assert_eq!(s.dedup_keys(), 5);
+    assert_eq!(stats(&s, "a").dedup_evicted_total, 1);
+    // Then a2, then b1: in window-end order across queues.
+    assert!(!is_duplicate(&mut s, T0 + 6, "c", "c2"));
+    assert!(!is_duplicate(&mut s, T0 + 7, "c", "c3"));
+    assert_eq!((stats(&s, "a").dedup_evicted_total, stats(&s, "b").dedup_evicted_total), (2, 1));
+    // c is at its own cap: c4 evicts c's own oldest key, not another queue's.
+    assert!(!is_duplicate(&mut s, T0 + 8, "c", "c4"));
+    assert_eq!(stats(&s, "c").dedup_evicted_total, 1);
+    assert_eq!(s.dedup_keys(), 5);
+    // What is left is still deduplicated; what was forgotten is new again.
+    for (queue, key, remembered) in [("a", "a3", true), ("b", "b2", true), ("c", "c2", true), ("c", "c4", true)] {
+        assert_eq!(is_duplicate(&mut s, T0 + 9, queue, key), remembered, "{queue}/{key}");
+    }
+    s.check_invariants().expect("invariants");
+    assert!(is_duplicate(&mut s, T0 + 9, "c", "c3"));
+    assert!(!is_duplicate(&mut s, T0 + 9, "a", "a1"), "a1 was forgotten early");
+    s.check_invariants().expect("invariants");
+    assert!(s.dedup_keys() <= 5);
+    let restored = QueueState::from_snapshot(&s.to_snapshot()).expect("restore");
+    assert_eq!(restored.digest(), s.digest());
+    assert_eq!(restored.dedup_keys(), s.dedup_keys());
+}
+
+#[test]
+fn a_key_whose_window_had_ended_is_not_counted_as_evicted_early() {
+    let mut s = with_caps(2, 2, &["a", "b"], 1_000);
+    assert!(!is_duplicate(&mut s, T0, "a", "a1"));
+    assert!(!is_duplicate(&mut s, T0, "a", "a2"));
+    // a's window ended; only a's own publishes expire its keys, so the
+    // cluster-wide bound finds them still held, and forgets them uncounted.
+    assert!(!is_duplicate(&mut s, T0 + 5_000, "b", "b1"));
+    assert_eq!(stats(&s, "a").dedup_evicted_total, 0);
+    assert_eq!(s.dedup_keys(), 2);
+    // b1 did not end its window: forgetting it is counted.
+    assert!(!is_duplicate(&mut s, T0 + 5_001, "b", "b2"));
+    assert!(!is_duplicate(&mut s, T0 + 5_002, "b", "b3"));
+    assert_eq!(stats(&s, "b").dedup_evicted_total, 1);
+    s.check_invariants().expect("invariants");
+}
+
+#[test]
+fn deleting_a_queue_frees_its_keys_from_the_cluster_wide_count() {
+    let mut s = with_caps(3, 4, &["a", "b"], 60_000);
+    for key in ["a1", "a2", "a3"] {
+        assert!(!is_duplicate(&mut s, T0, "a", key));
+    }
+    assert!(!is_duplicate(&mut s, T0, "b", "b1"));
+    assert_eq!(s.dedup_keys(), 4);
+    s.apply(T0, &Command::DeleteQueue { name: "a".into() }).expect("delete");
+    assert_eq!(s.dedup_keys(), 1);
+    s.check_invariants().expect("invariants");
+    for key in ["b2", "b3"] {
+        assert!(!is_duplicate(&mut s, T0 + 1, "b", key));
+    }
+    assert_eq!(stats(&s, "b").dedup_evicted_total, 0, "room again: nothing forgotten");
+    assert!(is_duplicate(&mut s, T0 + 1, "b", "b1"));
+}
+
+#[test]
+fn replicas_with_small_caps_evict_the_same_keys() {
+    let run = || {
+        let mut s = with_caps(4, 6, &["a", "b", "c"], 30_000);
+        for i in 0..200u64 {
+            let queue = ["a", "b", "c"][(i * 7 % 3) as usize];
+            publish_all(&mut s, T0 + i * 97 % 40_000, queue, vec![keyed("x", &format!("k{}", i % 23))]);
+            assert!(s.dedup_keys() <= 6);
+        }
+        s.check_invariants().expect("invariants");
+        s
+    };
+    let (one, two) = (run(), run());
+    assert_eq!(one.digest(), two.digest());
+    let evicted = |s: &QueueState| ["a", "b", "c"].map(|q| stats(s, q).dedup_evicted_total);
+    assert_eq!(evicted(&one), evicted(&two));
+    assert!(evicted(&one).iter().sum::<u64>() > 0, "the test reaches the bounds");
+}
+
+#[test]
+#[should_panic(expected = "bad dedup caps")]
+fn dedup_caps_must_nest() {
+    let _ = QueueState::with_dedup_caps(DedupCaps { per_queue: 5, total: 4 });
+}

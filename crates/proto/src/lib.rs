@@ -32,6 +32,14 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 /// UNAVAILABLE status from a node that is not the leader.
 pub const LEADER_METADATA_KEY: &str = "raftq-leader";
 
+/// gRPC metadata key on a RESOURCE_EXHAUSTED status that means "this node is
+/// overloaded and did nothing with the request" (its proposal queue was
+/// full): the value is a delay in milliseconds (decimal) to wait before
+/// retrying. Any call may be retried after it, idempotent or not. A
+/// RESOURCE_EXHAUSTED *without* this key is a replicated refusal (a full
+/// queue, a message or batch too large) that a retry would only repeat.
+pub const RETRY_AFTER_MS_METADATA_KEY: &str = "raftq-retry-after-ms";
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

@@ -82,6 +82,7 @@ impl RaftSettings {
             // under log ids its followers already hold (found by the
             // simulation, seeds 13 and 19 with torn writes).
             enable_leader_restore: Some(false),
+            max_payload_entries: network::APPEND_ENTRIES_MAX,
             ..Default::default()
         };
         Ok(Arc::new(config.validate()?))
@@ -112,5 +113,21 @@ where
         // Another peer's initialization reached us first: the goal is met.
         Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(false),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// openraft's default (300 entries per AppendEntries) could build a
+    /// request of 300 six-MiB entries against the 64 MiB transport limit:
+    /// refused every time, so a lagging follower never caught up.
+    #[test]
+    fn an_append_of_the_largest_entries_fits_the_transport() {
+        let config = RaftSettings::default().openraft_config("test").expect("valid");
+        let worst = config.max_payload_entries as usize * network::ENTRY_BYTES_BOUND;
+        assert!(worst <= network::TRANSPORT_MESSAGE_BYTES_MAX, "{worst} bytes");
+        assert!(config.max_payload_entries >= 8, "catch-up still moves several entries per request");
     }
 }

@@ -42,6 +42,21 @@ const _: () = assert!(2 * SNAPSHOT_CHUNK_BYTES <= TRANSPORT_MESSAGE_BYTES_MAX);
 // (see the server's ENTRY_BYTES_MAX), and an append must carry it.
 const _: () = assert!(2 * raftq_core::limits::CLIENT_MESSAGE_BYTES_MAX <= TRANSPORT_MESSAGE_BYTES_MAX);
 
+/// The largest log entry the server writes: one full publish batch (the
+/// largest command), each message with its envelope. The server's group
+/// commit keeps a group's estimated bytes under `PUBLISH_BYTES_MAX`, and
+/// estimates every command at no less than its encoded size.
+pub const ENTRY_BYTES_BOUND: usize = raftq_core::limits::PUBLISH_BYTES_MAX
+    + raftq_core::limits::PUBLISH_MESSAGES_MAX * raftq_core::limits::MESSAGE_ENVELOPE_BYTES_MAX;
+
+/// Most entries openraft puts in one AppendEntries: as many of the largest
+/// entries as fit in one transport message (10).
+/// openraft's default (300) could put 300 entries of 6 MiB in one request
+/// against a 64 MiB limit: the request would fail every time and the
+/// follower would never catch up.
+pub const APPEND_ENTRIES_MAX: u64 = (TRANSPORT_MESSAGE_BYTES_MAX / ENTRY_BYTES_BOUND) as u64;
+const _: () = assert!(APPEND_ENTRIES_MAX >= 8);
+
 /// Dials a gRPC channel to `host:port`. Channels are lazy: dialling happens
 /// on first use, and a broken connection is re-dialled by the channel.
 pub trait Connector: fmt::Debug + Send + Sync + 'static {

@@ -16,7 +16,7 @@
 
 use openraft::error::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
 use raftq_core::QueueError;
-use raftq_proto::LEADER_METADATA_KEY;
+use raftq_proto::{LEADER_METADATA_KEY, RETRY_AFTER_MS_METADATA_KEY};
 use raftq_storage::TypeConfig;
 use tonic::{Code, Status};
 
@@ -30,6 +30,19 @@ pub fn queue_error(error: QueueError) -> Status {
         QueueError::ResourceExhausted { .. } => Code::ResourceExhausted,
     };
     Status::new(code, error.to_string())
+}
+
+/// RESOURCE_EXHAUSTED for a request this node refused before doing
+/// anything with it because it is overloaded: carries
+/// `raftq-retry-after-ms`, so clients know a retry is safe (unlike a full
+/// queue's RESOURCE_EXHAUSTED, which carries no such key).
+pub fn overloaded(message: &str) -> Status {
+    let mut status = Status::resource_exhausted(message);
+    let retry_after = crate::node::OVERLOAD_RETRY_AFTER_MS.to_string();
+    if let Ok(value) = retry_after.parse() {
+        status.metadata_mut().insert(RETRY_AFTER_MS_METADATA_KEY, value);
+    }
+    status
 }
 
 /// UNAVAILABLE, naming the leader's address if this node knows it.

@@ -28,6 +28,12 @@
 //!   read-index barrier first; a follower answers UNAVAILABLE with the
 //!   leader's address in `raftq-leader`.
 //! - No lock is held across an `.await`; waiting is on watches, never polls.
+//! - Nothing is buffered without bound: the proposal queue is bounded by
+//!   count and bytes ([`ProposalLimits`]; past it RESOURCE_EXHAUSTED with
+//!   `raftq-retry-after-ms`), client requests in progress by
+//!   [`ServerLimits::max_inflight_requests`] (refused the same way before
+//!   their body is read), and each connection by
+//!   [`ServerLimits::max_concurrent_streams`].
 
 pub mod clock;
 mod cluster_service;
@@ -36,6 +42,7 @@ mod error;
 mod node;
 mod queue_service;
 mod rpc_metrics;
+mod shed;
 mod subscribe;
 mod telemetry;
 mod ticker;
@@ -57,7 +64,10 @@ use tokio_stream::Stream;
 use tonic::transport::server::Connected;
 
 pub use clock::{Clock, SystemClock};
-pub use node::{Node, QueueMachine};
+pub use node::{
+    Node, OVERLOAD_RETRY_AFTER_MS, PROPOSAL_BYTES_PENDING_MAX_DEFAULT, PROPOSALS_PENDING_MAX_DEFAULT, ProposalLimits,
+    ProposalQueueStats, QueueMachine,
+};
 pub use queue_service::{CLIENT_MESSAGE_BYTES_MAX, RECEIVE_WAIT_MS_MAX};
 pub use telemetry::{QUEUES_WITH_METRICS_MAX, enable_metrics_sampler};
 
@@ -70,6 +80,44 @@ pub struct ServerConfig {
     pub peers: Peers,
     pub raft: RaftSettings,
     pub cluster_name: String,
+    pub limits: ServerLimits,
+}
+
+/// Default HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` of the gRPC listener.
+pub const MAX_CONCURRENT_STREAMS_DEFAULT: u32 = 1_000;
+/// Default most client-API requests in progress on a node at once.
+pub const MAX_INFLIGHT_REQUESTS_DEFAULT: usize = 4_096;
+
+/// The fewest concurrent streams a connection may be allowed (a peer's Raft
+/// traffic needs a few at once).
+pub const MAX_CONCURRENT_STREAMS_MIN: u32 = 16;
+
+/// Bounds on what one node holds for its clients, so a burst meets
+/// backpressure instead of growing memory (PRODUCT.md §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// The proposal queue (commands waiting for a log entry).
+    pub proposals: ProposalLimits,
+    /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` per connection: requests
+    /// and streams one connection may have open at once. A client's further
+    /// requests wait on the client's side (HTTP/2 flow control), not here.
+    pub max_concurrent_streams: u32,
+    /// Most client-API (`Queue`) requests in progress at once over all
+    /// connections; one more is refused before its body is read, with
+    /// RESOURCE_EXHAUSTED and `raftq-retry-after-ms`. A long poll holds its
+    /// slot while it waits. Raft, `Cluster`, health and reflection are never
+    /// refused.
+    pub max_inflight_requests: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            proposals: ProposalLimits::default(),
+            max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT,
+            max_inflight_requests: MAX_INFLIGHT_REQUESTS_DEFAULT,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -84,6 +132,15 @@ impl ServerConfig {
             || self.raft.election_timeout_max_ms <= self.raft.election_timeout_min_ms
         {
             return Err(ServerError::Config("need heartbeat < election timeout min < max".into()));
+        }
+        let limits = &self.limits;
+        if limits.proposals.commands_max == 0 || limits.proposals.bytes_max == 0 || limits.max_inflight_requests == 0 {
+            return Err(ServerError::Config("the proposal queue and in-flight request bounds must be positive".into()));
+        }
+        if limits.max_concurrent_streams < MAX_CONCURRENT_STREAMS_MIN {
+            return Err(ServerError::Config(format!(
+                "max concurrent streams must be at least {MAX_CONCURRENT_STREAMS_MIN}"
+            )));
         }
         Ok(())
     }
@@ -125,7 +182,7 @@ where
     let raft = Raft::new(config.node_id, raft_config, network, log_store, state_machine)
         .await
         .map_err(|e| ServerError::Raft(e.to_string()))?;
-    let node = Arc::new(Node::new(config.node_id, raft.clone(), clock));
+    let node = Arc::new(Node::with_limits(config.node_id, raft.clone(), clock, config.limits.proposals));
 
     let bootstrap_raft = raft.clone();
     let (node_id, peers) = (config.node_id, config.peers.clone());
@@ -162,7 +219,9 @@ where
         died
     };
     let serving = tonic::transport::Server::builder()
+        .max_concurrent_streams(config.limits.max_concurrent_streams)
         .layer(rpc_metrics::RpcMetricsLayer)
+        .layer(shed::ShedLayer::new(config.limits.max_inflight_requests))
         .add_service(queue_service::QueueService::server(node.clone()))
         .add_service(cluster_service::ClusterService::server(node.clone()))
         .add_service(TransportService::server(raft.clone()))

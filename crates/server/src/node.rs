@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
@@ -52,7 +53,110 @@ const _: () = assert!(raftq_core::limits::CLIENT_MESSAGE_BYTES_MAX < raftq_raft:
 /// A command waiting to be written, with where its answer goes.
 struct Proposal {
     command: Command,
+    /// Its [`command_bytes`], counted in the queue's depth until it is
+    /// taken into an entry.
+    bytes: usize,
     reply: tokio::sync::oneshot::Sender<Result<Outcome, Status>>,
+}
+
+/// Default bound on the commands waiting in a node's proposal queue.
+pub const PROPOSALS_PENDING_MAX_DEFAULT: usize = 10_000;
+/// Default bound on the bytes of the commands waiting in a node's proposal
+/// queue (as `command_bytes` counts them: their encoded size).
+pub const PROPOSAL_BYTES_PENDING_MAX_DEFAULT: usize = 64 * 1024 * 1024;
+/// What an overloaded node tells the client to wait before retrying, in
+/// metadata [`raftq_proto::RETRY_AFTER_MS_METADATA_KEY`].
+pub const OVERLOAD_RETRY_AFTER_MS: u64 = 100;
+
+/// Bounds of a node's proposal queue: the commands waiting for a log entry
+/// (entries in flight are bounded apart, by [`ENTRIES_IN_FLIGHT_MAX`],
+/// [`COMMANDS_PER_ENTRY_MAX`] and [`ENTRY_BYTES_MAX`]). A proposal that
+/// would pass either bound is refused at once with RESOURCE_EXHAUSTED
+/// (metadata `raftq-retry-after-ms`); nothing is buffered past them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProposalLimits {
+    /// Most commands waiting.
+    pub commands_max: usize,
+    /// Most command bytes waiting. A single command bigger than this is
+    /// still admitted into an empty queue, so no valid command is refused
+    /// forever.
+    pub bytes_max: usize,
+}
+
+impl Default for ProposalLimits {
+    fn default() -> Self {
+        Self { commands_max: PROPOSALS_PENDING_MAX_DEFAULT, bytes_max: PROPOSAL_BYTES_PENDING_MAX_DEFAULT }
+    }
+}
+
+/// The proposal queue's depth, and what it refused.
+#[derive(Debug, Default)]
+struct Pending {
+    depth: std::sync::Mutex<Depth>,
+    rejected_total: AtomicU64,
+}
+
+/// Commands and bytes waiting, and the most commands waiting since the
+/// last [`Node::proposal_queue`] call that took the peak.
+#[derive(Clone, Copy, Debug, Default)]
+struct Depth {
+    commands: usize,
+    bytes: usize,
+    peak_commands: usize,
+}
+
+/// A snapshot of a node's proposal queue, for metrics and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProposalQueueStats {
+    /// Commands waiting now.
+    pub commands: usize,
+    /// Their bytes.
+    pub bytes: usize,
+    /// The most commands waiting at once since the peak was last taken.
+    pub peak_commands: usize,
+    /// Proposals refused because the queue was full, since the node started.
+    pub rejected_total: u64,
+    pub limits: ProposalLimits,
+}
+
+impl Pending {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Depth> {
+        self.depth.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Admits a command of `bytes` if both bounds allow, else says why not.
+    fn admit(&self, bytes: usize, limits: &ProposalLimits) -> Result<(), Status> {
+        let mut depth = self.lock();
+        let fits = depth.commands < limits.commands_max
+            && (depth.commands == 0 || depth.bytes.saturating_add(bytes) <= limits.bytes_max);
+        if !fits {
+            let (commands, pending_bytes) = (depth.commands, depth.bytes);
+            drop(depth);
+            self.rejected_total.fetch_add(1, Ordering::Relaxed);
+            return Err(error::overloaded(&format!(
+                "the node's proposal queue is full ({commands} commands / {pending_bytes} bytes pending, \
+                 limits {} / {}); retry with backoff",
+                limits.commands_max, limits.bytes_max
+            )));
+        }
+        depth.commands += 1;
+        depth.bytes += bytes;
+        depth.peak_commands = depth.peak_commands.max(depth.commands);
+        Ok(())
+    }
+
+    /// A command of `bytes` left the queue (into an entry, or dropped).
+    fn release(&self, bytes: usize) {
+        let mut depth = self.lock();
+        depth.commands -= 1;
+        depth.bytes -= bytes;
+    }
+}
+
+/// Takes a proposal out of the queue's depth.
+fn dequeued(pending: &Pending, proposal: Proposal) -> Proposal {
+    pending.release(proposal.bytes);
+    proposal
 }
 
 /// The local node as the services see it.
@@ -61,6 +165,8 @@ pub struct Node<SM: QueueMachine> {
     pub raft: Raft<TypeConfig, SM>,
     stamps: Arc<Stamps>,
     proposals: tokio::sync::mpsc::UnboundedSender<Proposal>,
+    pending: Arc<Pending>,
+    limits: ProposalLimits,
 }
 
 impl<SM: QueueMachine> fmt::Debug for Node<SM> {
@@ -70,14 +176,38 @@ impl<SM: QueueMachine> fmt::Debug for Node<SM> {
 }
 
 impl<SM: QueueMachine> Node<SM> {
-    /// Starts the node's proposer task (group commit); call inside the
-    /// runtime. It ends when the node is dropped.
+    /// Starts the node's proposer task (group commit) with the default
+    /// [`ProposalLimits`]; call inside the runtime. It ends when the node is
+    /// dropped.
     pub fn new(id: u64, raft: Raft<TypeConfig, SM>, clock: Arc<dyn Clock>) -> Self {
+        Self::with_limits(id, raft, clock, ProposalLimits::default())
+    }
+
+    /// [`Node::new`] with these bounds on the proposal queue.
+    pub fn with_limits(id: u64, raft: Raft<TypeConfig, SM>, clock: Arc<dyn Clock>, limits: ProposalLimits) -> Self {
         let stamps = Arc::new(Stamps::new(clock));
         tokio::spawn(watch_applied(raft.clone(), stamps.clone()));
+        // Unbounded as a channel, bounded by admission: `propose` counts
+        // every command in (by count and bytes) and refuses past `limits`.
         let (proposals, queued) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(propose_in_groups(raft.clone(), stamps.clone(), queued));
-        Self { id, raft, stamps, proposals }
+        let pending = Arc::new(Pending::default());
+        tokio::spawn(propose_in_groups(raft.clone(), stamps.clone(), queued, pending.clone()));
+        Self { id, raft, stamps, proposals, pending, limits }
+    }
+
+    /// The proposal queue's depth and refusals; takes the peak (the next
+    /// call's peak starts from the depth now).
+    pub fn proposal_queue(&self) -> ProposalQueueStats {
+        let mut depth = self.pending.lock();
+        let stats = ProposalQueueStats {
+            commands: depth.commands,
+            bytes: depth.bytes,
+            peak_commands: depth.peak_commands,
+            rejected_total: self.pending.rejected_total.load(Ordering::Relaxed),
+            limits: self.limits,
+        };
+        depth.peak_commands = depth.commands;
+        stats
     }
 
     /// What the next entry's time would be (for deciding when a timer is
@@ -97,12 +227,20 @@ impl<SM: QueueMachine> Node<SM> {
     /// proposed concurrently share log entries (see
     /// [`ENTRIES_IN_FLIGHT_MAX`]); each still gets its own answer, and one
     /// command's refusal does not affect the others.
+    ///
+    /// Backpressure: if the proposal queue holds its bound of commands or
+    /// bytes ([`ProposalLimits`]), the command is refused at once with
+    /// RESOURCE_EXHAUSTED carrying `raftq-retry-after-ms` (nothing was
+    /// proposed; a retry is safe for any command).
     pub async fn propose(&self, command: Command) -> Result<Outcome, Status> {
         command.validate().map_err(error::queue_error)?;
+        let bytes = command_bytes(&command);
+        self.pending.admit(bytes, &self.limits)?;
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.proposals
-            .send(Proposal { command, reply })
-            .map_err(|_| Status::unavailable("the node is shutting down"))?;
+        if let Err(unsent) = self.proposals.send(Proposal { command, bytes, reply }) {
+            self.pending.release(unsent.0.bytes);
+            return Err(Status::unavailable("the node is shutting down"));
+        }
         // Dropped after it was queued: it may already be in an entry.
         answer.await.map_err(|_| error::outcome_unknown("the node stopped while the request was in flight", None))?
     }
@@ -177,13 +315,15 @@ impl<SM: QueueMachine> Node<SM> {
     }
 }
 
-/// The bytes a command adds to an entry, roughly: its message bodies and
-/// attributes (everything else is small).
+/// The bytes a command adds to an entry: its encoded size, exactly (a
+/// sizing pass over the command, no copy). An estimate that undercounted
+/// (every non-publish command was 64 bytes, but an Ack of 1,000 receipts is
+/// about 150 KB) let 1,024 such commands make an entry far larger than an
+/// AppendEntries may carry: replicating it failed every time.
 fn command_bytes(command: &Command) -> usize {
-    match command {
-        Command::Publish { messages, .. } => messages.iter().map(|m| m.size_bytes() + 64).sum(),
-        _ => 64,
-    }
+    // Sizing into a counter cannot fail for our types; if it ever did,
+    // count the command as a full entry so it goes alone.
+    postcard::experimental::serialized_size(command).unwrap_or(ENTRY_BYTES_MAX)
 }
 
 /// The proposer: takes every proposal queued while the previous entries
@@ -193,6 +333,7 @@ async fn propose_in_groups<SM: QueueMachine>(
     raft: Raft<TypeConfig, SM>,
     stamps: Arc<Stamps>,
     mut queued: tokio::sync::mpsc::UnboundedReceiver<Proposal>,
+    pending: Arc<Pending>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(ENTRIES_IN_FLIGHT_MAX));
     let mut carried: Option<Proposal> = None;
@@ -201,15 +342,16 @@ async fn propose_in_groups<SM: QueueMachine>(
         let first = match carried.take() {
             Some(proposal) => proposal,
             None => match queued.recv().await {
-                Some(proposal) => proposal,
+                Some(proposal) => dequeued(&pending, proposal),
                 None => return,
             },
         };
-        let mut bytes = command_bytes(&first.command);
+        let mut bytes = first.bytes;
         let mut group = vec![first];
         while group.len() < COMMANDS_PER_ENTRY_MAX {
             let Ok(next) = queued.try_recv() else { break };
-            let next_bytes = command_bytes(&next.command);
+            let next = dequeued(&pending, next);
+            let next_bytes = next.bytes;
             if bytes + next_bytes > ENTRY_BYTES_MAX {
                 carried = Some(next);
                 break;
@@ -321,5 +463,28 @@ pub struct MetricsWatch {
 impl fmt::Debug for MetricsWatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MetricsWatch").field("seen", &self.seen).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod command_size_tests {
+    use raftq_core::Receipt;
+    use raftq_core::limits::{ACK_RECEIPTS_MAX, QUEUE_NAME_BYTES_MAX};
+
+    use super::*;
+
+    /// Every command is counted at least at its encoded size, so a group
+    /// under `ENTRY_BYTES_MAX` by this count is under it on the wire. It was
+    /// 64 bytes for anything but a publish.
+    #[test]
+    fn a_full_ack_is_counted_at_its_encoded_size() {
+        let receipt = |id| Receipt { queue: "q".repeat(QUEUE_NAME_BYTES_MAX), message_id: id, attempt: 1 };
+        let ack = Command::Ack { receipts: (1..=ACK_RECEIPTS_MAX as u64).map(receipt).collect() };
+        let encoded = postcard::to_stdvec(&ack).unwrap().len();
+        assert_eq!(command_bytes(&ack), encoded);
+        assert!(encoded > ACK_RECEIPTS_MAX * QUEUE_NAME_BYTES_MAX, "{encoded}");
+        // 1,024 of these (the most commands per entry) are far past an
+        // entry's bytes, so group commit splits them into several entries.
+        assert!(COMMANDS_PER_ENTRY_MAX * encoded > ENTRY_BYTES_MAX);
     }
 }

@@ -52,12 +52,16 @@ async fn sample<SM: QueueMachine>(node: Arc<Node<SM>>, mut stop: watch::Receiver
             _ = stop.changed() => return,
         }
         record_raft(&node);
+        record_proposals(&node);
         if n.is_multiple_of(QUEUE_SAMPLE_EVERY_RAFT_SAMPLES) {
             // A local read: metrics may lag a little, and must not cost a
             // read-index round trip.
-            let read = node.local_read(|state| state.list_queues("", "", QUEUES_WITH_METRICS_MAX).0).await;
-            if let Ok(queues) = read {
+            let read = node
+                .local_read(|state| (state.list_queues("", "", QUEUES_WITH_METRICS_MAX).0, state.dedup_keys()))
+                .await;
+            if let Ok((queues, dedup_keys)) = read {
                 record_queues(&queues);
+                gauge!("raftq_dedup_keys").set(dedup_keys as f64);
             }
         }
         n = n.wrapping_add(1);
@@ -88,6 +92,18 @@ fn record_raft<SM: QueueMachine>(node: &Node<SM>) {
     }
 }
 
+/// The proposal queue: depth now, its peak since the last sample, the
+/// bounds, and refusals (backpressure).
+fn record_proposals<SM: QueueMachine>(node: &Node<SM>) {
+    let q = node.proposal_queue();
+    gauge!("raftq_proposals_pending").set(q.commands as f64);
+    gauge!("raftq_proposals_pending_bytes").set(q.bytes as f64);
+    gauge!("raftq_proposals_pending_peak").set(q.peak_commands as f64);
+    gauge!("raftq_proposals_pending_max").set(q.limits.commands_max as f64);
+    gauge!("raftq_proposals_pending_bytes_max").set(q.limits.bytes_max as f64);
+    counter!("raftq_proposals_rejected_total").absolute(q.rejected_total);
+}
+
 fn record_queues(queues: &[QueueInfo]) {
     gauge!("raftq_queues").set(queues.len() as f64);
     for info in queues {
@@ -109,6 +125,7 @@ fn record_queues(queues: &[QueueInfo]) {
             ("raftq_queue_expired_total", s.expired_total),
             ("raftq_queue_dead_lettered_total", s.dead_lettered_total),
             ("raftq_queue_duplicates_total", s.duplicates_total),
+            ("raftq_queue_dedup_evicted_total", s.dedup_evicted_total),
         ] {
             counter!(name, "queue" => queue.clone()).absolute(value);
         }

@@ -25,6 +25,7 @@ async fn serve_returns_an_error_when_raft_dies_of_a_storage_failure() {
         peers: [(1, addr.clone())].into_iter().collect(),
         raft: RaftSettings::default(),
         cluster_name: "fatal-test".into(),
+        limits: Default::default(),
     };
     let server = tokio::spawn(raftq_server::serve(
         config,
