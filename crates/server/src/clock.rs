@@ -105,9 +105,11 @@ pub(crate) struct Stamps {
 struct Last {
     /// The term the last stamp was made in; `None` before the first.
     term: Option<u64>,
-    /// Monotonic ms when this node last saw an entry applied while it knew
-    /// a leader: evidence of how old the state's time is at a takeover.
-    applied_seen_ms: Option<u64>,
+    /// A state time this node saw applied live under a known leader, and
+    /// the monotonic ms when it first saw it: evidence of how much time has
+    /// passed since, at a takeover. Only a change of the state's time counts
+    /// (entries without a time — blank, membership — do not refresh it).
+    time_seen: Option<(u64, u64)>,
     /// The last stamp, and the monotonic time it was made at.
     stamp_ms: u64,
     monotonic_ms: u64,
@@ -145,17 +147,22 @@ impl Stamps {
         } else {
             let state_ms = state_ms.unwrap_or(0);
             let floor = state_ms.max(last.stamp_ms);
-            let estimate = last.applied_seen_ms.map(|seen| state_ms.saturating_add(monotonic_ms.saturating_sub(seen)));
+            let estimate = last.time_seen.map(|(seen_ms, at)| seen_ms.saturating_add(monotonic_ms.saturating_sub(at)));
             takeover_stamp(floor, estimate, wall_ms)
         };
         *last = Last { term: Some(term), stamp_ms, monotonic_ms, ..*last };
         stamp_ms
     }
 
-    /// Records that an entry was just applied while a leader was known.
-    pub(crate) fn saw_applied(&self) {
+    /// Records the state's time, read just after an entry was applied live
+    /// under a known leader. Kept only when it differs from the time already
+    /// recorded, so the record says when this time was *first* seen.
+    pub(crate) fn saw_state_time(&self, state_ms: u64) {
         let now = self.clock.monotonic_ms();
-        self.lock().applied_seen_ms = Some(now);
+        let mut last = self.lock();
+        if last.time_seen.is_none_or(|(seen_ms, _)| seen_ms != state_ms) {
+            last.time_seen = Some((state_ms, now));
+        }
     }
 
     /// What the next stamp would be if this term goes on (for deciding when
@@ -262,7 +269,7 @@ mod tests {
         // Behind: takes the time it saw pass, never its own wall clock, and
         // time keeps moving.
         let (clock, stamps) = new_stamps(5_000);
-        stamps.saw_applied();
+        stamps.saw_state_time(state_ms);
         clock.pass(300);
         assert_eq!(stamps.next(3, Some(state_ms)), state_ms + 300);
         clock.pass(100);
@@ -270,7 +277,7 @@ mod tests {
 
         // Ahead by a day: steps from its estimate by at most the bound.
         let (clock, stamps) = new_stamps(state_ms + DAY_MS);
-        stamps.saw_applied();
+        stamps.saw_state_time(state_ms);
         clock.pass(2_000);
         let first = stamps.next(4, Some(state_ms));
         assert_eq!(first, state_ms + 2_000 + TAKEOVER_STEP_MAX_MS);
@@ -281,7 +288,7 @@ mod tests {
 
         // Right: the estimate covers an idle gap, the wall clock is taken.
         let (clock, stamps) = new_stamps(state_ms);
-        stamps.saw_applied();
+        stamps.saw_state_time(state_ms);
         clock.pass(60_000);
         assert_eq!(stamps.next(7, Some(state_ms)), state_ms + 60_000);
     }
@@ -297,7 +304,7 @@ mod tests {
         assert_eq!(stamps.next(9, Some(state_ms)), state_ms);
         // A new cluster's state has no time yet: the wall clock.
         let (_, stamps) = new_stamps(state_ms);
-        stamps.saw_applied();
+        stamps.saw_state_time(state_ms);
         assert_eq!(stamps.next(1, Some(0)), state_ms);
     }
 
@@ -315,5 +322,44 @@ mod tests {
         assert_eq!(takeover_stamp(u64::MAX - 1, Some(u64::MAX - 1), 0), u64::MAX - 1);
         assert_eq!(takeover_stamp(u64::MAX - 1, Some(u64::MAX), u64::MAX), u64::MAX);
         assert_eq!(takeover_stamp(u64::MAX - 1, None, u64::MAX), u64::MAX);
+    }
+}
+
+#[cfg(test)]
+mod evidence_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    #[derive(Debug, Default)]
+    struct Clocks(AtomicU64);
+
+    impl Clock for Clocks {
+        fn now_ms(&self) -> u64 {
+            1_000_000 + self.0.load(Ordering::SeqCst)
+        }
+        fn monotonic_ms(&self) -> u64 {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    /// Found by the simulation (seed 558): entries without a time (blank,
+    /// membership) applied for 5 s while no timed entry committed made the
+    /// evidence look fresh, and a new leader set the cluster's time back to
+    /// the last timed entry's, seconds in the past. Only a change of the state's time refreshes the evidence.
+    #[test]
+    fn entries_without_time_do_not_make_old_time_look_fresh() {
+        let clocks = Arc::new(Clocks::default());
+        let stamps = Stamps::new(clocks.clone());
+        let state_ms = 1_000_000;
+        stamps.saw_state_time(state_ms);
+        for _ in 0..80 {
+            clocks.0.fetch_add(100, Ordering::SeqCst);
+            stamps.saw_state_time(state_ms); // a blank or membership entry
+        }
+        // 8 s passed, more than a takeover may step beyond its estimate: with
+        // the estimate refreshed by every entry, time came out 3 s behind.
+        assert_eq!(stamps.next(2, Some(state_ms)), state_ms + 8_000, "the 8 s that passed are counted");
     }
 }

@@ -368,30 +368,45 @@ async fn propose_in_groups<SM: QueueMachine>(
     }
 }
 
-/// Tells `stamps` each time an entry this node received live (beyond the
-/// log it had on disk when it started, which it may be replaying now) is
-/// applied under a known leader: the evidence a takeover estimates the
-/// time from ([`crate::clock`]). Ends when Raft stops.
+/// Tells `stamps` the state's time each time an entry this node received
+/// live (beyond the log it had on disk when it started, which it may be
+/// replaying now) is applied under a known leader: the evidence a takeover
+/// estimates the time from ([`crate::clock`]). Ends when Raft stops.
 async fn watch_applied<SM: QueueMachine>(raft: Raft<TypeConfig, SM>, stamps: Arc<Stamps>) {
     let mut metrics = raft.metrics();
     let on_disk_at_start = metrics.borrow_watched().last_log_index;
     let mut seen = None;
     loop {
-        {
+        let live = {
             let m = metrics.borrow_watched();
             let applied = m.last_applied.as_ref().map(|id| id.index);
-            if applied != seen {
-                seen = applied;
-                if applied > on_disk_at_start && m.current_leader.is_some() {
-                    stamps.saw_applied();
-                }
+            let changed = applied != seen;
+            seen = applied;
+            changed && applied > on_disk_at_start && m.current_leader.is_some()
+        };
+        if live {
+            let state_ms = raft
+                .with_state_machine(|sm: &mut SM| {
+                    let now_ms = sm.queue_state().now_ms();
+                    Box::pin(async move { now_ms })
+                })
+                .await;
+            match state_ms {
+                Ok(state_ms) => stamps.saw_state_time(state_ms),
+                Err(_) => return,
             }
+            // At most one read of the state per interval: the first time a
+            // state time is seen is then known to within this much.
+            tokio::time::sleep(TIME_EVIDENCE_INTERVAL).await;
         }
         if metrics.changed().await.is_err() {
             return;
         }
     }
 }
+
+/// How often `watch_applied` reads the state's time at most.
+const TIME_EVIDENCE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The time for the next entry: see [`crate::clock`]. At the first entry of
 /// a term it reads the state's time (once per term).
