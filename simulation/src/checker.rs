@@ -32,6 +32,9 @@ const EXAMPLES_MAX: usize = 5;
 /// Hosts' clocks agree to within a simulation tick; an ack is judged late
 /// only when it was sent this much after the deadline.
 const CLOCK_SLOP_MS: u64 = 2;
+/// The window before an ack in which Receives tell how far the cluster's
+/// time runs behind real time.
+const LAG_WINDOW_MS: u64 = 1_000;
 
 /// The checker's verdict on one history.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -204,6 +207,24 @@ fn check_leases(ops: &[Op], deliveries: &[Delivery<'_>], findings: &mut Findings
             findings.add("lease handed out twice", format!("{:?}", delivery.delivered.lease));
         }
     }
+    // How far the cluster's time ran behind real time around each moment:
+    // a wall clock set back slows it by up to 1 % (crates/server/src/
+    // clock.rs), so a lease may last that much longer in real time. For
+    // each Receive: its completion, and completion minus the time the
+    // server stamped (real-time lag plus the answer's latency).
+    let mut lags: Vec<(u64, u64)> = deliveries
+        .iter()
+        .map(|d| {
+            let stamped_ms = d.delivered.lease_deadline_ms.saturating_sub(d.lease_ms);
+            (d.completed_ms, d.completed_ms.saturating_sub(stamped_ms))
+        })
+        .collect();
+    lags.sort_unstable();
+    let lag_near = |at_ms: u64| {
+        let from = lags.partition_point(|(t, _)| *t < at_ms.saturating_sub(LAG_WINDOW_MS));
+        let to = lags.partition_point(|(t, _)| *t <= at_ms);
+        lags[from..to].iter().map(|(_, lag)| *lag).min().unwrap_or(0)
+    };
     let mut ended_early: BTreeSet<&Lease> = BTreeSet::new();
     let mut extended: BTreeSet<&Lease> = BTreeSet::new();
     let mut acked: BTreeMap<(&str, u64), u32> = BTreeMap::new();
@@ -219,7 +240,7 @@ fn check_leases(ops: &[Op], deliveries: &[Delivery<'_>], findings: &mut Findings
                 acked.insert((&lease.queue, lease.id), lease.attempt);
                 let Some(delivery) = by_lease.get(lease) else { continue };
                 let deadline_ms = delivery.delivered.lease_deadline_ms;
-                if !extended.contains(lease) && op.invoked_ms >= deadline_ms + CLOCK_SLOP_MS {
+                if !extended.contains(lease) && op.invoked_ms >= deadline_ms + CLOCK_SLOP_MS + lag_near(op.invoked_ms) {
                     findings.add(
                         "stale receipt accepted (ack sent after the lease deadline succeeded)",
                         format!("{lease:?} deadline {deadline_ms} ack invoked at {}", op.invoked_ms),
