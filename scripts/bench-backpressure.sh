@@ -14,27 +14,13 @@
 #   connection, for a client binary without `--connections`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target="${CARGO_TARGET_DIR:-target}"
-server_bin="${RAFTQ_SERVER_BIN:-$target/release/raftq}"
+source scripts/lib.sh
+server_bin="${RAFTQ_SERVER_BIN:-$CARGO_TARGET_DIR/release/raftq}"
 bench_bin="${RAFTQ_BENCH_BIN:-$server_bin}"
 messages="${RAFTQ_BENCH_MESSAGES:-300000}"
 port="${RAFTQ_BENCH_PORT:-7500}"
 connections="${RAFTQ_BENCH_CONNECTIONS:-50}"
-servers="127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2)),127.0.0.1:$((port + 3))"
-data="$(mktemp -d "${TMPDIR:-/var/tmp}/raftq-bp.XXXXXX")"
-
-"$server_bin" dev --data-dir "$data" --base-port "$port" >"$data/dev.log" 2>&1 &
-dev=$!
-cleanup() {
-    kill "$dev" 2>/dev/null || true
-    wait "$dev" 2>/dev/null || true
-    rm -rf "$data"
-}
-trap cleanup EXIT
-for _ in $(seq 1 100); do
-    "$bench_bin" --servers "$servers" cluster status >/dev/null 2>&1 && break
-    sleep 0.2
-done
+start_dev_cluster "$server_bin" "$port" "$bench_bin"
 
 set +e
 "$bench_bin" --servers "$servers" --json bench --scenario end-to-end --size 1024 --messages "$messages" \

@@ -14,22 +14,7 @@ cargo build --release -p raftq
 raftq="$CARGO_TARGET_DIR/release/raftq"
 messages="${RAFTQ_BENCH_MESSAGES:-100000}"
 json="${RAFTQ_BENCH_JSON:-$CARGO_TARGET_DIR/bench.jsonl}"
-data="$(mktemp -d "${TMPDIR:-/var/tmp}/raftq-bench.XXXXXX")"
-port=7400
-servers="127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403"
-
-"$raftq" dev --data-dir "$data" --base-port "$port" >"$data/dev.log" 2>&1 &
-dev=$!
-cleanup() {
-    kill "$dev" 2>/dev/null || true
-    wait "$dev" 2>/dev/null || true
-    rm -rf "$data"
-}
-trap cleanup EXIT
-for _ in $(seq 1 100); do
-    "$raftq" --servers "$servers" cluster status >/dev/null 2>&1 && break
-    sleep 0.2
-done
+start_dev_cluster "$raftq" 7400
 
 : >"$json"
 bench() { # name, flags...

@@ -25,3 +25,28 @@ ensure_system_packages() {
 # RocksDB's C++ compiles once. The target dir may live outside the clone so
 # later runs on the same machine reuse it.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(pwd)/target}"
+
+# Starts a fresh three-node `raftq dev` cluster on loopback ports PORT+1..3
+# with binary BIN (data in a temporary dir, removed on exit) and waits until
+# it answers, asked with CLIENT_BIN (default BIN). Sets `dev` (its pid),
+# `data` (its dir) and `servers` (the client address list).
+# Usage: start_dev_cluster BIN PORT [CLIENT_BIN]
+start_dev_cluster() {
+    local bin="$1" port="$2" client="${3:-$1}"
+    servers="127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2)),127.0.0.1:$((port + 3))"
+    data="$(mktemp -d "${TMPDIR:-/var/tmp}/raftq-dev.XXXXXX")"
+    "$bin" dev --data-dir "$data" --base-port "$port" >"$data/dev.log" 2>&1 &
+    dev=$!
+    trap stop_dev_cluster EXIT
+    for _ in $(seq 1 100); do
+        "$client" --servers "$servers" cluster status >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+}
+
+# Stops the cluster `start_dev_cluster` started and removes its data.
+stop_dev_cluster() {
+    kill "$dev" 2>/dev/null || true
+    wait "$dev" 2>/dev/null || true
+    rm -rf "$data"
+}
