@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use futures_util::{Stream, StreamExt};
 use openraft::OptionalSend;
 use openraft::storage::{EntryResponder, RaftStateMachine};
-use raftq_core::QueueState;
 use raftq_server::{Clock, QueueMachine, ServerConfig};
 use raftq_storage::{
     LogId, MemDisk, MemStateMachine, MemStore, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig,
@@ -108,7 +107,7 @@ pub struct Observed {
     /// Set by the final check: record a digest after every apply.
     pub record_digests: bool,
     /// Applied index → state digest, the newest [`DIGESTS_KEPT`].
-    pub digests: BTreeMap<u64, [u8; 32]>,
+    pub digests: BTreeMap<u64, [u8; 16]>,
     /// The first broken core invariant seen while recording digests.
     pub invariant_error: Option<String>,
     /// A committed log record the nemesis corrupted: the next start must be
@@ -281,13 +280,16 @@ impl ObservedMachine {
         let mut observed = self.node.observed();
         observed.applied = applied;
         if observed.record_digests {
-            let state = self.inner.state();
-            observed.digests.insert(applied, state.digest());
+            let digest = self.inner.reader().digest();
+            match digest {
+                Ok(digest) => _ = observed.digests.insert(applied, digest),
+                Err(e) => observed.violations.push(format!("node {}: reading the digest: {e}", self.node.id)),
+            }
             while observed.digests.len() > DIGESTS_KEPT {
                 observed.digests.pop_first();
             }
             if observed.invariant_error.is_none()
-                && let Err(e) = state.check_invariants()
+                && let Err(e) = raftq_core::check_invariants(self.inner.store(), raftq_core::DedupCaps::default())
             {
                 observed.invariant_error = Some(format!("at applied index {applied}: {e}"));
             }
@@ -296,8 +298,8 @@ impl ObservedMachine {
 }
 
 impl QueueMachine for ObservedMachine {
-    fn queue_state(&self) -> &QueueState {
-        self.inner.state()
+    fn reader(&self) -> raftq_core::read::Reader<'_> {
+        self.inner.reader()
     }
 }
 

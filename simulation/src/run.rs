@@ -324,7 +324,7 @@ impl Driver {
         }
         let Some(members) = self.shared.final_members() else { return (problems, Vec::new()) };
         let live = crate::node::live_members(&self.nodes, &members, &self.shared.dead());
-        let digests: Vec<(u64, BTreeMap<u64, [u8; 32]>)> =
+        let digests: Vec<(u64, BTreeMap<u64, [u8; 16]>)> =
             live.iter().map(|node| (node.id, node.observed().digests.clone())).collect();
         let common = digests
             .iter()

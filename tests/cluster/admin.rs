@@ -63,7 +63,7 @@ async fn replicas_report_equal_digests_at_equal_applied_index() {
         panic!("replicas did not agree: {check:?}");
     };
     assert_eq!(nodes.iter().map(|n| n.node_id).collect::<Vec<_>>(), [1, 2, 3]);
-    assert_eq!(digest.len(), 64, "hex SHA-256: {digest}");
+    assert_eq!(digest.len(), 32, "a 16-byte digest in hex: {digest}");
     assert!(applied_index > MESSAGES as u64 / 50, "applied index {applied_index}");
     eprintln!("[digests] 3 replicas at applied index {applied_index}: {digest}");
 

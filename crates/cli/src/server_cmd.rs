@@ -10,7 +10,7 @@ use clap::Args;
 use raftq_raft::RaftSettings;
 use raftq_raft::network::TcpConnector;
 use raftq_server::{ProposalLimits, ServerConfig, ServerLimits, SystemClock};
-use raftq_storage::rocks::RocksStore;
+use raftq_storage::rocks::{RocksStore, StoreOptions};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -32,6 +32,13 @@ pub struct ServerArgs {
     /// Directory of this node's RocksDB; created if missing.
     #[arg(long, env = "RAFTQ_DATA_DIR")]
     pub data_dir: PathBuf,
+    /// RocksDB's memory, in MiB: block cache, memtables, index and filter
+    /// blocks, all inside this one budget however large the backlog. The
+    /// process needs some more for requests in flight (see
+    /// docs/storage.md); 256 suits a container limited to 512 MiB.
+    #[arg(long, env = "RAFTQ_MEMORY_BUDGET_MB", default_value_t = (raftq_storage::rocks::MEMORY_BUDGET_DEFAULT_BYTES >> 20) as u64,
+          value_parser = clap::value_parser!(u64).range(32..=1_048_576))]
+    pub memory_budget_mb: u64,
     /// The initial voters: `1=host:port,2=host:port,3=host:port`. On the
     /// first start of a fresh cluster the listed nodes form it; a restart
     /// recovers from the data dir. A node joining later lists the existing
@@ -163,7 +170,8 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         tracing::info!(node_id = config.node_id, "starting as a joining node (not in --peers)");
     }
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let (log_store, state_machine) = match RocksStore::open(&args.data_dir).await {
+    let options = StoreOptions { memory_budget_bytes: (args.memory_budget_mb as usize) << 20 };
+    let (log_store, state_machine) = match RocksStore::open_with(&args.data_dir, &options).await {
         Ok(store) => store,
         // A damaged data dir must never serve: say why and stop.
         Err(e) => bail!("refusing to start: {e}"),

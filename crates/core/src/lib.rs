@@ -1,9 +1,13 @@
 //! # raftq-core: the queue state machine
 //!
 //! All of raftq's queue semantics live here, as a pure function
-//! `QueueState::apply(entry_time_ms, &Command) -> Response`. The Raft layer
-//! feeds it committed log entries in order; every replica that applies the
-//! same entries holds byte-identical state (see `QueueState::digest`).
+//! [`apply`]`(txn, caps, entry_time_ms, &Command) -> Response` over an
+//! ordered key-value store ([`kv`]). The Raft layer feeds it committed log
+//! entries in order and writes each entry's changes as one batch (RocksDB on
+//! a real node, memory in the simulation); every replica that applies the
+//! same entries holds identical pairs (see [`kv`]'s digest). Reads
+//! ([`read::Reader`]) work over any consistent view. [`QueueState`] is the
+//! same over an in-memory store, for tests.
 //!
 //! ## Layout
 //! - [`limits`]: every bound, units last, checked against each other.
@@ -13,18 +17,23 @@
 //! - [`message`]: a stored message, its state and history.
 //! - [`response`]: what commands answer and reads return.
 //! - [`error`]: `QueueError`, the replicated rejections.
-//! - `queue`: one queue's messages and the indexes over them.
-//! - `state`: `QueueState`, `apply`, time and timers, queue admin, publish, reads.
+//! - [`kv`]: the key-value interface, the transaction overlay, the digest.
+//! - `keys`: the key layout (one table byte, big-endian integers).
+//! - `store`: the records, and the operations that keep indexes exact.
+//! - `state`: `apply`, time and timers, queue admin, publish; `QueueState`.
 //! - `delivery`: receive, ack, nack, extend, retry, dead letters, redrive.
+//! - [`read`]: the reads, over any consistent view.
+//! - `invariants`: the full-scan check of every index and count.
 //! - [`retry`]: exponential backoff with deterministic jitter.
-//! - `snapshot`: versioned, checksummed snapshots and the state digest.
+//! - `snapshot`: `QueueState`'s versioned, checksummed snapshots.
 //!
 //! ## Invariants
 //! - No I/O, clock, randomness, tokio, RocksDB or tonic: CI checks
 //!   `cargo tree -p raftq-core -e normal`. Time is the entry timestamp, and
 //!   the state never lets it go backwards.
-//! - Every map is ordered (`BTreeMap`/`BTreeSet`), so iteration, timer firing
-//!   and encoding are deterministic.
+//! - All state is ordered key-value pairs, so iteration, timer firing and
+//!   encoding are deterministic. Work per applied command is bounded (timers,
+//!   cleanup of purged queues, dedup expiry): nothing walks the backlog.
 //! - A rejection is a replicated answer that changes nothing but time.
 //! - A message leaves a queue only by ack, TTL, purge, queue delete, or
 //!   moving to a dead-letter queue (and back by redrive). Nothing else.
@@ -39,13 +48,17 @@ pub mod command;
 pub mod config;
 mod delivery;
 pub mod error;
+mod invariants;
+mod keys;
+pub mod kv;
 pub mod limits;
 pub mod message;
-mod queue;
+pub mod read;
 pub mod response;
 pub mod retry;
 mod snapshot;
 mod state;
+mod store;
 
 pub use command::{Command, NewMessage, Receipt};
 pub use config::{ConfigUpdate, Order, QueueConfig, validate_queue_name};
@@ -53,7 +66,12 @@ pub use error::QueueError;
 pub use message::{DeadLetterInfo, HistoryEvent, Message, MessageState, StateFilter};
 pub use response::{Delivery, NackOutcome, Outcome, PeekPage, PublishResult, QueueInfo, QueueStats, Response};
 pub use snapshot::{SNAPSHOT_FORMAT_VERSION, SnapshotError};
-pub use state::{DedupCaps, QueueState};
+pub use state::{DedupCaps, QueueState, apply};
+
+/// Checks every invariant of the state in a store by a full scan.
+pub fn check_invariants(kv: &dyn kv::KvRead, caps: DedupCaps) -> Result<(), String> {
+    invariants::check(kv, caps)
+}
 
 #[cfg(test)]
 mod tests;

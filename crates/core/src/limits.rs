@@ -97,7 +97,14 @@ pub const MAX_DELIVERIES_MAX: u32 = 10_000;
 pub const HISTORY_EVENTS_MAX: usize = 32;
 /// Timers (lease ends, delays, TTLs) one applied entry processes at most; the
 /// rest are processed by the next entries, so one entry never stalls apply.
-pub const TIMERS_PER_APPLY_MAX: usize = 10_000;
+pub const TIMERS_PER_APPLY_MAX: usize = 1_000;
+/// Left-behind messages and idempotency keys (of purged and deleted queues)
+/// one applied entry deletes at most; the server proposes ticks until none
+/// are left, so a purge of millions costs a bounded amount per entry.
+pub const CLEANUP_PER_APPLY_MAX: usize = 1_000;
+/// Expired idempotency keys one publish forgets at most; lookups ignore
+/// expired keys, so the rest wait for the next publishes harmlessly.
+pub const DEDUP_EXPIRE_PER_APPLY_MAX: usize = 1_000;
 
 const _: () = assert!(MESSAGE_BYTES_DEFAULT <= MESSAGE_BYTES_CAP);
 const _: () = assert!(MESSAGE_BYTES_CAP as usize <= PUBLISH_BYTES_MAX);

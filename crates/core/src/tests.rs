@@ -771,3 +771,57 @@ fn replicas_with_small_caps_evict_the_same_keys() {
 fn dedup_caps_must_nest() {
     let _ = QueueState::with_dedup_caps(DedupCaps { per_queue: 5, total: 4 });
 }
+
+/// Purge and delete used to walk every message of the queue in one apply:
+/// a queue of millions stalled every replica. Now they answer at once and
+/// the leftovers are deleted a bounded number per entry, driven by ticks.
+#[test]
+fn purge_and_delete_of_a_large_queue_cost_a_bounded_amount_per_entry() {
+    let n = 3 * CLEANUP_PER_APPLY_MAX + 10;
+    let mut s = with_queue(ConfigUpdate { message_ttl_ms: Some(3_600_000), ..Default::default() });
+    create(&mut s, T0, "other", ConfigUpdate { dedup_window_ms: Some(60_000), ..Default::default() });
+    for chunk in 0..n / 500 + 1 {
+        let messages: Vec<NewMessage> = (0..500).map(|i| keyed("x", &format!("k{chunk}-{i}"))).collect();
+        publish_all(&mut s, T0, "q", messages.clone());
+        publish_all(&mut s, T0, "other", messages);
+    }
+    receive(&mut s, T0, "q", 100);
+    let small = {
+        let mut empty = with_queue(ConfigUpdate::default());
+        create(&mut empty, T0, "other", ConfigUpdate::default());
+        empty.kv().len()
+    };
+    let answer = s.apply(T0 + 1, &Command::PurgeQueue { name: "q".into() }).expect("purge");
+    assert!(matches!(answer, Outcome::QueuePurged { messages_purged } if messages_purged as usize >= n));
+    assert_eq!(stats(&s, "q").ready, 0, "purged at once for every reader");
+    assert_eq!(s.peek("q", StateFilter::Any, 0, 10).unwrap().messages.len(), 0);
+    assert_eq!(s.next_timer_ms(), Some(T0 + 1), "leftovers make the leader tick now");
+    s.check_invariants().expect("invariants while cleaning up");
+    // Publishing goes on meanwhile; each entry deletes at most the bound.
+    let fresh = publish(&mut s, T0 + 2, "q", &["new"]);
+    let mut ticks = 0;
+    while s.next_timer_ms() == Some(s.now_ms()) {
+        let before = s.kv().len();
+        s.apply(T0 + 3, &Command::Tick).expect("tick");
+        assert!(before - s.kv().len() <= 4 * CLEANUP_PER_APPLY_MAX, "one entry deleted too much");
+        ticks += 1;
+        assert!(ticks < 100, "cleanup never ends");
+    }
+    assert!(ticks >= 2, "the cleanup took several entries ({ticks})");
+    s.check_invariants().expect("invariants after cleanup");
+    assert_eq!(ids(&receive(&mut s, T0 + 4, "q", 10)), fresh, "only the new message is left");
+    // Deleting a queue with many idempotency keys: the same.
+    let keys_before = s.dedup_keys();
+    assert!(keys_before >= n);
+    s.apply(T0 + 5, &Command::DeleteQueue { name: "other".into() }).expect("delete");
+    while s.next_timer_ms() == Some(s.now_ms()) {
+        s.apply(T0 + 6, &Command::Tick).expect("tick");
+    }
+    s.check_invariants().expect("invariants after delete");
+    assert_eq!(s.dedup_keys(), keys_before / 2, "the deleted queue's keys are gone, the other's kept");
+    s.apply(T0 + 7, &Command::DeleteQueue { name: "q".into() }).expect("delete");
+    while s.next_timer_ms() == Some(s.now_ms()) {
+        s.apply(T0 + 8, &Command::Tick).expect("tick");
+    }
+    assert!(s.kv().len() <= small, "the space came back: {} pairs left, {small} in a fresh state", s.kv().len());
+}

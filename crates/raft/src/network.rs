@@ -26,8 +26,12 @@ use crate::codec;
 /// Largest gRPC message the transport sends or accepts: an append of many
 /// entries or a snapshot chunk, with room to spare.
 pub const TRANSPORT_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
-/// Snapshot bytes per streamed chunk unless openraft asks for another size.
-pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+/// Snapshot bytes per streamed chunk (the store cuts them; one chunk may
+/// exceed this by one large message).
+pub const SNAPSHOT_CHUNK_BYTES: usize = raftq_storage::snapshot_stream::CHUNK_BYTES;
+/// Deadline on a whole snapshot transfer: only a backstop, since a stall
+/// of one chunk fails it much earlier.
+const SNAPSHOT_TRANSFER_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 /// Default limit on dialling a peer.
 pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// HTTP/2 keep-alive ping interval on peer channels, so a dead peer's
@@ -36,8 +40,10 @@ const PEER_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a keep-alive ping may go unanswered before the connection is dropped.
 const PEER_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
-// A snapshot chunk, with its metadata, fits in one transport message.
-const _: () = assert!(2 * SNAPSHOT_CHUNK_BYTES <= TRANSPORT_MESSAGE_BYTES_MAX);
+// A snapshot chunk (a chunk's worth of pairs plus one largest message and
+// its envelope), with its metadata, fits in one transport message.
+const _: () =
+    assert!(2 * (SNAPSHOT_CHUNK_BYTES + raftq_core::limits::MESSAGE_BYTES_CAP as usize) <= TRANSPORT_MESSAGE_BYTES_MAX);
 // One log entry carries at most one client message's worth of commands
 // (see the server's ENTRY_BYTES_MAX), and an append must carry it.
 const _: () = assert!(2 * raftq_core::limits::CLIENT_MESSAGE_BYTES_MAX <= TRANSPORT_MESSAGE_BYTES_MAX);
@@ -167,33 +173,73 @@ impl Peer {
         })
     }
 
+    /// Streams `snapshot` to the peer, chunk by chunk as the store
+    /// produces them: neither end holds more than a few chunks. There is no
+    /// deadline on the whole transfer (a large state takes as long as it
+    /// takes); instead it fails if no chunk moves for `stall_timeout`.
     async fn send_snapshot(
         &mut self,
         vote: Vote,
         snapshot: Snapshot,
-        chunk_bytes: usize,
-        timeout: Duration,
+        stall_timeout: Duration,
     ) -> Result<SnapshotResponse<TypeConfig>, tonic::Status> {
         let mut client = self.client().map_err(|e| tonic::Status::unavailable(e.to_string()))?;
         let meta = codec::encode(&(vote, snapshot.meta));
-        let data = Bytes::from(snapshot.snapshot.into_inner());
-        let mut chunks = Vec::with_capacity(data.len() / chunk_bytes + 1);
-        let mut offset = 0;
-        loop {
-            let end = (offset + chunk_bytes).min(data.len());
-            chunks.push(SnapshotChunk {
-                meta: (offset == 0).then(|| meta.clone()),
-                offset: offset as u64,
-                data: data.slice(offset..end),
-                done: end == data.len(),
-            });
-            if end == data.len() {
-                break;
-            }
-            offset = end;
+        let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let failure: Arc<Mutex<Option<String>>> = Arc::default();
+        struct Feed {
+            data: SnapshotData,
+            meta: Option<raftq_proto::v1::RaftPayload>,
+            offset: u64,
+            finished: bool,
         }
-        let request = Self::request(tokio_stream::iter(chunks), timeout);
-        let reply = client.install_snapshot(request).await?;
+        let feed = Feed { data: snapshot.snapshot, meta: Some(meta), offset: 0, finished: false };
+        let (stream_progress, stream_failure) = (progress.clone(), failure.clone());
+        let chunks = futures_util::stream::unfold(feed, move |mut feed| {
+            let (progress, failure) = (stream_progress.clone(), stream_failure.clone());
+            async move {
+                if feed.finished {
+                    return None;
+                }
+                let (data, done) = match feed.data.next_chunk().await {
+                    Some(Ok(chunk)) => (Bytes::from(chunk), false),
+                    Some(Err(err)) => {
+                        // End the stream without its last chunk: the
+                        // receiver refuses the incomplete snapshot.
+                        *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(err.to_string());
+                        return None;
+                    }
+                    None => (Bytes::new(), true),
+                };
+                let chunk = SnapshotChunk { meta: feed.meta.take(), offset: feed.offset, data, done };
+                feed.offset += chunk.data.len() as u64;
+                feed.finished = done;
+                progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Some((chunk, feed))
+            }
+        });
+        let request = Self::request(chunks, SNAPSHOT_TRANSFER_TIMEOUT);
+        let watchdog = async {
+            let mut seen = u64::MAX;
+            loop {
+                tokio::time::sleep(stall_timeout).await;
+                let now = progress.load(std::sync::atomic::Ordering::Relaxed);
+                if now == seen {
+                    return tonic::Status::deadline_exceeded(format!(
+                        "snapshot transfer made no progress for {stall_timeout:?}"
+                    ));
+                }
+                seen = now;
+            }
+        };
+        let reply = tokio::select! {
+            reply = client.install_snapshot(request) => reply,
+            stalled = watchdog => return Err(stalled),
+        };
+        if let Some(err) = failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(tonic::Status::internal(format!("reading the snapshot to send: {err}")));
+        }
+        let reply = reply?;
         codec::decode(reply.get_ref()).map_err(|e| tonic::Status::internal(e.to_string()))
     }
 }
@@ -238,11 +284,10 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let chunk_bytes = option.snapshot_chunk_size().unwrap_or(SNAPSHOT_CHUNK_BYTES).max(1);
-        let timeout = option.hard_ttl();
+        let stall_timeout = option.hard_ttl();
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
-            sent = self.send_snapshot(vote, snapshot, chunk_bytes, timeout) => match sent {
+            sent = self.send_snapshot(vote, snapshot, stall_timeout) => match sent {
                 Ok(response) => Ok(response),
                 Err(status) if status.code() == tonic::Code::Unavailable => {
                     Err(StreamingError::Unreachable(Unreachable::from_string(status.message())))

@@ -1,8 +1,6 @@
 //! The server side of the Raft transport: decodes each RPC, hands it to the
 //! local openraft node, encodes the answer.
 
-use std::io::Cursor;
-
 use openraft::Raft;
 use openraft::storage::RaftStateMachine;
 use raftq_proto::v1::raft_transport_server::{RaftTransport, RaftTransportServer};
@@ -14,7 +12,7 @@ use crate::codec;
 use crate::network::TRANSPORT_MESSAGE_BYTES_MAX;
 
 /// Largest snapshot a node accepts over the wire. A stream that passes it is
-/// refused before it can exhaust memory.
+/// refused before it can fill the disk.
 pub const SNAPSHOT_BYTES_MAX: u64 = 16 * 1024 * 1024 * 1024;
 
 /// Serves `RaftTransport` for one local node.
@@ -80,30 +78,49 @@ where
         let first = chunks.message().await?.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
         let meta = first.meta.as_ref().ok_or_else(|| Status::invalid_argument("first snapshot chunk has no meta"))?;
         let (vote, meta): (Vote, SnapshotMeta) = decode(meta)?;
-        let mut data = Vec::new();
-        let mut chunk = first;
-        loop {
-            if chunk.offset != data.len() as u64 {
-                return Err(Status::invalid_argument(format!(
-                    "snapshot chunk at offset {} after {} bytes",
-                    chunk.offset,
-                    data.len()
-                )));
+        // The state machine reads the chunks as this task feeds them in: the
+        // snapshot is written to staging as it arrives, never held whole. A
+        // failed feed drops the sender before the end frame, so the install
+        // fails and the old state stays.
+        let (sender, data) = SnapshotData::channel();
+        let feed = async move {
+            let mut received = 0u64;
+            let mut chunk = first;
+            loop {
+                if chunk.offset != received {
+                    return Err(Status::invalid_argument(format!(
+                        "snapshot chunk at offset {} after {received} bytes",
+                        chunk.offset
+                    )));
+                }
+                received += chunk.data.len() as u64;
+                if received > SNAPSHOT_BYTES_MAX {
+                    return Err(Status::invalid_argument(format!("snapshot larger than {SNAPSHOT_BYTES_MAX} bytes")));
+                }
+                if !chunk.data.is_empty() && !sender.send(Ok(chunk.data.to_vec())).await {
+                    return Ok(());
+                }
+                if chunk.done {
+                    return Ok(());
+                }
+                chunk = chunks
+                    .message()
+                    .await?
+                    .ok_or_else(|| Status::invalid_argument("snapshot stream ended before its last chunk"))?;
             }
-            if data.len() as u64 + chunk.data.len() as u64 > SNAPSHOT_BYTES_MAX {
-                return Err(Status::invalid_argument(format!("snapshot larger than {SNAPSHOT_BYTES_MAX} bytes")));
+        };
+        let snapshot = Snapshot { meta, snapshot: data };
+        let install = self.raft.install_full_snapshot(vote, snapshot);
+        tokio::pin!(feed);
+        tokio::pin!(install);
+        let response = tokio::select! {
+            installed = &mut install => installed.map_err(stopped)?,
+            fed = &mut feed => {
+                let installed = install.await;
+                fed?;
+                installed.map_err(stopped)?
             }
-            data.extend_from_slice(&chunk.data);
-            if chunk.done {
-                break;
-            }
-            chunk = chunks
-                .message()
-                .await?
-                .ok_or_else(|| Status::invalid_argument("snapshot stream ended before its last chunk"))?;
-        }
-        let snapshot = Snapshot { meta, snapshot: Cursor::new(data) };
-        let response = self.raft.install_full_snapshot(vote, snapshot).await.map_err(stopped)?;
+        };
         Ok(Response::new(codec::encode(&response)))
     }
 }

@@ -42,8 +42,8 @@ impl<SM: QueueMachine> ClusterService<SM> {
     }
 
     /// This node's state digest and the applied index it belongs to, read
-    /// together on the state machine (nothing is applied in between). One
-    /// pass over the whole state: only on request.
+    /// together on the state machine (nothing is applied in between). The
+    /// digest is kept up to date by every write: reading it is one lookup.
     async fn state_digest(&self) -> Result<pb::StateDigest, Status> {
         let (applied, digest) = self
             .node
@@ -51,12 +51,13 @@ impl<SM: QueueMachine> ClusterService<SM> {
             .with_state_machine(|sm: &mut SM| {
                 Box::pin(async move {
                     let applied = sm.applied_state().await.map(|(applied, _)| index(applied.as_ref()));
-                    (applied, sm.queue_state().digest_hex())
+                    (applied, sm.reader().digest().map(|d| raftq_core::read::hex(&d)))
                 })
             })
             .await
             .map_err(fatal)?;
         let applied_index = applied.map_err(|e| Status::internal(format!("reading the applied log id: {e}")))?;
+        let digest = digest.map_err(crate::error::store_fault)?;
         Ok(pb::StateDigest { applied_index, digest })
     }
 

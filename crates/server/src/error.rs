@@ -100,6 +100,13 @@ pub fn read_error(error: RaftError<TypeConfig, LinearizableReadError<TypeConfig>
     }
 }
 
+/// The state store failed while reading (I/O error, checksum mismatch): the
+/// node cannot answer from its state.
+pub fn store_fault(fault: raftq_core::kv::StoreFault) -> Status {
+    tracing::error!("reading the state failed: {fault}");
+    Status::internal(fault.to_string())
+}
+
 pub fn fatal(error: impl std::fmt::Display) -> Status {
     Status::unavailable(format!("raft stopped on this node: {error}"))
 }

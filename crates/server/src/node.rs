@@ -9,8 +9,10 @@ use std::time::Duration;
 use openraft::async_runtime::WatchReceiver;
 use openraft::storage::RaftStateMachine;
 use openraft::{Raft, RaftMetrics, ReadPolicy};
-use raftq_core::{Command, Outcome, QueueState};
-use raftq_storage::{LogPayload, SnapshotData, SnapshotVault, StateMachine, TypeConfig};
+use raftq_core::kv::StoreFault;
+use raftq_core::read::Reader;
+use raftq_core::{Command, Outcome};
+use raftq_storage::{LogPayload, SnapshotData, StateMachine, StateStore, TypeConfig};
 use tonic::Status;
 
 use crate::clock::{Clock, Stamps};
@@ -18,12 +20,13 @@ use crate::error;
 
 /// A state machine the server can read queues from.
 pub trait QueueMachine: RaftStateMachine<TypeConfig, SnapshotData = SnapshotData> + Send + 'static {
-    fn queue_state(&self) -> &QueueState;
+    /// Reads of the state as of the last applied entry.
+    fn reader(&self) -> Reader<'_>;
 }
 
-impl<V: SnapshotVault> QueueMachine for StateMachine<V> {
-    fn queue_state(&self) -> &QueueState {
-        self.state()
+impl<S: StateStore> QueueMachine for StateMachine<S> {
+    fn reader(&self) -> Reader<'_> {
+        StateMachine::reader(self)
     }
 }
 
@@ -250,7 +253,7 @@ impl<SM: QueueMachine> Node<SM> {
     pub async fn read<T, F>(&self, read: F) -> Result<T, Status>
     where
         T: Send + 'static,
-        F: FnOnce(&QueueState) -> T + Send + 'static,
+        F: FnOnce(Reader<'_>) -> Result<T, StoreFault> + Send + 'static,
     {
         self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(error::read_error)?;
         self.local_read(read).await
@@ -261,15 +264,16 @@ impl<SM: QueueMachine> Node<SM> {
     pub async fn local_read<T, F>(&self, read: F) -> Result<T, Status>
     where
         T: Send + 'static,
-        F: FnOnce(&QueueState) -> T + Send + 'static,
+        F: FnOnce(Reader<'_>) -> Result<T, StoreFault> + Send + 'static,
     {
         self.raft
             .with_state_machine(move |sm: &mut SM| {
-                let value = read(sm.queue_state());
+                let value = read(sm.reader());
                 Box::pin(async move { value })
             })
             .await
-            .map_err(error::fatal)
+            .map_err(error::fatal)?
+            .map_err(error::store_fault)
     }
 
     /// Waits until the node's metrics change (an entry applied, a leader
@@ -387,13 +391,13 @@ async fn watch_applied<SM: QueueMachine>(raft: Raft<TypeConfig, SM>, stamps: Arc
         if live {
             let state_ms = raft
                 .with_state_machine(|sm: &mut SM| {
-                    let now_ms = sm.queue_state().now_ms();
+                    let now_ms = sm.reader().now_ms();
                     Box::pin(async move { now_ms })
                 })
                 .await;
             match state_ms {
-                Ok(state_ms) => stamps.saw_state_time(state_ms),
-                Err(_) => return,
+                Ok(Ok(state_ms)) => stamps.saw_state_time(state_ms),
+                _ => return,
             }
             // At most one read of the state per interval: the first time a
             // state time is seen is then known to within this much.
@@ -414,11 +418,12 @@ async fn stamp<SM: QueueMachine>(raft: &Raft<TypeConfig, SM>, stamps: &Stamps) -
     let term = raft.metrics().borrow_watched().current_term;
     let state_ms = if stamps.is_takeover(term) {
         raft.with_state_machine(|sm: &mut SM| {
-            let now_ms = sm.queue_state().now_ms();
+            let now_ms = sm.reader().now_ms();
             Box::pin(async move { now_ms })
         })
         .await
         .ok()
+        .and_then(Result::ok)
     } else {
         None
     };

@@ -56,8 +56,17 @@ async fn deliver<SM: QueueMachine>(
             return Ok(());
         }
         let held = std::mem::take(outstanding);
-        *outstanding =
-            node.local_read(move |state| held.into_iter().filter(|r| state.receipt_is_live(r)).collect()).await?;
+        *outstanding = node
+            .local_read(move |state| {
+                let mut live = Vec::new();
+                for receipt in held {
+                    if state.receipt_is_live(&receipt)? {
+                        live.push(receipt);
+                    }
+                }
+                Ok(live)
+            })
+            .await?;
         let credit = request.prefetch.saturating_sub(outstanding.len() as u32);
         if credit == 0 {
             node.wait_for_change(&mut metrics, IDLE_CHECK).await;

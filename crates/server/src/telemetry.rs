@@ -57,7 +57,9 @@ async fn sample<SM: QueueMachine>(node: Arc<Node<SM>>, mut stop: watch::Receiver
             // A local read: metrics may lag a little, and must not cost a
             // read-index round trip.
             let read = node
-                .local_read(|state| (state.list_queues("", "", QUEUES_WITH_METRICS_MAX).0, state.dedup_keys()))
+                .local_read(|state| {
+                    Ok((state.list_queues("", "", QUEUES_WITH_METRICS_MAX)?.0, state.dedup_keys()? as usize))
+                })
                 .await;
             if let Ok((queues, dedup_keys)) = read {
                 record_queues(&queues);

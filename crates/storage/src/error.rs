@@ -2,8 +2,6 @@
 
 use std::io;
 
-use raftq_core::SnapshotError;
-
 use crate::codec::RecordError;
 
 /// Opening a store failed: the node must not start on this data.
@@ -23,8 +21,11 @@ pub enum OpenError {
     BadLogKey { key: Vec<u8>, origin: String },
     #[error("stored {what} {source} in {origin}: refusing to start")]
     CorruptMeta { what: &'static str, origin: String, source: RecordError },
-    #[error("stored snapshot in {origin} is unusable: {source}: refusing to start")]
-    CorruptSnapshot { origin: String, source: SnapshotError },
+    /// The data dir was written in another storage format.
+    #[error(
+        "data in {origin} is in storage format {found}, this build reads format 2 (the queue state in RocksDB); no release wrote format 1 for users, so there is no migration: move the directory away and let the node rejoin from its peers"
+    )]
+    Format { origin: String, found: u8 },
     #[error("RocksDB at {origin}: {source}")]
     Rocks { origin: String, source: rocksdb::Error },
     /// RocksDB found damage while opening, e.g. a record in the middle of

@@ -10,10 +10,12 @@
 //! - `codec`: the record frame both stores write (format version, length,
 //!   crc32c, postcard payload), and log keys.
 //! - `recovery`: the checks run at open, and the torn-tail rule.
-//! - [`machine`]: the state machine over `raftq_core::QueueState`, generic
-//!   over where its one snapshot is persisted ([`SnapshotVault`]).
-//! - [`rocks`]: the RocksDB store ([`RocksStore::open`]) and its
-//!   group-commit WAL sync thread.
+//! - [`machine`]: the state machine over the core's key-value state,
+//!   generic over where the pairs live ([`StateStore`]).
+//! - [`snapshot_stream`]: snapshots as a checked stream of chunks.
+//! - [`rocks`]: the RocksDB store ([`RocksStore::open`]): log, state
+//!   (generations for atomic snapshot installs), the group-commit WAL sync
+//!   thread, one memory budget.
 //! - [`mem`]: the twin ([`MemStore::open`]) on a [`MemDisk`] that survives
 //!   simulated crashes and injects faults.
 //! - [`error`]: [`OpenError`], why a store refuses to open.
@@ -24,10 +26,13 @@
 //!   RocksDB: concurrent appends share one WAL fsync (group commit).
 //! - `save_vote`, `truncate_after`, `purge`: return only after a sync.
 //! - `save_committed`: written, synced by the next sync.
-//! - `apply`: memory only. The state is rebuilt on open from the persisted
-//!   snapshot plus openraft re-applying committed entries after it.
-//! - Snapshots (built or installed): metadata and data in one record,
-//!   synced, before openraft learns of them.
+//! - `apply`: each group of entries is one atomic state batch holding the
+//!   applied log id, unsynced: it becomes durable with the next WAL sync
+//!   (the log's appends sync it). Open reads only the applied id; openraft
+//!   re-applies committed entries after it.
+//! - Snapshot build: a WAL sync, so the state up to the snapshot's log id is
+//!   durable before openraft purges the log behind it. Install: staged,
+//!   then switched in one synced batch.
 //!
 //! ## Invariants
 //! - An append's callback fires only after the write that holds its entries
@@ -38,8 +43,8 @@
 //! - Open refuses damaged data with an error naming the record and the
 //!   path; the only damage it repairs is a torn newest log record above the
 //!   committed index (a crash artefact: it was never acknowledged).
-//! - A snapshot's last log id is stored in the same record as the state it
-//!   produced, and the stored snapshot never moves backwards.
+//! - The applied log id is written in the same batch as the state it
+//!   produced; the log is never purged past a synced applied id.
 //! - Applying is deterministic and total: entries strictly in index order,
 //!   commands in entry order at the entry's time. An entry in an unknown
 //!   payload format is rejected alike on every replica (each command answers
@@ -55,13 +60,14 @@ pub mod mem;
 mod recovery;
 pub mod rocks;
 pub mod runtime;
+pub mod snapshot_stream;
 pub mod types;
 
 #[cfg(test)]
 mod tests;
 
 pub use error::OpenError;
-pub use machine::{SnapshotBuilder, SnapshotVault, StateMachine, StoredSnapshot};
-pub use mem::{MemDisk, MemLogStore, MemStateMachine, MemStore};
-pub use rocks::{RocksLogStore, RocksStateMachine, RocksStore};
+pub use machine::{SnapshotBuilder, StateMachine, StateStore};
+pub use mem::{MemDisk, MemLogStore, MemState, MemStateMachine, MemStore};
+pub use rocks::{RocksLogStore, RocksState, RocksStateMachine, RocksStore, StoreOptions};
 pub use types::*;

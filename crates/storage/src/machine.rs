@@ -1,91 +1,106 @@
-//! The state machine both stores share: `QueueState` in memory, one
-//! persisted snapshot, and openraft's re-apply on restart.
+//! The state machine both stores share: the queue state lives in the
+//! store's key-value pairs, never whole in memory.
 //!
-//! `apply` changes only memory. What makes that durable is the log: every
-//! applied entry is a committed, fsynced log entry, and the committed log id
-//! is saved by the log store. On open the machine restores the persisted
-//! snapshot (so `applied_state()` is the snapshot's last log id) and openraft
-//! re-applies the committed entries after it (`StorageHelper::
-//! get_initial_state`). A snapshot is persisted — data and metadata in one
-//! synced record — before openraft is told it exists, and openraft purges
-//! the log only up to a snapshot, so the entries a restart must re-apply are
-//! always still in the log.
+//! `apply` runs the core over a transaction on the store's current view and
+//! writes the changes of a group of entries as one atomic batch that also
+//! holds the last applied log id (and membership): state and applied index
+//! never disagree, whatever the crash. The batch is not synced on its own;
+//! it shares the write-ahead log the log store fsyncs, and a snapshot build
+//! syncs before openraft may purge the log behind it. So a power loss that
+//! drops unsynced state writes drops the applied id with them, and openraft
+//! re-applies those entries from the log on restart. A restart loads
+//! nothing: it reads the applied id and serves.
 //!
-//! Where the snapshot lives is the [`SnapshotVault`]: RocksDB's `sm` column
-//! family, or the in-memory twin's disk.
+//! A snapshot *is* the state at the applied id: building one only makes it
+//! durable; sending one streams the pairs from a consistent view; installing
+//! one writes a staging area and switches to it in one step
+//! ([`StateStore`]).
 
 use std::fmt;
 use std::future::Future;
-use std::io::{self, Cursor};
+use std::io;
 
 use futures_util::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
-use raftq_core::{QueueError, QueueState};
-use serde::{Deserialize, Serialize};
+use raftq_core::kv::{HOST_PREFIX, KvRead, Txn, WriteSet};
+use raftq_core::read::Reader;
+use raftq_core::{DedupCaps, QueueError};
 
-use crate::error::OpenError;
+use crate::codec;
+use crate::error::{OpenError, corrupt};
+use crate::snapshot_stream::SnapshotData;
 use crate::types::{
-    ApplyResult, Entry, LOG_PAYLOAD_FORMAT_VERSION, LogId, LogPayload, Snapshot, SnapshotData, SnapshotMeta,
-    StoredMembership, TypeConfig,
+    ApplyResult, Entry, LOG_PAYLOAD_FORMAT_VERSION, LogId, LogPayload, Snapshot, SnapshotMeta, StoredMembership,
+    TypeConfig,
 };
 
-/// A snapshot as persisted: openraft's metadata and the core's snapshot
-/// bytes (which carry their own SHA-256), written as one record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredSnapshot {
-    pub meta: SnapshotMeta,
-    pub data: Vec<u8>,
-}
+/// Host keys (outside the core's keyspace and digest), in the state's
+/// store so they are written in the same batch as the state.
+pub(crate) const HOST_APPLIED: &[u8] = &[HOST_PREFIX, b'a'];
+pub(crate) const HOST_MEMBERSHIP: &[u8] = &[HOST_PREFIX, b'm'];
 
-/// Durable home of a state machine's one snapshot.
-pub trait SnapshotVault: Clone + fmt::Debug + Send + Sync + 'static {
-    /// The persisted snapshot, its record checked; `None` if there is none.
-    fn load(&self) -> impl Future<Output = io::Result<Option<StoredSnapshot>>> + Send;
+/// Keys written in one transaction before it is committed mid-batch: bounds
+/// the memory one apply call holds.
+const TXN_KEYS_MAX: usize = 20_000;
 
-    /// Persists `snapshot` durably (synced) before returning, unless a
-    /// snapshot with a greater last log id is already stored: the stored
-    /// snapshot never moves backwards, whichever of a slow build and an
-    /// install finishes last.
-    fn save(&self, snapshot: StoredSnapshot) -> impl Future<Output = io::Result<()>> + Send;
+/// Where the state's pairs live: RocksDB, or the simulation's disk. Clones
+/// are handles to the same store.
+pub trait StateStore: Clone + Send + Sync + fmt::Debug + 'static {
+    /// The current state, as the last `write` left it.
+    fn kv(&self) -> &dyn KvRead;
 
-    /// Where the snapshot lives, for error messages.
+    /// Writes `writes` as one atomic batch, readable at once, durable with
+    /// the next sync (of this store or of the log sharing its WAL).
+    fn write(&self, writes: WriteSet) -> io::Result<()>;
+
+    /// Makes every write so far durable.
+    fn sync(&self) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// A stream of the current state (host keys included), consistent as of
+    /// now, produced as it is read.
+    fn stream(&self) -> io::Result<SnapshotData>;
+
+    /// Replaces the whole state with `data`'s pairs, atomically and synced:
+    /// staged first, switched only once the stream proved complete. On
+    /// error the old state is intact.
+    fn install(&self, data: SnapshotData) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Where the state lives, for error messages.
     fn origin(&self) -> String;
 }
 
-/// openraft's state machine over `QueueState`.
+/// openraft's state machine over a [`StateStore`].
 #[derive(Debug)]
-pub struct StateMachine<V: SnapshotVault> {
-    /// Where snapshots are persisted.
-    vault: V,
-    /// The queues: the result of applying every entry up to `applied`.
-    state: QueueState,
-    /// The last applied log id; only grows, except by installing a snapshot.
+pub struct StateMachine<S: StateStore> {
+    store: S,
+    /// The last applied log id, as stored with the state.
     applied: Option<LogId>,
     /// The membership of the last applied membership entry.
     membership: StoredMembership,
+    /// The dedup bounds (the constants; smaller in tests).
+    caps: DedupCaps,
 }
 
-impl<V: SnapshotVault> StateMachine<V> {
-    /// Restores the persisted snapshot, or starts empty if there is none.
-    pub(crate) async fn open(vault: V) -> Result<Self, OpenError> {
-        let Some(stored) = vault.load().await? else {
-            return Ok(Self {
-                vault,
-                state: QueueState::new(),
-                applied: None,
-                membership: StoredMembership::default(),
-            });
-        };
-        let state = QueueState::from_snapshot(&stored.data)
-            .map_err(|source| OpenError::CorruptSnapshot { origin: vault.origin(), source })?;
-        let SnapshotMeta { last_log_id, last_membership } = stored.meta;
-        Ok(Self { vault, state, applied: last_log_id, membership: last_membership })
+fn read_host<T: serde::de::DeserializeOwned>(kv: &dyn KvRead, key: &[u8], origin: &str) -> io::Result<Option<T>> {
+    let bytes = kv.get(key).map_err(|e| io::Error::other(e.to_string()))?;
+    let what = if key == HOST_APPLIED { "applied log id" } else { "membership" };
+    bytes.map(|b| codec::decode(&b).map_err(|e| corrupt(format_args!("stored {what}"), origin, e))).transpose()
+}
+
+impl<S: StateStore> StateMachine<S> {
+    /// Opens the state machine on `store`: reads the applied log id and
+    /// membership, nothing else.
+    pub(crate) fn open(store: S) -> Result<Self, OpenError> {
+        let origin = store.origin();
+        let applied = read_host(store.kv(), HOST_APPLIED, &origin)?;
+        let membership = read_host(store.kv(), HOST_MEMBERSHIP, &origin)?.unwrap_or_default();
+        Ok(Self { store, applied, membership, caps: DedupCaps::default() })
     }
 
-    /// The queues as of the last applied entry, for reads.
-    pub fn state(&self) -> &QueueState {
-        &self.state
+    /// Reads of the state as of the last applied entry.
+    pub fn reader(&self) -> Reader<'_> {
+        Reader::new(self.store.kv())
     }
 
     /// The last applied log id.
@@ -93,55 +108,95 @@ impl<V: SnapshotVault> StateMachine<V> {
         self.applied
     }
 
-    pub(crate) fn apply_entry(&mut self, entry: Entry) -> ApplyResult {
-        let log_id = entry.log_id;
-        // Applying out of order would make this replica diverge: stop.
-        assert!(
-            self.applied.is_none_or(|applied| applied.index < log_id.index),
-            "state machine asked to apply {log_id} after {}",
-            self.applied.map(|a| a.to_string()).unwrap_or_default()
-        );
-        self.applied = Some(log_id);
-        match entry.payload {
-            EntryPayload::Blank => ApplyResult::default(),
-            EntryPayload::Normal(payload) => self.apply_payload(&payload),
-            EntryPayload::Membership(membership) => {
-                self.membership = StoredMembership::new(Some(log_id), membership);
-                ApplyResult::default()
-            }
-        }
-    }
-
-    fn apply_payload(&mut self, payload: &LogPayload) -> ApplyResult {
-        // A payload written in a format this build does not know cannot be
-        // applied the way its writer meant. Panicking here would crash every
-        // replica on every restart (the entry is committed and re-applied
-        // forever), so every replica rejects each of its commands alike and
-        // changes nothing; the writer hears the rejection.
-        if payload.format_version != LOG_PAYLOAD_FORMAT_VERSION {
-            let rejection = QueueError::FailedPrecondition {
-                field: "format_version".into(),
-                reason: format!(
-                    "log payload format version {} is not supported by this build (it applies version {}); \
-                     the entry was rejected on every replica",
-                    payload.format_version, LOG_PAYLOAD_FORMAT_VERSION
-                ),
-            };
-            tracing::error!(version = payload.format_version, "rejected a log entry in an unknown payload format");
-            return ApplyResult { responses: payload.commands.iter().map(|_| Err(rejection.clone())).collect() };
-        }
-        let responses = payload.commands.iter().map(|command| self.state.apply(payload.time_ms, command)).collect();
-        ApplyResult { responses }
+    /// The store, for tests and tools.
+    pub fn store(&self) -> &S {
+        &self.store
     }
 
     fn snapshot_meta(&self) -> SnapshotMeta {
         SnapshotMeta { last_log_id: self.applied, last_membership: self.membership.clone() }
     }
+
+    /// Applies one entry and writes it (tests; openraft uses `apply`).
+    #[cfg(test)]
+    pub(crate) fn apply_entry(&mut self, entry: Entry) -> ApplyResult {
+        check_order(self.applied, entry.log_id);
+        let log_id = entry.log_id;
+        let mut membership = self.membership.clone();
+        let mut txn = Txn::new(self.store.kv());
+        let result = apply_entry(&mut txn, self.caps, entry, &mut membership).expect("apply");
+        self.commit(txn).expect("commit");
+        self.applied = Some(log_id);
+        self.membership = membership;
+        result
+    }
+
+    fn commit(&self, txn: Txn<'_>) -> io::Result<()> {
+        let writes = txn.finish().map_err(|e| io::Error::other(e.to_string()))?;
+        self.store.write(writes)
+    }
 }
 
-impl<V: SnapshotVault> RaftStateMachine<TypeConfig> for StateMachine<V> {
+/// Applying out of order would make this replica diverge: stop.
+fn check_order(applied: Option<LogId>, next: LogId) {
+    assert!(
+        applied.is_none_or(|a| a.index < next.index),
+        "state machine asked to apply {next} after {}",
+        applied.map(|a| a.to_string()).unwrap_or_default()
+    );
+}
+
+/// Applies one entry into `txn`; the caller has checked its order.
+fn apply_entry(
+    txn: &mut Txn<'_>,
+    caps: DedupCaps,
+    entry: Entry,
+    membership: &mut StoredMembership,
+) -> io::Result<ApplyResult> {
+    let log_id = entry.log_id;
+    let result = match entry.payload {
+        EntryPayload::Blank => ApplyResult::default(),
+        EntryPayload::Normal(payload) => apply_payload(txn, caps, &payload)?,
+        EntryPayload::Membership(m) => {
+            *membership = StoredMembership::new(Some(log_id), m);
+            txn.put(HOST_MEMBERSHIP.to_vec(), codec::encode(&*membership));
+            ApplyResult::default()
+        }
+    };
+    txn.put(HOST_APPLIED.to_vec(), codec::encode(&log_id));
+    Ok(result)
+}
+
+fn apply_payload(txn: &mut Txn<'_>, caps: DedupCaps, payload: &LogPayload) -> io::Result<ApplyResult> {
+    // A payload written in a format this build does not know cannot be
+    // applied the way its writer meant. Panicking here would crash every
+    // replica on every restart (the entry is committed and re-applied
+    // forever), so every replica rejects each of its commands alike and
+    // changes nothing; the writer hears the rejection.
+    if payload.format_version != LOG_PAYLOAD_FORMAT_VERSION {
+        let rejection = QueueError::FailedPrecondition {
+            field: "format_version".into(),
+            reason: format!(
+                "log payload format version {} is not supported by this build (it applies version {}); \
+                 the entry was rejected on every replica",
+                payload.format_version, LOG_PAYLOAD_FORMAT_VERSION
+            ),
+        };
+        tracing::error!(version = payload.format_version, "rejected a log entry in an unknown payload format");
+        return Ok(ApplyResult { responses: payload.commands.iter().map(|_| Err(rejection.clone())).collect() });
+    }
+    let mut responses = Vec::with_capacity(payload.commands.len());
+    for command in &payload.commands {
+        let response = raftq_core::apply(txn, caps, payload.time_ms, command)
+            .map_err(|fault| io::Error::other(format!("applying a command: {fault}")))?;
+        responses.push(response);
+    }
+    Ok(ApplyResult { responses })
+}
+
+impl<S: StateStore> RaftStateMachine<TypeConfig> for StateMachine<S> {
     type SnapshotData = SnapshotData;
-    type SnapshotBuilder = SnapshotBuilder<V>;
+    type SnapshotBuilder = SnapshotBuilder<S>;
 
     async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
         Ok((self.applied, self.membership.clone()))
@@ -151,9 +206,32 @@ impl<V: SnapshotVault> RaftStateMachine<TypeConfig> for StateMachine<V> {
     where
         Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
     {
+        let mut applied = self.applied;
+        let mut membership = self.membership.clone();
+        let mut answered = Vec::new();
+        let mut txn = Txn::new(self.store.kv());
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
-            let result = self.apply_entry(entry);
+            check_order(applied, entry.log_id);
+            applied = Some(entry.log_id);
+            let result = apply_entry(&mut txn, self.caps, entry, &mut membership)?;
+            answered.push((responder, result));
+            if txn.pending() >= TXN_KEYS_MAX {
+                self.commit(txn)?;
+                txn = Txn::new(self.store.kv());
+                for (responder, result) in answered.drain(..) {
+                    if let Some(responder) = responder {
+                        responder.send(result);
+                    }
+                }
+            }
+        }
+        self.commit(txn)?;
+        self.applied = applied;
+        self.membership = membership;
+        // Answer only once the batch is written: a read after the answer
+        // sees the write.
+        for (responder, result) in answered {
             if let Some(responder) = responder {
                 responder.send(result);
             }
@@ -166,50 +244,56 @@ impl<V: SnapshotVault> RaftStateMachine<TypeConfig> for StateMachine<V> {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        // Encoding here, on the apply task, freezes the state at `applied`;
-        // the builder then persists it off this task.
-        SnapshotBuilder { vault: self.vault.clone(), meta: self.snapshot_meta(), data: self.state.to_snapshot() }
+        SnapshotBuilder { meta: self.snapshot_meta(), store: self.store.clone() }
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> io::Result<()> {
-        let data = snapshot.into_inner();
-        let state = QueueState::from_snapshot(&data).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("snapshot {} to install is unusable: {e}", meta))
-        })?;
-        // Persist first: if that fails, memory still matches the disk.
-        self.vault.save(StoredSnapshot { meta: meta.clone(), data }).await?;
-        self.state = state;
+        self.store.install(snapshot).await?;
+        let origin = self.store.origin();
+        let applied: Option<LogId> = read_host(self.store.kv(), HOST_APPLIED, &origin)?;
+        if applied != meta.last_log_id {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "installed snapshot holds applied log id {applied:?}, its metadata says {:?}",
+                    meta.last_log_id
+                ),
+            ));
+        }
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
-        let stored = self.vault.load().await?;
-        Ok(stored.map(|s| Snapshot { meta: s.meta, snapshot: Cursor::new(s.data) }))
+        if self.applied.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Snapshot { meta: self.snapshot_meta(), snapshot: self.store.stream()? }))
     }
 }
 
-/// A frozen copy of the state, persisted when openraft asks for it.
-pub struct SnapshotBuilder<V: SnapshotVault> {
-    vault: V,
+/// Makes the state at `meta` durable when openraft asks for a snapshot.
+pub struct SnapshotBuilder<S: StateStore> {
     meta: SnapshotMeta,
-    /// `QueueState::to_snapshot()` at `meta.last_log_id`.
-    data: Vec<u8>,
+    store: S,
 }
 
-impl<V: SnapshotVault> fmt::Debug for SnapshotBuilder<V> {
+impl<S: StateStore> fmt::Debug for SnapshotBuilder<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SnapshotBuilder").field("meta", &self.meta).field("bytes", &self.data.len()).finish()
+        f.debug_struct("SnapshotBuilder").field("meta", &self.meta).finish()
     }
 }
 
-impl<V: SnapshotVault> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<V> {
+impl<S: StateStore> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<S> {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
-        let data = std::mem::take(&mut self.data);
-        self.vault.save(StoredSnapshot { meta: self.meta.clone(), data: data.clone() }).await?;
-        Ok(Snapshot { meta: self.meta.clone(), snapshot: Cursor::new(data) })
+        // Everything applied up to `meta` was written before this builder
+        // was made; syncing now makes it durable, so openraft may purge the
+        // log up to it. The data is never read (openraft keeps the meta);
+        // a follower that needs the state gets a fresh stream.
+        self.store.sync().await?;
+        Ok(Snapshot { meta: self.meta.clone(), snapshot: SnapshotData::from_chunks([]) })
     }
 }

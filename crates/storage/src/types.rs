@@ -6,7 +6,6 @@
 //! outcome is a pure function of (state, entry) on every replica.
 
 use std::fmt;
-use std::io::Cursor;
 
 use raftq_core::{Command, Response};
 use serde::{Deserialize, Serialize};
@@ -60,9 +59,7 @@ pub struct ApplyResult {
     pub responses: Vec<Response>,
 }
 
-/// Snapshot bytes as openraft moves them: the whole snapshot in memory.
-/// Both stores use this type, so one network layer serves either.
-pub type SnapshotData = Cursor<Vec<u8>>;
+pub use crate::snapshot_stream::SnapshotData;
 
 pub type Entry = openraft::alias::EntryOf<TypeConfig>;
 pub type LogId = openraft::alias::LogIdOf<TypeConfig>;

@@ -25,6 +25,8 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use raftq_core::kv::{MemKv, WriteSet};
+
 /// One write, as the store issues it.
 #[derive(Clone, Debug)]
 pub(crate) enum Op {
@@ -35,7 +37,10 @@ pub(crate) enum Op {
         to: u64,
     },
     PutMeta(&'static str, Vec<u8>),
-    PutSnapshot(Vec<u8>),
+    /// One apply batch of the queue state.
+    WriteState(WriteSet),
+    /// A whole state, installed from a snapshot.
+    ReplaceState(MemKv),
 }
 
 /// Everything stored: framed records, as the RocksDB store keeps them.
@@ -43,7 +48,7 @@ pub(crate) enum Op {
 pub(crate) struct Image {
     pub(crate) log: BTreeMap<u64, Vec<u8>>,
     pub(crate) meta: BTreeMap<&'static str, Vec<u8>>,
-    pub(crate) snapshot: Option<Vec<u8>>,
+    pub(crate) state: MemKv,
 }
 
 impl Image {
@@ -62,7 +67,8 @@ impl Image {
             Op::PutMeta(key, record) => {
                 self.meta.insert(key, record.clone());
             }
-            Op::PutSnapshot(record) => self.snapshot = Some(record.clone()),
+            Op::WriteState(writes) => self.state.write(writes.clone()),
+            Op::ReplaceState(state) => self.state = state.clone(),
         }
     }
 }

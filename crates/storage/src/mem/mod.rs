@@ -10,15 +10,17 @@ mod tests;
 
 use std::io;
 
+use raftq_core::kv::{Direction, KvRead, MemKv, StoreFault, WriteSet};
+
 pub use self::disk::MemDisk;
 use self::disk::Op;
 pub use self::log_store::{MemLogReader, MemLogStore};
-use crate::codec;
-use crate::error::{OpenError, corrupt};
-use crate::machine::{SnapshotVault, StateMachine, StoredSnapshot};
+use crate::error::OpenError;
+use crate::machine::{StateMachine, StateStore};
+use crate::snapshot_stream::{Decoder, Encoder, SnapshotData};
 
-/// The state machine persisting its snapshots on a [`MemDisk`].
-pub type MemStateMachine = StateMachine<MemSnapshots>;
+/// The state machine on a [`MemDisk`].
+pub type MemStateMachine = StateMachine<MemState>;
 
 /// Opens the in-memory store on a disk.
 #[derive(Debug)]
@@ -31,40 +33,85 @@ impl MemStore {
     pub async fn open(disk: MemDisk) -> Result<(MemLogStore, MemStateMachine), OpenError> {
         let log_store = MemLogStore::open(disk.clone())?;
         let generation = disk.generation();
-        let machine = StateMachine::open(MemSnapshots { disk, generation }).await?;
+        let machine = StateMachine::open(MemState { disk, generation })?;
         Ok((log_store, machine))
     }
 }
 
-/// [`SnapshotVault`] on a [`MemDisk`]: a save is one synced write.
+/// [`StateStore`] on a [`MemDisk`]: state writes are pending until the next
+/// sync of anything on the disk (one write-ahead log, as in RocksDB), so a
+/// simulated power loss drops unsynced state writes and their applied id.
 #[derive(Clone, Debug)]
-pub struct MemSnapshots {
+pub struct MemState {
     disk: MemDisk,
     /// The disk generation the store was opened in.
     generation: u64,
 }
 
-impl MemSnapshots {
-    fn load_now(&self) -> io::Result<Option<StoredSnapshot>> {
-        let state = self.disk.access(self.generation)?;
-        let decoded = state.live.snapshot.as_ref().map(|record| codec::decode::<StoredSnapshot>(record)).transpose();
-        decoded.map_err(|e| corrupt("stored snapshot", log_store::ORIGIN, e))
+impl MemState {
+    fn fault(err: io::Error) -> StoreFault {
+        StoreFault(err.to_string())
     }
 }
 
-impl SnapshotVault for MemSnapshots {
-    async fn load(&self) -> io::Result<Option<StoredSnapshot>> {
-        self.load_now()
+impl KvRead for MemState {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreFault> {
+        let state = self.disk.access(self.generation).map_err(Self::fault)?;
+        state.live.state.get(key)
     }
 
-    async fn save(&self, snapshot: StoredSnapshot) -> io::Result<()> {
-        let newest = self.load_now()?.and_then(|stored| stored.meta.last_log_id);
-        if newest > snapshot.meta.last_log_id {
-            return Ok(());
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        direction: Direction,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreFault> {
+        // `visit` never calls back into the store (the core's scans only
+        // collect), so holding the disk's lock across it is safe.
+        let state = self.disk.access(self.generation).map_err(Self::fault)?;
+        state.live.state.scan(start, end, direction, visit)
+    }
+}
+
+impl StateStore for MemState {
+    fn kv(&self) -> &dyn KvRead {
+        self
+    }
+
+    fn write(&self, writes: WriteSet) -> io::Result<()> {
+        self.disk.access(self.generation)?.write(vec![Op::WriteState(writes)], false);
+        Ok(())
+    }
+
+    async fn sync(&self) -> io::Result<()> {
+        self.disk.access(self.generation)?.sync();
+        Ok(())
+    }
+
+    fn stream(&self) -> io::Result<SnapshotData> {
+        let state = self.disk.access(self.generation)?;
+        let mut chunks = vec![Encoder::header()];
+        let mut encoder = Encoder::new();
+        for (key, value) in state.live.state.iter() {
+            chunks.extend(encoder.push(key, value));
         }
-        // The check above and this write are not one step, but nothing runs
-        // between them: this future does not yield.
-        self.disk.access(self.generation)?.write(vec![Op::PutSnapshot(codec::encode(&snapshot))], true);
+        chunks.extend(encoder.finish());
+        Ok(SnapshotData::from_chunks(chunks))
+    }
+
+    async fn install(&self, mut data: SnapshotData) -> io::Result<()> {
+        let mut decoder = Decoder::new();
+        let mut staged = MemKv::new();
+        while let Some(chunk) = data.next_chunk().await {
+            for (key, value) in decoder.chunk(&chunk?)? {
+                staged.insert(key, value);
+            }
+        }
+        if !decoder.is_complete() {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "snapshot stream ended before its end frame"));
+        }
+        self.disk.access(self.generation)?.write(vec![Op::ReplaceState(staged)], true);
         Ok(())
     }
 

@@ -2,15 +2,23 @@
 //!
 //! Column families:
 //! - `log`: big-endian index → framed openraft entry.
-//! - `meta`: `vote`, `last_purged`, `committed` → framed values.
-//! - `sm`: `snapshot` → the framed [`StoredSnapshot`](crate::StoredSnapshot).
+//! - `meta`: `vote`, `last_purged`, `committed` → framed values;
+//!   `state_format` (the layout version) and `state_generation`.
+//! - `state`: the queue state, one generation byte then the core's key
+//!   (see `docs/storage.md`), and the applied log id and membership.
 //!
-//! Every write goes to RocksDB unsynced (readable at once) and then waits
-//! for the group-commit thread (`syncer`) to fsync the WAL before it is
-//! acknowledged. No compression: log records are small and already dense.
+//! Every log write goes to RocksDB unsynced (readable at once) and then
+//! waits for the group-commit thread (`syncer`) to fsync the WAL before it
+//! is acknowledged. State writes share that WAL and are synced with it.
+//! No compression: log records are small and bodies are the user's bytes.
+//!
+//! Memory: one budget ([`StoreOptions::memory_budget_bytes`]) bounds the
+//! block cache, which memtables are charged to as well (a write buffer
+//! manager), index and filter blocks included; RocksDB stays inside it
+//! whatever the backlog.
 
 mod log_store;
-mod snapshots;
+mod state;
 mod syncer;
 #[cfg(test)]
 mod tests;
@@ -18,24 +26,47 @@ mod tests;
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, DBRecoveryMode, Options};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, DBRecoveryMode, Options};
 
 pub use self::log_store::{RocksLogReader, RocksLogStore};
-pub use self::snapshots::RocksSnapshots;
+pub use self::state::RocksState;
 use crate::error::OpenError;
 use crate::machine::StateMachine;
 
-/// The state machine persisting its snapshots in RocksDB.
-pub type RocksStateMachine = StateMachine<RocksSnapshots>;
+/// The state machine on RocksDB.
+pub type RocksStateMachine = StateMachine<RocksState>;
 
 pub(crate) const CF_LOG: &str = "log";
 pub(crate) const CF_META: &str = "meta";
-pub(crate) const CF_SM: &str = "sm";
+pub(crate) const CF_STATE: &str = "state";
+/// The column family of storage format 1 (the whole state as one snapshot
+/// record): its presence means a data dir this build cannot read.
+const CF_FORMAT_1: &str = "sm";
 
-/// RocksDB memtable size per column family: big enough that a burst of
-/// appends does not stall on flushes, small enough for three nodes on a
-/// laptop.
-const WRITE_BUFFER_BYTES: usize = 64 << 20;
+/// The storage format this build writes and reads (`meta` key
+/// `state_format`). Format 1 kept the queue state in memory and one snapshot
+/// record; format 2 keeps it in the `state` column family.
+pub const STORAGE_FORMAT_VERSION: u8 = 2;
+const META_FORMAT: &str = "state_format";
+
+/// Default [`StoreOptions::memory_budget_bytes`]: RocksDB's share of a
+/// container with 512 MiB.
+pub const MEMORY_BUDGET_DEFAULT_BYTES: usize = 256 << 20;
+/// Smallest budget accepted: below it RocksDB thrashes.
+pub const MEMORY_BUDGET_MIN_BYTES: usize = 32 << 20;
+
+/// How a store is opened.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// RocksDB's memory: block cache, memtables, index and filter blocks.
+    pub memory_budget_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { memory_budget_bytes: MEMORY_BUDGET_DEFAULT_BYTES }
+    }
+}
 
 /// Opens (or creates) the node's RocksDB store.
 #[derive(Debug)]
@@ -47,14 +78,55 @@ impl RocksStore {
     /// Damage other than a torn last record is an error naming what is
     /// damaged and where; the node must not start.
     pub async fn open(path: impl AsRef<Path>) -> Result<(RocksLogStore, RocksStateMachine), OpenError> {
+        Self::open_with(path, &StoreOptions::default()).await
+    }
+
+    /// [`RocksStore::open`] with options.
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        options: &StoreOptions,
+    ) -> Result<(RocksLogStore, RocksStateMachine), OpenError> {
         let path = path.as_ref();
         let origin = path.display().to_string();
-        let db = open_db(path).map_err(|source| open_error(path, source))?;
+        check_format_1(path)?;
+        let db = open_db(path, options.memory_budget_bytes).map_err(|source| open_error(path, source))?;
+        check_format(&db, &origin)?;
         let db = Arc::new(db);
         let origin: Arc<str> = origin.into();
         let log_store = RocksLogStore::open(db.clone(), origin.clone())?;
-        let machine = StateMachine::open(RocksSnapshots::new(db, origin)).await?;
+        let machine = StateMachine::open(RocksState::open(db, origin)?)?;
         Ok((log_store, machine))
+    }
+}
+
+/// Refuses a data dir written by storage format 1.
+fn check_format_1(path: &Path) -> Result<(), OpenError> {
+    let Ok(families) = DB::list_cf(&Options::default(), path) else { return Ok(()) };
+    if families.iter().any(|name| name == CF_FORMAT_1) {
+        return Err(OpenError::Format { origin: path.display().to_string(), found: 1 });
+    }
+    Ok(())
+}
+
+/// Checks the stored format version; writes it into a new database.
+fn check_format(db: &DB, origin: &str) -> Result<(), OpenError> {
+    let rocks_err = |source| OpenError::Rocks { origin: origin.to_string(), source };
+    match db.get_cf(cf(db, CF_META), META_FORMAT).map_err(rocks_err)? {
+        Some(found) if found.as_slice() == [STORAGE_FORMAT_VERSION] => Ok(()),
+        Some(found) => {
+            Err(OpenError::Format { origin: origin.to_string(), found: found.first().copied().unwrap_or(0) })
+        }
+        None => {
+            let has_log = db.iterator_cf(cf(db, CF_LOG), rocksdb::IteratorMode::Start).next().is_some();
+            if has_log {
+                return Err(OpenError::Format { origin: origin.to_string(), found: 0 });
+            }
+            let mut opts = rocksdb::WriteOptions::default();
+            opts.set_sync(true);
+            let mut batch = rocksdb::WriteBatch::default();
+            batch.put_cf(cf(db, CF_META), META_FORMAT, [STORAGE_FORMAT_VERSION]);
+            db.write_opt(batch, &opts).map_err(rocks_err)
+        }
     }
 }
 
@@ -77,8 +149,17 @@ fn open_error(path: &Path, source: rocksdb::Error) -> OpenError {
     OpenError::CorruptRocks { origin, wal_files, source }
 }
 
-fn open_db(path: &Path) -> Result<DB, rocksdb::Error> {
+fn open_db(path: &Path, memory_budget_bytes: usize) -> Result<DB, rocksdb::Error> {
+    let budget = memory_budget_bytes.max(MEMORY_BUDGET_MIN_BYTES);
+    // One cache holds data, index and filter blocks and is charged for the
+    // memtables too: RocksDB's memory stays inside three quarters of the
+    // budget (the rest is the process's own: buffers, requests).
+    let cache = Cache::new_lru_cache(budget / 4 * 3);
+    let memtables = rocksdb::WriteBufferManager::new_write_buffer_manager_with_cache(budget / 4, false, cache.clone());
+    let write_buffer_bytes = (budget / 16).clamp(4 << 20, 64 << 20);
+    let cf_options = || cf_options(&cache, write_buffer_bytes);
     let mut opts = cf_options();
+    opts.set_write_buffer_manager(&memtables);
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
     // The WAL is the durability mechanism: written on every write (never
@@ -91,14 +172,28 @@ fn open_db(path: &Path) -> Result<DB, rocksdb::Error> {
     // record checksums would never see what is gone.
     opts.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
     opts.set_paranoid_checks(true);
-    let cfs = [CF_LOG, CF_META, CF_SM].map(|name| ColumnFamilyDescriptor::new(name, cf_options()));
+    let mut state = cf_options();
+    // The ready and timer indexes are queues: keys are deleted at the front
+    // as fast as they are added at the back. Compact files dense with
+    // deletions early, so finding the first live key stays cheap.
+    state.add_compact_on_deletion_collector_factory(10_000, 5_000, 0.5);
+    let cfs = [
+        ColumnFamilyDescriptor::new(CF_LOG, cf_options()),
+        ColumnFamilyDescriptor::new(CF_META, cf_options()),
+        ColumnFamilyDescriptor::new(CF_STATE, state),
+    ];
     DB::open_cf_descriptors(&opts, path, cfs)
 }
 
-fn cf_options() -> Options {
+fn cf_options(cache: &Cache, write_buffer_bytes: usize) -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_bloom_filter(10.0, false);
     let mut opts = Options::default();
+    opts.set_block_based_table_factory(&table);
     opts.set_compression_type(DBCompressionType::None);
-    opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
+    opts.set_write_buffer_size(write_buffer_bytes);
     opts
 }
 

@@ -9,7 +9,7 @@ use openraft::testing::log_id;
 use openraft::type_config::TypeConfigExt;
 use rocksdb::DB;
 
-use super::{CF_LOG, CF_SM, RocksStore, cf, open_db};
+use super::{CF_LOG, MEMORY_BUDGET_DEFAULT_BYTES, RocksStore, cf, open_db};
 use crate::OpenError;
 use crate::codec::index_key;
 use crate::tests::{append_synced, apply, blank, workload};
@@ -17,7 +17,7 @@ use crate::types::{IOFlushed, TypeConfig, Vote};
 
 /// Changes the database of a closed store directly, as damage would.
 fn poke(path: &Path, change: impl FnOnce(&DB)) {
-    let db = open_db(path).expect("open raw db");
+    let db = open_db(path, MEMORY_BUDGET_DEFAULT_BYTES).expect("open raw db");
     change(&db);
 }
 
@@ -28,7 +28,7 @@ fn damage_record(db: &DB, cf_name: &str, key: &[u8], damage: impl FnOnce(&mut Ve
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reopen_recovers_vote_log_committed_and_snapshot() {
+async fn reopen_recovers_vote_log_committed_and_state_without_loading_it() {
     let dir = tempfile::tempdir().unwrap();
     let entries = workload(30);
     let digest = {
@@ -40,7 +40,7 @@ async fn reopen_recovers_vote_log_committed_and_snapshot() {
         sm.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
         apply(&mut sm, entries[21..].to_vec()).await;
         log.purge(log_id::<TypeConfig>(1, 1, 10)).await.unwrap();
-        sm.state().digest()
+        sm.reader().digest().unwrap()
     };
 
     let (mut log, mut sm) = RocksStore::open(dir.path()).await.unwrap();
@@ -49,13 +49,36 @@ async fn reopen_recovers_vote_log_committed_and_snapshot() {
     let state = log.get_log_state().await.unwrap();
     assert_eq!(state.last_purged_log_id.map(|id| id.index), Some(10));
     assert_eq!(state.last_log_id.map(|id| id.index), Some(30));
-    let snapshot = sm.get_current_snapshot().await.unwrap().expect("snapshot persisted");
-    assert_eq!(snapshot.meta.last_log_id.map(|id| id.index), Some(20));
-    assert_eq!(sm.applied().map(|id| id.index), Some(20), "restored from the snapshot");
-
+    // A clean shutdown kept every state write: nothing to re-apply.
+    assert_eq!(sm.applied().map(|id| id.index), Some(30), "the applied id is stored with the state");
+    assert_eq!(sm.reader().digest().unwrap(), digest);
+    let snapshot = sm.get_current_snapshot().await.unwrap().expect("the state is the snapshot");
+    assert_eq!(snapshot.meta.last_log_id.map(|id| id.index), Some(30));
     StorageHelper::new(&mut log, &mut sm).with_id(1).get_initial_state().await.unwrap();
     assert_eq!(sm.applied().map(|id| id.index), Some(30));
-    assert_eq!(sm.state().digest(), digest);
+    raftq_core::check_invariants(sm.store(), raftq_core::DedupCaps::default()).expect("invariants");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_streams_between_two_rocksdb_stores() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_log_a, mut leader) = RocksStore::open(a.path()).await.unwrap();
+    apply(&mut leader, workload(60)).await;
+    let (_log_b, mut follower) = RocksStore::open(b.path()).await.unwrap();
+    apply(&mut follower, workload(5)).await;
+    let snapshot = leader.get_current_snapshot().await.unwrap().unwrap();
+    // The leader goes on applying; the stream is the state as of the call.
+    let digest = leader.reader().digest().unwrap();
+    apply(&mut leader, vec![blank(61)]).await;
+    follower.install_snapshot(&snapshot.meta, snapshot.snapshot).await.unwrap();
+    assert_eq!(follower.reader().digest().unwrap(), digest);
+    assert_eq!(follower.applied().map(|id| id.index), Some(60));
+    raftq_core::check_invariants(follower.store(), raftq_core::DedupCaps::default()).expect("invariants");
+    drop((_log_b, follower));
+    // The switch is durable: a reopen serves the installed state.
+    let (_log_b, follower) = RocksStore::open(b.path()).await.unwrap();
+    assert_eq!(follower.applied().map(|id| id.index), Some(60));
+    assert_eq!(follower.reader().digest().unwrap(), digest);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,18 +173,17 @@ async fn torn_wal_tail_is_dropped_on_open() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupt_snapshot_refuses_to_open() {
+async fn a_data_dir_of_storage_format_1_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (_log, mut sm) = RocksStore::open(dir.path()).await.unwrap();
-        apply(&mut sm, workload(5)).await;
-        sm.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        DB::open_cf(&opts, dir.path(), ["log", "meta", "sm"]).unwrap();
     }
-    poke(dir.path(), |db| damage_record(db, CF_SM, b"snapshot", |r| *r.last_mut().unwrap() ^= 0x01));
-
     let err = RocksStore::open(dir.path()).await.unwrap_err();
-    assert!(matches!(err, OpenError::Io(_)), "{err}");
-    assert!(err.to_string().contains("stored snapshot checksum mismatch"), "{err}");
+    assert!(matches!(err, OpenError::Format { found: 1, .. }), "{err}");
+    assert!(err.to_string().contains("storage format 1, this build reads format 2"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

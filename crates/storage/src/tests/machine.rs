@@ -2,14 +2,24 @@
 
 use openraft::storage::{RaftLogStorage, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, StorageHelper};
-use raftq_core::QueueState;
+use raftq_core::{DedupCaps, QueueState};
 
 use super::{append_synced, apply, blank, entry, membership, workload};
+use crate::machine::StateStore;
 use crate::mem::{MemDisk, MemStateMachine, MemStore};
+use crate::snapshot_stream::SnapshotData;
 use crate::types::LogPayload;
 
 async fn fresh() -> MemStateMachine {
     MemStore::open(MemDisk::new()).await.expect("open").1
+}
+
+fn digest(sm: &MemStateMachine) -> [u8; 16] {
+    sm.reader().digest().expect("digest")
+}
+
+fn check(sm: &MemStateMachine) {
+    raftq_core::check_invariants(sm.store(), DedupCaps::default()).expect("invariants");
 }
 
 #[tokio::test]
@@ -25,8 +35,9 @@ async fn apply_runs_every_command_through_core_at_entry_time() {
         assert_eq!(sm.apply_entry(entry).responses, expected);
         assert_eq!(sm.applied(), Some(log_id));
     }
-    assert_eq!(sm.state().digest(), reference.digest());
-    assert!(sm.state().now_ms() > 0, "time came from the entries");
+    assert_eq!(digest(&sm), reference.digest(), "the host keys stay outside the digest");
+    assert!(sm.reader().now_ms().unwrap() > 0, "time came from the entries");
+    check(&sm);
 }
 
 #[tokio::test]
@@ -34,7 +45,7 @@ async fn replicas_applying_the_same_log_hold_the_same_state() {
     let (mut a, mut b) = (fresh().await, fresh().await);
     apply(&mut a, workload(50)).await;
     apply(&mut b, workload(50)).await;
-    assert_eq!(a.state().digest(), b.state().digest());
+    assert_eq!(digest(&a), digest(&b));
     assert_eq!(a.applied_state().await.unwrap(), b.applied_state().await.unwrap());
 }
 
@@ -56,7 +67,7 @@ async fn unknown_payload_format_is_rejected_alike_without_a_panic() {
     let (mut a, mut b) = (fresh().await, fresh().await);
     apply(&mut a, workload(10)).await;
     apply(&mut b, workload(10)).await;
-    let before = a.state().digest();
+    let before = digest(&a);
     let commands = vec![raftq_core::Command::Tick, raftq_core::Command::PurgeQueue { name: "q".into() }];
     let mut future = entry(1_000, 100, Vec::new());
     future.payload = EntryPayload::Normal(LogPayload { format_version: 2, time_ms: u64::MAX, commands });
@@ -67,7 +78,7 @@ async fn unknown_payload_format_is_rejected_alike_without_a_panic() {
         let err = response.as_ref().expect_err("rejected");
         assert!(err.to_string().contains("format version 2 is not supported"), "{err}");
     }
-    assert_eq!(a.state().digest(), before, "nothing changed, not even time");
+    assert_eq!(digest(&a), before, "nothing changed, not even time");
     assert_eq!(a.applied().map(|id| id.index), Some(1_000), "the entry still counts as applied");
 }
 
@@ -80,64 +91,86 @@ async fn applying_out_of_order_stops_the_replica() {
 }
 
 #[tokio::test]
-async fn snapshot_build_and_install_keep_the_digest() {
+async fn a_snapshot_streamed_to_another_node_installs_the_same_state() {
     let mut leader = fresh().await;
     apply(&mut leader, workload(40)).await;
     let built = leader.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
     assert_eq!(built.meta.last_log_id, leader.applied());
 
     let mut follower = fresh().await;
-    let current = leader.get_current_snapshot().await.unwrap().expect("persisted");
+    apply(&mut follower, workload(7)).await;
+    let current = leader.get_current_snapshot().await.unwrap().expect("a state to send");
+    assert_eq!(current.meta, built.meta);
     follower.install_snapshot(&current.meta, current.snapshot).await.unwrap();
-    assert_eq!(follower.state().digest(), leader.state().digest());
+    assert_eq!(digest(&follower), digest(&leader));
     assert_eq!(follower.applied_state().await.unwrap(), leader.applied_state().await.unwrap());
-    let installed = follower.get_current_snapshot().await.unwrap().expect("persisted");
-    assert_eq!(installed.meta, built.meta);
+    check(&follower);
+}
+
+/// Chunks of a snapshot as a follower would receive them.
+async fn chunks_of(sm: &mut MemStateMachine) -> (crate::types::SnapshotMeta, Vec<Vec<u8>>) {
+    let snapshot = sm.get_current_snapshot().await.unwrap().expect("a state to send");
+    let mut data = snapshot.snapshot;
+    let mut chunks = Vec::new();
+    while let Some(chunk) = data.next_chunk().await {
+        chunks.push(chunk.unwrap());
+    }
+    (snapshot.meta, chunks)
 }
 
 #[tokio::test]
-async fn corrupt_snapshot_is_not_installed() {
+async fn a_damaged_or_cut_snapshot_is_not_installed_and_the_old_state_stays() {
     let mut leader = fresh().await;
-    apply(&mut leader, workload(10)).await;
-    let mut snap = leader.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
-    let bytes = snap.snapshot.get_mut();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x40;
+    apply(&mut leader, workload(30)).await;
+    let (meta, chunks) = chunks_of(&mut leader).await;
     let mut follower = fresh().await;
-    let err = follower.install_snapshot(&snap.meta, snap.snapshot).await.unwrap_err();
-    assert!(err.to_string().contains("unusable"), "{err}");
-    assert_eq!(follower.applied(), None);
-    assert!(follower.get_current_snapshot().await.unwrap().is_none());
+    apply(&mut follower, workload(5)).await;
+    let before = (digest(&follower), follower.applied());
+
+    let mut flipped = chunks.clone();
+    let middle = flipped.len() / 2;
+    let byte = flipped[middle].len() / 2;
+    flipped[middle][byte] ^= 0x40;
+    let err = follower.install_snapshot(&meta, SnapshotData::from_chunks(flipped)).await.unwrap_err();
+    assert!(err.to_string().contains("snapshot"), "{err}");
+
+    let cut = chunks[..chunks.len() - 1].to_vec();
+    let err = follower.install_snapshot(&meta, SnapshotData::from_chunks(cut)).await.unwrap_err();
+    assert!(err.to_string().contains("end frame"), "{err}");
+
+    assert_eq!((digest(&follower), follower.applied()), before, "the old state is intact");
+    check(&follower);
 }
 
 #[tokio::test]
-async fn stored_snapshot_never_moves_backwards() {
-    let mut sm = fresh().await;
-    apply(&mut sm, workload(10)).await;
-    let mut stale = sm.try_create_snapshot_builder(true).await.unwrap();
-    apply(&mut sm, vec![blank(11), blank(12)]).await;
-    sm.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
-    stale.build_snapshot().await.unwrap();
-    let current = sm.get_current_snapshot().await.unwrap().unwrap();
-    assert_eq!(current.meta.last_log_id.map(|id| id.index), Some(12));
-}
-
-#[tokio::test]
-async fn restart_restores_snapshot_then_reapplies_committed_log() {
+async fn restart_reads_the_applied_id_and_reapplies_only_what_came_after() {
     let disk = MemDisk::new();
     let entries = workload(40);
     let (mut log, mut sm) = MemStore::open(disk.clone()).await.unwrap();
     append_synced(&mut log, entries.clone()).await;
     log.save_committed(entries.last().map(|e| e.log_id)).await.unwrap();
     apply(&mut sm, entries[..20].to_vec()).await;
-    sm.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
+    sm.store().sync().await.unwrap();
     apply(&mut sm, entries[20..].to_vec()).await;
-    let digest = sm.state().digest();
+    let full = digest(&sm);
 
+    // Power loss: state writes after the sync are lost with their applied id.
     disk.crash();
     let (mut log, mut sm) = MemStore::open(disk.clone()).await.unwrap();
-    assert_eq!(sm.applied().map(|id| id.index), Some(19), "the snapshot is restored on open");
+    assert_eq!(sm.applied().map(|id| id.index), Some(19), "the state as of the last sync");
+    check(&sm);
     StorageHelper::new(&mut log, &mut sm).with_id(1).get_initial_state().await.unwrap();
     assert_eq!(sm.applied().map(|id| id.index), Some(40), "openraft re-applied the committed log");
-    assert_eq!(sm.state().digest(), digest);
+    assert_eq!(digest(&sm), full);
+}
+
+#[tokio::test]
+async fn a_snapshot_build_makes_the_state_durable() {
+    let disk = MemDisk::new();
+    let (_log, mut sm) = MemStore::open(disk.clone()).await.unwrap();
+    apply(&mut sm, workload(12)).await;
+    let built = sm.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
+    disk.crash();
+    let (_log, sm) = MemStore::open(disk).await.unwrap();
+    assert_eq!(sm.applied(), built.meta.last_log_id, "what openraft may purge behind survives power loss");
 }

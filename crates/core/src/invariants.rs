@@ -1,0 +1,165 @@
+//! Every invariant of the stored state, checked by a full scan: each index
+//! and count equals a rebuild from the messages, the digest equals a
+//! recomputation. For tests, snapshot restores and `cluster verify`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::keys::{self, Parts};
+use crate::kv::{Direction, KvRead, Pairs, full_digest, stored_digest};
+use crate::message::{Message, MessageState};
+use crate::state::DedupCaps;
+use crate::store::{DedupEntry, Globals, QueueRecord, TIMER_STATE, TIMER_TTL, decode, state_due};
+
+fn table(kv: &dyn KvRead, table: u8) -> Result<Pairs, String> {
+    let prefix = keys::table(table);
+    let mut pairs = Vec::new();
+    kv.scan(&prefix, &keys::prefix_end(&prefix), Direction::Forward, &mut |k, v| {
+        pairs.push((k.to_vec(), v.to_vec()));
+        true
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(pairs)
+}
+
+fn u64s(key: &[u8], n: usize) -> Result<Vec<u64>, String> {
+    if key.len() < 1 + 8 * n {
+        return Err(format!("key {key:?} is too short"));
+    }
+    let mut parts = Parts::of(key);
+    Ok((0..n).map(|_| parts.u64()).collect())
+}
+
+/// Checks the state in `kv` (see module docs).
+pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
+    let e = |e: crate::kv::StoreFault| e.to_string();
+    let g: Globals = match kv.get(keys::GLOBALS).map_err(e)? {
+        Some(bytes) => decode("globals", &bytes).map_err(e)?,
+        None => Globals::initial(),
+    };
+    let stored = stored_digest(kv).map_err(e)?;
+    if stored != full_digest(kv).map_err(e)? {
+        return Err("stored digest differs from a recomputation".into());
+    }
+    let doomed_spaces: BTreeSet<u64> =
+        table(kv, keys::DOOMED_SPACE)?.iter().map(|(k, _)| u64s(k, 1).map(|v| v[0])).collect::<Result<_, _>>()?;
+    // Every message, by space.
+    let mut messages: BTreeMap<(u64, u64), Message> = BTreeMap::new();
+    for (key, value) in table(kv, keys::MESSAGE)? {
+        let parts = u64s(&key, 2)?;
+        let message: Message = decode("message", &value).map_err(e)?;
+        if message.id != parts[1] || message.id == 0 || message.id >= g.next_message_id {
+            return Err(format!("message {} stored under id {} (next id {})", message.id, parts[1], g.next_message_id));
+        }
+        if message.redrive_base > message.delivery_count {
+            return Err(format!("message {}: redrive base above delivery count", message.id));
+        }
+        if let MessageState::Leased { attempt, .. } = message.state
+            && attempt != message.delivery_count
+        {
+            return Err(format!("message {}: leased under a stale attempt", message.id));
+        }
+        messages.insert((parts[0], parts[1]), message);
+    }
+    // The ready and timer indexes, rebuilt from the messages.
+    let mut ready = BTreeSet::new();
+    let mut timers = BTreeSet::new();
+    for ((space, id), message) in &messages {
+        if message.state == MessageState::Ready {
+            ready.insert(keys::ready(*space, *id));
+        }
+        if let Some(due) = state_due(&message.state) {
+            timers.insert(keys::timer(due, *space, *id, TIMER_STATE));
+        }
+        if let Some(due) = message.expires_at_ms {
+            timers.insert(keys::timer(due, *space, *id, TIMER_TTL));
+        }
+    }
+    let stored_ready: BTreeSet<Vec<u8>> = table(kv, keys::READY)?.into_iter().map(|(k, _)| k).collect();
+    if stored_ready != ready {
+        return Err("ready index differs from a rebuild".into());
+    }
+    let stored_timers: BTreeSet<Vec<u8>> = table(kv, keys::TIMER)?.into_iter().map(|(k, _)| k).collect();
+    if stored_timers != timers {
+        return Err("timer index differs from a rebuild".into());
+    }
+    // Queues: their identity indexes and counts.
+    let mut live_spaces = BTreeSet::new();
+    let mut live_uids = BTreeSet::new();
+    for (key, value) in table(kv, keys::QUEUE)? {
+        let queue: QueueRecord = decode("queue record", &value).map_err(e)?;
+        let name = std::str::from_utf8(&key[1..]).map_err(|_| "queue key is not UTF-8".to_string())?;
+        if queue.name != name {
+            return Err(format!("queue {name:?} stored as {:?}", queue.name));
+        }
+        if queue.uid == 0 || queue.uid >= g.next_queue_uid || queue.space >= g.next_queue_uid {
+            return Err(format!("queue {name:?} has a bad uid or space"));
+        }
+        if !live_uids.insert(queue.uid) || !live_spaces.insert(queue.space) || doomed_spaces.contains(&queue.space) {
+            return Err(format!("queue {name:?} shares its uid or space"));
+        }
+        queue.config.validate().map_err(|err| format!("queue {name:?} config: {err}"))?;
+        let named = |k: Vec<u8>| -> Result<bool, String> {
+            Ok(kv.get(&k).map_err(e)?.map(|v| decode::<String>("name", &v)).transpose().map_err(e)?.as_deref()
+                == Some(name))
+        };
+        if !named(keys::uid(queue.uid))? || !named(keys::space(queue.space))? {
+            return Err(format!("queue {name:?}: uid or space index is wrong"));
+        }
+        let (mut counts, mut bytes) = ([0u64; 4], 0u64);
+        for (_, message) in messages.range((queue.space, 0)..=(queue.space, u64::MAX)) {
+            bytes += message.size_bytes();
+            counts[match message.state {
+                MessageState::Ready => 0,
+                MessageState::Leased { .. } => 1,
+                MessageState::Delayed { .. } => 2,
+                MessageState::Dead => 3,
+            }] += 1;
+        }
+        let s = &queue.stats;
+        if [s.ready, s.leased, s.delayed, s.dead] != counts || s.total_bytes != bytes {
+            return Err(format!("queue {name:?}: counts differ from a rebuild"));
+        }
+    }
+    if table(kv, keys::UID)?.len() != live_uids.len() || table(kv, keys::SPACE)?.len() != live_spaces.len() {
+        return Err("uid or space index names a queue that does not exist".into());
+    }
+    for (space, _) in messages.keys() {
+        if !live_spaces.contains(space) && !doomed_spaces.contains(space) {
+            return Err(format!("messages in space {space}, which is neither live nor being cleaned"));
+        }
+    }
+    // Dedup: each key's three records agree; counts match.
+    let mut per_uid: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut by_queue = BTreeSet::new();
+    let mut by_expiry = BTreeSet::new();
+    for (key, value) in table(kv, keys::DEDUP)? {
+        let uid = u64s(&key, 1)?[0];
+        let entry: DedupEntry = decode("dedup entry", &value).map_err(e)?;
+        let dedup_key = std::str::from_utf8(&key[9..]).map_err(|_| "dedup key is not UTF-8".to_string())?;
+        *per_uid.entry(uid).or_default() += 1;
+        by_queue.insert(keys::dedup_by_queue(uid, entry.expires_at_ms, dedup_key));
+        by_expiry.insert(keys::dedup_by_expiry(entry.expires_at_ms, uid, dedup_key));
+    }
+    let stored_by_queue: BTreeSet<Vec<u8>> = table(kv, keys::DEDUP_BY_QUEUE)?.into_iter().map(|(k, _)| k).collect();
+    let stored_by_expiry: BTreeSet<Vec<u8>> = table(kv, keys::DEDUP_BY_EXPIRY)?.into_iter().map(|(k, _)| k).collect();
+    if stored_by_queue != by_queue || stored_by_expiry != by_expiry {
+        return Err("a dedup index differs from a rebuild".into());
+    }
+    let total: u64 = per_uid.values().sum();
+    if total != g.dedup_keys {
+        return Err(format!("{} idempotency keys stored, {} counted", total, g.dedup_keys));
+    }
+    for (_, value) in table(kv, keys::QUEUE)? {
+        let queue: QueueRecord = decode("queue record", &value).map_err(e)?;
+        if per_uid.get(&queue.uid).copied().unwrap_or(0) != queue.dedup_keys {
+            return Err(format!("queue {:?}: dedup key count differs from a rebuild", queue.name));
+        }
+        if queue.dedup_keys > caps.per_queue as u64 {
+            return Err(format!("queue {:?} remembers more keys than its bound", queue.name));
+        }
+    }
+    if g.dedup_keys > caps.total as u64 {
+        return Err("more idempotency keys remembered than the dedup bounds allow".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,407 @@
+//! The ordered key-value interface the state lives in, and a transaction
+//! over it.
+//!
+//! The core keeps every fact of the queue state as a key-value pair (the key
+//! layout is in `keys`). It reads through [`KvRead`] and writes through a
+//! [`Txn`]: an overlay of puts and deletes over a read view that sees its own
+//! writes. [`Txn::finish`] turns the overlay into a [`WriteSet`] the host
+//! writes as one atomic batch (RocksDB `WriteBatch`, or the simulation's
+//! in-memory disk), together with whatever the host keeps beside the state
+//! (the applied log id): state and applied index cannot disagree.
+//!
+//! ## The digest
+//! Every write set also updates the state digest: the wrapping sum, over
+//! every stored pair, of the first 16 bytes of SHA-256(key length ‖ key ‖
+//! value). A sum is order-free, so it is kept exact by adding the new pairs
+//! and subtracting the old ones a write replaces: comparing replicas never
+//! scans the backlog. [`full_digest`] recomputes it by a scan, for verify.
+//!
+//! Keys starting with [`HOST_PREFIX`] belong to the host (applied log id,
+//! membership): never read by the core, never part of the digest.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use sha2::{Digest, Sha256};
+
+/// Keys that start with this byte are the host's, not the state's.
+pub const HOST_PREFIX: u8 = 0xff;
+
+/// The key under which the digest of the state is stored.
+pub(crate) const DIGEST_KEY: &[u8] = b"#digest";
+
+/// A read or write of the underlying store failed (I/O error, checksum
+/// mismatch). Never a replicated answer: the host must stop applying.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("state store failed: {0}")]
+pub struct StoreFault(pub String);
+
+/// Which way a scan walks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    Reverse,
+}
+
+/// Read access to an ordered key-value store: a consistent view.
+pub trait KvRead: Send + Sync {
+    /// The value stored under `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreFault>;
+
+    /// Visits the pairs with `start <= key < end` in key order (or reverse),
+    /// until `visit` returns false.
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        direction: Direction,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreFault>;
+}
+
+/// Puts (`Some`) and deletes (`None`) to write as one atomic batch, in key
+/// order.
+pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Key-value pairs, in key order.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// An in-memory store: the whole state in a `BTreeMap`. Used by tests, by
+/// [`crate::QueueState`], and by the simulation's storage twin.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemKv {
+    map: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl MemKv {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Writes a write set.
+    pub fn write(&mut self, writes: WriteSet) {
+        for (key, value) in writes {
+            match value {
+                Some(value) => self.map.insert(key, value),
+                None => self.map.remove(&key),
+            };
+        }
+    }
+
+    /// Every pair, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Vec<u8>)> {
+        self.map.iter()
+    }
+
+    /// Number of stored pairs.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Stores `value` under `key` directly (restores, tests).
+    pub fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.map.insert(key, value);
+    }
+
+    /// Removes every pair whose key starts with `prefix`.
+    pub fn remove_prefix(&mut self, prefix: &[u8]) {
+        let doomed: Vec<Vec<u8>> = self
+            .map
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in doomed {
+            self.map.remove(&key);
+        }
+    }
+}
+
+fn bounds<'a>(start: &'a [u8], end: &'a [u8]) -> (Bound<&'a [u8]>, Bound<&'a [u8]>) {
+    (Bound::Included(start), Bound::Excluded(end))
+}
+
+impl KvRead for MemKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreFault> {
+        Ok(self.map.get(key).cloned())
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        direction: Direction,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreFault> {
+        if start >= end {
+            return Ok(());
+        }
+        let range = self.map.range::<[u8], _>(bounds(start, end));
+        match direction {
+            Direction::Forward => {
+                for (k, v) in range {
+                    if !visit(k, v) {
+                        break;
+                    }
+                }
+            }
+            Direction::Reverse => {
+                for (k, v) in range.rev() {
+                    if !visit(k, v) {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes over a read view: reads see the writes made so far.
+pub struct Txn<'a> {
+    base: &'a dyn KvRead,
+    writes: WriteSet,
+}
+
+impl std::fmt::Debug for Txn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Txn").field("writes", &self.writes.len()).finish()
+    }
+}
+
+impl<'a> Txn<'a> {
+    pub fn new(base: &'a dyn KvRead) -> Self {
+        Self { base, writes: WriteSet::new() }
+    }
+
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    /// Keys written so far (a host may commit early when this grows).
+    pub fn pending(&self) -> usize {
+        self.writes.len()
+    }
+
+    /// The writes, with the digest updated for them. The caller writes the
+    /// result as one batch; host keys ([`HOST_PREFIX`]) it adds are outside
+    /// the digest.
+    pub fn finish(self) -> Result<WriteSet, StoreFault> {
+        let mut writes = self.writes;
+        writes.remove(DIGEST_KEY);
+        let mut digest = read_digest(self.base)?;
+        for (key, value) in &writes {
+            if key.first() == Some(&HOST_PREFIX) {
+                continue;
+            }
+            if let Some(old) = self.base.get(key)? {
+                digest = digest.wrapping_sub(pair_hash(key, &old));
+            }
+            if let Some(new) = value {
+                digest = digest.wrapping_add(pair_hash(key, new));
+            }
+        }
+        writes.insert(DIGEST_KEY.to_vec(), Some(digest.to_be_bytes().to_vec()));
+        Ok(writes)
+    }
+}
+
+impl KvRead for Txn<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreFault> {
+        match self.writes.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.base.get(key),
+        }
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        direction: Direction,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreFault> {
+        if start >= end {
+            return Ok(());
+        }
+        // Merge the base's pairs with the overlay's, the overlay winning on
+        // equal keys and hiding deleted ones.
+        let overlay: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = match direction {
+            Direction::Forward => self.writes.range::<[u8], _>(bounds(start, end)).collect(),
+            Direction::Reverse => self.writes.range::<[u8], _>(bounds(start, end)).rev().collect(),
+        };
+        let before = |a: &[u8], b: &[u8]| match direction {
+            Direction::Forward => a < b,
+            Direction::Reverse => a > b,
+        };
+        let mut next = 0;
+        let mut stopped = false;
+        self.base.scan(start, end, direction, &mut |key, value| {
+            while let Some((okey, ovalue)) = overlay.get(next) {
+                if !before(okey, key) {
+                    break;
+                }
+                next += 1;
+                if let Some(ovalue) = ovalue
+                    && !visit(okey, ovalue)
+                {
+                    stopped = true;
+                    return false;
+                }
+            }
+            if let Some((okey, ovalue)) = overlay.get(next)
+                && okey.as_slice() == key
+            {
+                next += 1;
+                return match ovalue {
+                    Some(ovalue) => {
+                        let more = visit(key, ovalue);
+                        stopped = !more;
+                        more
+                    }
+                    None => true,
+                };
+            }
+            let more = visit(key, value);
+            stopped = !more;
+            more
+        })?;
+        if stopped {
+            return Ok(());
+        }
+        for (okey, ovalue) in &overlay[next..] {
+            if let Some(ovalue) = ovalue
+                && !visit(okey, ovalue)
+            {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One pair's share of the digest.
+fn pair_hash(key: &[u8], value: &[u8]) -> u128 {
+    let mut hasher = Sha256::new();
+    hasher.update((key.len() as u32).to_be_bytes());
+    hasher.update(key);
+    hasher.update(value);
+    let hash = hasher.finalize();
+    u128::from_be_bytes(hash[..16].try_into().expect("16 bytes"))
+}
+
+fn read_digest(kv: &dyn KvRead) -> Result<u128, StoreFault> {
+    match kv.get(DIGEST_KEY)? {
+        None => Ok(0),
+        Some(bytes) => {
+            let bytes: [u8; 16] =
+                bytes.as_slice().try_into().map_err(|_| StoreFault(format!("digest is {} bytes", bytes.len())))?;
+            Ok(u128::from_be_bytes(bytes))
+        }
+    }
+}
+
+/// The stored digest of the state in `kv` (kept up to date by every write).
+pub fn stored_digest(kv: &dyn KvRead) -> Result<u128, StoreFault> {
+    read_digest(kv)
+}
+
+/// The digest recomputed by scanning every pair (slow: for verify and tests).
+pub fn full_digest(kv: &dyn KvRead) -> Result<u128, StoreFault> {
+    let mut digest = 0u128;
+    kv.scan(&[], &[HOST_PREFIX], Direction::Forward, &mut |key, value| {
+        if key != DIGEST_KEY {
+            digest = digest.wrapping_add(pair_hash(key, value));
+        }
+        true
+    })?;
+    Ok(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(kv: &dyn KvRead, start: &[u8], end: &[u8], direction: Direction) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        kv.scan(start, end, direction, &mut |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            true
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_transaction_reads_its_own_writes_in_order() {
+        let mut base = MemKv::new();
+        for k in [b"a", b"c", b"e", b"g"] {
+            base.insert(k.to_vec(), k.to_vec());
+        }
+        let mut txn = Txn::new(&base);
+        txn.put(b"b".to_vec(), b"B".to_vec());
+        txn.delete(b"c".to_vec());
+        txn.put(b"e".to_vec(), b"E".to_vec());
+        txn.put(b"h".to_vec(), b"H".to_vec());
+        let keys = |d| collect(&txn, b"a", b"z", d).into_iter().map(|(k, v)| (k[0], v[0])).collect::<Vec<_>>();
+        assert_eq!(
+            keys(Direction::Forward),
+            vec![(b'a', b'a'), (b'b', b'B'), (b'e', b'E'), (b'g', b'g'), (b'h', b'H')]
+        );
+        assert_eq!(
+            keys(Direction::Reverse),
+            vec![(b'h', b'H'), (b'g', b'g'), (b'e', b'E'), (b'b', b'B'), (b'a', b'a')]
+        );
+        assert_eq!(collect(&txn, b"b", b"f", Direction::Forward).len(), 2);
+        assert_eq!(txn.get(b"c").unwrap(), None);
+        assert_eq!(txn.get(b"g").unwrap(), Some(b"g".to_vec()));
+    }
+
+    #[test]
+    fn a_scan_stops_when_asked_even_inside_the_overlay() {
+        let mut base = MemKv::new();
+        base.insert(b"c".to_vec(), b"c".to_vec());
+        let mut txn = Txn::new(&base);
+        txn.put(b"a".to_vec(), b"a".to_vec());
+        txn.put(b"b".to_vec(), b"b".to_vec());
+        let mut seen = Vec::new();
+        txn.scan(b"a", b"z", Direction::Forward, &mut |k, _| {
+            seen.push(k.to_vec());
+            seen.len() < 2
+        })
+        .unwrap();
+        assert_eq!(seen, vec![b"a".to_vec(), b"b".to_vec()]);
+    }
+
+    #[test]
+    fn the_digest_follows_every_write_and_matches_a_scan() {
+        let mut kv = MemKv::new();
+        let mut txn = Txn::new(&kv);
+        txn.put(b"x".to_vec(), b"1".to_vec());
+        txn.put(b"y".to_vec(), b"2".to_vec());
+        txn.put(vec![HOST_PREFIX, 1], b"host".to_vec());
+        let writes = txn.finish().unwrap();
+        kv.write(writes);
+        assert_eq!(stored_digest(&kv).unwrap(), full_digest(&kv).unwrap());
+        let mut txn = Txn::new(&kv);
+        txn.delete(b"x".to_vec());
+        txn.put(b"y".to_vec(), b"3".to_vec());
+        let writes = txn.finish().unwrap();
+        kv.write(writes);
+        assert_eq!(stored_digest(&kv).unwrap(), full_digest(&kv).unwrap());
+        let mut other = MemKv::new();
+        let mut txn = Txn::new(&other);
+        txn.put(b"y".to_vec(), b"3".to_vec());
+        let writes = txn.finish().unwrap();
+        other.write(writes);
+        assert_eq!(stored_digest(&kv).unwrap(), stored_digest(&other).unwrap(), "same pairs, same digest");
+    }
+}

@@ -1,0 +1,208 @@
+//! Reads of the state: what the server answers after a linearizable read
+//! barrier, from any consistent view ([`KvRead`]). Each is bounded: none
+//! walks the backlog beyond `PEEK_SCAN_MAX` messages.
+
+use crate::command::Receipt;
+use crate::config::validate_queue_name;
+use crate::delivery::check_live;
+use crate::error::QueueError;
+use crate::keys::{self, Parts};
+use crate::kv::{Direction, KvRead, StoreFault, stored_digest};
+use crate::limits::{LIST_QUEUES_MAX, PEEK_MESSAGES_MAX, PEEK_SCAN_MAX};
+use crate::message::{Message, StateFilter};
+use crate::response::{PeekPage, QueueInfo};
+use crate::store::{self, Ctx, Fail, Globals, Io, QueueRecord, decode, first, load_message, load_queue, not_found};
+
+/// Read-side answers that may be refusals, over a store that may fail.
+pub type ReadResult<T> = Result<Result<T, QueueError>, StoreFault>;
+
+fn split<T>(result: Result<T, Fail>) -> ReadResult<T> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(Fail::Reject(error)) => Ok(Err(error)),
+        Err(Fail::Store(fault)) => Err(fault),
+    }
+}
+
+/// A queue's info as of `now_ms`.
+pub(crate) fn info(kv: &dyn KvRead, queue: &QueueRecord, now_ms: u64) -> Io<QueueInfo> {
+    let mut stats = queue.stats.clone();
+    stats.oldest_ready_age_ms = 0;
+    if let Some((key, _)) = first(kv, &keys::ready_of(queue.space), Direction::Forward)? {
+        let mut parts = Parts::of(&key);
+        parts.u64();
+        let id = parts.u64();
+        let oldest = load_message(kv, queue.space, id)?
+            .ok_or_else(|| StoreFault(format!("ready message {id} of {:?} is missing", queue.name)))?;
+        stats.oldest_ready_age_ms = now_ms.saturating_sub(oldest.published_at_ms);
+    }
+    Ok(QueueInfo { name: queue.name.clone(), config: queue.config.clone(), stats, created_at_ms: queue.created_at_ms })
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads over one consistent view of the state.
+#[derive(Clone, Copy)]
+pub struct Reader<'a> {
+    kv: &'a dyn KvRead,
+}
+
+impl std::fmt::Debug for Reader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reader")
+    }
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(kv: &'a dyn KvRead) -> Self {
+        Self { kv }
+    }
+
+    fn globals(&self) -> Io<Globals> {
+        Globals::load(self.kv)
+    }
+
+    /// The time of the latest applied entry.
+    pub fn now_ms(&self) -> Result<u64, StoreFault> {
+        Ok(self.globals()?.now_ms)
+    }
+
+    /// Idempotency keys stored by all queues together.
+    pub fn dedup_keys(&self) -> Result<u64, StoreFault> {
+        Ok(self.globals()?.dedup_keys)
+    }
+
+    /// When the next timer (delay end, lease end, TTL) is due, or now if
+    /// purged or deleted messages wait for cleanup. The server proposes a
+    /// `Tick` then, so time-driven changes are applied even when no client
+    /// writes.
+    pub fn next_timer_ms(&self) -> Result<Option<u64>, StoreFault> {
+        if Ctx::cleanup_pending(self.kv)? {
+            return Ok(Some(self.now_ms()?));
+        }
+        Ok(first(self.kv, &keys::table(keys::TIMER), Direction::Forward)?.map(|(key, _)| Parts::of(&key).u64()))
+    }
+
+    /// The stored digest (16 bytes): equal on replicas with equal state.
+    pub fn digest(&self) -> Result<[u8; 16], StoreFault> {
+        Ok(stored_digest(self.kv)?.to_be_bytes())
+    }
+
+    pub fn queue_info(&self, name: &str) -> ReadResult<QueueInfo> {
+        split((|| {
+            let queue = load_queue(self.kv, name)?.ok_or_else(|| Fail::Reject(not_found(name)))?;
+            Ok(info(self.kv, &queue, self.now_ms()?)?)
+        })())
+    }
+
+    /// Queues whose name starts with `prefix`, after `start_after`, in name
+    /// order; the second value is where the next page starts, if any.
+    pub fn list_queues(
+        &self,
+        prefix: &str,
+        start_after: &str,
+        limit: u32,
+    ) -> Result<(Vec<QueueInfo>, Option<String>), StoreFault> {
+        let limit = limit.clamp(1, LIST_QUEUES_MAX) as usize;
+        let from = if start_after.as_bytes() >= prefix.as_bytes() {
+            let mut after = keys::queue(start_after);
+            after.push(0);
+            after
+        } else {
+            keys::queue(prefix)
+        };
+        let end = keys::prefix_end(&keys::queue(prefix));
+        let mut records = Vec::new();
+        let mut fault = None;
+        self.kv.scan(&from, &end, Direction::Forward, &mut |_, value| {
+            match decode::<QueueRecord>("queue record", value) {
+                Ok(record) => records.push(record),
+                Err(e) => fault = Some(e),
+            }
+            fault.is_none() && records.len() <= limit
+        })?;
+        if let Some(fault) = fault {
+            return Err(fault);
+        }
+        let more = records.len() > limit;
+        records.truncate(limit);
+        let now_ms = self.now_ms()?;
+        let page = records.iter().map(|record| info(self.kv, record, now_ms)).collect::<Io<Vec<_>>>()?;
+        let next = if more { page.last().map(|info| info.name.clone()) } else { None };
+        Ok((page, next))
+    }
+
+    /// Messages in `filter` state with id > `after_id`, without changing them.
+    pub fn peek(&self, name: &str, filter: StateFilter, after_id: u64, limit: u32) -> ReadResult<PeekPage> {
+        if let Err(e) = validate_queue_name(name) {
+            return Ok(Err(e.in_field("queue")));
+        }
+        let queue = match load_queue(self.kv, name)? {
+            Some(queue) => queue,
+            None => return Ok(Err(not_found(name))),
+        };
+        let limit = limit.clamp(1, PEEK_MESSAGES_MAX) as usize;
+        let start = keys::message(queue.space, after_id.saturating_add(1));
+        let end = keys::prefix_end(&keys::messages_of(queue.space));
+        let mut messages = Vec::new();
+        let mut last_seen = None;
+        let mut scanned = 0usize;
+        let mut complete = true;
+        let mut fault = None;
+        if after_id < u64::MAX {
+            self.kv.scan(&start, &end, Direction::Forward, &mut |_, value| {
+                if messages.len() == limit || scanned == PEEK_SCAN_MAX {
+                    complete = false;
+                    return false;
+                }
+                scanned += 1;
+                match decode::<Message>("message", value) {
+                    Ok(message) => {
+                        last_seen = Some(message.id);
+                        if filter.matches(&message.state) {
+                            messages.push(message);
+                        }
+                        true
+                    }
+                    Err(e) => {
+                        fault = Some(e);
+                        false
+                    }
+                }
+            })?;
+        }
+        if let Some(fault) = fault {
+            return Err(fault);
+        }
+        let next_after_id = if complete { None } else { last_seen };
+        Ok(Ok(PeekPage { messages, next_after_id }))
+    }
+
+    /// One message with its state and history.
+    pub fn inspect(&self, name: &str, id: u64) -> ReadResult<Message> {
+        if let Err(e) = validate_queue_name(name) {
+            return Ok(Err(e.in_field("queue")));
+        }
+        let Some(queue) = load_queue(self.kv, name)? else { return Ok(Err(not_found(name))) };
+        Ok(load_message(self.kv, queue.space, id)?
+            .ok_or_else(|| QueueError::not_found(format!("message {id} in queue {name:?}"))))
+    }
+
+    /// True if `receipt` names a live lease as of the last applied entry.
+    pub fn receipt_is_live(&self, receipt: &Receipt) -> Result<bool, StoreFault> {
+        match check_live(self.kv, self.now_ms()?, "receipt", receipt) {
+            Ok(_) => Ok(true),
+            Err(Fail::Reject(_)) => Ok(false),
+            Err(Fail::Store(fault)) => Err(fault),
+        }
+    }
+
+    /// True if a receive on `name` now would return something.
+    pub fn has_visible(&self, name: &str) -> Result<bool, StoreFault> {
+        let Some(queue) = load_queue(self.kv, name)? else { return Ok(false) };
+        Ok(store::next_ready(self.kv, &queue)?.is_some())
+    }
+}

@@ -1,0 +1,469 @@
+//! The state's records and the operations that keep them and their indexes
+//! exact. Every change to a message goes through `insert_message`,
+//! `remove_message` or `set_state`, which keep the per-queue counts, the
+//! ready index and the timer index in step with it.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Order, QueueConfig};
+use crate::error::QueueError;
+use crate::keys::{self, Parts};
+use crate::kv::{Direction, KvRead, StoreFault, Txn};
+use crate::limits::{CLEANUP_PER_APPLY_MAX, DEDUP_EXPIRE_PER_APPLY_MAX};
+use crate::message::{Message, MessageState};
+use crate::response::QueueStats;
+use crate::state::DedupCaps;
+
+/// Why a step stopped: a replicated rejection, or a store failure that
+/// must stop the host.
+#[derive(Debug)]
+pub(crate) enum Fail {
+    Reject(QueueError),
+    Store(StoreFault),
+}
+
+impl From<QueueError> for Fail {
+    fn from(error: QueueError) -> Self {
+        Fail::Reject(error)
+    }
+}
+
+impl From<StoreFault> for Fail {
+    fn from(fault: StoreFault) -> Self {
+        Fail::Store(fault)
+    }
+}
+
+pub(crate) type Step<T> = Result<T, Fail>;
+pub(crate) type Io<T> = Result<T, StoreFault>;
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("encoding to a Vec cannot fail")
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Io<T> {
+    postcard::from_bytes(bytes).map_err(|e| StoreFault(format!("{what} does not decode: {e}")))
+}
+
+pub(crate) fn get<T: DeserializeOwned>(kv: &dyn KvRead, what: &str, key: &[u8]) -> Io<Option<T>> {
+    kv.get(key)?.map(|bytes| decode(what, &bytes)).transpose()
+}
+
+/// The first key (and value) with `prefix`, in `direction`.
+pub(crate) fn first(kv: &dyn KvRead, prefix: &[u8], direction: Direction) -> Io<Option<(Vec<u8>, Vec<u8>)>> {
+    let mut found = None;
+    kv.scan(prefix, &keys::prefix_end(prefix), direction, &mut |k, v| {
+        found = Some((k.to_vec(), v.to_vec()));
+        false
+    })?;
+    Ok(found)
+}
+
+/// Up to `limit` keys (and values) with `prefix`, from the first.
+pub(crate) fn first_n(kv: &dyn KvRead, prefix: &[u8], limit: usize) -> Io<crate::kv::Pairs> {
+    let mut found = Vec::new();
+    if limit == 0 {
+        return Ok(found);
+    }
+    kv.scan(prefix, &keys::prefix_end(prefix), Direction::Forward, &mut |k, v| {
+        found.push((k.to_vec(), v.to_vec()));
+        found.len() < limit
+    })?;
+    Ok(found)
+}
+
+/// Cluster-wide scalars, one record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Globals {
+    /// The latest entry time applied; never decreases.
+    pub now_ms: u64,
+    /// The next queue uid or message space (one counter, never reused).
+    pub next_queue_uid: u64,
+    /// The id the next message gets, in whichever queue. Ids are unique
+    /// across all queues and never reused, so a receipt from a deleted
+    /// queue can never name a message of a new queue of the same name.
+    pub next_message_id: u64,
+    /// Idempotency keys stored by all queues together (deleted queues'
+    /// included until they are cleaned up).
+    pub dedup_keys: u64,
+}
+
+impl Globals {
+    pub(crate) fn initial() -> Self {
+        Self { now_ms: 0, next_queue_uid: 1, next_message_id: 1, dedup_keys: 0 }
+    }
+
+    pub(crate) fn load(kv: &dyn KvRead) -> Io<Self> {
+        Ok(get(kv, "globals", keys::GLOBALS)?.unwrap_or_else(Self::initial))
+    }
+}
+
+/// One queue: identity, config, and counts kept exact by every change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct QueueRecord {
+    /// Never reused, so a deleted queue's dedup keys can't hit a new one.
+    pub uid: u64,
+    /// Where its messages live now (changes at every purge).
+    pub space: u64,
+    pub name: String,
+    pub config: QueueConfig,
+    pub created_at_ms: u64,
+    /// By-state counts, bytes held and lifetime counters
+    /// (`oldest_ready_age_ms` is computed when read).
+    pub stats: QueueStats,
+    /// Idempotency keys this queue stores.
+    pub dedup_keys: u64,
+}
+
+impl QueueRecord {
+    pub(crate) fn len(&self) -> u64 {
+        self.stats.ready + self.stats.leased + self.stats.delayed + self.stats.dead
+    }
+
+    /// Would `count` more messages of `bytes` in all pass a limit?
+    pub(crate) fn would_overflow(&self, count: u64, bytes: u64) -> Option<String> {
+        let max_length = self.config.max_length;
+        if max_length > 0 && self.len() + count > max_length {
+            return Some(format!("queue {:?} is full: {} of max_length {max_length} messages", self.name, self.len()));
+        }
+        let max_bytes = self.config.max_bytes;
+        if max_bytes > 0 && self.stats.total_bytes + bytes > max_bytes {
+            return Some(format!(
+                "queue {:?} is full: {} of max_bytes {max_bytes} bytes",
+                self.name, self.stats.total_bytes
+            ));
+        }
+        None
+    }
+}
+
+/// What a timer does when it fires (the last byte of its key).
+pub(crate) const TIMER_STATE: u8 = 0;
+pub(crate) const TIMER_TTL: u8 = 1;
+
+/// A dedup key's memory: the id it produced and when it is forgotten.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DedupEntry {
+    pub id: u64,
+    pub expires_at_ms: u64,
+}
+
+/// Reads of queue records and messages, for apply and for reads alike.
+pub(crate) fn load_queue(kv: &dyn KvRead, name: &str) -> Io<Option<QueueRecord>> {
+    get(kv, "queue record", &keys::queue(name))
+}
+
+pub(crate) fn load_message(kv: &dyn KvRead, space: u64, id: u64) -> Io<Option<Message>> {
+    get(kv, "message", &keys::message(space, id))
+}
+
+pub(crate) fn not_found(name: &str) -> QueueError {
+    QueueError::not_found(format!("queue {name:?}"))
+}
+
+/// The next visible message in delivery order, if any.
+pub(crate) fn next_ready(kv: &dyn KvRead, queue: &QueueRecord) -> Io<Option<u64>> {
+    let direction = match queue.config.order {
+        Order::Fifo => Direction::Forward,
+        Order::Lifo => Direction::Reverse,
+    };
+    Ok(first(kv, &keys::ready_of(queue.space), direction)?.map(|(key, _)| {
+        let mut parts = Parts::of(&key);
+        parts.u64();
+        parts.u64()
+    }))
+}
+
+/// The deadline a message's state sets a timer for, if any.
+pub(crate) fn state_due(state: &MessageState) -> Option<u64> {
+    match *state {
+        MessageState::Delayed { visible_at_ms } => Some(visible_at_ms),
+        MessageState::Leased { deadline_ms, .. } => Some(deadline_ms),
+        MessageState::Ready | MessageState::Dead => None,
+    }
+}
+
+/// One apply's working state: the transaction, the globals, the bounds.
+pub(crate) struct Ctx<'t, 'a> {
+    pub kv: &'t mut Txn<'a>,
+    pub g: Globals,
+    pub caps: DedupCaps,
+}
+
+impl Ctx<'_, '_> {
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.g.now_ms
+    }
+
+    pub(crate) fn queue(&self, name: &str) -> Io<Option<QueueRecord>> {
+        load_queue(self.kv, name)
+    }
+
+    pub(crate) fn must_queue(&self, name: &str) -> Step<QueueRecord> {
+        self.queue(name)?.ok_or_else(|| Fail::Reject(not_found(name)))
+    }
+
+    pub(crate) fn save_queue(&mut self, queue: &QueueRecord) {
+        self.kv.put(keys::queue(&queue.name), encode(queue));
+    }
+
+    /// A message the indexes say exists: its absence is a broken store.
+    pub(crate) fn message(&self, space: u64, id: u64) -> Io<Message> {
+        load_message(self.kv, space, id)?
+            .ok_or_else(|| StoreFault(format!("message {id} of space {space} is indexed but missing")))
+    }
+
+    pub(crate) fn put_message(&mut self, space: u64, message: &Message) {
+        self.kv.put(keys::message(space, message.id), encode(message));
+    }
+
+    pub(crate) fn take_message_id(&mut self) -> u64 {
+        let id = self.g.next_message_id;
+        self.g.next_message_id += 1;
+        id
+    }
+
+    pub(crate) fn take_uid(&mut self) -> u64 {
+        let uid = self.g.next_queue_uid;
+        self.g.next_queue_uid += 1;
+        uid
+    }
+
+    pub(crate) fn insert_message(&mut self, queue: &mut QueueRecord, message: Message) {
+        queue.stats.total_bytes += message.size_bytes();
+        self.index_state(queue, message.id, &message.state);
+        if let Some(due_ms) = message.expires_at_ms {
+            self.kv.put(keys::timer(due_ms, queue.space, message.id, TIMER_TTL), Vec::new());
+        }
+        self.put_message(queue.space, &message);
+    }
+
+    pub(crate) fn remove_message(&mut self, queue: &mut QueueRecord, id: u64) -> Io<Message> {
+        let message = self.message(queue.space, id)?;
+        queue.stats.total_bytes -= message.size_bytes();
+        self.unindex_state(queue, id, &message.state);
+        self.delete_message_keys(queue.space, &message);
+        Ok(message)
+    }
+
+    /// Deletes a message and its index and timer keys (counts untouched).
+    pub(crate) fn delete_message_keys(&mut self, space: u64, message: &Message) {
+        let id = message.id;
+        match state_due(&message.state) {
+            Some(due) => self.kv.delete(keys::timer(due, space, id, TIMER_STATE)),
+            None if message.state == MessageState::Ready => self.kv.delete(keys::ready(space, id)),
+            None => {}
+        }
+        if let Some(due_ms) = message.expires_at_ms {
+            self.kv.delete(keys::timer(due_ms, space, id, TIMER_TTL));
+        }
+        self.kv.delete(keys::message(space, id));
+    }
+
+    /// Moves `message` to `state`, keeping counts, indexes and timers exact.
+    /// The caller stores the message.
+    pub(crate) fn set_state(&mut self, queue: &mut QueueRecord, message: &mut Message, state: MessageState) {
+        self.unindex_state(queue, message.id, &message.state);
+        self.index_state(queue, message.id, &state);
+        message.state = state;
+    }
+
+    fn index_state(&mut self, queue: &mut QueueRecord, id: u64, state: &MessageState) {
+        let stats = &mut queue.stats;
+        match *state {
+            MessageState::Ready => {
+                stats.ready += 1;
+                self.kv.put(keys::ready(queue.space, id), Vec::new());
+            }
+            MessageState::Dead => stats.dead += 1,
+            MessageState::Delayed { visible_at_ms: due } | MessageState::Leased { deadline_ms: due, .. } => {
+                if matches!(state, MessageState::Delayed { .. }) {
+                    stats.delayed += 1;
+                } else {
+                    stats.leased += 1;
+                }
+                self.kv.put(keys::timer(due, queue.space, id, TIMER_STATE), Vec::new());
+            }
+        }
+    }
+
+    fn unindex_state(&mut self, queue: &mut QueueRecord, id: u64, state: &MessageState) {
+        let stats = &mut queue.stats;
+        match *state {
+            MessageState::Ready => {
+                stats.ready -= 1;
+                self.kv.delete(keys::ready(queue.space, id));
+            }
+            MessageState::Dead => stats.dead -= 1,
+            MessageState::Delayed { visible_at_ms: due } | MessageState::Leased { deadline_ms: due, .. } => {
+                if matches!(state, MessageState::Delayed { .. }) {
+                    stats.delayed -= 1;
+                } else {
+                    stats.leased -= 1;
+                }
+                self.kv.delete(keys::timer(due, queue.space, id, TIMER_STATE));
+            }
+        }
+    }
+
+    /// Marks a space for cleanup; its queue no longer points at it.
+    pub(crate) fn doom_space(&mut self, space: u64) {
+        self.kv.delete(keys::space(space));
+        self.kv.put(keys::doomed_space(space), Vec::new());
+    }
+
+    /// Deletes up to the per-apply bound of left-behind messages and dedup
+    /// keys: a purge or delete of a huge queue costs a bounded amount per
+    /// entry. Returns how many were deleted.
+    pub(crate) fn clean_up(&mut self) -> Io<usize> {
+        let mut budget = CLEANUP_PER_APPLY_MAX;
+        while budget > 0 {
+            let Some((key, _)) = first(self.kv, &keys::table(keys::DOOMED_SPACE), Direction::Forward)? else { break };
+            let space = Parts::of(&key).u64();
+            let messages = first_n(self.kv, &keys::messages_of(space), budget)?;
+            if messages.len() < budget {
+                self.kv.delete(key);
+            }
+            for (_, value) in &messages {
+                let message: Message = decode("message", value)?;
+                self.delete_message_keys(space, &message);
+            }
+            budget -= messages.len().min(budget);
+            if messages.is_empty() {
+                continue;
+            }
+        }
+        while budget > 0 {
+            let Some((key, _)) = first(self.kv, &keys::table(keys::DOOMED_DEDUP), Direction::Forward)? else { break };
+            let uid = Parts::of(&key).u64();
+            let entries = first_n(self.kv, &keys::dedup_of(uid), budget)?;
+            if entries.len() < budget {
+                self.kv.delete(key);
+            }
+            for (key, value) in &entries {
+                let entry: DedupEntry = decode("dedup entry", value)?;
+                let mut parts = Parts::of(key);
+                parts.u64();
+                let dedup_key = String::from_utf8_lossy(parts.rest()).into_owned();
+                self.forget_key(uid, &dedup_key, entry.expires_at_ms);
+            }
+            budget -= entries.len().min(budget);
+        }
+        Ok(CLEANUP_PER_APPLY_MAX - budget)
+    }
+
+    /// True if left-behind messages or keys wait for cleanup.
+    pub(crate) fn cleanup_pending(kv: &dyn KvRead) -> Io<bool> {
+        Ok(first(kv, &keys::table(keys::DOOMED_SPACE), Direction::Forward)?.is_some()
+            || first(kv, &keys::table(keys::DOOMED_DEDUP), Direction::Forward)?.is_some())
+    }
+
+    // ---- Dedup.
+
+    /// The original id for `key` if it is still within its window.
+    pub(crate) fn dedup_lookup(&self, uid: u64, key: &str) -> Io<Option<u64>> {
+        let entry: Option<DedupEntry> = get(self.kv, "dedup entry", &keys::dedup(uid, key))?;
+        Ok(entry.filter(|entry| entry.expires_at_ms > self.now_ms()).map(|entry| entry.id))
+    }
+
+    /// Deletes one stored key's three records and counts it out of the
+    /// cluster-wide total (the caller counts it out of its queue).
+    fn forget_key(&mut self, uid: u64, key: &str, expires_at_ms: u64) {
+        self.kv.delete(keys::dedup(uid, key));
+        self.kv.delete(keys::dedup_by_queue(uid, expires_at_ms, key));
+        self.kv.delete(keys::dedup_by_expiry(expires_at_ms, uid, key));
+        self.g.dedup_keys -= 1;
+    }
+
+    /// Forgets `queue`'s keys whose window has passed (at most a bounded
+    /// number per call; lookups ignore the rest until then).
+    pub(crate) fn dedup_expire(&mut self, queue: &mut QueueRecord) -> Io<()> {
+        let now_ms = self.now_ms();
+        let prefix = keys::dedup_by_queue_of(queue.uid);
+        let mut expired = Vec::new();
+        self.kv.scan(&prefix, &keys::prefix_end(&prefix), Direction::Forward, &mut |key, _| {
+            let mut parts = Parts::of(key);
+            parts.u64();
+            let expires_at_ms = parts.u64();
+            if expires_at_ms > now_ms || expired.len() == DEDUP_EXPIRE_PER_APPLY_MAX {
+                return false;
+            }
+            expired.push((expires_at_ms, String::from_utf8_lossy(parts.rest()).into_owned()));
+            true
+        })?;
+        for (expires_at_ms, key) in expired {
+            self.forget_key(queue.uid, &key, expires_at_ms);
+            queue.dedup_keys -= 1;
+        }
+        Ok(())
+    }
+
+    /// Forgets the first key (closest to expiry) of queue `uid`, or of all
+    /// queues if `uid` is `None`; counts it in its queue's
+    /// `dedup_evicted_total` if its window had not ended. `current` is the
+    /// queue being changed by the caller, updated in place if it is hit.
+    fn dedup_evict_first(&mut self, uid: Option<u64>, current: &mut QueueRecord) -> Io<()> {
+        let (expires_at_ms, victim_uid, key) = match uid {
+            Some(uid) => {
+                let Some((k, _)) = first(self.kv, &keys::dedup_by_queue_of(uid), Direction::Forward)? else {
+                    return Ok(());
+                };
+                let mut parts = Parts::of(&k);
+                let uid = parts.u64();
+                let expires_at_ms = parts.u64();
+                (expires_at_ms, uid, String::from_utf8_lossy(parts.rest()).into_owned())
+            }
+            None => {
+                let Some((k, _)) = first(self.kv, &keys::table(keys::DEDUP_BY_EXPIRY), Direction::Forward)? else {
+                    return Ok(());
+                };
+                let mut parts = Parts::of(&k);
+                let expires_at_ms = parts.u64();
+                let uid = parts.u64();
+                (expires_at_ms, uid, String::from_utf8_lossy(parts.rest()).into_owned())
+            }
+        };
+        self.forget_key(victim_uid, &key, expires_at_ms);
+        let counts = expires_at_ms > self.now_ms();
+        if victim_uid == current.uid {
+            current.dedup_keys -= 1;
+            current.stats.dedup_evicted_total += u64::from(counts);
+            return Ok(());
+        }
+        // Another live queue's key, or a deleted queue's left-behind one.
+        let Some(name) = get::<String>(self.kv, "uid index", &keys::uid(victim_uid))? else { return Ok(()) };
+        let mut victim = self
+            .queue(&name)?
+            .ok_or_else(|| StoreFault(format!("uid {victim_uid} names queue {name:?}, which is missing")))?;
+        victim.dedup_keys -= 1;
+        victim.stats.dedup_evicted_total += u64::from(counts);
+        self.save_queue(&victim);
+        Ok(())
+    }
+
+    /// Remembers `key` → `id` in `queue` until `expires_at_ms`. If the queue
+    /// holds `per_queue` keys, its key closest to expiry is forgotten; else
+    /// if all queues hold `total`, the key closest to expiry in any queue is.
+    /// Deterministic: ordered by (expiry, key) in a queue and (expiry, queue
+    /// uid, key) across queues.
+    pub(crate) fn dedup_remember(&mut self, queue: &mut QueueRecord, key: &str, id: u64, expires_at_ms: u64) -> Io<()> {
+        let caps = self.caps;
+        let old: Option<DedupEntry> = get(self.kv, "dedup entry", &keys::dedup(queue.uid, key))?;
+        if let Some(old) = old {
+            self.forget_key(queue.uid, key, old.expires_at_ms);
+            queue.dedup_keys -= 1;
+        } else if queue.dedup_keys >= caps.per_queue as u64 {
+            self.dedup_evict_first(Some(queue.uid), queue)?;
+        } else if self.g.dedup_keys >= caps.total as u64 {
+            self.dedup_evict_first(None, queue)?;
+        }
+        let entry = DedupEntry { id, expires_at_ms };
+        self.kv.put(keys::dedup(queue.uid, key), encode(&entry));
+        self.kv.put(keys::dedup_by_queue(queue.uid, expires_at_ms, key), Vec::new());
+        self.kv.put(keys::dedup_by_expiry(expires_at_ms, queue.uid, key), Vec::new());
+        self.g.dedup_keys += 1;
+        queue.dedup_keys += 1;
+        Ok(())
+    }
+}
