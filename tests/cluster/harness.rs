@@ -177,6 +177,11 @@ impl Cluster {
     }
 
     /// Ids of the nodes whose process is running.
+    /// The process id of node `id`, if it is running.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.nodes[&id].child.as_ref().and_then(|child| child.id())
+    }
+
     pub fn running_ids(&self) -> Vec<u64> {
         self.nodes.iter().filter(|(_, node)| node.child.is_some()).map(|(id, _)| *id).collect()
     }

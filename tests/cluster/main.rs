@@ -14,7 +14,8 @@
 //!   status, bounded waits; prints every node's log tail when a test fails.
 //! - `workload`: concurrent keyed publishing and full draining.
 //! - one module per area: `failover`, `restart`, `snapshot_catchup`,
-//!   `membership`, `leases`, `bad_input`, `bench` (a smoke run of `raftq bench`).
+//!   `membership`, `leases`, `bad_input`, `bench` (a smoke run of `raftq bench`),
+//!   `backlog` (memory stays flat under a large backlog).
 //!
 //! ## Rules
 //!
@@ -27,6 +28,7 @@
 //!   `leader-kill: published=… lost=0 …`.
 
 mod admin;
+mod backlog;
 mod bad_input;
 mod bench;
 mod failover;

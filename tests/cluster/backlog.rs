@@ -1,0 +1,80 @@
+//! A backlog the nodes do not hold in memory: the queue state lives in
+//! RocksDB, so publishing hundreds of thousands of messages that nobody
+//! consumes leaves every node's resident memory where it was.
+
+use std::time::Duration;
+
+use raftq_client::{OutgoingMessage, proto};
+
+use crate::harness::{Cluster, Options};
+
+/// Messages published and left in the queue: ~300 MiB of bodies per node.
+const MESSAGES: usize = 300_000;
+/// Published first, before memory is measured: fills memtables, caches and
+/// allocator pools to their steady size.
+const WARM_UP: usize = 50_000;
+const BATCH: usize = 500;
+const BATCHES_IN_FLIGHT: usize = 8;
+const BODY_BYTES: usize = 1024;
+/// How much a node's resident memory may grow from the warm-up to the end.
+const RSS_GROWTH_MAX_BYTES: u64 = 100 << 20;
+
+/// Resident memory of process `pid`, from `/proc`.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).expect("VmRSS line");
+    let kib: u64 = line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmRSS value");
+    kib * 1024
+}
+
+fn rss_of(cluster: &Cluster) -> Vec<(u64, u64)> {
+    cluster.running_ids().into_iter().map(|id| (id, rss_bytes(cluster.pid(id).expect("running")))).collect()
+}
+
+async fn publish(client: &raftq_client::Client, queue: &str, count: usize) {
+    let body = vec![b'x'; BODY_BYTES];
+    for round in 0..count.div_ceil(BATCH * BATCHES_IN_FLIGHT) {
+        let left = count - round * BATCH * BATCHES_IN_FLIGHT;
+        let mut batches = tokio::task::JoinSet::new();
+        for b in (0..BATCHES_IN_FLIGHT).filter(|b| b * BATCH < left) {
+            let size = BATCH.min(left - b * BATCH);
+            let messages: Vec<OutgoingMessage> = (0..size).map(|_| OutgoingMessage::new(body.clone())).collect();
+            let (client, queue) = (client.clone(), queue.to_owned());
+            batches.spawn(async move { client.publish(&queue, messages).await });
+        }
+        while let Some(published) = batches.join_next().await {
+            published.expect("publish task").expect("publish a batch");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_backlog_leaves_every_node_s_memory_flat() {
+    const QUEUE: &str = "backlog";
+    let cluster = Cluster::start("backlog", 3, Options::default()).await;
+    let client = cluster.client();
+    client.create_queue(QUEUE, proto::QueueConfig::default()).await.expect("create queue");
+    publish(&client, QUEUE, WARM_UP).await;
+    let before = rss_of(&cluster);
+    publish(&client, QUEUE, MESSAGES - WARM_UP).await;
+    // Let every follower apply the last entries before measuring.
+    let info = client.get_queue(QUEUE).await.expect("get queue");
+    assert_eq!(info.stats.as_ref().map(|s| s.ready), Some(MESSAGES as u64), "every message is in the queue");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_of(&cluster);
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    for ((id, rss_before), (_, rss_after)) in before.iter().zip(&after) {
+        eprintln!(
+            "[backlog] node {id}: RSS {:.0} MiB after {WARM_UP}, {:.0} MiB after {MESSAGES}",
+            mib(*rss_before),
+            mib(*rss_after)
+        );
+        assert!(
+            rss_after.saturating_sub(*rss_before) < RSS_GROWTH_MAX_BYTES,
+            "node {id} grew from {:.0} to {:.0} MiB while the backlog grew by {} messages",
+            mib(*rss_before),
+            mib(*rss_after),
+            MESSAGES - WARM_UP
+        );
+    }
+}
