@@ -67,6 +67,7 @@ impl Ctx<'_, '_> {
         let mut body_bytes = 0usize;
         for id in ids {
             let mut message = self.message(queue.space, id)?;
+            let counted = message.size_bytes();
             let size = message.body.len();
             if !deliveries.is_empty() && body_bytes + size > RECEIVE_BYTES_MAX {
                 break;
@@ -78,7 +79,7 @@ impl Ctx<'_, '_> {
             self.set_state(&mut queue, &mut message, MessageState::Leased { attempt, deadline_ms });
             message.delivery_count = attempt;
             message.record(HistoryEvent::Delivered { at_ms: now_ms, attempt, lease_deadline_ms: deadline_ms });
-            self.put_message(queue.space, &message);
+            self.put_message(&mut queue, counted, &message);
             let mut delivered = message;
             delivered.history.clear();
             deliveries.push(Delivery {
@@ -124,6 +125,7 @@ impl Ctx<'_, '_> {
         reason: &str,
     ) -> Step<Outcome> {
         let Lease { mut queue, mut message } = check_live(self.kv, self.now_ms(), "receipt", receipt)?;
+        let counted = message.size_bytes();
         queue.stats.nacked_total += 1;
         message.record(HistoryEvent::Nacked {
             at_ms: self.now_ms(),
@@ -131,7 +133,7 @@ impl Ctx<'_, '_> {
             reason: reason.to_string(),
         });
         let reason = if reason.is_empty() { "nacked" } else { reason };
-        let outcome = self.fail_delivery(&mut queue, message, delay_ms, dead_letter, reason)?;
+        let outcome = self.fail_delivery(&mut queue, message, counted, delay_ms, dead_letter, reason)?;
         self.save_queue(&queue);
         Ok(Outcome::Nacked(outcome))
     }
@@ -139,6 +141,7 @@ impl Ctx<'_, '_> {
     pub(crate) fn extend_lease(&mut self, receipt: &Receipt, lease_ms: u64) -> Step<Outcome> {
         let now_ms = self.now_ms();
         let Lease { mut queue, mut message } = check_live(self.kv, now_ms, "receipt", receipt)?;
+        let counted = message.size_bytes();
         let deadline_ms = now_ms.saturating_add(lease_ms);
         let state = MessageState::Leased { attempt: receipt.attempt, deadline_ms };
         self.set_state(&mut queue, &mut message, state);
@@ -147,19 +150,20 @@ impl Ctx<'_, '_> {
             attempt: receipt.attempt,
             lease_deadline_ms: deadline_ms,
         });
-        self.put_message(queue.space, &message);
+        self.put_message(&mut queue, counted, &message);
         self.save_queue(&queue);
         Ok(Outcome::LeaseExtended { deadline_ms })
     }
 
     /// The one failure path (nack, lease end): dead-letter the message if it
     /// is asked for or its delivery budget is spent, else schedule the retry.
-    /// `message` is the stored message with this failure's event recorded;
-    /// the caller saves `queue`.
+    /// `message` is the stored message with this failure's event recorded,
+    /// `counted` its size as stored before; the caller saves `queue`.
     pub(crate) fn fail_delivery(
         &mut self,
         queue: &mut QueueRecord,
         mut message: Message,
+        counted: u64,
         delay_ms: Option<u64>,
         dead_letter: bool,
         reason: &str,
@@ -173,7 +177,7 @@ impl Ctx<'_, '_> {
             } else {
                 reason.to_string()
             };
-            return Ok(NackOutcome::DeadLettered { queue: self.dead_letter(queue, message, &reason)? });
+            return Ok(NackOutcome::DeadLettered { queue: self.dead_letter(queue, message, counted, &reason)? });
         }
         let delay_ms = delay_ms.unwrap_or_else(|| {
             retry_delay_ms(config.backoff_base_ms, config.backoff_max_ms, message.id, message.delivery_count)
@@ -182,14 +186,20 @@ impl Ctx<'_, '_> {
         let state = if delay_ms == 0 { MessageState::Ready } else { MessageState::Delayed { visible_at_ms } };
         self.set_state(queue, &mut message, state);
         message.record(HistoryEvent::Retry { at_ms: now_ms, visible_at_ms });
-        self.put_message(queue.space, &message);
+        self.put_message(queue, counted, &message);
         Ok(NackOutcome::Redeliver { visible_at_ms })
     }
 
     /// Moves `message` to its queue's dead-letter queue, or parks it here in
     /// state Dead if there is none or it is full. Never drops it. Returns the
     /// queue it went to (`None` = parked in place).
-    fn dead_letter(&mut self, queue: &mut QueueRecord, mut message: Message, reason: &str) -> Io<Option<String>> {
+    fn dead_letter(
+        &mut self,
+        queue: &mut QueueRecord,
+        mut message: Message,
+        counted: u64,
+        reason: &str,
+    ) -> Io<Option<String>> {
         let now_ms = self.now_ms();
         let size = message.size_bytes();
         let mut target = None;
@@ -221,7 +231,7 @@ impl Ctx<'_, '_> {
             if message.dead_letter.is_none() {
                 message.dead_letter = Some(info);
             }
-            self.put_message(queue.space, &message);
+            self.put_message(queue, counted, &message);
             return Ok(None);
         };
         self.remove_message(queue, message.id)?;
@@ -265,15 +275,32 @@ impl Ctx<'_, '_> {
         // Source queues, as loaded and changed by this redrive.
         let mut sources: BTreeMap<String, Option<QueueRecord>> = BTreeMap::new();
         let mut candidates: Vec<(u64, Option<String>)> = Vec::new();
-        let mut scanned: Vec<Message> = Vec::new();
+        // What the choice needs of each message, not the message: a scan of
+        // up to PEEK_SCAN_MAX large messages must not hold their bodies.
+        struct Scanned {
+            id: u64,
+            dead: bool,
+            source: Option<String>,
+            size: u64,
+        }
+        let mut scanned: Vec<Scanned> = Vec::new();
+        let mut seen = 0usize;
         let prefix = keys::messages_of(queue.space);
         let mut fault = None;
         self.kv.scan(&prefix, &keys::prefix_end(&prefix), Direction::Forward, &mut |_, value| {
+            seen += 1;
             match decode::<Message>("message", value) {
-                Ok(message) => scanned.push(message),
+                // Leased messages stay: their consumer may still ack them.
+                Ok(message) if matches!(message.state, MessageState::Leased { .. }) => {}
+                Ok(message) => scanned.push(Scanned {
+                    id: message.id,
+                    dead: message.state == MessageState::Dead,
+                    size: message.size_bytes(),
+                    source: message.dead_letter.map(|info| info.source_queue).filter(|s| s != name),
+                }),
                 Err(e) => fault = Some(e),
             }
-            fault.is_none() && scanned.len() < PEEK_SCAN_MAX
+            fault.is_none() && seen < PEEK_SCAN_MAX
         })?;
         if let Some(fault) = fault {
             return Err(Fail::Store(fault));
@@ -282,29 +309,25 @@ impl Ctx<'_, '_> {
             if candidates.len() == max_messages as usize {
                 break;
             }
-            // Leased messages stay: their consumer may still ack them.
-            if matches!(message.state, MessageState::Leased { .. }) {
-                continue;
-            }
-            let source = message.dead_letter.as_ref().map(|info| &info.source_queue).filter(|s| *s != name);
             let mut home = None;
-            if let Some(source) = source {
+            if let Some(source) = &message.source {
                 if !sources.contains_key(source) {
                     sources.insert(source.clone(), self.queue(source)?);
                 }
-                if sources[source].as_ref().is_some_and(|s| s.would_overflow(1, message.size_bytes()).is_none()) {
+                if sources[source].as_ref().is_some_and(|s| s.would_overflow(1, message.size).is_none()) {
                     home = Some(source.clone());
                 }
             }
-            match (home, message.state) {
-                (Some(source), _) => candidates.push((message.id, Some(source))),
-                (None, MessageState::Dead) => candidates.push((message.id, None)),
-                _ => {}
+            match home {
+                Some(source) => candidates.push((message.id, Some(source))),
+                None if message.dead => candidates.push((message.id, None)),
+                None => {}
             }
         }
         let mut moved = 0u64;
         for (id, source) in candidates {
             let mut message = self.message(queue.space, id)?;
+            let counted = message.size_bytes();
             match source {
                 None => {
                     self.set_state(&mut queue, &mut message, MessageState::Ready);
@@ -314,7 +337,7 @@ impl Ctx<'_, '_> {
                         message.dead_letter = None;
                     }
                     message.record(HistoryEvent::Redriven { at_ms: now_ms, from_queue: None });
-                    self.put_message(queue.space, &message);
+                    self.put_message(&mut queue, counted, &message);
                 }
                 Some(source) => {
                     // Capacity was checked per message above; several going

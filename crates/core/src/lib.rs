@@ -25,6 +25,7 @@
 //! - [`read`]: the reads, over any consistent view.
 //! - `invariants`: the full-scan check of every index and count.
 //! - [`retry`]: exponential backoff with deterministic jitter.
+//! - [`typed`]: command constructors that carry how to read their answer.
 //! - `snapshot`: `QueueState`'s versioned, checksummed snapshots.
 //!
 //! ## Invariants
@@ -59,6 +60,7 @@ pub mod retry;
 mod snapshot;
 mod state;
 mod store;
+pub mod typed;
 
 pub use command::{Command, NewMessage, Receipt};
 pub use config::{ConfigUpdate, Order, QueueConfig, validate_queue_name};
@@ -67,6 +69,7 @@ pub use message::{DeadLetterInfo, HistoryEvent, Message, MessageState, StateFilt
 pub use response::{Delivery, NackOutcome, Outcome, PeekPage, PublishResult, QueueInfo, QueueStats, Response};
 pub use snapshot::{SNAPSHOT_FORMAT_VERSION, SnapshotError};
 pub use state::{DedupCaps, QueueState, apply};
+pub use typed::Typed;
 
 /// Checks every invariant of the state in a store by a full scan.
 pub fn check_invariants(kv: &dyn kv::KvRead, caps: DedupCaps) -> Result<(), String> {

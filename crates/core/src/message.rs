@@ -96,6 +96,23 @@ pub enum HistoryEvent {
     },
 }
 
+impl HistoryEvent {
+    /// The bytes of text the event carries (counted against `max_bytes`).
+    fn text_bytes(&self) -> usize {
+        match self {
+            HistoryEvent::Nacked { reason, .. } => reason.len(),
+            HistoryEvent::DeadLettered { reason, target_queue, .. } => {
+                reason.len() + target_queue.as_ref().map_or(0, String::len)
+            }
+            HistoryEvent::Redriven { from_queue, .. } => from_queue.as_ref().map_or(0, String::len),
+            HistoryEvent::Delivered { .. }
+            | HistoryEvent::LeaseExtended { .. }
+            | HistoryEvent::LeaseExpired { .. }
+            | HistoryEvent::Retry { .. } => 0,
+        }
+    }
+}
+
 /// A message as the state machine stores it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
@@ -120,10 +137,15 @@ pub struct Message {
 }
 
 impl Message {
-    /// Body plus attribute bytes, as counted against `max_bytes`.
+    /// What the message counts against its queue's `max_bytes`: body and
+    /// attributes, plus the text it carries in its history and dead-letter
+    /// record (nack and dead-letter reasons, queue names), which a message
+    /// nacked many times with long reasons can make larger than its body.
     pub fn size_bytes(&self) -> u64 {
         let attributes: usize = self.attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
-        (self.body.len() + attributes) as u64
+        let history: usize = self.history.iter().map(HistoryEvent::text_bytes).sum();
+        let dead_letter = self.dead_letter.as_ref().map_or(0, |info| info.source_queue.len() + info.reason.len());
+        (self.body.len() + attributes + history + dead_letter) as u64
     }
 
     pub(crate) fn record(&mut self, event: HistoryEvent) {

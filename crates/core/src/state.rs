@@ -122,14 +122,15 @@ impl Ctx<'_, '_> {
 
     fn fire_state_timer(&mut self, queue: &mut QueueRecord, id: u64) -> Io<()> {
         let mut message = self.message(queue.space, id)?;
+        let counted = message.size_bytes();
         match message.state {
             MessageState::Delayed { .. } => {
                 self.set_state(queue, &mut message, MessageState::Ready);
-                self.put_message(queue.space, &message);
+                self.put_message(queue, counted, &message);
             }
             MessageState::Leased { attempt, .. } => {
                 message.record(HistoryEvent::LeaseExpired { at_ms: self.now_ms(), attempt });
-                self.fail_delivery(queue, message, None, false, "lease expired")?;
+                self.fail_delivery(queue, message, counted, None, false, "lease expired")?;
             }
             MessageState::Ready | MessageState::Dead => {
                 return Err(StoreFault(format!("state timer for message {id}, which is ready or dead")));

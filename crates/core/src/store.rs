@@ -214,7 +214,15 @@ impl Ctx<'_, '_> {
             .ok_or_else(|| StoreFault(format!("message {id} of space {space} is indexed but missing")))
     }
 
-    pub(crate) fn put_message(&mut self, space: u64, message: &Message) {
+    /// Stores `message` back in `queue` after a change; `counted` is its
+    /// [`Message::size_bytes`] as stored before (history text may have grown
+    /// or been dropped): the queue's byte count follows the difference.
+    pub(crate) fn put_message(&mut self, queue: &mut QueueRecord, counted: u64, message: &Message) {
+        queue.stats.total_bytes = (queue.stats.total_bytes + message.size_bytes()).saturating_sub(counted);
+        self.write_message(queue.space, message);
+    }
+
+    fn write_message(&mut self, space: u64, message: &Message) {
         self.kv.put(keys::message(space, message.id), encode(message));
     }
 
@@ -236,7 +244,7 @@ impl Ctx<'_, '_> {
         if let Some(due_ms) = message.expires_at_ms {
             self.kv.put(keys::timer(due_ms, queue.space, message.id, TIMER_TTL), Vec::new());
         }
-        self.put_message(queue.space, &message);
+        self.write_message(queue.space, &message);
     }
 
     pub(crate) fn remove_message(&mut self, queue: &mut QueueRecord, id: u64) -> Io<Message> {

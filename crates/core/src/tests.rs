@@ -209,6 +209,28 @@ fn max_bytes_rejects_when_full() {
 }
 
 #[test]
+fn history_text_counts_against_max_bytes() {
+    // A 10-byte message nacked with long reasons grows by what its history
+    // holds; before, only body and attributes counted, so a queue could hold
+    // far more than max_bytes.
+    let mut s = with_queue(ConfigUpdate { max_bytes: Some(3_000), ..Default::default() });
+    publish(&mut s, T0, "q", &["0123456789"]);
+    let reason = "r".repeat(1_000);
+    for round in 0..2u64 {
+        let t = T0 + round;
+        let delivery = receive(&mut s, t, "q", 1).pop().expect("a delivery");
+        let receipt = delivery.receipt;
+        let nacked =
+            s.apply(t, &Command::Nack { receipt, delay_ms: Some(0), dead_letter: false, reason: reason.clone() });
+        assert!(nacked.is_ok(), "{nacked:?}");
+    }
+    assert_eq!(stats(&s, "q").total_bytes, 10 + 2_000, "body plus two reasons");
+    let full = s.apply(T0 + 2, &Command::Publish { queue: "q".into(), messages: vec![msg(&"x".repeat(1_000))] });
+    assert!(matches!(full, Err(QueueError::ResourceExhausted { .. })), "{full:?}");
+    crate::check_invariants(s.kv(), crate::DedupCaps::default()).expect("invariants");
+}
+
+#[test]
 fn idempotency_key_dedups_within_window_only() {
     let mut s = with_queue(ConfigUpdate { dedup_window_ms: Some(60_000), ..Default::default() });
     let first = publish_all(&mut s, T0, "q", vec![keyed("a", "k1")]);
