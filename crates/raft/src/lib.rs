@@ -24,7 +24,7 @@ use std::sync::Arc;
 use openraft::error::{InitializeError, RaftError};
 use openraft::storage::RaftStateMachine;
 use openraft::{BasicNode, Raft, SnapshotPolicy};
-use raftq_storage::{SnapshotData, TypeConfig};
+use raftq_types::{SnapshotData, TypeConfig};
 
 /// Limit on sending one snapshot chunk (`install_snapshot_timeout`), in ms:
 /// enough for a burst of large entries over a slow link.
@@ -38,6 +38,11 @@ pub struct RaftSettings {
     pub election_timeout_max_ms: u64,
     /// Build a snapshot after this many applied entries.
     pub snapshot_every_entries: u64,
+    /// Also build one once the entries applied since the last snapshot
+    /// carry this many bytes of commands, so a log of large entries cannot
+    /// outgrow the disk before the entry count is reached (the server
+    /// triggers it; openraft's policy counts entries only). 0: off.
+    pub snapshot_every_bytes: u64,
     /// Entries kept in the log behind a snapshot, so a briefly lagging
     /// follower catches up from the log instead of a snapshot.
     pub log_kept_behind_snapshot: u64,
@@ -50,6 +55,8 @@ pub const HEARTBEAT_MS_DEFAULT: u64 = 100;
 pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 500;
 /// Default [`RaftSettings::snapshot_every_entries`].
 pub const SNAPSHOT_EVERY_ENTRIES_DEFAULT: u64 = 20_000;
+/// Default [`RaftSettings::snapshot_every_bytes`]: 256 MiB.
+pub const SNAPSHOT_EVERY_BYTES_DEFAULT: u64 = 256 << 20;
 /// Default [`RaftSettings::log_kept_behind_snapshot`].
 pub const LOG_KEPT_BEHIND_SNAPSHOT_DEFAULT: u64 = 2_000;
 
@@ -60,6 +67,7 @@ impl Default for RaftSettings {
             election_timeout_min_ms: ELECTION_TIMEOUT_MS_DEFAULT,
             election_timeout_max_ms: 2 * ELECTION_TIMEOUT_MS_DEFAULT,
             snapshot_every_entries: SNAPSHOT_EVERY_ENTRIES_DEFAULT,
+            snapshot_every_bytes: SNAPSHOT_EVERY_BYTES_DEFAULT,
             log_kept_behind_snapshot: LOG_KEPT_BEHIND_SNAPSHOT_DEFAULT,
         }
     }

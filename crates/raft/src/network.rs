@@ -18,7 +18,7 @@ use openraft::raft::{TransferLeaderRequest, TransferLeaderResponse};
 use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
 use raftq_proto::v1::SnapshotChunk;
 use raftq_proto::v1::raft_transport_client::RaftTransportClient;
-use raftq_storage::{Snapshot, SnapshotData, TypeConfig, Vote};
+use raftq_types::{Snapshot, SnapshotData, TypeConfig, Vote};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::codec;
@@ -28,7 +28,7 @@ use crate::codec;
 pub const TRANSPORT_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Snapshot bytes per streamed chunk (the store cuts them; one chunk may
 /// exceed this by one large message).
-pub const SNAPSHOT_CHUNK_BYTES: usize = raftq_storage::snapshot_stream::CHUNK_BYTES;
+pub const SNAPSHOT_CHUNK_BYTES: usize = raftq_types::snapshot_stream::CHUNK_BYTES;
 /// Deadline on a whole snapshot transfer: only a backstop, since a stall
 /// of one chunk fails it much earlier.
 const SNAPSHOT_TRANSFER_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);

@@ -5,7 +5,7 @@ use openraft::Raft;
 use openraft::storage::RaftStateMachine;
 use raftq_proto::v1::raft_transport_server::{RaftTransport, RaftTransportServer};
 use raftq_proto::v1::{RaftPayload, SnapshotChunk};
-use raftq_storage::{Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote};
+use raftq_types::{Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::codec;

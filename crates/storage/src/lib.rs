@@ -5,14 +5,14 @@
 //! simulation. Both run openraft's storage conformance suite.
 //!
 //! ## Layout
-//! - [`types`]: the openraft [`TypeConfig`], [`LogPayload`] (leader time +
-//!   commands, group-committed into one entry) and [`ApplyResult`].
+//! - [`types`] (re-exported from `raftq-types`): the openraft
+//!   [`TypeConfig`], [`LogPayload`] (leader time + commands, group-committed
+//!   into one entry), [`ApplyResult`], the snapshot chunk stream.
 //! - `codec`: the record frame both stores write (format version, length,
 //!   crc32c, postcard payload), and log keys.
 //! - `recovery`: the checks run at open, and the torn-tail rule.
 //! - [`machine`]: the state machine over the core's key-value state,
 //!   generic over where the pairs live ([`StateStore`]).
-//! - [`snapshot_stream`]: snapshots as a checked stream of chunks.
 //! - [`rocks`]: the RocksDB store ([`RocksStore::open`]): log, state
 //!   (generations for atomic snapshot installs), the group-commit WAL sync
 //!   thread, one memory budget.
@@ -59,15 +59,17 @@ pub mod machine;
 pub mod mem;
 mod recovery;
 pub mod rocks;
-pub mod runtime;
-pub mod snapshot_stream;
-pub mod types;
+
+// The shared types live in `raftq-types` (so the Raft glue needs no storage
+// engine); re-exported here under their old paths.
+pub use raftq_types as types;
+pub use raftq_types::{runtime, snapshot_stream};
 
 #[cfg(test)]
 mod tests;
 
 pub use error::OpenError;
-pub use machine::{SnapshotBuilder, StateMachine, StateStore};
+pub use machine::{Recount, SnapshotBuilder, StateMachine, StateStore, recount};
 pub use mem::{MemDisk, MemLogStore, MemState, MemStateMachine, MemStore};
 pub use rocks::{RocksLogStore, RocksState, RocksStateMachine, RocksStore, StoreOptions};
 pub use types::*;

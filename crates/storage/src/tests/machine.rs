@@ -107,6 +107,33 @@ async fn a_snapshot_streamed_to_another_node_installs_the_same_state() {
     check(&follower);
 }
 
+#[tokio::test]
+async fn a_full_recount_agrees_with_the_stored_digest_and_finds_damage() {
+    let mut sm = fresh().await;
+    apply(&mut sm, workload(40)).await;
+    let clean = crate::recount(sm.view().unwrap()).await.unwrap();
+    assert_eq!(clean.applied, sm.applied());
+    assert_eq!(clean.digest.stored, u128::from_be_bytes(digest(&sm)));
+    assert_eq!(clean.digest.full, clean.digest.stored);
+
+    // A pair changed behind the state machine's back (damage the digest
+    // did not see): only the full recount notices.
+    let mut first = None;
+    sm.store()
+        .kv()
+        .scan(b"A", &[0xfe], raftq_core::kv::Direction::Forward, &mut |k, v| {
+            first = Some((k.to_vec(), v.to_vec()));
+            false
+        })
+        .unwrap();
+    let (key, mut value) = first.expect("a pair");
+    value.push(0);
+    sm.store().write([(key, Some(value))].into_iter().collect()).unwrap();
+    let damaged = crate::recount(sm.view().unwrap()).await.unwrap();
+    assert_eq!(damaged.digest.stored, clean.digest.stored, "the stored digest did not move");
+    assert_ne!(damaged.digest.full, damaged.digest.stored);
+}
+
 /// Chunks of a snapshot as a follower would receive them.
 async fn chunks_of(sm: &mut MemStateMachine) -> (crate::types::SnapshotMeta, Vec<Vec<u8>>) {
     let snapshot = sm.get_current_snapshot().await.unwrap().expect("a state to send");

@@ -105,24 +105,31 @@ impl ChunkSender {
 }
 
 /// Cuts a key-ordered stream of pairs into frames.
-pub(crate) struct Encoder {
+#[derive(Debug)]
+pub struct Encoder {
     pending: Vec<(Vec<u8>, Vec<u8>)>,
     pending_bytes: usize,
     pairs: u64,
     hasher: Sha256,
 }
 
+impl Default for Encoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Encoder {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self { pending: Vec::new(), pending_bytes: 0, pairs: 0, hasher: Sha256::new() }
     }
 
-    pub(crate) fn header() -> Vec<u8> {
+    pub fn header() -> Vec<u8> {
         encode(&Frame::Header { format_version: SNAPSHOT_STREAM_FORMAT_VERSION })
     }
 
     /// Adds a pair; returns a full chunk when one is ready.
-    pub(crate) fn push(&mut self, key: &[u8], value: &[u8]) -> Option<Vec<u8>> {
+    pub fn push(&mut self, key: &[u8], value: &[u8]) -> Option<Vec<u8>> {
         hash_pair(&mut self.hasher, key, value);
         self.pairs += 1;
         self.pending_bytes += key.len() + value.len();
@@ -136,7 +143,7 @@ impl Encoder {
     }
 
     /// The last chunks: what is pending, then the end frame.
-    pub(crate) fn finish(mut self) -> Vec<Vec<u8>> {
+    pub fn finish(mut self) -> Vec<Vec<u8>> {
         let mut chunks = Vec::new();
         if !self.pending.is_empty() {
             chunks.push(self.take());
@@ -148,20 +155,27 @@ impl Encoder {
 }
 
 /// Checks frames as they arrive and hands out their pairs.
-pub(crate) struct Decoder {
+#[derive(Debug)]
+pub struct Decoder {
     started: bool,
     ended: bool,
     pairs: u64,
     hasher: Sha256,
 }
 
+impl Default for Decoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Decoder {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self { started: false, ended: false, pairs: 0, hasher: Sha256::new() }
     }
 
     /// Decodes one chunk: its pairs (empty for header and end frames).
-    pub(crate) fn chunk(&mut self, bytes: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub fn chunk(&mut self, bytes: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let frame: Frame = postcard::from_bytes(bytes).map_err(|e| invalid(format!("snapshot chunk: {e}")))?;
         if self.ended {
             return Err(invalid("snapshot chunk after the end frame".into()));
@@ -201,7 +215,7 @@ impl Decoder {
     }
 
     /// Whether the end frame arrived and checked out.
-    pub(crate) fn is_complete(&self) -> bool {
+    pub fn is_complete(&self) -> bool {
         self.ended
     }
 }
