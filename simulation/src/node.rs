@@ -301,6 +301,14 @@ impl QueueMachine for ObservedMachine {
     fn reader(&self) -> raftq_core::read::Reader<'_> {
         self.inner.reader()
     }
+
+    fn view(&self) -> io::Result<SnapshotData> {
+        self.inner.view()
+    }
+
+    fn applied_bytes(&self) -> Arc<AtomicU64> {
+        self.inner.applied_bytes()
+    }
 }
 
 impl RaftStateMachine<TypeConfig> for ObservedMachine {

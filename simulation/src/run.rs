@@ -117,6 +117,7 @@ impl Driver {
                     raft: plan.raft.clone(),
                     cluster_name: "raftq-sim".to_owned(),
                     limits: raftq_server::ServerLimits::default(),
+                    disk: None,
                 };
                 let spec = NodeSpec::new(id, config, plan.seed);
                 spec.disk.set_ack_before_sync(plan.ack_before_sync);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use raftq_client::{OutgoingMessage, ReplicaCheck, proto};
+use raftq_client::{DigestScan, OutgoingMessage, ReplicaCheck, proto};
 use tokio::time::Instant;
 
 use crate::harness::{Cluster, Options, WAIT};
@@ -58,11 +58,14 @@ async fn replicas_report_equal_digests_at_equal_applied_index() {
         delivery.ack().await.expect("ack");
     }
 
-    let check = client.verify_replicas(WAIT).await.expect("verify replicas");
+    let check = client.verify_replicas(WAIT, DigestScan::Full).await.expect("verify replicas");
     let ReplicaCheck::Agree { applied_index, digest, nodes } = check.clone() else {
         panic!("replicas did not agree: {check:?}");
     };
     assert_eq!(nodes.iter().map(|n| n.node_id).collect::<Vec<_>>(), [1, 2, 3]);
+    for node in &nodes {
+        assert_eq!(node.full_digest.as_ref(), Some(&digest), "node {}: a full recount matches", node.node_id);
+    }
     assert_eq!(digest.len(), 32, "a 16-byte digest in hex: {digest}");
     assert!(applied_index > MESSAGES as u64 / 50, "applied index {applied_index}");
     eprintln!("[digests] 3 replicas at applied index {applied_index}: {digest}");

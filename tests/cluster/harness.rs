@@ -213,7 +213,7 @@ impl Cluster {
     /// within a short timeout (down, starting, hung).
     pub async fn status_of(&self, id: u64) -> Option<proto::StatusResponse> {
         let mut stub = ClusterClient::new(self.node(id).channel.clone());
-        match timeout(STATUS_TIMEOUT, stub.status(proto::StatusRequest { include_digest: false })).await {
+        match timeout(STATUS_TIMEOUT, stub.status(proto::StatusRequest::default())).await {
             Ok(Ok(response)) => Some(response.into_inner()),
             _ => None,
         }

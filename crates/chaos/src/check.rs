@@ -175,6 +175,18 @@ pub fn replica_digests(check: Result<ReplicaCheck, String>) -> ReplicaDigests {
             nodes: describe(&nodes),
             detail: format!("different state digests at applied index {applied_index}"),
         },
+        Ok(ReplicaCheck::Damaged { nodes }) => ReplicaDigests {
+            result: "damaged".into(),
+            applied_index: None,
+            nodes: nodes
+                .iter()
+                .map(|n| {
+                    let full = n.full_digest.as_deref().unwrap_or_default();
+                    (n.node_id, format!("{} stored {} recounted {full}", n.applied_index, n.digest))
+                })
+                .collect(),
+            detail: "a full scan disagrees with the stored digest".into(),
+        },
         Ok(ReplicaCheck::Unsettled { nodes, silent }) => ReplicaDigests {
             result: "unsettled".into(),
             applied_index: None,
@@ -244,7 +256,13 @@ mod tests {
     }
 
     fn node(node_id: u64, applied_index: u64, digest: &str) -> NodeDigest {
-        NodeDigest { node_id, address: format!("raftq-{node_id}:7101"), applied_index, digest: digest.into() }
+        NodeDigest {
+            node_id,
+            address: format!("raftq-{node_id}:7101"),
+            applied_index,
+            digest: digest.into(),
+            full_digest: Some(digest.into()),
+        }
     }
 
     #[test]
@@ -266,6 +284,11 @@ mod tests {
         let unsettled =
             ReplicaCheck::Unsettled { nodes: vec![node(1, 9, "aa")], silent: vec![(2, "raftq-2:7101".into())] };
         assert!(!replica_digests(Ok(unsettled)).agree());
+        let mut damaged = node(2, 9, "aa");
+        damaged.full_digest = Some("ab".into());
+        let summary = replica_digests(Ok(ReplicaCheck::Damaged { nodes: vec![damaged] }));
+        assert!(!summary.agree());
+        assert_eq!(summary.nodes[&2], "9 stored aa recounted ab");
         assert!(!replica_digests(Err("no leader".into())).agree());
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
-use raftq_client::proto;
+use raftq_client::{DigestScan, proto};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -147,9 +147,11 @@ pub async fn run(
     let log = load.stop_consuming().await;
     let verdict = check(&attempts, &log.deliveries, end_ms);
     // With the workload stopped, every replica must reach the same applied
-    // index with the same state digest (G8).
-    let replicas =
-        replica_digests(cluster.admin().verify_replicas(timing.converge_limit).await.map_err(|e| e.to_string()));
+    // index with the same state digest (G8), and each one's stored digest
+    // must match a full recount of its state.
+    let replicas = replica_digests(
+        cluster.admin().verify_replicas(timing.converge_limit, DigestScan::Full).await.map_err(|e| e.to_string()),
+    );
     events.note(format!(
         "replica digests: {} at applied index {:?} {}",
         replicas.result, replicas.applied_index, replicas.detail

@@ -29,13 +29,18 @@ pub enum Scenario {
     EndToEnd,
     /// Publish `--messages` first, then measure consumers draining them.
     Drain,
+    /// Publish `--messages` in `--steps` steps, leaving them in the queue,
+    /// printing the publish rate of each step and every `--pids` node's RSS
+    /// (and `--data-dirs` sizes) as the backlog grows; then drain it with
+    /// one consumer and print them again. How cost grows with the backlog.
+    Backlog,
     /// No cluster: append `--size` bytes and fdatasync, `--messages` times,
     /// in a file under `--dir`. The disk's commit latency, the floor of a
     /// single producer's confirm latency (G1 fsyncs before every OK).
     Fsync,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = Scenario::Publish)]
     pub scenario: Scenario,
@@ -76,6 +81,25 @@ pub struct BenchArgs {
     /// nodes' data dirs are on).
     #[arg(long, default_value = ".")]
     pub dir: std::path::PathBuf,
+    /// Backlog scenario: how many steps the publishing is measured in.
+    #[arg(long, default_value_t = 4)]
+    pub steps: u64,
+    /// Backlog scenario: process ids of the nodes (on this machine) whose
+    /// resident memory to report, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub pids: Vec<u32>,
+    /// Backlog scenario: read the node pids from this file (one per line)
+    /// at every sample instead, for nodes restarted during the run.
+    #[arg(long)]
+    pub pid_file: Option<std::path::PathBuf>,
+    /// Backlog scenario: the nodes' data dirs whose size to report.
+    #[arg(long, value_delimiter = ',')]
+    pub data_dirs: Vec<std::path::PathBuf>,
+    /// Backlog scenario: a shell command run once the backlog is published
+    /// and before it is drained (say, restarts to time under the backlog);
+    /// the bench waits for it and fails if it fails.
+    #[arg(long)]
+    pub before_drain: Option<String>,
 }
 
 /// Counters and histograms shared by the workers.
@@ -163,6 +187,9 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, json: bool) -> Result<()
         e2e_us: Mutex::new(histogram()),
         producing: AtomicBool::new(true),
     });
+    if args.scenario == Scenario::Backlog {
+        return backlog(&client, &producer_clients, &args, &totals, json).await;
+    }
     let consumers = match args.scenario {
         Scenario::Publish => 0,
         _ => args.consumers.unwrap_or(1),
@@ -178,6 +205,13 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, json: bool) -> Result<()
     }
     let publish_secs = publish_started.elapsed().as_secs_f64();
     totals.producing.store(false, Ordering::SeqCst);
+    if let Some(command) = &args.before_drain {
+        eprintln!("running before the drain: {command}");
+        let status = tokio::process::Command::new("sh").arg("-c").arg(command).status().await?;
+        if !status.success() {
+            anyhow::bail!("--before-drain command failed: {status}");
+        }
+    }
     let drain_started = Instant::now();
     if args.scenario == Scenario::Drain {
         consumer_tasks = spawn_consumers(&client, &args, &totals, consumers);
@@ -286,6 +320,98 @@ fn spawn_consumers(
         }));
     }
     tasks
+}
+
+/// Resident memory of process `pid` in MiB, from `/proc` (0 if unknown).
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    kib as f64 / 1024.0
+}
+
+/// Bytes of the files under `path`.
+fn dir_bytes(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => dir_bytes(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// One measurement of the backlog scenario.
+fn backlog_sample(args: &BenchArgs, backlog: usize, rate: Option<f64>) -> serde_json::Value {
+    let pids: Vec<u32> = match &args.pid_file {
+        Some(file) => std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .collect(),
+        None => args.pids.clone(),
+    };
+    let rss: Vec<f64> = pids.iter().map(|pid| (rss_mib(*pid) * 10.0).round() / 10.0).collect();
+    let disk: Vec<f64> =
+        args.data_dirs.iter().map(|dir| (dir_bytes(dir) as f64 / 1_048_576.0 * 10.0).round() / 10.0).collect();
+    let row = serde_json::json!({
+        "backlog": backlog, "publish_msgs_per_sec": rate.map(f64::round), "rss_mib": rss, "data_dir_mib": disk,
+    });
+    eprintln!(
+        "backlog {backlog:>9}: publish {:>8} msgs/s, RSS MiB {rss:?}, data dir MiB {disk:?}",
+        rate.map_or("-".to_string(), |r| format!("{r:.0}"))
+    );
+    row
+}
+
+/// The backlog scenario (see [`Scenario::Backlog`]).
+async fn backlog(
+    client: &Client,
+    producer_clients: &[Client],
+    args: &BenchArgs,
+    totals: &Arc<Totals>,
+    json: bool,
+) -> Result<()> {
+    let steps = args.steps.max(1);
+    let mut rows = vec![backlog_sample(args, 0, None)];
+    let publish_started = Instant::now();
+    let mut published = 0usize;
+    for step in 1..=steps {
+        let step_args = BenchArgs { messages: args.messages * step / steps, duration: None, ..args.clone() };
+        let started = Instant::now();
+        for producer in spawn_producers(producer_clients, &step_args, totals) {
+            producer.await.context("producer task")??;
+        }
+        let confirmed = totals.confirmed.lock().expect("lock").len();
+        let rate = (confirmed - published) as f64 / started.elapsed().as_secs_f64();
+        published = confirmed;
+        rows.push(backlog_sample(args, confirmed, Some(rate)));
+    }
+    let publish_secs = publish_started.elapsed().as_secs_f64();
+    totals.producing.store(false, Ordering::SeqCst);
+    if let Some(command) = &args.before_drain {
+        eprintln!("running before the drain: {command}");
+        let status = tokio::process::Command::new("sh").arg("-c").arg(command).status().await?;
+        if !status.success() {
+            anyhow::bail!("--before-drain command failed: {status}");
+        }
+    }
+    let drain_started = Instant::now();
+    for consumer in spawn_consumers(client, args, totals, args.consumers.unwrap_or(1)) {
+        consumer.await.context("consumer task")??;
+    }
+    let drain_secs = drain_started.elapsed().as_secs_f64();
+    let drained = backlog_sample(args, 0, None);
+    if json {
+        println!("{}", serde_json::json!({ "scenario": "Backlog", "steps": rows, "after_drain": drained }));
+    }
+    report(args, totals, publish_secs, drain_secs, json)
 }
 
 /// The fsync scenario (see [`Scenario::Fsync`]).

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use raftq_raft::RaftSettings;
 use raftq_raft::network::TcpConnector;
-use raftq_server::{ProposalLimits, ServerConfig, ServerLimits, SystemClock};
+use raftq_server::{DiskGuard, DiskSpace, ProposalLimits, ServerConfig, ServerLimits, SystemClock};
 use raftq_storage::rocks::{RocksStore, StoreOptions};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -39,6 +39,12 @@ pub struct ServerArgs {
     #[arg(long, env = "RAFTQ_MEMORY_BUDGET_MB", default_value_t = (raftq_storage::rocks::MEMORY_BUDGET_DEFAULT_BYTES >> 20) as u64,
           value_parser = clap::value_parser!(u64).range(32..=1_048_576))]
     pub memory_budget_mb: u64,
+    /// Free space, in MiB, kept on the data dir's file system: below it
+    /// the node refuses publishes and queue creation (RESOURCE_EXHAUSTED
+    /// naming the disk) while receives, acks, purges and deletes go on, so
+    /// consumers can drain. 0 turns the guard off.
+    #[arg(long, env = "RAFTQ_MIN_FREE_DISK_MB", default_value_t = 256)]
+    pub min_free_disk_mb: u64,
     /// The initial voters: `1=host:port,2=host:port,3=host:port`. On the
     /// first start of a fresh cluster the listed nodes form it; a restart
     /// recovers from the data dir. A node joining later lists the existing
@@ -54,6 +60,11 @@ pub struct ServerArgs {
     /// Build a snapshot (and purge the log behind it) every this many entries.
     #[arg(long, env = "RAFTQ_SNAPSHOT_EVERY", default_value_t = raftq_raft::SNAPSHOT_EVERY_ENTRIES_DEFAULT)]
     pub snapshot_every: u64,
+    /// Also build a snapshot once the entries applied since the last one
+    /// carry this many MiB of commands (bounds the log's size on disk when
+    /// entries are large). 0 turns the byte trigger off.
+    #[arg(long, env = "RAFTQ_SNAPSHOT_EVERY_MB", default_value_t = raftq_raft::SNAPSHOT_EVERY_BYTES_DEFAULT >> 20)]
+    pub snapshot_every_mb: u64,
     /// Entries kept in the log behind a snapshot.
     #[arg(long, env = "RAFTQ_LOG_KEEP", default_value_t = raftq_raft::LOG_KEPT_BEHIND_SNAPSHOT_DEFAULT)]
     pub log_keep: u64,
@@ -119,6 +130,18 @@ pub fn node_id_from_hostname(hostname: &str) -> Result<u64> {
     ordinal.checked_add(1).with_context(|| format!("host name {hostname:?}: ordinal too large"))
 }
 
+/// The free space on the file system holding a directory, from `statvfs`:
+/// what an unprivileged process may still write.
+#[derive(Debug)]
+struct StatvfsSpace(PathBuf);
+
+impl DiskSpace for StatvfsSpace {
+    fn available_bytes(&self) -> std::io::Result<u64> {
+        let stat = nix::sys::statvfs::statvfs(&self.0).map_err(std::io::Error::from)?;
+        Ok((stat.blocks_available() as u64).saturating_mul(stat.fragment_size() as u64))
+    }
+}
+
 /// `$HOSTNAME`, else the kernel's host name.
 fn hostname() -> Result<String> {
     if let Ok(name) = std::env::var("HOSTNAME")
@@ -146,6 +169,7 @@ impl ServerArgs {
                 election_timeout_min_ms: self.election_timeout_ms,
                 election_timeout_max_ms: self.election_timeout_ms * 2,
                 snapshot_every_entries: self.snapshot_every,
+                snapshot_every_bytes: self.snapshot_every_mb << 20,
                 log_kept_behind_snapshot: self.log_keep,
             },
             cluster_name: self.cluster_name.clone(),
@@ -157,6 +181,10 @@ impl ServerArgs {
                 max_concurrent_streams: self.max_concurrent_streams,
                 max_inflight_requests: self.max_inflight_requests,
             },
+            disk: (self.min_free_disk_mb > 0).then(|| DiskGuard {
+                space: Arc::new(StatvfsSpace(self.data_dir.clone())),
+                reserve_bytes: self.min_free_disk_mb << 20,
+            }),
         })
     }
 }

@@ -24,8 +24,21 @@ pub struct NodeDigest {
     pub node_id: u64,
     pub address: String,
     pub applied_index: u64,
-    /// SHA-256 of the node's queue state, lowercase hex.
+    /// The node's stored state digest, lowercase hex.
     pub digest: String,
+    /// The digest recomputed from every pair of the same state, when a
+    /// full scan was asked for.
+    pub full_digest: Option<String>,
+}
+
+/// How much a digest check reads on each node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestScan {
+    /// The stored digest, kept up to date by every write: one lookup.
+    Stored,
+    /// Also recompute the digest from every pair of the state: finds
+    /// damage the stored digest did not see; time grows with the state.
+    Full,
 }
 
 /// What [`Client::verify_replicas`] found.
@@ -37,6 +50,10 @@ pub enum ReplicaCheck {
     /// diverged (a bug or undetected damage). `nodes` are the ones at
     /// `applied_index`.
     Diverged { applied_index: u64, nodes: Vec<NodeDigest> },
+    /// A full scan of these nodes' state gave another digest than the one
+    /// they store: their state changed behind the state machine's back
+    /// (damage on disk or a bug).
+    Damaged { nodes: Vec<NodeDigest> },
     /// Within the wait, the members never all answered at one applied index
     /// (writes kept coming, or a node was down). `nodes` are the last
     /// answers (no two at the same index disagreed); `silent` the members
@@ -47,6 +64,11 @@ pub enum ReplicaCheck {
 /// Judges one round of answers; `None` if every member answered but at
 /// different applied indexes with no disagreement (worth another round).
 fn judge(answers: Vec<NodeDigest>, silent: Vec<(u64, String)>) -> Option<ReplicaCheck> {
+    let damaged: Vec<NodeDigest> =
+        answers.iter().filter(|a| a.full_digest.as_ref().is_some_and(|full| *full != a.digest)).cloned().collect();
+    if !damaged.is_empty() {
+        return Some(ReplicaCheck::Damaged { nodes: damaged });
+    }
     let mut by_index: BTreeMap<u64, BTreeSet<&str>> = BTreeMap::new();
     for answer in &answers {
         by_index.entry(answer.applied_index).or_default().insert(&answer.digest);
@@ -131,38 +153,46 @@ impl Client {
     }
 
     async fn status_call(&self, spec: CallSpec) -> Result<(proto::StatusResponse, String), ClientError> {
-        self.status_call_with(spec, false).await
+        self.status_call_with(spec, None).await
     }
 
     async fn status_call_with(
         &self,
         spec: CallSpec,
-        include_digest: bool,
+        digest: Option<DigestScan>,
     ) -> Result<(proto::StatusResponse, String), ClientError> {
-        let request = proto::StatusRequest { include_digest };
+        let request =
+            proto::StatusRequest { include_digest: digest.is_some(), full_scan: digest == Some(DigestScan::Full) };
         self.cluster_call(spec, request, |mut c, r| Box::pin(async move { c.status(r).await })).await
     }
 
     /// Node `addr`'s state digest and the applied index it belongs to (no
-    /// redirect). Costs the node one pass over its whole state.
-    pub async fn state_digest_of(&self, addr: &str) -> Result<NodeDigest, ClientError> {
-        self.state_digest_with(addr, None).await
+    /// redirect); with [`DigestScan::Full`] also the digest recomputed from
+    /// every pair (the node reads its whole state).
+    pub async fn state_digest_of(&self, addr: &str, scan: DigestScan) -> Result<NodeDigest, ClientError> {
+        self.state_digest_with(addr, None, scan).await
     }
 
-    async fn state_digest_with(&self, addr: &str, max_attempts: Option<u32>) -> Result<NodeDigest, ClientError> {
+    async fn state_digest_with(
+        &self,
+        addr: &str,
+        max_attempts: Option<u32>,
+        scan: DigestScan,
+    ) -> Result<NodeDigest, ClientError> {
         let spec = CallSpec {
             target: Target::Node(addr.to_owned()),
             learn_leader: false,
             max_attempts,
             ..CallSpec::leader("cluster_status", Idempotent)
         };
-        let (status, _) = self.status_call_with(spec, true).await?;
+        let (status, _) = self.status_call_with(spec, Some(scan)).await?;
         let digest = status.digest.ok_or_else(|| missing("StatusResponse.digest"))?;
         Ok(NodeDigest {
             node_id: status.node_id,
             address: addr.to_owned(),
             applied_index: digest.applied_index,
             digest: digest.digest,
+            full_digest: (scan == DigestScan::Full).then_some(digest.full_digest),
         })
     }
 
@@ -172,12 +202,15 @@ impl Client {
     /// different digests at one index end the check at once as
     /// [`ReplicaCheck::Diverged`]. Errors only if the membership cannot be
     /// read.
-    pub async fn verify_replicas(&self, wait: Duration) -> Result<ReplicaCheck, ClientError> {
+    /// With [`DigestScan::Full`] every round also recomputes each node's
+    /// digest from its whole state, and a node whose recount differs from
+    /// its stored digest ends the check as [`ReplicaCheck::Damaged`].
+    pub async fn verify_replicas(&self, wait: Duration, scan: DigestScan) -> Result<ReplicaCheck, ClientError> {
         let members: Vec<(u64, String)> =
             self.cluster_status().await?.nodes.into_iter().map(|n| (n.id, n.address)).collect();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let asks = members.iter().map(|(_, addr)| self.state_digest_with(addr, Some(1)));
+            let asks = members.iter().map(|(_, addr)| self.state_digest_with(addr, Some(1), scan));
             let results = futures_util::future::join_all(asks).await;
             let mut answers = Vec::new();
             let mut silent = Vec::new();
@@ -192,7 +225,9 @@ impl Client {
             }
             let out_of_time = tokio::time::Instant::now() >= deadline;
             match judge(answers.clone(), silent.clone()) {
-                Some(check @ (ReplicaCheck::Agree { .. } | ReplicaCheck::Diverged { .. })) => return Ok(check),
+                Some(
+                    check @ (ReplicaCheck::Agree { .. } | ReplicaCheck::Diverged { .. } | ReplicaCheck::Damaged { .. }),
+                ) => return Ok(check),
                 Some(unsettled) if out_of_time => return Ok(unsettled),
                 None if out_of_time => return Ok(ReplicaCheck::Unsettled { nodes: answers, silent }),
                 _ => tokio::time::sleep(VERIFY_ROUND_PAUSE).await,
@@ -277,7 +312,26 @@ mod tests {
     use super::*;
 
     fn answer(node_id: u64, applied_index: u64, digest: &str) -> NodeDigest {
-        NodeDigest { node_id, address: format!("n{node_id}:1"), applied_index, digest: digest.into() }
+        NodeDigest {
+            node_id,
+            address: format!("n{node_id}:1"),
+            applied_index,
+            digest: digest.into(),
+            full_digest: None,
+        }
+    }
+
+    #[test]
+    fn a_node_whose_recount_differs_from_its_stored_digest_is_damaged() {
+        let full = |mut a: NodeDigest, full: &str| {
+            a.full_digest = Some(full.into());
+            a
+        };
+        let agree = judge(vec![full(answer(1, 7, "aa"), "aa"), full(answer(2, 7, "aa"), "aa")], vec![]);
+        assert!(matches!(agree, Some(ReplicaCheck::Agree { .. })), "{agree:?}");
+        let check = judge(vec![full(answer(1, 7, "aa"), "aa"), full(answer(2, 7, "aa"), "ab")], vec![]);
+        let Some(ReplicaCheck::Damaged { nodes }) = check.clone() else { panic!("{check:?}") };
+        assert_eq!(nodes.iter().map(|n| n.node_id).collect::<Vec<_>>(), [2]);
     }
 
     #[test]

@@ -44,21 +44,41 @@ impl<SM: QueueMachine> ClusterService<SM> {
     /// This node's state digest and the applied index it belongs to, read
     /// together on the state machine (nothing is applied in between). The
     /// digest is kept up to date by every write: reading it is one lookup.
-    async fn state_digest(&self) -> Result<pb::StateDigest, Status> {
-        let (applied, digest) = self
+    /// With `full_scan`, a consistent view of the same state is taken there
+    /// too and read outside the state machine (writes go on meanwhile) to
+    /// recompute the digest from every pair.
+    async fn state_digest(&self, full_scan: bool) -> Result<pb::StateDigest, Status> {
+        let (applied, digest, view) = self
             .node
             .raft
-            .with_state_machine(|sm: &mut SM| {
+            .with_state_machine(move |sm: &mut SM| {
                 Box::pin(async move {
                     let applied = sm.applied_state().await.map(|(applied, _)| index(applied.as_ref()));
-                    (applied, sm.reader().digest().map(|d| raftq_core::read::hex(&d)))
+                    let view = full_scan.then(|| sm.view());
+                    (applied, sm.reader().digest().map(|d| raftq_core::read::hex(&d)), view)
                 })
             })
             .await
             .map_err(fatal)?;
         let applied_index = applied.map_err(|e| Status::internal(format!("reading the applied log id: {e}")))?;
         let digest = digest.map_err(crate::error::store_fault)?;
-        Ok(pb::StateDigest { applied_index, digest })
+        let full_digest = match view {
+            None => String::new(),
+            Some(view) => {
+                let view = view.map_err(|e| Status::internal(format!("reading the state for a full scan: {e}")))?;
+                let recount = raftq_storage::recount(view)
+                    .await
+                    .map_err(|e| Status::internal(format!("full scan of the state: {e}")))?;
+                let recounted_index = index(recount.applied.as_ref());
+                if recounted_index != applied_index {
+                    return Err(Status::internal(format!(
+                        "full scan read the state at applied index {recounted_index}, expected {applied_index}"
+                    )));
+                }
+                raftq_core::read::hex(&recount.digest.full.to_be_bytes())
+            }
+        };
+        Ok(pb::StateDigest { applied_index, digest, full_digest })
     }
 
     /// Refuses a change on a follower, naming the leader.
@@ -125,6 +145,7 @@ fn status_of(m: &RaftMetrics<TypeConfig>) -> pb::StatusResponse {
                     last_applied_index: index(m.last_applied.as_ref()),
                     reachable: true,
                     matched_index: None,
+                    snapshot_index: index(m.snapshot.as_ref()),
                 };
             }
             let node_role = if Some(*id) == m.current_leader {
@@ -145,6 +166,7 @@ fn status_of(m: &RaftMetrics<TypeConfig>) -> pb::StatusResponse {
                 last_applied_index: 0,
                 reachable: matched_index.is_some() || Some(*id) == m.current_leader,
                 matched_index,
+                snapshot_index: 0,
             }
         })
         .collect();
@@ -163,7 +185,8 @@ fn status_of(m: &RaftMetrics<TypeConfig>) -> pb::StatusResponse {
 #[tonic::async_trait]
 impl<SM: QueueMachine> Cluster for ClusterService<SM> {
     async fn status(&self, request: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
-        let digest = if request.into_inner().include_digest { Some(self.state_digest().await?) } else { None };
+        let request = request.into_inner();
+        let digest = if request.include_digest { Some(self.state_digest(request.full_scan).await?) } else { None };
         let mut response = status_of(&self.node.metrics_now());
         response.digest = digest;
         Ok(Response::new(response))

@@ -45,6 +45,23 @@ pub fn overloaded(message: &str) -> Status {
     status
 }
 
+/// RESOURCE_EXHAUSTED for a write that adds data while this node's disk is
+/// below its reserve. Nothing was proposed, so it carries
+/// `raftq-retry-after-ms` (the guard's check period) like an overload.
+pub fn disk_low(node_id: u64, available: u64, reserve: u64) -> Status {
+    let mut status = Status::resource_exhausted(format!(
+        "disk space low on node {node_id}: {} MiB free, below its reserve of {} MiB (--min-free-disk-mb); \
+         publishing resumes when consumers or an operator free space",
+        available >> 20,
+        reserve >> 20
+    ));
+    let retry_after = crate::disk::DISK_CHECK_PERIOD.as_millis().to_string();
+    if let Ok(value) = retry_after.parse() {
+        status.metadata_mut().insert(RETRY_AFTER_MS_METADATA_KEY, value);
+    }
+    status
+}
+
 /// UNAVAILABLE, naming the leader's address if this node knows it.
 pub fn not_leader(forward: &ForwardToLeader<TypeConfig>) -> Status {
     let leader_addr = forward.leader_node.as_ref().map(|node| node.addr.clone());

@@ -38,11 +38,13 @@
 pub mod clock;
 mod cluster_service;
 mod convert;
+mod disk;
 mod error;
 mod node;
 mod queue_service;
 mod rpc_metrics;
 mod shed;
+mod snapshot_trigger;
 mod subscribe;
 mod telemetry;
 mod ticker;
@@ -64,6 +66,7 @@ use tokio_stream::Stream;
 use tonic::transport::server::Connected;
 
 pub use clock::{Clock, SystemClock};
+pub use disk::{DISK_CHECK_PERIOD, DiskGuard, DiskSpace};
 pub use node::{
     Node, OVERLOAD_RETRY_AFTER_MS, PROPOSAL_BYTES_PENDING_MAX_DEFAULT, PROPOSALS_PENDING_MAX_DEFAULT, ProposalLimits,
     ProposalQueueStats, QueueMachine,
@@ -81,6 +84,8 @@ pub struct ServerConfig {
     pub raft: RaftSettings,
     pub cluster_name: String,
     pub limits: ServerLimits,
+    /// The disk space guard; `None` runs without one (the simulation).
+    pub disk: Option<DiskGuard>,
 }
 
 /// Default HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` of the gRPC listener.
@@ -178,6 +183,7 @@ where
 {
     config.validate()?;
     let raft_config = config.raft.openraft_config(&config.cluster_name)?;
+    let applied_bytes = state_machine.applied_bytes();
     let network = Network::new(connector);
     let raft = Raft::new(config.node_id, raft_config, network, log_store, state_machine)
         .await
@@ -197,6 +203,10 @@ where
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let ticker = tokio::spawn(ticker::run(node.clone(), stop_rx.clone()));
     let sampler = telemetry::spawn_sampler(node.clone(), stop_rx.clone());
+    let disk_guard = config.disk.clone().map(|guard| tokio::spawn(disk::watch(node.clone(), guard, stop_rx.clone())));
+    let every_bytes = config.raft.snapshot_every_bytes;
+    let snapshot_trigger = (every_bytes > 0)
+        .then(|| tokio::spawn(snapshot_trigger::run(node.clone(), applied_bytes, every_bytes, stop_rx.clone())));
     let (health, health_service) = tonic_health::server::health_reporter();
     let health_task = tokio::spawn(report_health(node.clone(), health, stop_rx.clone()));
     let reflection = tonic_reflection::server::Builder::configure()
@@ -259,6 +269,9 @@ where
     let _ = health_task.await;
     if let Some(sampler) = sampler {
         let _ = sampler.await;
+    }
+    for task in [disk_guard, snapshot_trigger].into_iter().flatten() {
+        let _ = task.await;
     }
     if let Some(fatal) = died {
         tracing::error!(node_id = config.node_id, error = %fatal, "Raft stopped; the node shuts down");

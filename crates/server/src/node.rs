@@ -11,7 +11,7 @@ use openraft::storage::RaftStateMachine;
 use openraft::{Raft, RaftMetrics, ReadPolicy};
 use raftq_core::kv::StoreFault;
 use raftq_core::read::Reader;
-use raftq_core::{Command, Outcome};
+use raftq_core::{Command, Outcome, Typed};
 use raftq_storage::{LogPayload, SnapshotData, StateMachine, StateStore, TypeConfig};
 use tonic::Status;
 
@@ -22,11 +22,27 @@ use crate::error;
 pub trait QueueMachine: RaftStateMachine<TypeConfig, SnapshotData = SnapshotData> + Send + 'static {
     /// Reads of the state as of the last applied entry.
     fn reader(&self) -> Reader<'_>;
+
+    /// A stream of the whole state as of the last applied entry, from a
+    /// consistent view (for a full-scan verify).
+    fn view(&self) -> std::io::Result<SnapshotData>;
+
+    /// A counter of the encoded bytes of every command applied since the
+    /// machine was opened (only grows).
+    fn applied_bytes(&self) -> Arc<AtomicU64>;
 }
 
 impl<S: StateStore> QueueMachine for StateMachine<S> {
     fn reader(&self) -> Reader<'_> {
         StateMachine::reader(self)
+    }
+
+    fn view(&self) -> std::io::Result<SnapshotData> {
+        StateMachine::view(self)
+    }
+
+    fn applied_bytes(&self) -> Arc<AtomicU64> {
+        StateMachine::applied_bytes(self)
     }
 }
 
@@ -170,6 +186,8 @@ pub struct Node<SM: QueueMachine> {
     proposals: tokio::sync::mpsc::UnboundedSender<Proposal>,
     pending: Arc<Pending>,
     limits: ProposalLimits,
+    /// The disk space guard's last reading (never low without a guard).
+    pub(crate) disk: crate::disk::DiskState,
 }
 
 impl<SM: QueueMachine> fmt::Debug for Node<SM> {
@@ -195,7 +213,7 @@ impl<SM: QueueMachine> Node<SM> {
         let (proposals, queued) = tokio::sync::mpsc::unbounded_channel();
         let pending = Arc::new(Pending::default());
         tokio::spawn(propose_in_groups(raft.clone(), stamps.clone(), queued, pending.clone()));
-        Self { id, raft, stamps, proposals, pending, limits }
+        Self { id, raft, stamps, proposals, pending, limits, disk: Default::default() }
     }
 
     /// The proposal queue's depth and refusals; takes the peak (the next
@@ -235,8 +253,17 @@ impl<SM: QueueMachine> Node<SM> {
     /// bytes ([`ProposalLimits`]), the command is refused at once with
     /// RESOURCE_EXHAUSTED carrying `raftq-retry-after-ms` (nothing was
     /// proposed; a retry is safe for any command).
+    ///
+    /// While the disk space guard reports the disk below its reserve,
+    /// commands that add data (publish, create queue) are refused the same
+    /// way, naming the disk ([`crate::disk`]).
     pub async fn propose(&self, command: Command) -> Result<Outcome, Status> {
         command.validate().map_err(error::queue_error)?;
+        if matches!(command, Command::Publish { .. } | Command::CreateQueue { .. })
+            && let Some((available, reserve)) = self.disk.low()
+        {
+            return Err(error::disk_low(self.id, available, reserve));
+        }
         let bytes = command_bytes(&command);
         self.pending.admit(bytes, &self.limits)?;
         let (reply, answer) = tokio::sync::oneshot::channel();
@@ -246,6 +273,15 @@ impl<SM: QueueMachine> Node<SM> {
         }
         // Dropped after it was queued: it may already be in an entry.
         answer.await.map_err(|_| error::outcome_unknown("the node stopped while the request was in flight", None))?
+    }
+
+    /// [`Node::propose`] for a command built with its answer's type
+    /// ([`raftq_core::typed`]): the caller gets that answer, typed. Another
+    /// kind of outcome would be a state machine bug: INTERNAL.
+    pub async fn propose_typed<A>(&self, typed: Typed<A>) -> Result<A, Status> {
+        let (command, answer) = typed.into_parts();
+        let outcome = self.propose(command).await?;
+        answer(outcome).map_err(|other| Status::internal(format!("state machine answered {other:?}")))
     }
 
     /// Reads state after a read-index barrier: the answer reflects every

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::Stream;
 use raftq_core::limits::{LIST_QUEUES_MAX, PEEK_MESSAGES_MAX, REDRIVE_MESSAGES_MAX};
-use raftq_core::{Command, NackOutcome, Outcome, validate_queue_name};
+use raftq_core::{Command, NackOutcome, validate_queue_name};
 use raftq_proto::v1 as pb;
 use raftq_proto::v1::queue_server::{Queue, QueueServer};
 use tokio::time::Instant;
@@ -46,10 +46,6 @@ impl<SM: QueueMachine> QueueService<SM> {
     }
 }
 
-fn unexpected(outcome: Outcome) -> Status {
-    Status::internal(format!("state machine answered {outcome:?}"))
-}
-
 fn check_name(field: &str, name: &str) -> Result<(), Status> {
     validate_queue_name(name).map_err(|e| crate::error::queue_error(e.in_field(field)))
 }
@@ -83,12 +79,8 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
     ) -> Result<Response<pb::CreateQueueResponse>, Status> {
         let r = request.into_inner();
         let config = convert::config_update(r.config)?;
-        match self.node.propose(Command::CreateQueue { name: r.name, config }).await? {
-            Outcome::QueueCreated(info) => {
-                Ok(Response::new(pb::CreateQueueResponse { queue: Some(convert::queue_info_to_pb(&info)) }))
-            }
-            other => Err(unexpected(other)),
-        }
+        let info = self.node.propose_typed(Command::create_queue(r.name, config)).await?;
+        Ok(Response::new(pb::CreateQueueResponse { queue: Some(convert::queue_info_to_pb(&info)) }))
     }
 
     async fn get_queue(&self, request: Request<pb::GetQueueRequest>) -> Result<Response<pb::GetQueueResponse>, Status> {
@@ -120,45 +112,33 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
     ) -> Result<Response<pb::UpdateQueueResponse>, Status> {
         let r = request.into_inner();
         let update = convert::config_update(r.config)?;
-        match self.node.propose(Command::UpdateQueue { name: r.name, update }).await? {
-            Outcome::QueueUpdated(info) => {
-                Ok(Response::new(pb::UpdateQueueResponse { queue: Some(convert::queue_info_to_pb(&info)) }))
-            }
-            other => Err(unexpected(other)),
-        }
+        let info = self.node.propose_typed(Command::update_queue(r.name, update)).await?;
+        Ok(Response::new(pb::UpdateQueueResponse { queue: Some(convert::queue_info_to_pb(&info)) }))
     }
 
     async fn delete_queue(
         &self,
         request: Request<pb::DeleteQueueRequest>,
     ) -> Result<Response<pb::DeleteQueueResponse>, Status> {
-        match self.node.propose(Command::DeleteQueue { name: request.into_inner().name }).await? {
-            Outcome::QueueDeleted { messages_deleted } => {
-                Ok(Response::new(pb::DeleteQueueResponse { messages_deleted }))
-            }
-            other => Err(unexpected(other)),
-        }
+        let messages_deleted = self.node.propose_typed(Command::delete_queue(request.into_inner().name)).await?;
+        Ok(Response::new(pb::DeleteQueueResponse { messages_deleted }))
     }
 
     async fn purge_queue(
         &self,
         request: Request<pb::PurgeQueueRequest>,
     ) -> Result<Response<pb::PurgeQueueResponse>, Status> {
-        match self.node.propose(Command::PurgeQueue { name: request.into_inner().name }).await? {
-            Outcome::QueuePurged { messages_purged } => Ok(Response::new(pb::PurgeQueueResponse { messages_purged })),
-            other => Err(unexpected(other)),
-        }
+        let messages_purged = self.node.propose_typed(Command::purge_queue(request.into_inner().name)).await?;
+        Ok(Response::new(pb::PurgeQueueResponse { messages_purged }))
     }
 
     async fn publish(&self, request: Request<pb::PublishRequest>) -> Result<Response<pb::PublishResponse>, Status> {
         let r = request.into_inner();
         let messages = r.messages.into_iter().map(convert::new_message).collect();
-        match self.node.propose(Command::Publish { queue: r.queue, messages }).await? {
-            Outcome::Published(results) => Ok(Response::new(pb::PublishResponse {
-                results: results.iter().map(|p| pb::PublishResult { id: p.id, duplicate: p.duplicate }).collect(),
-            })),
-            other => Err(unexpected(other)),
-        }
+        let results = self.node.propose_typed(Command::publish(r.queue, messages)).await?;
+        Ok(Response::new(pb::PublishResponse {
+            results: results.iter().map(|p| pb::PublishResult { id: p.id, duplicate: p.duplicate }).collect(),
+        }))
     }
 
     async fn receive(&self, request: Request<pb::ReceiveRequest>) -> Result<Response<pb::ReceiveResponse>, Status> {
@@ -169,12 +149,8 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         let deadline = Instant::now() + Duration::from_millis(r.wait_ms);
         let mut metrics = self.node.metrics();
         loop {
-            let command =
-                Command::Receive { queue: r.queue.clone(), max_messages: r.max_messages, lease_ms: r.lease_ms };
-            let deliveries = match self.node.propose(command).await? {
-                Outcome::Received(deliveries) => deliveries,
-                other => return Err(unexpected(other)),
-            };
+            let receive = Command::receive(r.queue.clone(), r.max_messages, r.lease_ms);
+            let deliveries = self.node.propose_typed(receive).await?;
             if !deliveries.is_empty() || !wait_visible(&self.node, &mut metrics, &r.queue, deadline).await? {
                 let deliveries = deliveries.iter().map(convert::delivery_to_pb).collect();
                 return Ok(Response::new(pb::ReceiveResponse { deliveries }));
@@ -200,25 +176,22 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
             .enumerate()
             .map(|(i, r)| convert::receipt_from_pb(Some(r), &format!("receipts[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
-        match self.node.propose(Command::Ack { receipts }).await? {
-            Outcome::Acked { count } => Ok(Response::new(pb::AckResponse { acked: count })),
-            other => Err(unexpected(other)),
-        }
+        let acked = self.node.propose_typed(Command::ack(receipts)).await?;
+        Ok(Response::new(pb::AckResponse { acked }))
     }
 
     async fn nack(&self, request: Request<pb::NackRequest>) -> Result<Response<pb::NackResponse>, Status> {
         let r = request.into_inner();
         let receipt = convert::receipt_from_pb(r.receipt, "receipt")?;
-        let command = Command::Nack { receipt, delay_ms: r.delay_ms, dead_letter: r.dead_letter, reason: r.reason };
-        match self.node.propose(command).await? {
-            Outcome::Nacked(NackOutcome::Redeliver { visible_at_ms }) => {
-                Ok(Response::new(pb::NackResponse { outcome: pb::NackOutcome::Redeliver as i32, visible_at_ms }))
+        let nack = Command::nack(receipt, r.delay_ms, r.dead_letter, r.reason);
+        Ok(Response::new(match self.node.propose_typed(nack).await? {
+            NackOutcome::Redeliver { visible_at_ms } => {
+                pb::NackResponse { outcome: pb::NackOutcome::Redeliver as i32, visible_at_ms }
             }
-            Outcome::Nacked(NackOutcome::DeadLettered { .. }) => {
-                Ok(Response::new(pb::NackResponse { outcome: pb::NackOutcome::DeadLettered as i32, visible_at_ms: 0 }))
+            NackOutcome::DeadLettered { .. } => {
+                pb::NackResponse { outcome: pb::NackOutcome::DeadLettered as i32, visible_at_ms: 0 }
             }
-            other => Err(unexpected(other)),
-        }
+        }))
     }
 
     async fn extend_lease(
@@ -227,12 +200,8 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
     ) -> Result<Response<pb::ExtendLeaseResponse>, Status> {
         let r = request.into_inner();
         let receipt = convert::receipt_from_pb(r.receipt, "receipt")?;
-        match self.node.propose(Command::ExtendLease { receipt, lease_ms: r.lease_ms }).await? {
-            Outcome::LeaseExtended { deadline_ms } => {
-                Ok(Response::new(pb::ExtendLeaseResponse { lease_expires_at_ms: deadline_ms }))
-            }
-            other => Err(unexpected(other)),
-        }
+        let lease_expires_at_ms = self.node.propose_typed(Command::extend_lease(receipt, r.lease_ms)).await?;
+        Ok(Response::new(pb::ExtendLeaseResponse { lease_expires_at_ms }))
     }
 
     async fn peek(&self, request: Request<pb::PeekRequest>) -> Result<Response<pb::PeekResponse>, Status> {
@@ -276,10 +245,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         while moved < wanted {
             let started = Instant::now();
             let max_messages = (wanted - moved).min(u64::from(batch)) as u32;
-            let command = Command::Redrive { queue: r.queue.clone(), max_messages };
-            let Outcome::Redriven { moved: now_moved } = self.node.propose(command).await? else {
-                return Err(Status::internal("redrive answered something else"));
-            };
+            let now_moved = self.node.propose_typed(Command::redrive(r.queue.clone(), max_messages)).await?;
             moved += now_moved;
             if now_moved < u64::from(max_messages) {
                 break;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use raftq_core::limits::RECEIVE_MESSAGES_MAX;
-use raftq_core::{Command, Outcome, Receipt, validate_queue_name};
+use raftq_core::{Command, Receipt, validate_queue_name};
 use raftq_proto::v1 as pb;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -72,11 +72,7 @@ async fn deliver<SM: QueueMachine>(
             node.wait_for_change(&mut metrics, IDLE_CHECK).await;
             continue;
         }
-        let command =
-            Command::Receive { queue: request.queue.clone(), max_messages: credit, lease_ms: request.lease_ms };
-        let Outcome::Received(deliveries) = node.propose(command).await? else {
-            return Err(Status::internal("receive answered something else"));
-        };
+        let deliveries = node.propose_typed(Command::receive(request.queue.clone(), credit, request.lease_ms)).await?;
         if deliveries.is_empty() {
             wait_visible(node, &mut metrics, &request.queue, Instant::now() + IDLE_CHECK).await?;
             continue;
@@ -93,10 +89,10 @@ async fn deliver<SM: QueueMachine>(
 /// Gives back the leases a departed consumer still held.
 async fn release<SM: QueueMachine>(node: &Node<SM>, receipts: Vec<Receipt>) {
     for receipt in receipts {
-        let command = Command::Nack { receipt, delay_ms: None, dead_letter: false, reason: "consumer gone".into() };
+        let nack = Command::nack(receipt, None, false, "consumer gone".into());
         // A lease that ended meanwhile, or a lost leadership, is fine: the
         // lease then simply runs out and the message is redelivered.
-        if let Err(status) = node.propose(command).await {
+        if let Err(status) = node.propose_typed(nack).await {
             tracing::debug!(%status, "could not release a lease of a closed subscription");
         }
     }

@@ -26,6 +26,7 @@ async fn serve_returns_an_error_when_raft_dies_of_a_storage_failure() {
         raft: RaftSettings::default(),
         cluster_name: "fatal-test".into(),
         limits: Default::default(),
+        disk: None,
     };
     let server = tokio::spawn(raftq_server::serve(
         config,

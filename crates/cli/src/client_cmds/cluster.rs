@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use raftq_client::{Client, NodeDigest, ReplicaCheck, proto};
+use raftq_client::{Client, DigestScan, NodeDigest, ReplicaCheck, proto};
 use serde_json::{Value, json};
 
 /// Cluster administration.
@@ -17,7 +17,14 @@ pub enum ClusterCommand {
     /// Check that the replicas hold identical state: ask every member for
     /// its state digest until all answer at the same applied index, then
     /// compare. Fails if they differ, or do not settle within --wait.
+    /// The digests compared are the stored ones, kept up to date by every
+    /// write; with --full each node also recomputes its digest from every
+    /// pair of its state (time grows with the backlog), and a node whose
+    /// recount differs from its stored digest fails the check.
     Verify {
+        /// Also recompute every node's digest by reading its whole state.
+        #[arg(long)]
+        full: bool,
         /// How long to wait for the members' applied indexes to match
         /// (writes in flight keep them apart).
         #[arg(long, value_parser = super::parse_duration, default_value = "10s")]
@@ -63,8 +70,9 @@ pub(super) async fn run(client: &Client, command: ClusterCommand, json: bool) ->
                 print!("{}", status_table(&status));
             }
         }
-        ClusterCommand::Verify { wait } => {
-            let check = client.verify_replicas(wait).await?;
+        ClusterCommand::Verify { wait, full } => {
+            let scan = if full { DigestScan::Full } else { DigestScan::Stored };
+            let check = client.verify_replicas(wait, scan).await?;
             if json {
                 println!("{}", verify_json(&check));
             } else {
@@ -74,6 +82,9 @@ pub(super) async fn run(client: &Client, command: ClusterCommand, json: bool) ->
                 ReplicaCheck::Agree { .. } => {}
                 ReplicaCheck::Diverged { applied_index, .. } => {
                     bail!("replicas diverged: different state digests at applied index {applied_index}")
+                }
+                ReplicaCheck::Damaged { .. } => {
+                    bail!("a node's state does not match its stored digest: damaged state or a bug")
                 }
                 ReplicaCheck::Unsettled { .. } => {
                     bail!("could not verify: the members did not all answer at one applied index within {wait:?}")
@@ -142,6 +153,7 @@ pub(crate) fn status_json(s: &proto::StatusResponse) -> Value {
                 "last_applied": own(s, n, n.last_applied_index),
                 "last_log_index": own(s, n, n.last_log_index),
                 "committed": own(s, n, n.committed_index),
+                "snapshot_index": own(s, n, n.snapshot_index),
                 "matched": n.matched_index,
                 "reachable": n.reachable,
             })
@@ -167,10 +179,15 @@ fn own(s: &proto::StatusResponse, n: &proto::NodeStatus, value: u64) -> Option<u
 }
 
 fn digest_json(d: &NodeDigest) -> Value {
-    json!({ "id": d.node_id, "address": d.address, "applied_index": d.applied_index, "digest": d.digest })
+    let mut j = json!({ "id": d.node_id, "address": d.address, "applied_index": d.applied_index, "digest": d.digest });
+    if let Some(full) = &d.full_digest {
+        j["full_digest"] = json!(full);
+    }
+    j
 }
 
-/// `cluster verify --json`: `result` is `agree`, `diverged` or `unsettled`.
+/// `cluster verify --json`: `result` is `agree`, `diverged`, `damaged` or
+/// `unsettled`.
 pub(crate) fn verify_json(check: &ReplicaCheck) -> Value {
     match check {
         ReplicaCheck::Agree { applied_index, digest, nodes } => json!({
@@ -179,6 +196,10 @@ pub(crate) fn verify_json(check: &ReplicaCheck) -> Value {
         }),
         ReplicaCheck::Diverged { applied_index, nodes } => json!({
             "result": "diverged", "applied_index": applied_index,
+            "nodes": nodes.iter().map(digest_json).collect::<Vec<_>>(),
+        }),
+        ReplicaCheck::Damaged { nodes } => json!({
+            "result": "damaged",
             "nodes": nodes.iter().map(digest_json).collect::<Vec<_>>(),
         }),
         ReplicaCheck::Unsettled { nodes, silent } => json!({
@@ -194,10 +215,15 @@ pub(crate) fn verify_text(check: &ReplicaCheck) -> String {
     let mut out = String::new();
     let nodes = match check {
         ReplicaCheck::Agree { nodes, .. } | ReplicaCheck::Diverged { nodes, .. } => nodes,
-        ReplicaCheck::Unsettled { nodes, .. } => nodes,
+        ReplicaCheck::Unsettled { nodes, .. } | ReplicaCheck::Damaged { nodes } => nodes,
     };
     for d in nodes {
-        let _ = writeln!(out, "node {} ({}): applied {}, digest {}", d.node_id, d.address, d.applied_index, d.digest);
+        let _ = write!(out, "node {} ({}): applied {}, digest {}", d.node_id, d.address, d.applied_index, d.digest);
+        match &d.full_digest {
+            Some(full) if *full == d.digest => _ = writeln!(out, ", full scan matches"),
+            Some(full) => _ = writeln!(out, ", full scan gives {full}"),
+            None => _ = writeln!(out),
+        }
     }
     match check {
         ReplicaCheck::Agree { applied_index, nodes, .. } => {
@@ -209,6 +235,9 @@ pub(crate) fn verify_text(check: &ReplicaCheck) -> String {
         }
         ReplicaCheck::Diverged { applied_index, .. } => {
             let _ = writeln!(out, "replicas DIVERGED: different digests at applied index {applied_index}");
+        }
+        ReplicaCheck::Damaged { .. } => {
+            let _ = writeln!(out, "state DAMAGED: a full scan disagrees with the stored digest on the nodes above");
         }
         ReplicaCheck::Unsettled { silent, .. } => {
             for (id, addr) in silent {

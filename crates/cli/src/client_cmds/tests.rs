@@ -284,6 +284,7 @@ fn cluster_status_json_shape() {
         last_applied_index: 8,
         reachable: true,
         matched_index: (id != 2).then_some(7),
+        snapshot_index: 5,
     };
     let status = proto::StatusResponse {
         leader_id: Some(1),
@@ -296,7 +297,7 @@ fn cluster_status_json_shape() {
             node(4, proto::NodeRole::Learner, false),
         ],
         node_id: 2,
-        digest: Some(proto::StateDigest { applied_index: 8, digest: "ab".repeat(32) }),
+        digest: Some(proto::StateDigest { applied_index: 8, digest: "ab".repeat(16), full_digest: String::new() }),
     };
     let j = cluster::status_json(&status);
     assert_eq!((j["leader"].clone(), j["term"].clone()), (json!(1), json!(4)));
@@ -305,7 +306,8 @@ fn cluster_status_json_shape() {
     assert_eq!(
         j["nodes"][1],
         json!({ "id": 2, "address": "127.0.0.1:7102", "role": "follower", "voter": true,
-                "last_applied": 8, "last_log_index": 10, "committed": 9, "matched": null, "reachable": true })
+                "last_applied": 8, "last_log_index": 10, "committed": 9, "snapshot_index": 5, "matched": null,
+                "reachable": true })
     );
     // Another node's indexes are not known to the answering node: null, and
     // only what the leader replicated to it is reported.
@@ -313,7 +315,7 @@ fn cluster_status_json_shape() {
         (j["nodes"][0]["last_applied"].clone(), j["nodes"][0]["matched"].clone()),
         (serde_json::Value::Null, json!(7))
     );
-    assert_eq!(j["digest"], json!({ "applied_index": 8, "digest": "ab".repeat(32) }));
+    assert_eq!(j["digest"], json!({ "applied_index": 8, "digest": "ab".repeat(16) }));
     let table = cluster::status_table(&status);
     assert!(table.contains("MATCHED") && table.contains("state digest of node 2 at applied index 8"), "{table}");
     let leaderless = cluster::status_json(&proto::StatusResponse { term: 5, ..Default::default() });

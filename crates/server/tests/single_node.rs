@@ -1,0 +1,171 @@
+//! One node serving on loopback over the in-memory store:
+//! - the disk space guard: below the reserve, publishes and queue creation
+//!   are refused with RESOURCE_EXHAUSTED naming the disk and nothing is
+//!   stored, while receive and ack (which free space) keep working; once
+//!   space returns, publishing resumes. Before the guard a full disk failed
+//!   a RocksDB write and stopped the node.
+//! - snapshots by bytes: large entries trigger a snapshot long before the
+//!   entry count does. Before, only the count did.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use raftq_proto::v1::cluster_client::ClusterClient;
+use raftq_proto::v1::queue_client::QueueClient;
+use raftq_proto::v1::{
+    AckRequest, CreateQueueRequest, GetQueueRequest, PublishMessage, PublishRequest, ReceiveRequest, StatusRequest,
+};
+use raftq_raft::RaftSettings;
+use raftq_raft::network::TcpConnector;
+use raftq_server::{DiskGuard, DiskSpace, ServerConfig, SystemClock};
+use raftq_storage::{MemDisk, MemStore};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::Code;
+use tonic::transport::Channel;
+
+const MIB: u64 = 1 << 20;
+
+/// Free space the test sets.
+#[derive(Debug, Default)]
+struct FakeSpace(AtomicU64);
+
+impl DiskSpace for FakeSpace {
+    fn available_bytes(&self) -> io::Result<u64> {
+        Ok(self.0.load(Ordering::SeqCst))
+    }
+}
+
+fn publish(body: &str) -> PublishRequest {
+    PublishRequest {
+        queue: "jobs".into(),
+        messages: vec![PublishMessage { body: body.as_bytes().to_vec().into(), ..Default::default() }],
+    }
+}
+
+async fn depth(client: &mut QueueClient<Channel>) -> u64 {
+    let info = client.get_queue(GetQueueRequest { name: "jobs".into() }).await.expect("get queue").into_inner();
+    info.queue.and_then(|q| q.stats).map_or(0, |s| s.ready)
+}
+
+/// Publishes until the answer is what `wanted` accepts; the guard looks at
+/// the disk once a second, so the change shows within a few looks.
+async fn publish_until(
+    client: &mut QueueClient<Channel>,
+    body: &str,
+    wanted: impl Fn(&Result<tonic::Response<raftq_proto::v1::PublishResponse>, tonic::Status>) -> bool,
+) -> Result<tonic::Response<raftq_proto::v1::PublishResponse>, tonic::Status> {
+    let deadline = tokio::time::Instant::now() + 10 * raftq_server::DISK_CHECK_PERIOD;
+    loop {
+        let answer = client.publish(publish(body)).await;
+        if wanted(&answer) || tokio::time::Instant::now() >= deadline {
+            return answer;
+        }
+        tokio::time::sleep(raftq_server::DISK_CHECK_PERIOD / 4).await;
+    }
+}
+
+/// Starts a single-voter node with `config` (its peers filled in) and
+/// returns a client once it accepts a write (creating queue "jobs").
+async fn start(mut config: ServerConfig) -> (String, QueueClient<Channel>) {
+    let (log_store, machine) = MemStore::open(MemDisk::new()).await.expect("open");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    config.peers = [(config.node_id, addr.clone())].into_iter().collect();
+    tokio::spawn(raftq_server::serve(
+        config,
+        log_store,
+        machine,
+        TcpListenerStream::new(listener),
+        Arc::new(TcpConnector::default()),
+        Arc::new(SystemClock),
+        std::future::pending(),
+    ));
+    let mut client = loop {
+        if let Ok(client) = QueueClient::connect(format!("http://{addr}")).await {
+            break client;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut created = false;
+    for _ in 0..250 {
+        if client.create_queue(CreateQueueRequest { name: "jobs".into(), config: None }).await.is_ok() {
+            created = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(created, "the single-node cluster never accepted a write");
+    (addr, client)
+}
+
+fn config(raft: RaftSettings, disk: Option<DiskGuard>) -> ServerConfig {
+    ServerConfig {
+        node_id: 1,
+        peers: Default::default(),
+        raft,
+        cluster_name: "single-node-test".into(),
+        limits: Default::default(),
+        disk,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_disk_refuses_publishes_but_not_acks_and_recovers() {
+    let space = Arc::new(FakeSpace(AtomicU64::new(1024 * MIB)));
+    let guard = DiskGuard { space: space.clone(), reserve_bytes: 100 * MIB };
+    let (_, mut client) = start(config(RaftSettings::default(), Some(guard))).await;
+    client.publish(publish("before")).await.expect("publish with space");
+
+    space.0.store(10 * MIB, Ordering::SeqCst);
+    let refused = publish_until(&mut client, "refused", |a| a.is_err()).await.expect_err("publish refused");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("disk space low on node 1"), "{}", refused.message());
+    assert!(refused.metadata().get(raftq_proto::RETRY_AFTER_MS_METADATA_KEY).is_some(), "nothing was proposed");
+    let create = client.create_queue(CreateQueueRequest { name: "more".into(), config: None }).await;
+    assert_eq!(create.expect_err("create refused").code(), Code::ResourceExhausted);
+    // Publishes accepted before the watch saw the low disk are stored; a
+    // refused one adds nothing.
+    let stored = depth(&mut client).await;
+    let again = client.publish(publish("refused again")).await.expect_err("still refused");
+    assert_eq!(again.code(), Code::ResourceExhausted);
+    assert_eq!(depth(&mut client).await, stored, "a refused publish stored nothing");
+
+    // Consumers can still drain: receive and ack go through.
+    let received = client
+        .receive(ReceiveRequest { queue: "jobs".into(), max_messages: 100, lease_ms: None, wait_ms: 0 })
+        .await
+        .expect("receive on a low disk")
+        .into_inner();
+    assert_eq!(received.deliveries.len() as u64, stored);
+    let receipts = received.deliveries.into_iter().filter_map(|d| d.receipt).collect();
+    let acked = client.ack(AckRequest { receipts }).await.expect("ack on a low disk").into_inner();
+    assert_eq!(acked.acked as u64, stored);
+
+    space.0.store(1024 * MIB, Ordering::SeqCst);
+    publish_until(&mut client, "after", |a| a.is_ok()).await.expect("publishing resumes when space returns");
+    assert_eq!(depth(&mut client).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_entries_trigger_a_snapshot_before_the_entry_count_does() {
+    let raft = RaftSettings { snapshot_every_entries: 1_000_000, snapshot_every_bytes: MIB, ..RaftSettings::default() };
+    let (addr, mut client) = start(config(raft, None)).await;
+    let body = "x".repeat(64 << 10);
+    for _ in 0..8 {
+        let messages = (0..4).map(|_| PublishMessage { body: body.as_bytes().to_vec().into(), ..Default::default() });
+        client.publish(PublishRequest { queue: "jobs".into(), messages: messages.collect() }).await.expect("publish");
+    }
+    let mut cluster = ClusterClient::connect(format!("http://{addr}")).await.expect("connect");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let snapshot_index = loop {
+        let status = cluster.status(StatusRequest::default()).await.expect("status").into_inner();
+        let own = status.nodes.iter().find(|n| n.id == status.node_id).expect("own status").snapshot_index;
+        if own > 0 || tokio::time::Instant::now() >= deadline {
+            break own;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(snapshot_index > 0, "2 MiB applied with a 1 MiB bound and no snapshot was built");
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Backlog benchmark (README "Performance", docs/storage.md): a fresh
+# three-node `raftq dev` cluster on loopback, then `raftq bench --scenario
+# backlog`: publish N × 1 KiB in steps (batches of 100, 16 in flight) and
+# leave them in the queue, printing the publish rate of each step and every
+# node's RSS and data dir size. With the backlog in place,
+# scripts/bench-restarts.sh times a follower restart, a snapshot catch-up
+# into a wiped data dir and a whole-cluster restart. Then one consumer
+# drains the queue and the bench checks nothing was lost or duplicated.
+# Finally the data dirs are measured again after RocksDB has compacted.
+#
+# Usage: scripts/bench-backlog.sh
+#   RAFTQ_BENCH_MESSAGES (default 1000000), RAFTQ_BENCH_STEPS (default 4),
+#   RAFTQ_BENCH_PORT (default 7600), RAFTQ_BENCH_RESTARTS (default 1; 0
+#   skips the restarts), RAFTQ_SERVER_BIN (default
+#   $CARGO_TARGET_DIR/release/raftq)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+server_bin="${RAFTQ_SERVER_BIN:-${CARGO_TARGET_DIR:-target}/release/raftq}"
+messages="${RAFTQ_BENCH_MESSAGES:-1000000}"
+steps="${RAFTQ_BENCH_STEPS:-4}"
+port="${RAFTQ_BENCH_PORT:-7600}"
+restarts="${RAFTQ_BENCH_RESTARTS:-1}"
+start_dev_cluster "$server_bin" "$port"
+
+pids=$(pgrep -P "$dev" | tr '\n' ',' | sed 's/,$//')
+dirs=$(for pid in ${pids//,/ }; do
+    tr '\0' ' ' <"/proc/$pid/cmdline" | sed -n 's/.*--data-dir \([^ ]*\).*/\1/p'
+done | tr '\n' ',' | sed 's/,$//')
+echo "nodes: pids $pids, data dirs $dirs"
+# Nodes the restarts start again are not the dev cluster's children: the
+# pid file follows them, and they are stopped on exit too.
+export BENCH_PIDFILE="$data/pids" BENCH_LOGDIR="$data" RAFTQ_SERVER_BIN="$server_bin" RAFTQ_SERVERS="$servers"
+echo "${pids//,/ }" | tr ' ' '\n' >"$BENCH_PIDFILE"
+stop_all() {
+    xargs -r kill <"$BENCH_PIDFILE" 2>/dev/null || true
+    stop_dev_cluster
+}
+trap stop_all EXIT
+before_drain=()
+if [[ "$restarts" != 0 ]]; then
+    before_drain=(--before-drain "scripts/bench-restarts.sh")
+fi
+"$server_bin" --servers "$servers" --json bench --scenario backlog --size 1024 --messages "$messages" \
+    --steps "$steps" --batch 100 --inflight 16 --receive-batch 500 --pid-file "$BENCH_PIDFILE" --data-dirs "$dirs" \
+    "${before_drain[@]}"
+# The drained messages are deleted as they are acked; give RocksDB a moment
+# to compact, then report what is left on disk.
+sleep 30
+for dir in ${dirs//,/ }; do
+    echo "after drain + 30 s: $dir $(du -sm "$dir" | cut -f1) MiB"
+done

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Restarts timed under a backlog: run by scripts/bench-backlog.sh (through
+# `raftq bench --before-drain`) once the backlog is published, against the
+# dev cluster it started. Three measurements, each printed as one line:
+#
+#  1. follower restart: kill -9 a follower, start it again, time until it
+#     has applied what the leader had applied at the kill;
+#  2. catch-up from a snapshot: remove a follower, wipe its data dir, add
+#     it back as a learner; time until it has applied the leader's index,
+#     the state's size over that time (MB/s), and the most any node's RSS
+#     grew meanwhile; then promote it back;
+#  3. whole cluster: kill -9 all three, start them again, time until the
+#     first confirmed publish.
+#
+# Needs: RAFTQ_SERVER_BIN, RAFTQ_SERVERS, BENCH_PIDFILE (a file listing the
+# node pids, rewritten as nodes restart), BENCH_LOGDIR.
+set -euo pipefail
+bin="$RAFTQ_SERVER_BIN"
+export RAFTQ_SERVERS
+pidfile="$BENCH_PIDFILE"
+logdir="$BENCH_LOGDIR"
+
+now() { date +%s.%N; }
+since() { echo "$(now) - $1" | bc; }
+json_field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+rss_mib() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# Node id -> pid and command line, from the processes themselves.
+declare -A pid_of cmd_of
+load_nodes() {
+    pid_of=(); cmd_of=()
+    for pid in $(cat "$pidfile"); do
+        local cmd id
+        cmd=$(tr '\0' '\n' <"/proc/$pid/cmdline" | sed 's/^/\x27/; s/$/\x27/' | tr '\n' ' ')
+        id=$(tr '\0' ' ' <"/proc/$pid/cmdline" | sed -n 's/.*--node-id \([0-9]*\).*/\1/p')
+        pid_of[$id]=$pid
+        cmd_of[$id]=$cmd
+    done
+}
+save_pids() { printf '%s\n' "${pid_of[@]}" >"$pidfile"; }
+start_node() { # id
+    eval "setsid ${cmd_of[$1]}" >>"$logdir/node-$1.log" 2>&1 &
+    pid_of[$1]=$!
+    save_pids
+}
+kill_node() { # id
+    kill -9 "${pid_of[$1]}"
+    while kill -0 "${pid_of[$1]}" 2>/dev/null; do sleep 0.05; done
+}
+addr_of() { tr '\0' ' ' <"/proc/${pid_of[$1]}/cmdline" | sed -n 's/.*--listen \([^ ]*\).*/\1/p'; }
+dir_of() { tr '\0' ' ' <"/proc/${pid_of[$1]}/cmdline" | sed -n 's/.*--data-dir \([^ ]*\).*/\1/p'; }
+status_json() { "$bin" --servers "$1" --json cluster status 2>/dev/null; }
+leader() { status_json "$RAFTQ_SERVERS" | json_field 'd["leader"]'; }
+applied_of() { # addr -> the node's own applied index (empty if it does not answer)
+    status_json "$1" | json_field '[n["last_applied"] for n in d["nodes"] if n["id"] == d["answered_by"]][0]' || true
+}
+wait_applied() { # addr index
+    while true; do
+        local got
+        got=$(applied_of "$1")
+        [[ -n "$got" && "$got" != None && "$got" -ge "$2" ]] && return
+        sleep 0.1
+    done
+}
+
+load_nodes
+lead=$(leader)
+follower=$(for id in "${!pid_of[@]}"; do [[ $id != "$lead" ]] && echo "$id"; done | head -1)
+addr=$(addr_of "$follower")
+dir=$(dir_of "$follower")
+echo "leader $lead, follower $follower at $addr, data dir $dir"
+
+# 1. Follower restart.
+target=$(applied_of "$(addr_of "$lead")")
+kill_node "$follower"
+t0=$(now)
+start_node "$follower"
+wait_applied "$addr" "$target"
+echo "follower restart: node $follower ready and caught up to applied index $target in $(since "$t0") s, RSS $(rss_mib "${pid_of[$follower]}") MiB"
+
+# 2. Catch-up from a snapshot into a wiped data dir.
+"$bin" cluster remove "$follower" >/dev/null
+kill_node "$follower"
+state_mib=$(du -sm "$(dir_of "$lead")" | cut -f1)
+rm -rf "$dir"
+# A node that joins lists the other voters, not itself.
+cmd_of[$follower]=$(echo "${cmd_of[$follower]}" | sed "s/'--peers' '[^']*'/'--peers' '$(
+    for id in "${!pid_of[@]}"; do [[ $id != "$follower" ]] && echo -n "$id=$(addr_of "$id"),"; done | sed 's/,$//')'/")
+declare -A rss_before
+for id in "${!pid_of[@]}"; do [[ $id != "$follower" ]] && rss_before[$id]=$(rss_mib "${pid_of[$id]}"); done
+start_node "$follower"
+until "$bin" --servers "$addr" cluster status >/dev/null 2>&1; do sleep 0.05; done
+target=$(applied_of "$(addr_of "$lead")")
+t0=$(now)
+"$bin" cluster add "$follower" "$addr" >/dev/null
+peak_growth=0
+while true; do
+    for id in "${!rss_before[@]}"; do
+        growth=$(( $(rss_mib "${pid_of[$id]}") - rss_before[$id] ))
+        (( growth > peak_growth )) && peak_growth=$growth
+    done
+    got=$(applied_of "$addr")
+    [[ -n "$got" && "$got" != None && "$got" -ge "$target" ]] && break
+    sleep 0.1
+done
+secs=$(since "$t0")
+echo "snapshot catch-up: node $follower installed ${state_mib} MiB of state (the leader's data dir) and caught up in $secs s ($(echo "$state_mib * 1.048576 / $secs" | bc) MB/s); largest RSS growth of the other nodes meanwhile ${peak_growth} MiB; its own RSS $(rss_mib "${pid_of[$follower]}") MiB"
+"$bin" cluster promote "$follower" >/dev/null
+
+# 3. Whole cluster.
+"$bin" queue create backlog-probe >/dev/null
+for id in "${!pid_of[@]}"; do kill -9 "${pid_of[$id]}"; done
+for id in "${!pid_of[@]}"; do while kill -0 "${pid_of[$id]}" 2>/dev/null; do sleep 0.05; done; done
+t0=$(now)
+for id in "${!pid_of[@]}"; do start_node "$id"; done
+until "$bin" publish backlog-probe "after the restart" >/dev/null 2>&1; do sleep 0.05; done
+echo "whole-cluster restart: first confirmed publish $(since "$t0") s after starting all three (kill -9)"
