@@ -205,13 +205,7 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, json: bool) -> Result<()
     }
     let publish_secs = publish_started.elapsed().as_secs_f64();
     totals.producing.store(false, Ordering::SeqCst);
-    if let Some(command) = &args.before_drain {
-        eprintln!("running before the drain: {command}");
-        let status = tokio::process::Command::new("sh").arg("-c").arg(command).status().await?;
-        if !status.success() {
-            anyhow::bail!("--before-drain command failed: {status}");
-        }
-    }
+    run_before_drain(&args).await?;
     let drain_started = Instant::now();
     if args.scenario == Scenario::Drain {
         consumer_tasks = spawn_consumers(&client, &args, &totals, consumers);
@@ -395,13 +389,7 @@ async fn backlog(
     }
     let publish_secs = publish_started.elapsed().as_secs_f64();
     totals.producing.store(false, Ordering::SeqCst);
-    if let Some(command) = &args.before_drain {
-        eprintln!("running before the drain: {command}");
-        let status = tokio::process::Command::new("sh").arg("-c").arg(command).status().await?;
-        if !status.success() {
-            anyhow::bail!("--before-drain command failed: {status}");
-        }
-    }
+    run_before_drain(args).await?;
     let drain_started = Instant::now();
     for consumer in spawn_consumers(client, args, totals, args.consumers.unwrap_or(1)) {
         consumer.await.context("consumer task")??;
@@ -494,6 +482,19 @@ fn report(args: &BenchArgs, totals: &Totals, publish_secs: f64, drain_secs: f64,
     }
     if lost > 0 || unexpected > 0 {
         bail!("bench check failed: lost={lost} unexpected={unexpected}");
+    }
+    Ok(())
+}
+
+/// Runs the `--before-drain` command, if any, between publishing and the
+/// drain; its failure ends the run.
+async fn run_before_drain(args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(command) = &args.before_drain {
+        eprintln!("running before the drain: {command}");
+        let status = tokio::process::Command::new("sh").arg("-c").arg(command).status().await?;
+        if !status.success() {
+            anyhow::bail!("--before-drain command failed: {status}");
+        }
     }
     Ok(())
 }
