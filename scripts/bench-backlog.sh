@@ -26,7 +26,7 @@ start_dev_cluster "$server_bin" "$port"
 
 pids=$(pgrep -P "$dev" | tr '\n' ',' | sed 's/,$//')
 dirs=$(for pid in ${pids//,/ }; do
-    tr '\0' ' ' <"/proc/$pid/cmdline" | sed -n 's/.*--data-dir \([^ ]*\).*/\1/p'
+    tr '\0' '\n' <"/proc/$pid/cmdline" | sed -n '/^--data-dir$/{n;p}'
 done | tr '\n' ',' | sed 's/,$//')
 echo "nodes: pids $pids, data dirs $dirs"
 # Nodes the restarts start again are not the dev cluster's children: the

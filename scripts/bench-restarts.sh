@@ -39,7 +39,9 @@ load_nodes() {
 }
 save_pids() { printf '%s\n' "${pid_of[@]}" >"$pidfile"; }
 start_node() { # id
-    eval "setsid ${cmd_of[$1]}" >>"$logdir/node-$1.log" 2>&1 &
+    # exec: the background job becomes the node itself, so $! is its pid
+    # (a wrapper's pid would be killed while the node lived on).
+    eval "exec ${cmd_of[$1]}" >>"$logdir/node-$1.log" 2>&1 &
     pid_of[$1]=$!
     save_pids
 }
@@ -92,7 +94,9 @@ start_node "$follower"
 until "$bin" --servers "$addr" cluster status >/dev/null 2>&1; do sleep 0.05; done
 target=$(applied_of "$(addr_of "$lead")")
 t0=$(now)
-"$bin" cluster add "$follower" "$addr" >/dev/null
+# The add waits for the learner to catch up and may time out first: the
+# loop below is what times the catch-up.
+"$bin" cluster add "$follower" "$addr" >/dev/null 2>&1 || true
 peak_growth=0
 while true; do
     for id in "${!rss_before[@]}"; do

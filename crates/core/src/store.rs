@@ -238,13 +238,15 @@ impl Ctx<'_, '_> {
         uid
     }
 
+    /// Stores a message whose id was just taken: none of its keys can exist
+    /// yet, so they are written with [`Txn::put_new`].
     pub(crate) fn insert_message(&mut self, queue: &mut QueueRecord, message: Message) {
         queue.stats.total_bytes += message.size_bytes();
-        self.index_state(queue, message.id, &message.state);
+        self.index_state_with(queue, message.id, &message.state, true);
         if let Some(due_ms) = message.expires_at_ms {
-            self.kv.put(keys::timer(due_ms, queue.space, message.id, TIMER_TTL), Vec::new());
+            self.kv.put_new(keys::timer(due_ms, queue.space, message.id, TIMER_TTL), Vec::new());
         }
-        self.write_message(queue.space, &message);
+        self.kv.put_new(keys::message(queue.space, message.id), encode(&message));
     }
 
     pub(crate) fn remove_message(&mut self, queue: &mut QueueRecord, id: u64) -> Io<Message> {
@@ -278,11 +280,19 @@ impl Ctx<'_, '_> {
     }
 
     fn index_state(&mut self, queue: &mut QueueRecord, id: u64, state: &MessageState) {
+        self.index_state_with(queue, id, state, false);
+    }
+
+    /// Indexes `id` in `state`; `new`: the message's id was just taken, so
+    /// its index key is written with [`Txn::put_new`].
+    fn index_state_with(&mut self, queue: &mut QueueRecord, id: u64, state: &MessageState, new: bool) {
+        let put =
+            |kv: &mut Txn<'_>, key: Vec<u8>| if new { kv.put_new(key, Vec::new()) } else { kv.put(key, Vec::new()) };
         let stats = &mut queue.stats;
         match *state {
             MessageState::Ready => {
                 stats.ready += 1;
-                self.kv.put(keys::ready(queue.space, id), Vec::new());
+                put(self.kv, keys::ready(queue.space, id));
             }
             MessageState::Dead => stats.dead += 1,
             MessageState::Delayed { visible_at_ms: due } | MessageState::Leased { deadline_ms: due, .. } => {
@@ -291,7 +301,7 @@ impl Ctx<'_, '_> {
                 } else {
                     stats.leased += 1;
                 }
-                self.kv.put(keys::timer(due, queue.space, id, TIMER_STATE), Vec::new());
+                put(self.kv, keys::timer(due, queue.space, id, TIMER_STATE));
             }
         }
     }
@@ -468,8 +478,11 @@ impl Ctx<'_, '_> {
         }
         let entry = DedupEntry { id, expires_at_ms };
         self.kv.put(keys::dedup(queue.uid, key), encode(&entry));
-        self.kv.put(keys::dedup_by_queue(queue.uid, expires_at_ms, key), Vec::new());
-        self.kv.put(keys::dedup_by_expiry(expires_at_ms, queue.uid, key), Vec::new());
+        // The index keys name `expires_at_ms`, which is later than now; a
+        // stored entry of this key (if any) has expired, so its index keys
+        // name an earlier time: these two cannot exist yet.
+        self.kv.put_new(keys::dedup_by_queue(queue.uid, expires_at_ms, key), Vec::new());
+        self.kv.put_new(keys::dedup_by_expiry(expires_at_ms, queue.uid, key), Vec::new());
         self.g.dedup_keys += 1;
         queue.dedup_keys += 1;
         Ok(())

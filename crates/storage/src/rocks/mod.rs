@@ -177,6 +177,11 @@ fn open_db(path: &Path, memory_budget_bytes: usize) -> Result<DB, rocksdb::Error
     // as fast as they are added at the back. Compact files dense with
     // deletions early, so finding the first live key stays cheap.
     state.add_compact_on_deletion_collector_factory(10_000, 5_000, 0.5);
+    // Most point reads of the state are misses (is this idempotency key
+    // new?): a bloom filter over the memtable answers them without a
+    // skiplist walk, as the SST filters do for the files.
+    state.set_memtable_whole_key_filtering(true);
+    state.set_memtable_prefix_bloom_ratio(0.05);
     let cfs = [
         ColumnFamilyDescriptor::new(CF_LOG, cf_options()),
         ColumnFamilyDescriptor::new(CF_META, cf_options()),
@@ -189,6 +194,9 @@ fn cf_options(cache: &Cache, write_buffer_bytes: usize) -> Options {
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(cache);
     table.set_cache_index_and_filter_blocks(true);
+    // Every read consults the newest files first: keep their filters and
+    // indexes in the cache rather than reading them again after eviction.
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     table.set_bloom_filter(10.0, false);
     let mut opts = Options::default();
     opts.set_block_based_table_factory(&table);
