@@ -34,7 +34,11 @@ echo "nodes: pids $pids, data dirs $dirs"
 export BENCH_PIDFILE="$data/pids" BENCH_LOGDIR="$data" RAFTQ_SERVER_BIN="$server_bin" RAFTQ_SERVERS="$servers"
 echo "${pids//,/ }" | tr ' ' '\n' >"$BENCH_PIDFILE"
 stop_all() {
-    xargs -r kill <"$BENCH_PIDFILE" 2>/dev/null || true
+    local pid
+    for pid in $(cat "$BENCH_PIDFILE"); do
+        kill "$pid" 2>/dev/null || continue
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    done
     stop_dev_cluster
 }
 trap stop_all EXIT

@@ -53,8 +53,15 @@ addr_of() { tr '\0' ' ' <"/proc/${pid_of[$1]}/cmdline" | sed -n 's/.*--listen \(
 dir_of() { tr '\0' ' ' <"/proc/${pid_of[$1]}/cmdline" | sed -n 's/.*--data-dir \([^ ]*\).*/\1/p'; }
 status_json() { "$bin" --servers "$1" --json cluster status 2>/dev/null; }
 leader() { status_json "$RAFTQ_SERVERS" | json_field 'd["leader"]'; }
-applied_of() { # addr -> the node's own applied index (empty if it does not answer)
-    status_json "$1" | json_field '[n["last_applied"] for n in d["nodes"] if n["id"] == d["answered_by"]][0]' || true
+own_field() { # addr field -> that field of the node's own status row (empty if it does not answer)
+    status_json "$1" | json_field "[n[\"$2\"] for n in d[\"nodes\"] if n[\"id\"] == d[\"answered_by\"]][0]" 2>/dev/null || true
+}
+applied_of() { own_field "$1" last_applied; }
+# The leader's applied index, asked until it answers.
+leader_applied() {
+    local got=""
+    until [[ -n "$got" && "$got" != None ]]; do got=$(applied_of "$(addr_of "$lead")"); done
+    echo "$got"
 }
 wait_applied() { # addr index
     while true; do
@@ -73,7 +80,7 @@ dir=$(dir_of "$follower")
 echo "leader $lead, follower $follower at $addr, data dir $dir"
 
 # 1. Follower restart.
-target=$(applied_of "$(addr_of "$lead")")
+target=$(leader_applied)
 kill_node "$follower"
 t0=$(now)
 start_node "$follower"
@@ -92,7 +99,7 @@ declare -A rss_before
 for id in "${!pid_of[@]}"; do [[ $id != "$follower" ]] && rss_before[$id]=$(rss_mib "${pid_of[$id]}"); done
 start_node "$follower"
 until "$bin" --servers "$addr" cluster status >/dev/null 2>&1; do sleep 0.05; done
-target=$(applied_of "$(addr_of "$lead")")
+target=$(leader_applied)
 t0=$(now)
 # The add waits for the learner to catch up and may time out first: the
 # loop below is what times the catch-up.
@@ -108,6 +115,7 @@ while true; do
     sleep 0.1
 done
 secs=$(since "$t0")
+echo "snapshot catch-up: node $follower now holds a snapshot at index $(own_field "$addr" snapshot_index) (0: caught up from the log alone)"
 echo "snapshot catch-up: node $follower installed ${state_mib} MiB of state (the leader's data dir) and caught up in $secs s ($(echo "$state_mib * 1.048576 / $secs" | bc) MB/s); largest RSS growth of the other nodes meanwhile ${peak_growth} MiB; its own RSS $(rss_mib "${pid_of[$follower]}") MiB"
 "$bin" cluster promote "$follower" >/dev/null
 

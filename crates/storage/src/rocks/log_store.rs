@@ -53,6 +53,11 @@ impl RocksLogStore {
     }
 
     #[cfg(test)]
+    pub(crate) fn db(&self) -> &DB {
+        &self.db
+    }
+
+    #[cfg(test)]
     pub(crate) fn sync_gate(&self) -> Arc<std::sync::Mutex<()>> {
         self.syncer.gate()
     }
@@ -193,6 +198,20 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         batch.delete_range_cf(cf(&self.db, CF_LOG), index_key(0), index_key(log_id.index.saturating_add(1)));
         self.write_synced(batch).await?;
         self.last_purged = Some(log_id);
+        // The range tombstone hides the purged entries at once, but their
+        // files stay until a compaction reaches them, and once the writes
+        // stop (a drained queue) none comes: drop the files wholly inside
+        // the purged range now. The end is inclusive, so it is the last
+        // purged index itself.
+        let db = self.db.clone();
+        let freed = tokio::task::spawn_blocking(move || {
+            db.delete_file_in_range_cf(cf(&db, CF_LOG), index_key(0), index_key(log_id.index))
+        })
+        .await
+        .map_err(|e| io::Error::other(format!("log file deletion task failed: {e}")))?;
+        if let Err(err) = freed {
+            tracing::warn!(origin = %self.origin, "could not drop purged log files at once: {err}");
+        }
         Ok(())
     }
 }

@@ -213,3 +213,25 @@ async fn appends_queued_during_a_sync_share_the_next_one() {
     let entries = log.get_log_reader().await.try_get_log_entries(0..APPENDS).await.unwrap();
     assert_eq!(entries.len() as u64, APPENDS);
 }
+
+/// Bytes of SST files in the log column family.
+fn log_sst_bytes(db: &DB) -> u64 {
+    db.property_int_value_cf(cf(db, CF_LOG), "rocksdb.total-sst-files-size").unwrap().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_gives_back_the_log_files_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _sm) = RocksStore::open(dir.path()).await.unwrap();
+    let entries = workload(3_000);
+    let last = entries.last().unwrap().log_id;
+    append_synced(&mut log, entries).await;
+    log.db().flush_cf(cf(log.db(), CF_LOG)).unwrap();
+    // Where a log lives once compactions have run: below level 0 (RocksDB
+    // drops only files of the lower levels by range; level 0's overlap).
+    log.db().compact_range_cf(cf(log.db(), CF_LOG), None::<&[u8]>, None::<&[u8]>);
+    assert!(log_sst_bytes(log.db()) > 0, "the entries are in SST files");
+    // No write follows the purge, so no compaction would come to drop them.
+    log.purge(last).await.unwrap();
+    assert_eq!(log_sst_bytes(log.db()), 0, "files wholly inside the purged range are gone");
+}
