@@ -55,6 +55,10 @@ pub const MEMORY_BUDGET_DEFAULT_BYTES: usize = 256 << 20;
 /// Smallest budget accepted: below it RocksDB thrashes.
 pub const MEMORY_BUDGET_MIN_BYTES: usize = 32 << 20;
 
+/// Write-ahead log kept on disk at most (about): older files are released
+/// by flushing the column families that still need them.
+pub const WAL_BYTES_MAX: u64 = 64 << 20;
+
 /// How a store is opened.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -172,6 +176,13 @@ fn open_db(path: &Path, memory_budget_bytes: usize) -> Result<DB, rocksdb::Error
     // record checksums would never see what is gone.
     opts.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
     opts.set_paranoid_checks(true);
+    // A WAL file is kept until every column family has flushed what it
+    // holds of it, and `meta` takes a few bytes per vote or commit: its
+    // memtable almost never fills, so without a bound every WAL file since
+    // its oldest write stayed (1 GiB of WAL after 300,000 messages, all
+    // replayed at each start). Past this total RocksDB flushes the column
+    // families holding the oldest file.
+    opts.set_max_total_wal_size(WAL_BYTES_MAX);
     let mut state = cf_options();
     // The ready and timer indexes are queues: keys are deleted at the front
     // as fast as they are added at the back. Compact files dense with

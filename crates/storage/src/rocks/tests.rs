@@ -235,3 +235,33 @@ async fn purge_gives_back_the_log_files_at_once() {
     log.purge(last).await.unwrap();
     assert_eq!(log_sst_bytes(log.db()), 0, "files wholly inside the purged range are gone");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_ahead_log_stays_bounded_when_one_column_family_is_idle() {
+    use bytes::Bytes;
+    use raftq_core::{Command, NewMessage};
+
+    use super::WAL_BYTES_MAX;
+    use crate::tests::entry;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _sm) = RocksStore::open(dir.path()).await.unwrap();
+    // One small write to `meta`, then only log appends: 4 × the bound.
+    log.save_committed(Some(log_id::<TypeConfig>(1, 1, 0))).await.unwrap();
+    let body = Bytes::from(vec![7u8; 256 << 10]);
+    let message = NewMessage { body, attributes: Default::default(), delay_ms: None, idempotency_key: None };
+    let per_entry = 4;
+    let entries = (4 * WAL_BYTES_MAX) / (per_entry * (256 << 10));
+    for index in 1..=entries {
+        let publish = Command::Publish { queue: "q".into(), messages: vec![message.clone(); per_entry as usize] };
+        append_synced(&mut log, vec![entry(index, 1_000, vec![publish])]).await;
+    }
+    let wal_bytes: u64 = files_with_ext(dir.path(), "log").iter().map(|f| f.metadata().unwrap().len()).sum();
+    assert!(
+        wal_bytes < 2 * WAL_BYTES_MAX,
+        "{} MiB of WAL after {} MiB written (bound {} MiB)",
+        wal_bytes >> 20,
+        (4 * WAL_BYTES_MAX) >> 20,
+        WAL_BYTES_MAX >> 20
+    );
+}
