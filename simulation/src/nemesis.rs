@@ -487,7 +487,7 @@ impl Nemesis {
     /// budget) but left running.
     async fn refresh_voters(&self, removed: Option<u64>) {
         for _ in 0..5 {
-            let Ok(Ok(status)) = timeout(Duration::from_secs(2), self.client.cluster_status()).await else {
+            let Some(status) = self.shared.leader_status().await else {
                 sleep(Duration::from_millis(300)).await;
                 continue;
             };

@@ -142,6 +142,27 @@ impl Shared {
     /// client sticks to a node after a non-idempotent call fails in doubt
     /// there (see the crate README, "Findings"), and the harness must not
     /// stall on that.
+    /// The status of the node that leads in the newest term: every node is
+    /// asked, and of those that say they lead, the highest term wins. A
+    /// node removed while cut off has not heard of its removal and may
+    /// still say it leads the old membership, but in a term the cluster
+    /// has left behind (seed 1015: trusting its answer kept it counted
+    /// as a member).
+    pub async fn leader_status(&self) -> Option<proto::StatusResponse> {
+        let client = self.client();
+        let mut newest: Option<proto::StatusResponse> = None;
+        for addr in &self.servers {
+            let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), client.cluster_status_of(addr)).await
+            else {
+                continue;
+            };
+            if status.leader_id == Some(status.node_id) && newest.as_ref().is_none_or(|n| status.term > n.term) {
+                newest = Some(status);
+            }
+        }
+        newest
+    }
+
     pub fn client_starting_at(&self, first: usize) -> Client {
         let mut servers = self.servers.clone();
         let shift = first % servers.len().max(1);

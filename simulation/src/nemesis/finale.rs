@@ -162,15 +162,9 @@ impl Nemesis {
         let client = self.shared.client();
         let mut members = None;
         while members.is_none() && elapsed_ms() < deadline {
-            // A fresh client each time, starting at the next node: a removed
-            // node still running answers Status too, naming no leader.
-            attempt += 1;
-            let asked = self.shared.client_starting_at(attempt);
-            match timeout(Duration::from_secs(2), asked.cluster_status()).await {
-                Ok(Ok(status)) if status.leader_id == Some(status.node_id) => {
-                    members = Some(status.nodes.iter().map(|n| n.id).collect::<BTreeSet<u64>>());
-                }
-                _ => sleep(Duration::from_millis(200)).await,
+            match self.shared.leader_status().await {
+                Some(status) => members = Some(status.nodes.iter().map(|n| n.id).collect::<BTreeSet<u64>>()),
+                None => sleep(Duration::from_millis(200)).await,
             }
         }
         let Some(members) = members else {
