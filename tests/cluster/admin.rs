@@ -40,6 +40,43 @@ async fn transfer_to_the_current_leader_is_a_no_op() {
     eprintln!("[transfer-self] node {leader} still leads in term {term} after {writes} writes");
 }
 
+/// TransferLeader answers OK only once the target leads: a caller can send
+/// the next write to it straight away. It used to answer as soon as the
+/// transfer was asked for.
+#[tokio::test(flavor = "multi_thread")]
+async fn transfer_answers_once_the_target_leads() {
+    let mut cluster = Cluster::start("transfer-done", 3, Options::default()).await;
+    let leader = cluster.leader_id().await;
+    let target = cluster.running_ids().into_iter().find(|id| *id != leader).expect("a follower");
+
+    let request = proto::TransferLeaderRequest { to_node_id: target };
+    cluster.cluster_stub(leader).transfer_leader(request).await.expect("transfer");
+    let status = cluster.status_of(target).await.expect("target status");
+    assert_eq!(status.leader_id, Some(target), "answered before the target led: {status:?}");
+    let request = proto::CreateQueueRequest { name: "after-transfer".into(), config: None };
+    cluster.queue_stub(target).create_queue(request).await.expect("the target takes writes at once");
+}
+
+/// A transfer to a voter that is down cannot finish: the leader says so
+/// (it used to answer OK), and an election among the others gives the
+/// cluster a leader that takes writes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transfer_to_a_voter_that_is_down_fails_and_the_cluster_keeps_going() {
+    let mut cluster = Cluster::start("transfer-down", 3, Options::default()).await;
+    let leader = cluster.leader_id().await;
+    let down = cluster.running_ids().into_iter().find(|id| *id != leader).expect("a follower");
+    cluster.kill(down).await;
+
+    let request = proto::TransferLeaderRequest { to_node_id: down };
+    let status = cluster.cluster_stub(leader).transfer_leader(request).await.expect_err("the target is down");
+    assert!(
+        matches!(status.code(), tonic::Code::Aborted | tonic::Code::DeadlineExceeded),
+        "a failed transfer is ABORTED or DEADLINE_EXCEEDED: {status:?}"
+    );
+    assert!(status.message().contains(&format!("node {down}")), "the message names the target: {status:?}");
+    cluster.client().create_queue("after-failed-transfer", proto::QueueConfig::default()).await.expect("writes go on");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_report_equal_digests_at_equal_applied_index() {
     const QUEUE: &str = "digests";

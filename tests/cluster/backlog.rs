@@ -114,6 +114,14 @@ async fn restart_under_backlog(cluster: &mut Cluster, queue: &str) {
     assert!(rss < RESTARTED_RSS_MAX_BYTES, "node {follower} holds {rss} bytes after a restart: did it load the state?");
 
     // Led by the restarted node, a linearizable read sees the whole queue.
+    // Its own applied index came back from its disk; the transfer needs the
+    // leader to reach it again (it was refusing connections a moment ago).
+    wait_for("the leader to replicate to the restarted node", RESTART_CAUGHT_UP_MAX, async || {
+        let status = cluster.status_of(leader).await?;
+        let seen = status.nodes.into_iter().find(|node| node.id == follower)?;
+        (seen.reachable && seen.matched_index.unwrap_or(0) >= applied).then_some(())
+    })
+    .await;
     let client = cluster.client();
     client.transfer_leader(follower).await.expect("transfer leadership");
     wait_for("the restarted node to lead", Duration::from_secs(10), async || {

@@ -18,6 +18,10 @@ use crate::{
 /// replicas' applied indexes differ.
 const VERIFY_ROUND_PAUSE: Duration = Duration::from_millis(100);
 
+/// How many times [`Client::transfer_leader`] asks, in all, while another
+/// node keeps winning the election instead of the target.
+pub const TRANSFER_ATTEMPTS: u32 = 3;
+
 /// One node's state digest (G8) and the applied log index it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeDigest {
@@ -270,14 +274,28 @@ impl Client {
     }
 
     /// Asks the leader to hand leadership to voter `node_id`; returns once
-    /// the transfer started. The client forgets the old leader.
+    /// `node_id` leads. When another node wins the election instead
+    /// (ABORTED), asks again, up to [`TRANSFER_ATTEMPTS`] times in all: a
+    /// transfer to the node that already leads is a no-op, so asking again
+    /// is safe. The client forgets the old leader.
     pub async fn transfer_leader(&self, node_id: u64) -> Result<(), ClientError> {
-        let req = proto::TransferLeaderRequest { to_node_id: node_id };
-        let spec = CallSpec { learn_leader: false, ..CallSpec::leader("transfer_leader", NotIdempotent) };
-        let (_, addr) =
-            self.cluster_call(spec, req, |mut c, r| Box::pin(async move { c.transfer_leader(r).await })).await?;
-        self.forget(&addr);
-        Ok(())
+        let mut attempt = 1;
+        loop {
+            let req = proto::TransferLeaderRequest { to_node_id: node_id };
+            let spec = CallSpec { learn_leader: false, ..CallSpec::leader("transfer_leader", NotIdempotent) };
+            match self.cluster_call(spec, req, |mut c, r| Box::pin(async move { c.transfer_leader(r).await })).await {
+                Ok((_, addr)) => {
+                    self.forget(&addr);
+                    return Ok(());
+                }
+                // The old leader now answers with a hint naming the winner,
+                // so the next attempt finds the new leader.
+                Err(ClientError::Status { code: tonic::Code::Aborted, .. }) if attempt < TRANSFER_ATTEMPTS => {
+                    attempt += 1
+                }
+                Err(err) => return Err(err),
+            }
+        }
     }
 
     /// Snapshots the state machine of the node the client talks to (the

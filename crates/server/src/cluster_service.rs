@@ -20,6 +20,10 @@ const SNAPSHOT_WAIT_MAX: Duration = Duration::from_secs(30);
 /// Longest TriggerSnapshot waits between two looks at the snapshot index
 /// when no metrics change wakes it.
 const SNAPSHOT_RECHECK: Duration = Duration::from_millis(200);
+/// TransferLeader waits this many longest election timeouts for the target
+/// to take over: one for its election, the rest for a slow start (a node
+/// that has just restarted) or a slow disk.
+const TRANSFER_WAIT_ELECTIONS: u64 = 4;
 
 pub struct ClusterService<SM: QueueMachine> {
     node: Arc<Node<SM>>,
@@ -259,8 +263,34 @@ impl<SM: QueueMachine> Cluster for ClusterService<SM> {
             // elsewhere: the opposite of what was asked.
             return Ok(Response::new(pb::TransferLeaderResponse {}));
         }
+        // openraft stops this leader's writes and heartbeats and asks `to`
+        // to run an election, once. If that message is lost (`to` is down,
+        // or has just restarted and is not answering yet), the followers'
+        // election timers fire and any of them may win. So the answer waits
+        // for the outcome: OK only once `to` leads.
+        let mut metrics = self.node.metrics();
         self.node.raft.trigger().transfer_leader(to).await.map_err(fatal)?;
-        Ok(Response::new(pb::TransferLeaderResponse {}))
+        let wait = Duration::from_millis(self.node.raft.config().election_timeout_max * TRANSFER_WAIT_ELECTIONS);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match transfer_outcome(&self.node.metrics_now(), self.node.id, to) {
+                TransferOutcome::Done => return Ok(Response::new(pb::TransferLeaderResponse {})),
+                TransferOutcome::Elsewhere(leader) => {
+                    return Err(Status::aborted(format!(
+                        "node {leader} won the election instead of node {to}; \
+                         the transfer can be asked for again"
+                    )));
+                }
+                TransferOutcome::Pending => {}
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(Status::deadline_exceeded(format!(
+                    "node {to} did not take over within {wait:?}; an election will choose a leader"
+                )));
+            }
+            self.node.wait_for_change(&mut metrics, deadline - now).await;
+        }
     }
 
     async fn trigger_snapshot(
@@ -281,6 +311,26 @@ impl<SM: QueueMachine> Cluster for ClusterService<SM> {
             }
             self.node.wait_for_change(&mut metrics, SNAPSHOT_RECHECK).await;
         }
+    }
+}
+
+/// Where a leadership transfer from node `me` to node `to` stands, as
+/// `me` sees it.
+#[derive(Debug, PartialEq, Eq)]
+enum TransferOutcome {
+    /// `me` follows `to`.
+    Done,
+    /// Another node won the election.
+    Elsewhere(u64),
+    /// `me` still leads (not writing), or knows no leader yet.
+    Pending,
+}
+
+fn transfer_outcome(metrics: &RaftMetrics<TypeConfig>, me: u64, to: u64) -> TransferOutcome {
+    match metrics.current_leader {
+        Some(leader) if leader == to => TransferOutcome::Done,
+        Some(leader) if leader != me => TransferOutcome::Elsewhere(leader),
+        _ => TransferOutcome::Pending,
     }
 }
 
@@ -308,6 +358,18 @@ mod tests {
         m.replication =
             Some(BTreeMap::from([(1, Some(log_id::<TypeConfig>(3, 1, 10))), (2, Some(log_id::<TypeConfig>(3, 1, 7)))]));
         m
+    }
+
+    #[test]
+    fn a_transfer_is_done_only_once_the_target_leads() {
+        let mut m = leader_metrics();
+        assert_eq!(transfer_outcome(&m, 1, 2), TransferOutcome::Pending, "still leading, not writing");
+        m.current_leader = None;
+        assert_eq!(transfer_outcome(&m, 1, 2), TransferOutcome::Pending, "voted, no leader yet");
+        m.current_leader = Some(3);
+        assert_eq!(transfer_outcome(&m, 1, 2), TransferOutcome::Elsewhere(3));
+        m.current_leader = Some(2);
+        assert_eq!(transfer_outcome(&m, 1, 2), TransferOutcome::Done);
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct Script {
     /// Subscribe streams end with UNAVAILABLE (and `hint`) after this many
     /// deliveries; `None` = they stay open.
     pub stream_fail_after: Option<usize>,
+    /// Answer this many of the next TransferLeader calls with ABORTED
+    /// (another node won the election); then OK.
+    pub transfer_aborted: usize,
     /// Cluster.Status: this node's id, the leader it knows, its address.
     pub node_id: u64,
     pub leader: Option<(u64, String)>,
@@ -346,7 +349,13 @@ impl Cluster for Node {
         &self,
         _: Request<proto::TransferLeaderRequest>,
     ) -> Result<Response<proto::TransferLeaderResponse>, Status> {
-        Err(Status::unimplemented("fake"))
+        self.gate("transfer_leader").await?;
+        let mut s = self.lock();
+        if s.transfer_aborted > 0 {
+            s.transfer_aborted -= 1;
+            return Err(Status::aborted("node 3 won the election instead"));
+        }
+        Ok(Response::new(proto::TransferLeaderResponse {}))
     }
 
     async fn trigger_snapshot(

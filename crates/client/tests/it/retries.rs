@@ -156,3 +156,17 @@ async fn cluster_status_falls_back_to_a_followers_view_when_the_leader_is_down()
     assert!(start.elapsed() < Duration::from_secs(1), "one attempt at the named leader: {:?}", start.elapsed());
     assert_eq!(client.leader(), None, "a leader that did not answer is not remembered");
 }
+
+#[tokio::test]
+async fn a_transfer_that_another_node_won_is_asked_for_again_a_bounded_number_of_times() {
+    let leader = Fake::start(Script { transfer_aborted: 1, ..Script::default() }).await;
+    let client = Client::connect(config(&[&leader.addr])).unwrap();
+    client.transfer_leader(2).await.expect("the second attempt succeeds");
+    assert_eq!(leader.calls("transfer_leader"), 2);
+
+    let stubborn = Fake::start(Script { transfer_aborted: usize::MAX, ..Script::default() }).await;
+    let client = Client::connect(config(&[&stubborn.addr])).unwrap();
+    let err = client.transfer_leader(2).await.expect_err("every attempt aborted");
+    assert!(matches!(err, ClientError::Status { code: Code::Aborted, .. }), "{err:?}");
+    assert_eq!(stubborn.calls("transfer_leader"), raftq_client::TRANSFER_ATTEMPTS as usize);
+}
