@@ -55,14 +55,23 @@ impl Ctx<'_, '_> {
             Order::Fifo => Direction::Forward,
             Order::Lifo => Direction::Reverse,
         };
-        let prefix = keys::ready_of(queue.space);
         let mut ids = Vec::new();
-        self.kv.scan(&prefix, &keys::prefix_end(&prefix), direction, &mut |key, _| {
-            let mut parts = Parts::of(key);
-            parts.u64();
-            ids.push(parts.u64());
-            ids.len() < max_messages as usize
-        })?;
+        if let Some((start, end)) = queue.ready_range() {
+            self.kv.scan(&start, &end, direction, &mut |key, _| {
+                let mut parts = Parts::of(key);
+                parts.u64();
+                ids.push(parts.u64());
+                ids.len() < max_messages as usize
+            })?;
+        }
+        // The ids are the first ready ones in delivery order, and those taken
+        // below are a prefix of them: the range shrinks past what is taken
+        // (or to the first id found), so the next receive starts there.
+        match (direction, ids.first()) {
+            (_, None) => queue.clear_ready_range(),
+            (Direction::Forward, Some(&first)) => queue.ready_low = first,
+            (Direction::Reverse, Some(&first)) => queue.ready_high = first.saturating_add(1),
+        }
         let mut deliveries = Vec::new();
         let mut body_bytes = 0usize;
         for id in ids {
@@ -88,6 +97,10 @@ impl Ctx<'_, '_> {
                 lease_deadline_ms: deadline_ms,
             });
             queue.stats.delivered_total += 1;
+            match direction {
+                Direction::Forward => queue.ready_low = id.saturating_add(1),
+                Direction::Reverse => queue.ready_high = id,
+            }
         }
         self.save_queue(&queue);
         Ok(Outcome::Received(deliveries))

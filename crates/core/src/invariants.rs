@@ -82,6 +82,32 @@ pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
     if stored_timers != timers {
         return Err("timer index differs from a rebuild".into());
     }
+    let marks = table(kv, keys::DOOMED_SPACE)?.len() + table(kv, keys::DOOMED_DEDUP)?.len();
+    if marks as u64 != g.cleanup_marks {
+        return Err(format!("{marks} cleanup marks stored, {} counted", g.cleanup_marks));
+    }
+    // Scan floors: nothing live below them (else a scan would miss it).
+    if timers.first().is_some_and(|first| *first < g.timer_floor) {
+        return Err("a timer sorts below the timer floor".into());
+    }
+    for (key, cursor) in table(kv, keys::DOOMED_SPACE)? {
+        let space = u64s(&key, 1)?[0];
+        let next = match cursor.len() {
+            0 => 0,
+            8 => u64::from_be_bytes(cursor.as_slice().try_into().expect("8 bytes")),
+            n => return Err(format!("doomed space {space}: cursor of {n} bytes")),
+        };
+        if messages.range((space, 0)..(space, next)).next().is_some() {
+            return Err(format!("doomed space {space} holds a message below its cleanup cursor {next}"));
+        }
+    }
+    for (key, cursor) in table(kv, keys::DOOMED_DEDUP)? {
+        let prefix = keys::dedup_of(u64s(&key, 1)?[0]);
+        let below = table(kv, keys::DEDUP)?.into_iter().any(|(k, _)| k.starts_with(&prefix) && k < cursor);
+        if below {
+            return Err(format!("doomed dedup table {key:?} holds a key below its cleanup cursor"));
+        }
+    }
     // Queues: their identity indexes and counts.
     let mut live_spaces = BTreeSet::new();
     let mut live_uids = BTreeSet::new();
@@ -119,6 +145,18 @@ pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
         if [s.ready, s.leased, s.delayed, s.dead] != counts || s.total_bytes != bytes {
             return Err(format!("queue {name:?}: counts differ from a rebuild"));
         }
+        let outside = ready
+            .range(keys::ready(queue.space, 0)..keys::prefix_end(&keys::ready_of(queue.space)))
+            .map(|key| u64s(key, 2).map(|parts| parts[1]))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .find(|id| *id < queue.ready_low || *id >= queue.ready_high);
+        if let Some(id) = outside {
+            return Err(format!(
+                "queue {name:?}: ready id {id} outside the ready range {}..{}",
+                queue.ready_low, queue.ready_high
+            ));
+        }
     }
     if table(kv, keys::UID)?.len() != live_uids.len() || table(kv, keys::SPACE)?.len() != live_spaces.len() {
         return Err("uid or space index names a queue that does not exist".into());
@@ -145,6 +183,9 @@ pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
     if stored_by_queue != by_queue || stored_by_expiry != by_expiry {
         return Err("a dedup index differs from a rebuild".into());
     }
+    if by_expiry.first().is_some_and(|first| *first < g.dedup_floor) {
+        return Err("a dedup expiry key sorts below the dedup floor".into());
+    }
     let total: u64 = per_uid.values().sum();
     if total != g.dedup_keys {
         return Err(format!("{} idempotency keys stored, {} counted", total, g.dedup_keys));
@@ -153,6 +194,10 @@ pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
         let queue: QueueRecord = decode("queue record", &value).map_err(e)?;
         if per_uid.get(&queue.uid).copied().unwrap_or(0) != queue.dedup_keys {
             return Err(format!("queue {:?}: dedup key count differs from a rebuild", queue.name));
+        }
+        let prefix = keys::dedup_by_queue_of(queue.uid);
+        if queue.dedup_floor > prefix && by_queue.range(prefix.clone()..queue.dedup_floor.clone()).next().is_some() {
+            return Err(format!("queue {:?}: a dedup expiry key sorts below its floor", queue.name));
         }
         if queue.dedup_keys > caps.per_queue as u64 {
             return Err(format!("queue {:?} remembers more keys than its bound", queue.name));

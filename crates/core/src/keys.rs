@@ -13,14 +13,17 @@
 //! | `k` | uid, key | dedup entry: the id and when the key is forgotten |
 //! | `x` | uid, expiry, key | — a queue's dedup keys by expiry |
 //! | `X` | expiry, uid, key | — every dedup key by expiry (cluster-wide bound) |
-//! | `Z` | space | — a message space left by purge or delete, being cleaned |
-//! | `Y` | uid | — a dedup table left by delete, being cleaned |
+//! | `Z` | space | cleanup cursor: the next message id to delete (8 bytes, big-endian; empty = 0) |
+//! | `Y` | uid | cleanup cursor: the dedup key to continue from (empty = the first) |
 //! | `#digest` | — | the state digest (see `kv`) |
 //!
 //! A queue's messages live in its *space*, a number it gets at create and
 //! again at every purge: a purge or delete answers at once by moving the
 //! queue to a fresh space (or removing it) and marking the old one in `Z`;
 //! the old messages are deleted a bounded number per entry afterwards.
+//!
+//! The indexes consumed from the front (timers, ready ids, dedup expiry)
+//! are scanned from *floors* kept in the records (see [`scan_start`]).
 
 pub(crate) const GLOBALS: &[u8] = b"G";
 pub(crate) const QUEUE: u8 = b'Q';
@@ -75,6 +78,29 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
         }
     }
     vec![0xff; prefix.len() + 1]
+}
+
+/// The first key after `key` (every longer key that starts with `key`
+/// sorts after it, so this is `key` + one zero byte).
+pub(crate) fn successor(key: &[u8]) -> Vec<u8> {
+    let mut next = Vec::with_capacity(key.len() + 1);
+    next.extend_from_slice(key);
+    next.push(0);
+    next
+}
+
+/// Where a scan of the keys under `prefix` starts, given a *floor*: a key
+/// that no live key under `prefix` sorts before (empty: none known).
+///
+/// Why floors: a queue consumes its indexes from the front, and an LSM
+/// store (RocksDB) keeps each deleted key as a tombstone until a compaction
+/// drops it. A scan from the prefix would step over every key deleted since
+/// then — thousands per call under a steady publish/receive/ack load, and
+/// more each call. The state keeps a floor per such index, moved past what
+/// it consumes and back below any key it inserts lower, so a scan starts at
+/// the first key that can be live.
+pub(crate) fn scan_start(prefix: &[u8], floor: &[u8]) -> Vec<u8> {
+    if floor > prefix { floor.to_vec() } else { prefix.to_vec() }
 }
 
 /// Reads big-endian u64s out of a key, after its table byte.

@@ -193,15 +193,38 @@ impl<'a> Txn<'a> {
         self.writes.insert(key, Some(value));
     }
 
-    /// Puts a key the base cannot hold: one that names a message id taken
-    /// in this transaction. `finish` then skips looking up its old value.
-    /// A key the base does hold would leave the digest wrong, which the
+    /// Puts a key the state does not hold now: one that names a message id
+    /// taken in this transaction, or an index key its record says is absent.
+    /// `finish` then skips looking up its old value (unless the key was
+    /// deleted earlier in this transaction: then the base may hold it). A
+    /// key the state does hold would leave the digest wrong, which the
     /// full-scan check of the property tests finds.
     pub fn put_new(&mut self, key: Vec<u8>, value: Vec<u8>) {
         if !self.writes.contains_key(&key) {
             self.fresh.insert(key.clone());
         }
         self.writes.insert(key, Some(value));
+    }
+
+    /// Tells the transaction that the state holds `value` under `key` now,
+    /// as the caller knows without reading it: an index key (empty value)
+    /// that its record says exists, or a pair it got from a scan. `finish`
+    /// then skips looking up the old value. Like [`Txn::put_new`], a wrong
+    /// claim leaves the digest wrong, which the full-scan check of the
+    /// property tests finds.
+    pub fn known(&mut self, key: &[u8], value: Vec<u8>) {
+        if self.writes.contains_key(key) {
+            // Written in this transaction: `value` is not the base's.
+            return;
+        }
+        let seen = self.seen.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        seen.entry(key.to_vec()).or_insert(Some(value));
+    }
+
+    /// Deletes a key the state holds with `old` (see [`Txn::known`]).
+    pub fn delete_known(&mut self, key: Vec<u8>, old: Vec<u8>) {
+        self.known(&key, old);
+        self.delete(key);
     }
 
     /// The base's value under `key`, remembered for `finish`.
@@ -447,6 +470,32 @@ mod tests {
         // Only the digest itself is read: the old value of `old` was seen
         // already, and the `new-*` keys cannot be in the base.
         assert_eq!(base.gets.load(std::sync::atomic::Ordering::Relaxed), reads_before_finish + 1);
+        let mut after = base.kv.clone();
+        after.write(writes);
+        assert_eq!(stored_digest(&after).unwrap(), full_digest(&after).unwrap());
+    }
+
+    #[test]
+    fn finish_looks_up_no_key_the_caller_said_it_knows() {
+        let mut kv = MemKv::new();
+        let mut setup = Txn::new(&kv);
+        for key in [&b"index"[..], b"scanned", b"again"] {
+            setup.put(key.to_vec(), Vec::new());
+        }
+        let writes = setup.finish().unwrap();
+        kv.write(writes);
+        let base = Counting { kv, gets: Default::default() };
+        let mut txn = Txn::new(&base);
+        txn.delete_known(b"index".to_vec(), Vec::new());
+        txn.known(b"scanned", Vec::new());
+        txn.delete(b"scanned".to_vec());
+        // Deleted as known, then put again as absent: the old value is the
+        // one the caller named, not "none".
+        txn.delete_known(b"again".to_vec(), Vec::new());
+        txn.put_new(b"again".to_vec(), b"back".to_vec());
+        let reads_before_finish = base.gets.load(std::sync::atomic::Ordering::Relaxed);
+        let writes = txn.finish().unwrap();
+        assert_eq!(base.gets.load(std::sync::atomic::Ordering::Relaxed), reads_before_finish + 1, "only the digest");
         let mut after = base.kv.clone();
         after.write(writes);
         assert_eq!(stored_digest(&after).unwrap(), full_digest(&after).unwrap());

@@ -77,4 +77,6 @@ pub fn check_invariants(kv: &dyn kv::KvRead, caps: DedupCaps) -> Result<(), Stri
 }
 
 #[cfg(test)]
+mod scan_cost_tests;
+#[cfg(test)]
 mod tests;

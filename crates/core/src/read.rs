@@ -11,7 +11,7 @@ use crate::kv::{Direction, KvRead, StoreFault, stored_digest};
 use crate::limits::{LIST_QUEUES_MAX, PEEK_MESSAGES_MAX, PEEK_SCAN_MAX};
 use crate::message::{Message, StateFilter};
 use crate::response::{PeekPage, QueueInfo};
-use crate::store::{self, Ctx, Fail, Globals, Io, QueueRecord, decode, first, load_message, load_queue, not_found};
+use crate::store::{self, Ctx, Fail, Globals, Io, QueueRecord, decode, load_message, load_queue, not_found};
 
 /// Read-side answers that may be refusals, over a store that may fail.
 pub type ReadResult<T> = Result<Result<T, QueueError>, StoreFault>;
@@ -28,10 +28,7 @@ fn split<T>(result: Result<T, Fail>) -> ReadResult<T> {
 pub(crate) fn info(kv: &dyn KvRead, queue: &QueueRecord, now_ms: u64) -> Io<QueueInfo> {
     let mut stats = queue.stats.clone();
     stats.oldest_ready_age_ms = 0;
-    if let Some((key, _)) = first(kv, &keys::ready_of(queue.space), Direction::Forward)? {
-        let mut parts = Parts::of(&key);
-        parts.u64();
-        let id = parts.u64();
+    if let Some(id) = store::first_ready(kv, queue, Direction::Forward)? {
         let oldest = load_message(kv, queue.space, id)?
             .ok_or_else(|| StoreFault(format!("ready message {id} of {:?} is missing", queue.name)))?;
         stats.oldest_ready_age_ms = now_ms.saturating_sub(oldest.published_at_ms);
@@ -80,10 +77,11 @@ impl<'a> Reader<'a> {
     /// `Tick` then, so time-driven changes are applied even when no client
     /// writes.
     pub fn next_timer_ms(&self) -> Result<Option<u64>, StoreFault> {
-        if Ctx::cleanup_pending(self.kv)? {
-            return Ok(Some(self.now_ms()?));
+        let g = Globals::load(self.kv)?;
+        if Ctx::cleanup_pending(&g) {
+            return Ok(Some(g.now_ms));
         }
-        Ok(first(self.kv, &keys::table(keys::TIMER), Direction::Forward)?.map(|(key, _)| Parts::of(&key).u64()))
+        Ok(store::first_timer(self.kv, &g)?.map(|key| Parts::of(&key).u64()))
     }
 
     /// The stored digest (16 bytes): equal on replicas with equal state.

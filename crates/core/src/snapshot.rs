@@ -1,6 +1,6 @@
 //! [`QueueState`] snapshots: every stored pair, self-checking.
 //!
-//! Format (version 2): `b"RQSS"`, a little-endian `u16` format version, the
+//! Format (version 3): `b"RQSS"`, a little-endian `u16` format version, the
 //! postcard encoding of every pair in key order, then the SHA-256 of
 //! everything before it. Restore checks the checksum and every invariant
 //! (the digest included) before returning the state. Hosts with their own
@@ -12,9 +12,10 @@ use crate::kv::MemKv;
 use crate::state::QueueState;
 
 const MAGIC: &[u8; 4] = b"RQSS";
-/// Bumped on any change to the encoded layout or the key layout; restore
+/// Bumped on any change to the encoded layout, the key layout or a record's
+/// encoding (3: scan floors in the records); restore
 /// refuses other versions.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 2;
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 3;
 const HEADER_BYTES: usize = 6;
 const CHECKSUM_BYTES: usize = 32;
 

@@ -15,8 +15,8 @@ use crate::keys::{self, Parts};
 use crate::kv::{Direction, KvRead, MemKv, StoreFault, Txn};
 use crate::limits::*;
 use crate::message::{HistoryEvent, Message, MessageState};
-use crate::response::{Outcome, PublishResult, QueueStats, Response};
-use crate::store::{Ctx, Fail, Globals, Io, QueueRecord, Step, TIMER_STATE, TIMER_TTL, encode, first};
+use crate::response::{Outcome, PublishResult, Response};
+use crate::store::{Ctx, Fail, Globals, Io, QueueRecord, Step, TIMER_STATE, TIMER_TTL, encode, first_timer};
 
 /// Bounds on remembered idempotency keys (see `DEDUP_KEYS_MAX` and
 /// `DEDUP_KEYS_TOTAL_MAX`). Replicas must use the same ones; only tests
@@ -91,12 +91,19 @@ impl Ctx<'_, '_> {
     fn advance_to(&mut self, entry_time_ms: u64) -> Io<()> {
         self.g.now_ms = self.g.now_ms.max(entry_time_ms);
         for _ in 0..TIMERS_PER_APPLY_MAX {
-            let Some((key, _)) = first(self.kv, &keys::table(keys::TIMER), Direction::Forward)? else { break };
+            let Some(key) = first_timer(self.kv, &self.g)? else {
+                self.g.timer_floor = keys::prefix_end(&keys::table(keys::TIMER));
+                break;
+            };
             let mut parts = Parts::of(&key);
             let (due_ms, space, id, kind) = (parts.u64(), parts.u64(), parts.u64(), parts.u8());
             if due_ms > self.now_ms() {
+                self.g.timer_floor = key;
                 break;
             }
+            // Past this timer, before firing it: a timer that firing puts
+            // lower moves the floor back.
+            self.g.timer_floor = keys::successor(&key);
             let Some(name) = crate::store::get::<String>(self.kv, "space index", &keys::space(space))? else {
                 // A purged or deleted queue's message, not cleaned up yet:
                 // clean it up now.
@@ -173,15 +180,7 @@ impl Ctx<'_, '_> {
         self.check_dead_letter_target(name, &config)?;
         let uid = self.take_uid();
         let space = self.take_uid();
-        let queue = QueueRecord {
-            uid,
-            space,
-            name: name.to_string(),
-            config,
-            created_at_ms: self.now_ms(),
-            stats: QueueStats::default(),
-            dedup_keys: 0,
-        };
+        let queue = QueueRecord::new(uid, space, name, config, self.now_ms());
         self.kv.put(keys::uid(uid), encode(&queue.name));
         self.kv.put(keys::space(space), encode(&queue.name));
         self.save_queue(&queue);
@@ -204,7 +203,7 @@ impl Ctx<'_, '_> {
         self.kv.delete(keys::uid(queue.uid));
         self.doom_space(queue.space);
         if queue.dedup_keys > 0 {
-            self.kv.put(keys::doomed_dedup(queue.uid), Vec::new());
+            self.doom_dedup(queue.uid);
         }
         Ok(Outcome::QueueDeleted { messages_deleted: queue.len() })
     }
@@ -214,6 +213,7 @@ impl Ctx<'_, '_> {
         let purged = queue.len();
         self.doom_space(queue.space);
         queue.space = self.take_uid();
+        queue.clear_ready_range();
         self.kv.put(keys::space(queue.space), encode(&queue.name));
         let stats = &mut queue.stats;
         (stats.ready, stats.leased, stats.delayed, stats.dead, stats.total_bytes) = (0, 0, 0, 0, 0);

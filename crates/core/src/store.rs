@@ -52,25 +52,42 @@ pub(crate) fn get<T: DeserializeOwned>(kv: &dyn KvRead, what: &str, key: &[u8]) 
 
 /// The first key (and value) with `prefix`, in `direction`.
 pub(crate) fn first(kv: &dyn KvRead, prefix: &[u8], direction: Direction) -> Io<Option<(Vec<u8>, Vec<u8>)>> {
+    first_in(kv, prefix, &keys::prefix_end(prefix), direction)
+}
+
+/// The first key (and value) in `start..end`, in `direction`.
+pub(crate) fn first_in(
+    kv: &dyn KvRead,
+    start: &[u8],
+    end: &[u8],
+    direction: Direction,
+) -> Io<Option<(Vec<u8>, Vec<u8>)>> {
     let mut found = None;
-    kv.scan(prefix, &keys::prefix_end(prefix), direction, &mut |k, v| {
+    kv.scan(start, end, direction, &mut |k, v| {
         found = Some((k.to_vec(), v.to_vec()));
         false
     })?;
     Ok(found)
 }
 
-/// Up to `limit` keys (and values) with `prefix`, from the first.
-pub(crate) fn first_n(kv: &dyn KvRead, prefix: &[u8], limit: usize) -> Io<crate::kv::Pairs> {
+/// Up to `limit` keys (and values) in `start..end`, from the first.
+pub(crate) fn first_n_in(kv: &dyn KvRead, start: &[u8], end: &[u8], limit: usize) -> Io<crate::kv::Pairs> {
     let mut found = Vec::new();
     if limit == 0 {
         return Ok(found);
     }
-    kv.scan(prefix, &keys::prefix_end(prefix), Direction::Forward, &mut |k, v| {
+    kv.scan(start, end, Direction::Forward, &mut |k, v| {
         found.push((k.to_vec(), v.to_vec()));
         found.len() < limit
     })?;
     Ok(found)
+}
+
+/// The first timer key, scanning from the floor kept in `g`.
+pub(crate) fn first_timer(kv: &dyn KvRead, g: &Globals) -> Io<Option<Vec<u8>>> {
+    let prefix = keys::table(keys::TIMER);
+    let start = keys::scan_start(&prefix, &g.timer_floor);
+    Ok(first_in(kv, &start, &keys::prefix_end(&prefix), Direction::Forward)?.map(|(key, _)| key))
 }
 
 /// Cluster-wide scalars, one record.
@@ -87,11 +104,28 @@ pub(crate) struct Globals {
     /// Idempotency keys stored by all queues together (deleted queues'
     /// included until they are cleaned up).
     pub dedup_keys: u64,
+    /// No timer key sorts before this (see [`keys::scan_start`]): firing a
+    /// timer moves it past that timer, a timer put lower moves it back.
+    pub timer_floor: Vec<u8>,
+    /// No key of the cluster-wide dedup expiry index (`X`) sorts before
+    /// this.
+    pub dedup_floor: Vec<u8>,
+    /// Cleanup marks (`Z` and `Y` keys) stored: when 0, an entry need not
+    /// look for cleanup work (two seeks saved on every entry).
+    pub cleanup_marks: u64,
 }
 
 impl Globals {
     pub(crate) fn initial() -> Self {
-        Self { now_ms: 0, next_queue_uid: 1, next_message_id: 1, dedup_keys: 0 }
+        Self {
+            now_ms: 0,
+            next_queue_uid: 1,
+            next_message_id: 1,
+            dedup_keys: 0,
+            timer_floor: Vec::new(),
+            dedup_floor: Vec::new(),
+            cleanup_marks: 0,
+        }
     }
 
     pub(crate) fn load(kv: &dyn KvRead) -> Io<Self> {
@@ -114,9 +148,51 @@ pub(crate) struct QueueRecord {
     pub stats: QueueStats,
     /// Idempotency keys this queue stores.
     pub dedup_keys: u64,
+    /// Every ready id of the current space lies in `ready_low..ready_high`
+    /// (none when `ready_low >= ready_high`): receive scans only that
+    /// range, so it never steps over the ids it took before (see
+    /// [`keys::scan_start`]).
+    pub ready_low: u64,
+    pub ready_high: u64,
+    /// No key of this queue's dedup expiry index (`x`) sorts before this.
+    pub dedup_floor: Vec<u8>,
 }
 
 impl QueueRecord {
+    /// A new queue's record: no messages, no keys.
+    pub(crate) fn new(uid: u64, space: u64, name: &str, config: QueueConfig, created_at_ms: u64) -> Self {
+        Self {
+            uid,
+            space,
+            name: name.to_string(),
+            config,
+            created_at_ms,
+            stats: QueueStats::default(),
+            dedup_keys: 0,
+            ready_low: u64::MAX,
+            ready_high: 0,
+            dedup_floor: Vec::new(),
+        }
+    }
+
+    /// The key range that holds every ready id of the queue, or `None`
+    /// if it holds none.
+    pub(crate) fn ready_range(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        if self.ready_low >= self.ready_high {
+            return None;
+        }
+        let end = match self.ready_high {
+            u64::MAX => keys::prefix_end(&keys::ready_of(self.space)),
+            high => keys::ready(self.space, high),
+        };
+        Some((keys::ready(self.space, self.ready_low), end))
+    }
+
+    /// Moves to a fresh, empty space (create keeps it, purge calls this).
+    pub(crate) fn clear_ready_range(&mut self) {
+        (self.ready_low, self.ready_high) = (u64::MAX, 0);
+    }
+
     pub(crate) fn len(&self) -> u64 {
         self.stats.ready + self.stats.leased + self.stats.delayed + self.stats.dead
     }
@@ -168,11 +244,26 @@ pub(crate) fn next_ready(kv: &dyn KvRead, queue: &QueueRecord) -> Io<Option<u64>
         Order::Fifo => Direction::Forward,
         Order::Lifo => Direction::Reverse,
     };
-    Ok(first(kv, &keys::ready_of(queue.space), direction)?.map(|(key, _)| {
+    first_ready(kv, queue, direction)
+}
+
+/// The lowest (`Forward`) or highest (`Reverse`) ready id, if any.
+pub(crate) fn first_ready(kv: &dyn KvRead, queue: &QueueRecord, direction: Direction) -> Io<Option<u64>> {
+    let Some((start, end)) = queue.ready_range() else { return Ok(None) };
+    Ok(first_in(kv, &start, &end, direction)?.map(|(key, _)| {
         let mut parts = Parts::of(&key);
         parts.u64();
         parts.u64()
     }))
+}
+
+/// A doomed space's cleanup cursor: the next message id to delete.
+fn space_cursor(value: &[u8]) -> Io<u64> {
+    match value.len() {
+        0 => Ok(0),
+        8 => Ok(u64::from_be_bytes(value.try_into().expect("8 bytes"))),
+        n => Err(StoreFault(format!("cleanup cursor of a doomed space is {n} bytes, not 8"))),
+    }
 }
 
 /// The deadline a message's state sets a timer for, if any.
@@ -242,9 +333,9 @@ impl Ctx<'_, '_> {
     /// yet, so they are written with [`Txn::put_new`].
     pub(crate) fn insert_message(&mut self, queue: &mut QueueRecord, message: Message) {
         queue.stats.total_bytes += message.size_bytes();
-        self.index_state_with(queue, message.id, &message.state, true);
+        self.index_state(queue, message.id, &message.state);
         if let Some(due_ms) = message.expires_at_ms {
-            self.kv.put_new(keys::timer(due_ms, queue.space, message.id, TIMER_TTL), Vec::new());
+            self.put_timer(keys::timer(due_ms, queue.space, message.id, TIMER_TTL));
         }
         self.kv.put_new(keys::message(queue.space, message.id), encode(&message));
     }
@@ -258,15 +349,17 @@ impl Ctx<'_, '_> {
     }
 
     /// Deletes a message and its index and timer keys (counts untouched).
+    /// The index keys exist exactly as the message's state says (the
+    /// invariant check proves it), so they are deleted as known.
     pub(crate) fn delete_message_keys(&mut self, space: u64, message: &Message) {
         let id = message.id;
         match state_due(&message.state) {
-            Some(due) => self.kv.delete(keys::timer(due, space, id, TIMER_STATE)),
-            None if message.state == MessageState::Ready => self.kv.delete(keys::ready(space, id)),
+            Some(due) => self.kv.delete_known(keys::timer(due, space, id, TIMER_STATE), Vec::new()),
+            None if message.state == MessageState::Ready => self.kv.delete_known(keys::ready(space, id), Vec::new()),
             None => {}
         }
         if let Some(due_ms) = message.expires_at_ms {
-            self.kv.delete(keys::timer(due_ms, space, id, TIMER_TTL));
+            self.kv.delete_known(keys::timer(due_ms, space, id, TIMER_TTL), Vec::new());
         }
         self.kv.delete(keys::message(space, id));
     }
@@ -279,20 +372,17 @@ impl Ctx<'_, '_> {
         message.state = state;
     }
 
+    /// Indexes `id` in `state`. The message is in no state's index now (new,
+    /// or just unindexed), so its key is absent: written with
+    /// [`Txn::put_new`].
     fn index_state(&mut self, queue: &mut QueueRecord, id: u64, state: &MessageState) {
-        self.index_state_with(queue, id, state, false);
-    }
-
-    /// Indexes `id` in `state`; `new`: the message's id was just taken, so
-    /// its index key is written with [`Txn::put_new`].
-    fn index_state_with(&mut self, queue: &mut QueueRecord, id: u64, state: &MessageState, new: bool) {
-        let put =
-            |kv: &mut Txn<'_>, key: Vec<u8>| if new { kv.put_new(key, Vec::new()) } else { kv.put(key, Vec::new()) };
         let stats = &mut queue.stats;
         match *state {
             MessageState::Ready => {
                 stats.ready += 1;
-                put(self.kv, keys::ready(queue.space, id));
+                queue.ready_low = queue.ready_low.min(id);
+                queue.ready_high = queue.ready_high.max(id.saturating_add(1));
+                self.kv.put_new(keys::ready(queue.space, id), Vec::new());
             }
             MessageState::Dead => stats.dead += 1,
             MessageState::Delayed { visible_at_ms: due } | MessageState::Leased { deadline_ms: due, .. } => {
@@ -301,9 +391,18 @@ impl Ctx<'_, '_> {
                 } else {
                     stats.leased += 1;
                 }
-                put(self.kv, keys::timer(due, queue.space, id, TIMER_STATE));
+                self.put_timer(keys::timer(due, queue.space, id, TIMER_STATE));
             }
         }
+    }
+
+    /// Puts a timer key the state does not hold, moving the timer floor
+    /// back if it sorts lower.
+    fn put_timer(&mut self, key: Vec<u8>) {
+        if key < self.g.timer_floor {
+            self.g.timer_floor = key.clone();
+        }
+        self.kv.put_new(key, Vec::new());
     }
 
     fn unindex_state(&mut self, queue: &mut QueueRecord, id: u64, state: &MessageState) {
@@ -311,7 +410,7 @@ impl Ctx<'_, '_> {
         match *state {
             MessageState::Ready => {
                 stats.ready -= 1;
-                self.kv.delete(keys::ready(queue.space, id));
+                self.kv.delete_known(keys::ready(queue.space, id), Vec::new());
             }
             MessageState::Dead => stats.dead -= 1,
             MessageState::Delayed { visible_at_ms: due } | MessageState::Leased { deadline_ms: due, .. } => {
@@ -320,15 +419,23 @@ impl Ctx<'_, '_> {
                 } else {
                     stats.leased -= 1;
                 }
-                self.kv.delete(keys::timer(due, queue.space, id, TIMER_STATE));
+                self.kv.delete_known(keys::timer(due, queue.space, id, TIMER_STATE), Vec::new());
             }
         }
     }
 
-    /// Marks a space for cleanup; its queue no longer points at it.
+    /// Marks a space for cleanup; its queue no longer points at it. The
+    /// mark's value is the cleanup cursor, from id 0.
     pub(crate) fn doom_space(&mut self, space: u64) {
         self.kv.delete(keys::space(space));
-        self.kv.put(keys::doomed_space(space), Vec::new());
+        self.kv.put_new(keys::doomed_space(space), Vec::new());
+        self.g.cleanup_marks += 1;
+    }
+
+    /// Marks a deleted queue's idempotency keys for cleanup.
+    pub(crate) fn doom_dedup(&mut self, uid: u64) {
+        self.kv.put_new(keys::doomed_dedup(uid), Vec::new());
+        self.g.cleanup_marks += 1;
     }
 
     /// Deletes up to the per-apply bound of left-behind messages and dedup
@@ -336,45 +443,69 @@ impl Ctx<'_, '_> {
     /// entry. Returns how many were deleted.
     pub(crate) fn clean_up(&mut self) -> Io<usize> {
         let mut budget = CLEANUP_PER_APPLY_MAX;
+        if self.g.cleanup_marks == 0 {
+            return Ok(0);
+        }
+        // Each mark's value is a cursor past what earlier entries deleted,
+        // so no entry steps over those deleted keys again.
         while budget > 0 {
-            let Some((key, _)) = first(self.kv, &keys::table(keys::DOOMED_SPACE), Direction::Forward)? else { break };
-            let space = Parts::of(&key).u64();
-            let messages = first_n(self.kv, &keys::messages_of(space), budget)?;
-            if messages.len() < budget {
-                self.kv.delete(key);
-            }
-            for (_, value) in &messages {
+            let Some((mark, cursor)) = first(self.kv, &keys::table(keys::DOOMED_SPACE), Direction::Forward)? else {
+                break;
+            };
+            let space = Parts::of(&mark).u64();
+            let prefix = keys::messages_of(space);
+            let from = keys::message(space, space_cursor(&cursor)?);
+            let messages = first_n_in(self.kv, &from, &keys::prefix_end(&prefix), budget)?;
+            for (key, value) in &messages {
                 let message: Message = decode("message", value)?;
+                self.kv.known(key, value.clone());
                 self.delete_message_keys(space, &message);
             }
-            budget -= messages.len().min(budget);
-            if messages.is_empty() {
-                continue;
+            match messages.last() {
+                Some((last, _)) if messages.len() == budget => {
+                    let mut parts = Parts::of(last);
+                    parts.u64();
+                    let next = parts.u64().saturating_add(1);
+                    self.kv.put(mark, next.to_be_bytes().to_vec());
+                }
+                _ => {
+                    self.kv.delete(mark);
+                    self.g.cleanup_marks -= 1;
+                }
             }
+            budget -= messages.len();
         }
         while budget > 0 {
-            let Some((key, _)) = first(self.kv, &keys::table(keys::DOOMED_DEDUP), Direction::Forward)? else { break };
-            let uid = Parts::of(&key).u64();
-            let entries = first_n(self.kv, &keys::dedup_of(uid), budget)?;
-            if entries.len() < budget {
-                self.kv.delete(key);
-            }
+            let Some((mark, cursor)) = first(self.kv, &keys::table(keys::DOOMED_DEDUP), Direction::Forward)? else {
+                break;
+            };
+            let uid = Parts::of(&mark).u64();
+            let prefix = keys::dedup_of(uid);
+            let from = keys::scan_start(&prefix, &cursor);
+            let entries = first_n_in(self.kv, &from, &keys::prefix_end(&prefix), budget)?;
             for (key, value) in &entries {
                 let entry: DedupEntry = decode("dedup entry", value)?;
+                self.kv.known(key, value.clone());
                 let mut parts = Parts::of(key);
                 parts.u64();
                 let dedup_key = String::from_utf8_lossy(parts.rest()).into_owned();
                 self.forget_key(uid, &dedup_key, entry.expires_at_ms);
             }
-            budget -= entries.len().min(budget);
+            match entries.last() {
+                Some((last, _)) if entries.len() == budget => self.kv.put(mark, keys::successor(last)),
+                _ => {
+                    self.kv.delete(mark);
+                    self.g.cleanup_marks -= 1;
+                }
+            }
+            budget -= entries.len();
         }
         Ok(CLEANUP_PER_APPLY_MAX - budget)
     }
 
     /// True if left-behind messages or keys wait for cleanup.
-    pub(crate) fn cleanup_pending(kv: &dyn KvRead) -> Io<bool> {
-        Ok(first(kv, &keys::table(keys::DOOMED_SPACE), Direction::Forward)?.is_some()
-            || first(kv, &keys::table(keys::DOOMED_DEDUP), Direction::Forward)?.is_some())
+    pub(crate) fn cleanup_pending(g: &Globals) -> bool {
+        g.cleanup_marks > 0
     }
 
     // ---- Dedup.
@@ -388,9 +519,10 @@ impl Ctx<'_, '_> {
     /// Deletes one stored key's three records and counts it out of the
     /// cluster-wide total (the caller counts it out of its queue).
     fn forget_key(&mut self, uid: u64, key: &str, expires_at_ms: u64) {
+        // The two index keys exist exactly when the entry does.
         self.kv.delete(keys::dedup(uid, key));
-        self.kv.delete(keys::dedup_by_queue(uid, expires_at_ms, key));
-        self.kv.delete(keys::dedup_by_expiry(expires_at_ms, uid, key));
+        self.kv.delete_known(keys::dedup_by_queue(uid, expires_at_ms, key), Vec::new());
+        self.kv.delete_known(keys::dedup_by_expiry(expires_at_ms, uid, key), Vec::new());
         self.g.dedup_keys -= 1;
     }
 
@@ -399,17 +531,22 @@ impl Ctx<'_, '_> {
     pub(crate) fn dedup_expire(&mut self, queue: &mut QueueRecord) -> Io<()> {
         let now_ms = self.now_ms();
         let prefix = keys::dedup_by_queue_of(queue.uid);
+        let end = keys::prefix_end(&prefix);
         let mut expired = Vec::new();
-        self.kv.scan(&prefix, &keys::prefix_end(&prefix), Direction::Forward, &mut |key, _| {
+        let mut kept = None;
+        self.kv.scan(&keys::scan_start(&prefix, &queue.dedup_floor), &end, Direction::Forward, &mut |key, _| {
             let mut parts = Parts::of(key);
             parts.u64();
             let expires_at_ms = parts.u64();
             if expires_at_ms > now_ms || expired.len() == DEDUP_EXPIRE_PER_APPLY_MAX {
+                kept = Some(key.to_vec());
                 return false;
             }
             expired.push((expires_at_ms, String::from_utf8_lossy(parts.rest()).into_owned()));
             true
         })?;
+        // The first key kept, or past the end: all before it are forgotten.
+        queue.dedup_floor = kept.unwrap_or(end);
         for (expires_at_ms, key) in expired {
             self.forget_key(queue.uid, &key, expires_at_ms);
             queue.dedup_keys -= 1;
@@ -424,18 +561,29 @@ impl Ctx<'_, '_> {
     fn dedup_evict_first(&mut self, uid: Option<u64>, current: &mut QueueRecord) -> Io<()> {
         let (expires_at_ms, victim_uid, key) = match uid {
             Some(uid) => {
-                let Some((k, _)) = first(self.kv, &keys::dedup_by_queue_of(uid), Direction::Forward)? else {
+                debug_assert_eq!(uid, current.uid, "a queue evicts its own keys");
+                let prefix = keys::dedup_by_queue_of(uid);
+                let end = keys::prefix_end(&prefix);
+                let start = keys::scan_start(&prefix, &current.dedup_floor);
+                let Some((k, _)) = first_in(self.kv, &start, &end, Direction::Forward)? else {
+                    current.dedup_floor = end;
                     return Ok(());
                 };
+                current.dedup_floor = keys::successor(&k);
                 let mut parts = Parts::of(&k);
                 let uid = parts.u64();
                 let expires_at_ms = parts.u64();
                 (expires_at_ms, uid, String::from_utf8_lossy(parts.rest()).into_owned())
             }
             None => {
-                let Some((k, _)) = first(self.kv, &keys::table(keys::DEDUP_BY_EXPIRY), Direction::Forward)? else {
+                let prefix = keys::table(keys::DEDUP_BY_EXPIRY);
+                let end = keys::prefix_end(&prefix);
+                let start = keys::scan_start(&prefix, &self.g.dedup_floor);
+                let Some((k, _)) = first_in(self.kv, &start, &end, Direction::Forward)? else {
+                    self.g.dedup_floor = end;
                     return Ok(());
                 };
+                self.g.dedup_floor = keys::successor(&k);
                 let mut parts = Parts::of(&k);
                 let expires_at_ms = parts.u64();
                 let uid = parts.u64();
@@ -481,8 +629,16 @@ impl Ctx<'_, '_> {
         // The index keys name `expires_at_ms`, which is later than now; a
         // stored entry of this key (if any) has expired, so its index keys
         // name an earlier time: these two cannot exist yet.
-        self.kv.put_new(keys::dedup_by_queue(queue.uid, expires_at_ms, key), Vec::new());
-        self.kv.put_new(keys::dedup_by_expiry(expires_at_ms, queue.uid, key), Vec::new());
+        let by_queue = keys::dedup_by_queue(queue.uid, expires_at_ms, key);
+        if by_queue < queue.dedup_floor {
+            queue.dedup_floor = by_queue.clone();
+        }
+        self.kv.put_new(by_queue, Vec::new());
+        let by_expiry = keys::dedup_by_expiry(expires_at_ms, queue.uid, key);
+        if by_expiry < self.g.dedup_floor {
+            self.g.dedup_floor = by_expiry.clone();
+        }
+        self.kv.put_new(by_expiry, Vec::new());
         self.g.dedup_keys += 1;
         queue.dedup_keys += 1;
         Ok(())

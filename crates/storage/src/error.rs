@@ -23,7 +23,8 @@ pub enum OpenError {
     CorruptMeta { what: &'static str, origin: String, source: RecordError },
     /// The data dir was written in another storage format.
     #[error(
-        "data in {origin} is in storage format {found}, this build reads format 2 (the queue state in RocksDB); no release wrote format 1 for users, so there is no migration: move the directory away and let the node rejoin from its peers"
+        "data in {origin} is in storage format {found}, this build reads format {} (the queue state in RocksDB); no release wrote an earlier format for users, so there is no migration: move the directory away and let the node rejoin from its peers",
+        crate::rocks::STORAGE_FORMAT_VERSION
     )]
     Format { origin: String, found: u8 },
     #[error("RocksDB at {origin}: {source}")]

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 /// Bumped on any change to the frame layout or the state's key layout.
-pub const SNAPSHOT_STREAM_FORMAT_VERSION: u16 = 2;
+pub const SNAPSHOT_STREAM_FORMAT_VERSION: u16 = 3;
 /// Pair bytes per chunk (a single large pair may exceed it).
 pub const CHUNK_BYTES: usize = 1024 * 1024;
 /// Chunks a producer runs ahead of its consumer.

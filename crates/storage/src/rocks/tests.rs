@@ -183,7 +183,20 @@ async fn a_data_dir_of_storage_format_1_is_refused_by_name() {
     }
     let err = RocksStore::open(dir.path()).await.unwrap_err();
     assert!(matches!(err, OpenError::Format { found: 1, .. }), "{err}");
-    assert!(err.to_string().contains("storage format 1, this build reads format 2"), "{err}");
+    assert!(err.to_string().contains("storage format 1, this build reads format 3"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_of_storage_format_2_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(RocksStore::open(dir.path()).await.unwrap());
+    {
+        let db = DB::open_cf(&rocksdb::Options::default(), dir.path(), ["log", "meta", "state"]).unwrap();
+        db.put_cf(db.cf_handle("meta").unwrap(), "state_format", [2u8]).unwrap();
+    }
+    let err = RocksStore::open(dir.path()).await.unwrap_err();
+    assert!(matches!(err, OpenError::Format { found: 2, .. }), "{err}");
+    assert!(err.to_string().contains("storage format 2, this build reads format 3"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
