@@ -21,7 +21,10 @@ bench() { # name, flags...
     local name="$1"
     shift
     echo "==> $name: raftq bench $*" >&2
-    "$raftq" --servers "$servers" --json bench "$@" | tee -a "$json" | sed "s/^/$name\t/"
+    # Each scenario has its queue: reusing one would purge the previous
+    # scenario's backlog (600,000 messages) first, and its cleanup would run
+    # during the next measurement.
+    "$raftq" --servers "$servers" --json bench --queue "bench-$name" "$@" | tee -a "$json" | sed "s/^/$name\t/"
 }
 {
     bench publish-256 --scenario publish --size 1024 --messages "$messages" --inflight 256
