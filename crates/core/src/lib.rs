@@ -34,7 +34,9 @@
 //!   the state never lets it go backwards.
 //! - All state is ordered key-value pairs, so iteration, timer firing and
 //!   encoding are deterministic. Work per applied command is bounded (timers,
-//!   cleanup of purged queues, dedup expiry): nothing walks the backlog.
+//!   cleanup of purged queues, dedup expiry): nothing walks the backlog,
+//!   and no scan walks the keys the state deleted before (scan floors, see
+//!   `keys::scan_start`).
 //! - A rejection is a replicated answer that changes nothing but time.
 //! - A message leaves a queue only by ack, TTL, purge, queue delete, or
 //!   moving to a dead-letter queue (and back by redrive). Nothing else.
