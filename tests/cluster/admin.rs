@@ -77,6 +77,29 @@ async fn a_transfer_to_a_voter_that_is_down_fails_and_the_cluster_keeps_going() 
     cluster.client().create_queue("after-failed-transfer", proto::QueueConfig::default()).await.expect("writes go on");
 }
 
+/// Destructive and administrative requests leave one audit line each on
+/// the node that answered, refused ones too.
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_and_destructive_requests_are_audited() {
+    let mut cluster = Cluster::start("audit", 3, Options::default()).await;
+    let leader = cluster.leader_id().await;
+    let offset = cluster.log_len(leader);
+    let mut stub = cluster.queue_stub(leader);
+    stub.create_queue(proto::CreateQueueRequest { name: "audited".into(), config: None }).await.expect("create");
+    stub.purge_queue(proto::PurgeQueueRequest { name: "audited".into() }).await.expect("purge");
+    stub.delete_queue(proto::DeleteQueueRequest { name: "missing".into() }).await.expect_err("no such queue");
+    let log = cluster.log_since(leader, offset);
+    let audited: Vec<&str> = log.lines().filter(|line| line.contains("raftq::audit")).collect();
+    let has = |parts: &[&str]| audited.iter().any(|line| parts.iter().all(|part| line.contains(part)));
+    for expected in [
+        &["action=\"create_queue\"", "subject=\"audited\"", "outcome=\"OK\"", "peer=\"127.0.0.1:"][..],
+        &["action=\"purge_queue\"", "subject=\"audited\"", "outcome=\"OK\""],
+        &["action=\"delete_queue\"", "subject=\"missing\"", "outcome=NotFound"],
+    ] {
+        assert!(has(expected), "no audit line with {expected:?} in:\n{}", audited.join("\n"));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_report_equal_digests_at_equal_applied_index() {
     const QUEUE: &str = "digests";

@@ -12,6 +12,7 @@ use raftq_proto::v1::cluster_server::{Cluster, ClusterServer};
 use raftq_storage::TypeConfig;
 use tonic::{Request, Response, Status};
 
+use crate::audit::Audit;
 use crate::error::{fatal, invalid, unavailable_with_hint, write_error};
 use crate::node::{Node, QueueMachine};
 
@@ -200,6 +201,53 @@ impl<SM: QueueMachine> Cluster for ClusterService<SM> {
         &self,
         request: Request<pb::AddLearnerRequest>,
     ) -> Result<Response<pb::AddLearnerResponse>, Status> {
+        let audit = Audit::start(&request, "add_learner");
+        let subject = format!("node {} at {}", request.get_ref().node_id, request.get_ref().address);
+        audit.finish(&subject, self.add_learner_inner(request).await)
+    }
+
+    async fn promote_node(
+        &self,
+        request: Request<pb::PromoteNodeRequest>,
+    ) -> Result<Response<pb::PromoteNodeResponse>, Status> {
+        let audit = Audit::start(&request, "promote_node");
+        let subject = format!("node {}", request.get_ref().node_id);
+        audit.finish(&subject, self.promote_node_inner(request).await)
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
+        let audit = Audit::start(&request, "remove_node");
+        let subject = format!("node {}", request.get_ref().node_id);
+        audit.finish(&subject, self.remove_node_inner(request).await)
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<pb::TransferLeaderRequest>,
+    ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
+        let audit = Audit::start(&request, "transfer_leader");
+        let subject = format!("node {}", request.get_ref().to_node_id);
+        audit.finish(&subject, self.transfer_leader_inner(request).await)
+    }
+
+    async fn trigger_snapshot(
+        &self,
+        request: Request<pb::TriggerSnapshotRequest>,
+    ) -> Result<Response<pb::TriggerSnapshotResponse>, Status> {
+        let audit = Audit::start(&request, "trigger_snapshot");
+        let subject = format!("node {}", self.node.id);
+        audit.finish(&subject, self.trigger_snapshot_inner(request).await)
+    }
+}
+
+impl<SM: QueueMachine> ClusterService<SM> {
+    async fn add_learner_inner(
+        &self,
+        request: Request<pb::AddLearnerRequest>,
+    ) -> Result<Response<pb::AddLearnerResponse>, Status> {
         let r = request.into_inner();
         if r.node_id == 0 {
             return Err(invalid("node_id", "must be positive"));
@@ -212,7 +260,7 @@ impl<SM: QueueMachine> Cluster for ClusterService<SM> {
         Ok(Response::new(pb::AddLearnerResponse { membership: Some(self.membership()) }))
     }
 
-    async fn promote_node(
+    async fn promote_node_inner(
         &self,
         request: Request<pb::PromoteNodeRequest>,
     ) -> Result<Response<pb::PromoteNodeResponse>, Status> {
@@ -223,7 +271,7 @@ impl<SM: QueueMachine> Cluster for ClusterService<SM> {
         Ok(Response::new(pb::PromoteNodeResponse { membership: Some(self.membership()) }))
     }
 
-    async fn remove_node(
+    async fn remove_node_inner(
         &self,
         request: Request<pb::RemoveNodeRequest>,
     ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
@@ -243,7 +291,7 @@ impl<SM: QueueMachine> Cluster for ClusterService<SM> {
         Ok(Response::new(pb::RemoveNodeResponse { membership: Some(self.membership()) }))
     }
 
-    async fn transfer_leader(
+    async fn transfer_leader_inner(
         &self,
         request: Request<pb::TransferLeaderRequest>,
     ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
@@ -293,7 +341,7 @@ impl<SM: QueueMachine> Cluster for ClusterService<SM> {
         }
     }
 
-    async fn trigger_snapshot(
+    async fn trigger_snapshot_inner(
         &self,
         _request: Request<pb::TriggerSnapshotRequest>,
     ) -> Result<Response<pb::TriggerSnapshotResponse>, Status> {

@@ -35,6 +35,7 @@
 //!   their body is read), and each connection by
 //!   [`ServerLimits::max_concurrent_streams`].
 
+mod audit;
 pub mod clock;
 mod cluster_service;
 mod convert;

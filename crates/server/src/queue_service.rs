@@ -13,6 +13,7 @@ use raftq_proto::v1::queue_server::{Queue, QueueServer};
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
+use crate::audit::Audit;
 use crate::convert;
 use crate::error::invalid;
 use crate::node::{Node, QueueMachine};
@@ -77,10 +78,15 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         &self,
         request: Request<pb::CreateQueueRequest>,
     ) -> Result<Response<pb::CreateQueueResponse>, Status> {
+        let audit = Audit::start(&request, "create_queue");
         let r = request.into_inner();
-        let config = convert::config_update(r.config)?;
-        let info = self.node.propose_typed(Command::create_queue(r.name, config)).await?;
-        Ok(Response::new(pb::CreateQueueResponse { queue: Some(convert::queue_info_to_pb(&info)) }))
+        let name = r.name.clone();
+        let result = async {
+            let config = convert::config_update(r.config)?;
+            let info = self.node.propose_typed(Command::create_queue(r.name, config)).await?;
+            Ok(Response::new(pb::CreateQueueResponse { queue: Some(convert::queue_info_to_pb(&info)) }))
+        };
+        audit.finish(&name, result.await)
     }
 
     async fn get_queue(&self, request: Request<pb::GetQueueRequest>) -> Result<Response<pb::GetQueueResponse>, Status> {
@@ -110,26 +116,35 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         &self,
         request: Request<pb::UpdateQueueRequest>,
     ) -> Result<Response<pb::UpdateQueueResponse>, Status> {
+        let audit = Audit::start(&request, "update_queue");
         let r = request.into_inner();
-        let update = convert::config_update(r.config)?;
-        let info = self.node.propose_typed(Command::update_queue(r.name, update)).await?;
-        Ok(Response::new(pb::UpdateQueueResponse { queue: Some(convert::queue_info_to_pb(&info)) }))
+        let name = r.name.clone();
+        let result = async {
+            let update = convert::config_update(r.config)?;
+            let info = self.node.propose_typed(Command::update_queue(r.name, update)).await?;
+            Ok(Response::new(pb::UpdateQueueResponse { queue: Some(convert::queue_info_to_pb(&info)) }))
+        };
+        audit.finish(&name, result.await)
     }
 
     async fn delete_queue(
         &self,
         request: Request<pb::DeleteQueueRequest>,
     ) -> Result<Response<pb::DeleteQueueResponse>, Status> {
-        let messages_deleted = self.node.propose_typed(Command::delete_queue(request.into_inner().name)).await?;
-        Ok(Response::new(pb::DeleteQueueResponse { messages_deleted }))
+        let audit = Audit::start(&request, "delete_queue");
+        let name = request.into_inner().name;
+        let result = self.node.propose_typed(Command::delete_queue(name.clone())).await;
+        audit.finish(&name, result.map(|messages_deleted| Response::new(pb::DeleteQueueResponse { messages_deleted })))
     }
 
     async fn purge_queue(
         &self,
         request: Request<pb::PurgeQueueRequest>,
     ) -> Result<Response<pb::PurgeQueueResponse>, Status> {
-        let messages_purged = self.node.propose_typed(Command::purge_queue(request.into_inner().name)).await?;
-        Ok(Response::new(pb::PurgeQueueResponse { messages_purged }))
+        let audit = Audit::start(&request, "purge_queue");
+        let name = request.into_inner().name;
+        let result = self.node.propose_typed(Command::purge_queue(name.clone())).await;
+        audit.finish(&name, result.map(|messages_purged| Response::new(pb::PurgeQueueResponse { messages_purged })))
     }
 
     async fn publish(&self, request: Request<pb::PublishRequest>) -> Result<Response<pb::PublishResponse>, Status> {
@@ -232,7 +247,15 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
     }
 
     async fn redrive(&self, request: Request<pb::RedriveRequest>) -> Result<Response<pb::RedriveResponse>, Status> {
+        let audit = Audit::start(&request, "redrive");
         let r = request.into_inner();
+        let name = r.queue.clone();
+        audit.finish(&name, self.redrive_all(r).await)
+    }
+}
+
+impl<SM: QueueMachine> QueueService<SM> {
+    async fn redrive_all(&self, r: pb::RedriveRequest) -> Result<Response<pb::RedriveResponse>, Status> {
         check_name("queue", &r.queue)?;
         if r.messages_per_second == Some(0) {
             return Err(invalid("messages_per_second", "must be positive when set"));
