@@ -70,11 +70,25 @@ pub const TAKEOVER_STEP_MAX_MS: u64 = 5_000;
 /// monotonic time that passed, pulled toward `wall_ms` by at most 1 % of it,
 /// and never earlier than `previous`.
 pub fn continue_stamp(previous: (u64, u64), monotonic_ms: u64, wall_ms: u64) -> u64 {
+    continue_stamp_carrying(previous, 0, monotonic_ms, wall_ms).0
+}
+
+/// [`continue_stamp`] for a leader that stamps often: `carry` is the
+/// monotonic time (ms, under 100) that earlier steps passed but that was too
+/// short to earn a whole millisecond of pull; the second value is the carry
+/// for the next step. Without it, entries less than 100 ms apart never
+/// earned any pull, so under steady traffic the cluster's time never came
+/// back to a wall clock that was set right after a jump (found by the
+/// simulation, seed 4659: it stayed ~100 ms behind for seconds, and leases
+/// lasted that much longer).
+pub fn continue_stamp_carrying(previous: (u64, u64), carry: u64, monotonic_ms: u64, wall_ms: u64) -> (u64, u64) {
     let (last_ms, last_monotonic_ms) = previous;
     let elapsed = monotonic_ms.saturating_sub(last_monotonic_ms);
     let base = last_ms.saturating_add(elapsed);
-    let pull = elapsed / SLEW_DIVISOR;
-    wall_ms.clamp(base.saturating_sub(pull), base.saturating_add(pull)).max(last_ms)
+    let earned = elapsed.saturating_add(carry.min(SLEW_DIVISOR - 1));
+    let pull = earned / SLEW_DIVISOR;
+    let stamp = wall_ms.clamp(base.saturating_sub(pull), base.saturating_add(pull)).max(last_ms);
+    (stamp, earned % SLEW_DIVISOR)
 }
 
 /// The first stamp of a term. `floor_ms` is the state's time or this
@@ -113,6 +127,9 @@ struct Last {
     /// The last stamp, and the monotonic time it was made at.
     stamp_ms: u64,
     monotonic_ms: u64,
+    /// Monotonic ms passed in this term that have not yet earned a whole
+    /// millisecond of pull (see [`continue_stamp_carrying`]).
+    pull_carry: u64,
 }
 
 impl fmt::Debug for Stamps {
@@ -142,15 +159,15 @@ impl Stamps {
         let wall_ms = self.clock.now_ms();
         let monotonic_ms = self.clock.monotonic_ms();
         let mut last = self.lock();
-        let stamp_ms = if last.term == Some(term) {
-            continue_stamp((last.stamp_ms, last.monotonic_ms), monotonic_ms, wall_ms)
+        let (stamp_ms, pull_carry) = if last.term == Some(term) {
+            continue_stamp_carrying((last.stamp_ms, last.monotonic_ms), last.pull_carry, monotonic_ms, wall_ms)
         } else {
             let state_ms = state_ms.unwrap_or(0);
             let floor = state_ms.max(last.stamp_ms);
             let estimate = last.time_seen.map(|(seen_ms, at)| seen_ms.saturating_add(monotonic_ms.saturating_sub(at)));
-            takeover_stamp(floor, estimate, wall_ms)
+            (takeover_stamp(floor, estimate, wall_ms), 0)
         };
-        *last = Last { term: Some(term), stamp_ms, monotonic_ms, ..*last };
+        *last = Last { term: Some(term), stamp_ms, monotonic_ms, pull_carry, ..*last };
         stamp_ms
     }
 
@@ -173,7 +190,8 @@ impl Stamps {
         if last.term.is_none() {
             return wall_ms;
         }
-        continue_stamp((last.stamp_ms, last.monotonic_ms), self.clock.monotonic_ms(), wall_ms)
+        continue_stamp_carrying((last.stamp_ms, last.monotonic_ms), last.pull_carry, self.clock.monotonic_ms(), wall_ms)
+            .0
     }
 
     /// Monotonic time since the last stamp (`None` before the first).
@@ -248,6 +266,37 @@ mod tests {
             now = stamps.next(1, None);
         }
         assert_eq!(now - first, 1_010 + 3_600 * 1_010);
+    }
+
+    /// Seed 4659: a leader idle for 10 s stamped right after its clock
+    /// jumped back, so its time fell 106 ms behind (1 % of the 10 s). The
+    /// clock was set right, but entries then came every few ms, each too
+    /// short to earn a millisecond of pull: time stayed behind for seconds.
+    #[test]
+    fn frequent_entries_still_pull_time_back_to_a_wall_clock_set_right() {
+        let (clock, stamps) = new_stamps(10 * DAY_MS);
+        let first = stamps.next(1, Some(10 * DAY_MS));
+        clock.pass(10_000);
+        clock.wall_ms.fetch_sub(DAY_MS, Ordering::SeqCst);
+        assert_eq!(stamps.next(1, None) - first, 9_900, "1 % of the 10 s behind");
+        clock.wall_ms.fetch_add(DAY_MS, Ordering::SeqCst);
+        // An entry every 10 ms for 20 s: 1 % of 20 s is 200 ms of pull,
+        // more than the 100 ms behind.
+        let mut now = 0;
+        for _ in 0..2_000 {
+            clock.pass(10);
+            now = stamps.next(1, None);
+        }
+        assert_eq!(now, clock.now_ms(), "caught up with the wall clock");
+        // And never faster than 1 %: 100 ms behind took 10 s of entries.
+        let (clock, stamps) = new_stamps(1_000_000);
+        stamps.next(1, Some(1_000_000));
+        clock.wall_ms.fetch_add(DAY_MS, Ordering::SeqCst);
+        for _ in 0..1_000 {
+            clock.pass(10);
+            now = stamps.next(1, None);
+        }
+        assert_eq!(now, 1_000_000 + 10_000 + 100, "10 s passed, pulled by 1 %");
     }
 
     #[test]
