@@ -65,12 +65,10 @@ impl Ctx<'_, '_> {
             })?;
         }
         // The ids are the first ready ones in delivery order, and those taken
-        // below are a prefix of them: the range shrinks past what is taken
-        // (or to the first id found), so the next receive starts there.
-        match (direction, ids.first()) {
-            (_, None) => queue.clear_ready_range(),
-            (Direction::Forward, Some(&first)) => queue.ready_low = first,
-            (Direction::Reverse, Some(&first)) => queue.ready_high = first.saturating_add(1),
+        // below are a prefix of them (the first always is): the range
+        // shrinks past each one taken, so the next receive starts there.
+        if ids.is_empty() {
+            queue.clear_ready_range();
         }
         let mut deliveries = Vec::new();
         let mut body_bytes = 0usize;

@@ -40,8 +40,11 @@ pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
     if stored != full_digest(kv).map_err(e)? {
         return Err("stored digest differs from a recomputation".into());
     }
+    let doomed_space_marks = table(kv, keys::DOOMED_SPACE)?;
+    let doomed_dedup_marks = table(kv, keys::DOOMED_DEDUP)?;
+    let dedup_entries = table(kv, keys::DEDUP)?;
     let doomed_spaces: BTreeSet<u64> =
-        table(kv, keys::DOOMED_SPACE)?.iter().map(|(k, _)| u64s(k, 1).map(|v| v[0])).collect::<Result<_, _>>()?;
+        doomed_space_marks.iter().map(|(k, _)| u64s(k, 1).map(|v| v[0])).collect::<Result<_, _>>()?;
     // Every message, by space.
     let mut messages: BTreeMap<(u64, u64), Message> = BTreeMap::new();
     for (key, value) in table(kv, keys::MESSAGE)? {
@@ -82,7 +85,7 @@ pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
     if stored_timers != timers {
         return Err("timer index differs from a rebuild".into());
     }
-    let marks = table(kv, keys::DOOMED_SPACE)?.len() + table(kv, keys::DOOMED_DEDUP)?.len();
+    let marks = doomed_space_marks.len() + doomed_dedup_marks.len();
     if marks as u64 != g.cleanup_marks {
         return Err(format!("{marks} cleanup marks stored, {} counted", g.cleanup_marks));
     }
@@ -90,8 +93,8 @@ pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
     if timers.first().is_some_and(|first| *first < g.timer_floor) {
         return Err("a timer sorts below the timer floor".into());
     }
-    for (key, cursor) in table(kv, keys::DOOMED_SPACE)? {
-        let space = u64s(&key, 1)?[0];
+    for (key, cursor) in &doomed_space_marks {
+        let space = u64s(key, 1)?[0];
         let next = match cursor.len() {
             0 => 0,
             8 => u64::from_be_bytes(cursor.as_slice().try_into().expect("8 bytes")),
@@ -101,9 +104,9 @@ pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
             return Err(format!("doomed space {space} holds a message below its cleanup cursor {next}"));
         }
     }
-    for (key, cursor) in table(kv, keys::DOOMED_DEDUP)? {
-        let prefix = keys::dedup_of(u64s(&key, 1)?[0]);
-        let below = table(kv, keys::DEDUP)?.into_iter().any(|(k, _)| k.starts_with(&prefix) && k < cursor);
+    for (key, cursor) in &doomed_dedup_marks {
+        let prefix = keys::dedup_of(u64s(key, 1)?[0]);
+        let below = dedup_entries.iter().any(|(k, _)| k.starts_with(&prefix) && k < cursor);
         if below {
             return Err(format!("doomed dedup table {key:?} holds a key below its cleanup cursor"));
         }
@@ -170,9 +173,9 @@ pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
     let mut per_uid: BTreeMap<u64, u64> = BTreeMap::new();
     let mut by_queue = BTreeSet::new();
     let mut by_expiry = BTreeSet::new();
-    for (key, value) in table(kv, keys::DEDUP)? {
-        let uid = u64s(&key, 1)?[0];
-        let entry: DedupEntry = decode("dedup entry", &value).map_err(e)?;
+    for (key, value) in &dedup_entries {
+        let uid = u64s(key, 1)?[0];
+        let entry: DedupEntry = decode("dedup entry", value).map_err(e)?;
         let dedup_key = std::str::from_utf8(&key[9..]).map_err(|_| "dedup key is not UTF-8".to_string())?;
         *per_uid.entry(uid).or_default() += 1;
         by_queue.insert(keys::dedup_by_queue(uid, entry.expires_at_ms, dedup_key));

@@ -442,10 +442,10 @@ impl Ctx<'_, '_> {
     /// keys: a purge or delete of a huge queue costs a bounded amount per
     /// entry. Returns how many were deleted.
     pub(crate) fn clean_up(&mut self) -> Io<usize> {
-        let mut budget = CLEANUP_PER_APPLY_MAX;
         if self.g.cleanup_marks == 0 {
             return Ok(0);
         }
+        let mut budget = CLEANUP_PER_APPLY_MAX;
         // Each mark's value is a cursor past what earlier entries deleted,
         // so no entry steps over those deleted keys again.
         while budget > 0 {
