@@ -117,6 +117,8 @@ impl Driver {
                     raft: plan.raft.clone(),
                     cluster_name: "raftq-sim".to_owned(),
                     limits: raftq_server::ServerLimits::default(),
+                    auth: None,
+                    peer_token: None,
                     disk: None,
                 };
                 let spec = NodeSpec::new(id, config, plan.seed);

@@ -19,6 +19,7 @@ use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
 use raftq_proto::v1::SnapshotChunk;
 use raftq_proto::v1::raft_transport_client::RaftTransportClient;
 use raftq_types::{Snapshot, SnapshotData, TypeConfig, Vote};
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::codec;
@@ -103,11 +104,21 @@ pub struct Network {
     /// Ordered, so channels close in the same order on every run (seeds
     /// replay identically in the simulation).
     channels: Arc<Mutex<BTreeMap<String, Channel>>>,
+    /// `Bearer <token>` sent with every RPC, for peers with auth on.
+    authorization: Option<MetadataValue<Ascii>>,
 }
 
 impl Network {
     pub fn new(connector: Arc<dyn Connector>) -> Self {
-        Self { connector, channels: Arc::default() }
+        Self { connector, channels: Arc::default(), authorization: None }
+    }
+
+    /// Sends `token` as a bearer token with every RPC (`None`: none). A
+    /// token that cannot be a header value is not sent (the server's config
+    /// check refuses one).
+    pub fn with_token(self, token: Option<&str>) -> Self {
+        let authorization = token.and_then(|t| format!("Bearer {t}").parse().ok());
+        Self { authorization, ..self }
     }
 
     fn channel(&self, addr: &str) -> Result<Channel, String> {
@@ -130,7 +141,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                 .max_decoding_message_size(TRANSPORT_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(TRANSPORT_MESSAGE_BYTES_MAX)
         });
-        Peer { target, addr: node.addr.clone(), client }
+        Peer { target, addr: node.addr.clone(), client, authorization: self.authorization.clone() }
     }
 }
 
@@ -141,6 +152,7 @@ pub struct Peer {
     addr: String,
     /// `Err` if the address could not even be parsed: every RPC fails.
     client: Result<RaftTransportClient<Channel>, String>,
+    authorization: Option<MetadataValue<Ascii>>,
 }
 
 fn status_error(status: &tonic::Status) -> RPCError<TypeConfig> {
@@ -155,9 +167,12 @@ impl Peer {
         self.client.clone().map_err(|e| RPCError::Unreachable(Unreachable::from_string(e)))
     }
 
-    fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
+    fn request<T>(&self, message: T, timeout: Duration) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request.set_timeout(timeout);
+        if let Some(authorization) = &self.authorization {
+            request.metadata_mut().insert("authorization", authorization.clone());
+        }
         request
     }
 
@@ -218,7 +233,7 @@ impl Peer {
                 Some((chunk, feed))
             }
         });
-        let request = Self::request(chunks, SNAPSHOT_TRANSFER_TIMEOUT);
+        let request = self.request(chunks, SNAPSHOT_TRANSFER_TIMEOUT);
         let watchdog = async {
             let mut seen = u64::MAX;
             loop {
@@ -252,7 +267,7 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let request = Self::request(codec::encode(&rpc), option.soft_ttl());
+        let request = self.request(codec::encode(&rpc), option.soft_ttl());
         let reply = self.client()?.append_entries(request).await.map_err(|s| status_error(&s))?;
         self.decode(reply.get_ref())
     }
@@ -262,7 +277,7 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let request = Self::request(codec::encode(&rpc), option.soft_ttl());
+        let request = self.request(codec::encode(&rpc), option.soft_ttl());
         let reply = self.client()?.vote(request).await.map_err(|s| status_error(&s))?;
         self.decode(reply.get_ref())
     }
@@ -272,7 +287,7 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let request = Self::request(codec::encode(&rpc), option.soft_ttl());
+        let request = self.request(codec::encode(&rpc), option.soft_ttl());
         let reply = self.client()?.pre_vote(request).await.map_err(|s| status_error(&s))?;
         self.decode(reply.get_ref())
     }
@@ -302,7 +317,7 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let request = Self::request(codec::encode(&req), option.soft_ttl());
+        let request = self.request(codec::encode(&req), option.soft_ttl());
         let reply = self.client()?.transfer_leader(request).await.map_err(|s| status_error(&s))?;
         self.decode(reply.get_ref())
     }

@@ -36,6 +36,7 @@
 //!   [`ServerLimits::max_concurrent_streams`].
 
 mod audit;
+pub mod auth;
 pub mod clock;
 mod cluster_service;
 mod convert;
@@ -46,6 +47,7 @@ mod queue_service;
 mod rpc_metrics;
 mod shed;
 mod snapshot_trigger;
+mod status_map;
 mod subscribe;
 mod telemetry;
 mod ticker;
@@ -87,6 +89,13 @@ pub struct ServerConfig {
     pub limits: ServerLimits,
     /// The disk space guard; `None` runs without one (the simulation).
     pub disk: Option<DiskGuard>,
+    /// Bearer-token authentication and permissions; `None` = off (every
+    /// request is allowed). The caller may [`auth::Auth::replace`] the
+    /// policy at any time (a reloaded auth file).
+    pub auth: Option<Arc<auth::Auth>>,
+    /// The token this node presents to its peers' Raft transport: needed
+    /// when the peers run with auth on (it must be a `peer` principal's).
+    pub peer_token: Option<String>,
 }
 
 /// Default HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` of the gRPC listener.
@@ -139,6 +148,16 @@ impl ServerConfig {
         {
             return Err(ServerError::Config("need heartbeat < election timeout min < max".into()));
         }
+        if self.auth.is_some() && self.peer_token.is_none() {
+            return Err(ServerError::Config(
+                "auth is on but no peer token is set: the nodes could not reach each other".into(),
+            ));
+        }
+        if let Some(token) = &self.peer_token
+            && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(ServerError::Config("the peer token must be printable ASCII without spaces".into()));
+        }
         let limits = &self.limits;
         if limits.proposals.commands_max == 0 || limits.proposals.bytes_max == 0 || limits.max_inflight_requests == 0 {
             return Err(ServerError::Config("the proposal queue and in-flight request bounds must be positive".into()));
@@ -185,7 +204,7 @@ where
     config.validate()?;
     let raft_config = config.raft.openraft_config(&config.cluster_name)?;
     let applied_bytes = state_machine.applied_bytes();
-    let network = Network::new(connector);
+    let network = Network::new(connector).with_token(config.peer_token.as_deref());
     let raft = Raft::new(config.node_id, raft_config, network, log_store, state_machine)
         .await
         .map_err(|e| ServerError::Raft(e.to_string()))?;
@@ -232,6 +251,8 @@ where
     let serving = tonic::transport::Server::builder()
         .max_concurrent_streams(config.limits.max_concurrent_streams)
         .layer(rpc_metrics::RpcMetricsLayer)
+        .layer(status_map::StatusMapLayer)
+        .layer(auth::AuthLayer::new(config.auth.clone()))
         .layer(shed::ShedLayer::new(config.limits.max_inflight_requests))
         .add_service(queue_service::QueueService::server(node.clone()))
         .add_service(cluster_service::ClusterService::server(node.clone()))

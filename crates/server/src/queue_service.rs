@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use crate::audit::Audit;
+use crate::auth::{Caller, Permission, require};
 use crate::convert;
 use crate::error::invalid;
 use crate::node::{Node, QueueMachine};
@@ -45,6 +46,31 @@ impl<SM: QueueMachine> QueueService<SM> {
             .max_decoding_message_size(CLIENT_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(CLIENT_MESSAGE_BYTES_MAX)
     }
+}
+
+/// Create and update need `manage` on the queue, and on the dead-letter
+/// queue the config names (its messages will be moved there).
+fn require_manage<T>(request: &Request<T>, name: &str, config: Option<&pb::QueueConfig>) -> Result<(), Status> {
+    require(request, Permission::Manage, name)?;
+    match config.and_then(|c| c.dead_letter_queue.as_deref()) {
+        Some(dlq) if !dlq.is_empty() => require(request, Permission::Manage, dlq),
+        _ => Ok(()),
+    }
+}
+
+/// GetQueue needs any permission on the queue.
+fn require_any<T>(request: &Request<T>, name: &str) -> Result<(), Status> {
+    let permissions = [Permission::Publish, Permission::Consume, Permission::Manage];
+    if permissions.into_iter().any(|p| require(request, p, name).is_ok()) {
+        return Ok(());
+    }
+    let who = crate::auth::caller(request).map_or("-", Caller::name);
+    Err(Status::permission_denied(format!("principal {who:?} has no permission on queue {name:?}")))
+}
+
+/// The queue a receipt names ("" if none: the validation answers for it).
+fn receipt_queue(receipt: Option<&pb::Receipt>) -> &str {
+    receipt.map_or("", |r| r.queue.as_str())
 }
 
 fn check_name(field: &str, name: &str) -> Result<(), Status> {
@@ -79,6 +105,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         request: Request<pb::CreateQueueRequest>,
     ) -> Result<Response<pb::CreateQueueResponse>, Status> {
         let audit = Audit::start(&request, "create_queue");
+        require_manage(&request, &request.get_ref().name, request.get_ref().config.as_ref())?;
         let r = request.into_inner();
         let name = r.name.clone();
         let result = async {
@@ -90,6 +117,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
     }
 
     async fn get_queue(&self, request: Request<pb::GetQueueRequest>) -> Result<Response<pb::GetQueueResponse>, Status> {
+        require_any(&request, &request.get_ref().name)?;
         let name = request.into_inner().name;
         check_name("name", &name)?;
         let info = self.node.read(move |state| state.queue_info(&name)).await?.map_err(crate::error::queue_error)?;
@@ -100,14 +128,22 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         &self,
         request: Request<pb::ListQueuesRequest>,
     ) -> Result<Response<pb::ListQueuesResponse>, Status> {
+        let caller = crate::auth::caller(&request).cloned();
         let r = request.into_inner();
         let limit = if r.limit == 0 { PAGE_SIZE_DEFAULT } else { r.limit };
         if limit > LIST_QUEUES_MAX {
             return Err(invalid("limit", format!("{limit} exceeds {LIST_QUEUES_MAX}")));
         }
         let (page, next) = self.node.read(move |state| state.list_queues(&r.prefix, &r.start_after, limit)).await?;
+        // A principal sees only the queues it holds a permission on (a page
+        // may come back shorter than asked; `next_start_after` still pages).
+        let visible = |name: &str| match &caller {
+            Some(Caller::Anyone) => true,
+            Some(Caller::Principal(p)) => p.sees(name),
+            None => false,
+        };
         Ok(Response::new(pb::ListQueuesResponse {
-            queues: page.iter().map(convert::queue_info_to_pb).collect(),
+            queues: page.iter().filter(|q| visible(&q.name)).map(convert::queue_info_to_pb).collect(),
             next_start_after: next.unwrap_or_default(),
         }))
     }
@@ -117,6 +153,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         request: Request<pb::UpdateQueueRequest>,
     ) -> Result<Response<pb::UpdateQueueResponse>, Status> {
         let audit = Audit::start(&request, "update_queue");
+        require_manage(&request, &request.get_ref().name, request.get_ref().config.as_ref())?;
         let r = request.into_inner();
         let name = r.name.clone();
         let result = async {
@@ -132,6 +169,9 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         request: Request<pb::DeleteQueueRequest>,
     ) -> Result<Response<pb::DeleteQueueResponse>, Status> {
         let audit = Audit::start(&request, "delete_queue");
+        if let Err(denied) = require(&request, Permission::Manage, &request.get_ref().name) {
+            return audit.finish(&request.get_ref().name, Err(denied));
+        }
         let name = request.into_inner().name;
         let result = self.node.propose_typed(Command::delete_queue(name.clone())).await;
         audit.finish(&name, result.map(|messages_deleted| Response::new(pb::DeleteQueueResponse { messages_deleted })))
@@ -142,12 +182,16 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         request: Request<pb::PurgeQueueRequest>,
     ) -> Result<Response<pb::PurgeQueueResponse>, Status> {
         let audit = Audit::start(&request, "purge_queue");
+        if let Err(denied) = require(&request, Permission::Manage, &request.get_ref().name) {
+            return audit.finish(&request.get_ref().name, Err(denied));
+        }
         let name = request.into_inner().name;
         let result = self.node.propose_typed(Command::purge_queue(name.clone())).await;
         audit.finish(&name, result.map(|messages_purged| Response::new(pb::PurgeQueueResponse { messages_purged })))
     }
 
     async fn publish(&self, request: Request<pb::PublishRequest>) -> Result<Response<pb::PublishResponse>, Status> {
+        require(&request, Permission::Publish, &request.get_ref().queue)?;
         let r = request.into_inner();
         let messages = r.messages.into_iter().map(convert::new_message).collect();
         let results = self.node.propose_typed(Command::publish(r.queue, messages)).await?;
@@ -157,6 +201,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
     }
 
     async fn receive(&self, request: Request<pb::ReceiveRequest>) -> Result<Response<pb::ReceiveResponse>, Status> {
+        require(&request, Permission::Consume, &request.get_ref().queue)?;
         let r = request.into_inner();
         if r.wait_ms > RECEIVE_WAIT_MS_MAX {
             return Err(invalid("wait_ms", format!("{} exceeds {RECEIVE_WAIT_MS_MAX}", r.wait_ms)));
@@ -179,11 +224,18 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        require(&request, Permission::Consume, &request.get_ref().queue)?;
         let stream = subscribe::start(self.node.clone(), request.into_inner())?;
         Ok(Response::new(Box::pin(stream)))
     }
 
     async fn ack(&self, request: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
+        let mut queues: Vec<&str> = request.get_ref().receipts.iter().map(|r| r.queue.as_str()).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        for queue in queues {
+            require(&request, Permission::Consume, queue)?;
+        }
         let receipts = request
             .into_inner()
             .receipts
@@ -196,6 +248,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
     }
 
     async fn nack(&self, request: Request<pb::NackRequest>) -> Result<Response<pb::NackResponse>, Status> {
+        require(&request, Permission::Consume, receipt_queue(request.get_ref().receipt.as_ref()))?;
         let r = request.into_inner();
         let receipt = convert::receipt_from_pb(r.receipt, "receipt")?;
         let nack = Command::nack(receipt, r.delay_ms, r.dead_letter, r.reason);
@@ -213,6 +266,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         &self,
         request: Request<pb::ExtendLeaseRequest>,
     ) -> Result<Response<pb::ExtendLeaseResponse>, Status> {
+        require(&request, Permission::Consume, receipt_queue(request.get_ref().receipt.as_ref()))?;
         let r = request.into_inner();
         let receipt = convert::receipt_from_pb(r.receipt, "receipt")?;
         let lease_expires_at_ms = self.node.propose_typed(Command::extend_lease(receipt, r.lease_ms)).await?;
@@ -220,6 +274,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
     }
 
     async fn peek(&self, request: Request<pb::PeekRequest>) -> Result<Response<pb::PeekResponse>, Status> {
+        require(&request, Permission::Manage, &request.get_ref().queue)?;
         let r = request.into_inner();
         check_name("queue", &r.queue)?;
         let filter = convert::state_filter(r.state)?;
@@ -239,6 +294,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
     }
 
     async fn inspect(&self, request: Request<pb::InspectRequest>) -> Result<Response<pb::InspectResponse>, Status> {
+        require(&request, Permission::Manage, &request.get_ref().queue)?;
         let r = request.into_inner();
         check_name("queue", &r.queue)?;
         let message =
@@ -248,6 +304,9 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
 
     async fn redrive(&self, request: Request<pb::RedriveRequest>) -> Result<Response<pb::RedriveResponse>, Status> {
         let audit = Audit::start(&request, "redrive");
+        if let Err(denied) = require(&request, Permission::Manage, &request.get_ref().queue) {
+            return audit.finish(&request.get_ref().queue, Err(denied));
+        }
         let r = request.into_inner();
         let name = r.queue.clone();
         audit.finish(&name, self.redrive_all(r).await)

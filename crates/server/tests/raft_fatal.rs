@@ -26,6 +26,8 @@ async fn serve_returns_an_error_when_raft_dies_of_a_storage_failure() {
         raft: RaftSettings::default(),
         cluster_name: "fatal-test".into(),
         limits: Default::default(),
+        auth: None,
+        peer_token: None,
         disk: None,
     };
     let server = tokio::spawn(raftq_server::serve(

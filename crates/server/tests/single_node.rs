@@ -107,6 +107,8 @@ fn config(raft: RaftSettings, disk: Option<DiskGuard>) -> ServerConfig {
         raft,
         cluster_name: "single-node-test".into(),
         limits: Default::default(),
+        auth: None,
+        peer_token: None,
         disk,
     }
 }
