@@ -177,6 +177,7 @@ impl Shared {
                 max_backoff: Duration::from_secs(1),
                 deadline: Duration::from_secs(8),
             },
+            token: None,
         };
         let connector = client_connector(&config);
         let client = Client::with_connector(config, connector).expect("the simulation's client config is valid");

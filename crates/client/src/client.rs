@@ -15,6 +15,8 @@ use std::{
 
 use raftq_proto::v1::{cluster_client::ClusterClient, queue_client::QueueClient};
 use tokio::time::Instant;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::{
@@ -58,6 +60,8 @@ struct Inner {
     client_id: uuid::Uuid,
     /// Counter for idempotency keys `"{client_id}-{n}"`.
     next_key: AtomicU64,
+    /// `Bearer <token>`, sent with every call; `None` without a token.
+    credentials: Credentials,
     /// A bug planted on purpose, for the simulation's checker to find: see
     /// [`Client::plant_bug_retry_in_doubt`].
     retry_in_doubt: AtomicBool,
@@ -131,9 +135,11 @@ impl Client {
     /// A client whose channels come from `connector` (simulation, tests).
     pub fn with_connector(config: ClientConfig, connector: impl Connector) -> Result<Self, ClientError> {
         config.validate()?;
+        let credentials = Credentials::new(config.token.as_ref())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
+                credentials,
                 connector: Box::new(connector),
                 channels: Mutex::new(BTreeMap::new()),
                 leader: Mutex::new(None),
@@ -229,14 +235,14 @@ impl Client {
     }
 
     /// A `Queue` stub on `channel` that accepts full 4 MiB batches.
-    pub(crate) fn queue_stub(channel: Channel) -> QueueClient<Channel> {
+    pub(crate) fn queue_stub(channel: Conn) -> QueueClient<Conn> {
         QueueClient::new(channel)
             .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
     }
 
     /// A `Cluster` stub on `channel`.
-    pub(crate) fn cluster_stub(channel: Channel) -> ClusterClient<Channel> {
+    pub(crate) fn cluster_stub(channel: Conn) -> ClusterClient<Conn> {
         ClusterClient::new(channel)
             .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
@@ -249,7 +255,7 @@ impl Client {
     /// address that gave it.
     pub(crate) async fn call<T, F, Fut>(&self, spec: CallSpec, mut attempt: F) -> Result<(T, String), ClientError>
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(Conn) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let policy = &self.inner.config.retry;
@@ -358,10 +364,10 @@ impl Client {
         attempt: &mut F,
     ) -> Result<tonic::Response<T>, ClientError>
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(Conn) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let channel = self.channel(addr)?;
+        let channel = InterceptedService::new(self.channel(addr)?, self.inner.credentials.clone());
         let call = attempt(channel);
         let Some(timeout) = timeout else {
             return call.await.map_err(|status| ClientError::from_status(status, addr));
@@ -371,6 +377,35 @@ impl Client {
             Ok(result) => result.map_err(|status| ClientError::from_status(status, addr)),
             Err(_elapsed) => Err(ClientError::Timeout { addr: addr.to_owned(), timeout: limit }),
         }
+    }
+}
+
+/// A channel that adds the client's credentials to every call.
+pub(crate) type Conn = InterceptedService<Channel, Credentials>;
+
+/// Adds `authorization` to each request when the client has a token.
+#[derive(Clone, Default)]
+pub(crate) struct Credentials(Option<MetadataValue<Ascii>>);
+
+impl Credentials {
+    pub(crate) fn new(token: Option<&crate::config::BearerToken>) -> Result<Self, ClientError> {
+        token
+            .map(|t| {
+                format!("Bearer {}", t.secret())
+                    .parse()
+                    .map_err(|_| ClientError::InvalidArgument("token: not a valid header value".into()))
+            })
+            .transpose()
+            .map(Self)
+    }
+}
+
+impl tonic::service::Interceptor for Credentials {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
     }
 }
 
@@ -451,7 +486,7 @@ mod tests {
         c.set_leader(&silent);
         let spec = CallSpec::leader("test-call", Safety::NotIdempotent);
         let result = c
-            .call(spec, |channel: Channel| async move {
+            .call(spec, |channel: Conn| async move {
                 let mut queue = raftq_proto::v1::queue_client::QueueClient::new(channel);
                 queue.get_queue(raftq_proto::v1::GetQueueRequest { name: "q".into() }).await
             })

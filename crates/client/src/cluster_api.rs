@@ -3,9 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::client::Conn;
 use futures_util::future::BoxFuture;
 use raftq_proto::v1::{self as proto, cluster_client::ClusterClient};
-use tonic::transport::Channel;
 
 use crate::{
     client::{CallSpec, Client, Target},
@@ -96,7 +96,7 @@ fn judge(answers: Vec<NodeDigest>, silent: Vec<(u64, String)>) -> Option<Replica
 
 /// One attempt of a `Cluster` call: the stub and a copy of the request.
 type ClusterAttempt<Req, Resp> =
-    fn(ClusterClient<Channel>, Req) -> BoxFuture<'static, Result<tonic::Response<Resp>, tonic::Status>>;
+    fn(ClusterClient<Conn>, Req) -> BoxFuture<'static, Result<tonic::Response<Resp>, tonic::Status>>;
 
 impl Client {
     /// Sends `req` with `send` under `spec`; returns the answer and who gave

@@ -58,6 +58,32 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// When and how often to retry a failed call.
     pub retry: RetryPolicy,
+    /// Sent as `authorization: Bearer <token>` with every call, for a
+    /// cluster with auth on. `None`: no token.
+    pub token: Option<BearerToken>,
+}
+
+/// A bearer token. Its `Debug` does not print it, so a logged config does
+/// not leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(String);
+
+impl BearerToken {
+    /// A token; [`ClientConfig::validate`] checks that it can be sent.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token itself.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
 }
 
 impl ClientConfig {
@@ -80,6 +106,11 @@ impl ClientConfig {
         if self.request_timeout.is_zero() {
             return Err(config_error("request_timeout: must be positive"));
         }
+        if let Some(token) = &self.token
+            && (token.0.is_empty() || !token.0.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(config_error("token: must be printable ASCII without spaces"));
+        }
         self.retry.validate()
     }
 }
@@ -94,6 +125,7 @@ impl Default for ClientConfig {
             connect_timeout: CONNECT_TIMEOUT_DEFAULT,
             request_timeout: REQUEST_TIMEOUT_DEFAULT,
             retry: RetryPolicy::default(),
+            token: None,
         }
     }
 }

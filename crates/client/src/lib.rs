@@ -98,8 +98,8 @@ mod types;
 pub use client::Client;
 pub use cluster_api::{DigestScan, NodeDigest, ReplicaCheck, TRANSFER_ATTEMPTS};
 pub use config::{
-    BATCH_BYTES_MAX, BATCH_MESSAGES_MAX, ClientConfig, GRPC_MESSAGE_BYTES_MAX, PublisherConfig, RECEIVE_WAIT_MAX,
-    RetryPolicy, validate_address,
+    BATCH_BYTES_MAX, BATCH_MESSAGES_MAX, BearerToken, ClientConfig, GRPC_MESSAGE_BYTES_MAX, PublisherConfig,
+    RECEIVE_WAIT_MAX, RetryPolicy, validate_address,
 };
 pub use connector::{Connector, TcpConnector, endpoint};
 pub use consumer::Consumer;

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use crate::client::Conn;
 use futures_util::future::BoxFuture;
 use raftq_proto::v1::{self as proto, queue_client::QueueClient};
-use tonic::transport::Channel;
 
 use crate::{
     client::{Budget, CallSpec, Client},
@@ -21,7 +21,7 @@ const LIST_PAGE_SIZE: u32 = 1_000;
 
 /// One attempt of a `Queue` call: the stub and a copy of the request.
 type QueueAttempt<Req, Resp> =
-    fn(QueueClient<Channel>, Req) -> BoxFuture<'static, Result<tonic::Response<Resp>, tonic::Status>>;
+    fn(QueueClient<Conn>, Req) -> BoxFuture<'static, Result<tonic::Response<Resp>, tonic::Status>>;
 
 impl Client {
     /// Sends `req` with `send` under `spec`, with a copy of `req` per
