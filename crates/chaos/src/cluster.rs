@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use raftq_client::{Client, ClientConfig, ClientError, RetryPolicy, endpoint, proto};
+use raftq_client::{BearerToken, Client, ClientConfig, ClientError, RetryPolicy, endpoint, proto};
 use tokio::time::Instant;
 
 use crate::docker::Docker;
@@ -152,6 +152,9 @@ fn client_for(addrs: &[String], host: &str, call_limit: Duration) -> Result<Clie
         max_backoff: Duration::from_millis(500),
         deadline: call_limit,
     };
+    // The compose cluster runs with auth on: deploy/chaos/run.sh exports
+    // the admin token.
+    config.token = std::env::var("RAFTQ_TOKEN").ok().filter(|t| !t.is_empty()).map(BearerToken::new);
     let settings = config.clone();
     let host = host.to_owned();
     Client::with_connector(config, move |addr: &str| {

@@ -61,6 +61,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     println!(
         "      raftq cluster status && raftq queue create demo && raftq publish demo hello && raftq consume demo --max 1"
     );
+    println!("INSECURE: no auth and no TLS; anyone who reaches these ports may use them (docs/security.md).");
     println!("Ctrl-C stops the cluster.");
 
     // A node that dies (say, killed to watch a failover) is reported and

@@ -2,6 +2,7 @@
 //! commands. Command-line parsing lives only here; the libraries take plain
 //! config structs.
 
+mod auth_cmd;
 mod bench_cmd;
 mod client_cmds;
 mod demo;
@@ -33,6 +34,14 @@ struct Cli {
         default_value = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103"
     )]
     servers: Vec<String>,
+    /// Bearer token sent with every call (client commands, bench), for a
+    /// cluster with auth on. Prefer the environment variable: a flag shows
+    /// in `ps`.
+    #[arg(long, global = true, env = "RAFTQ_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Read the bearer token from this file's first line instead.
+    #[arg(long, global = true, env = "RAFTQ_TOKEN_FILE", conflicts_with = "token")]
+    token_file: Option<std::path::PathBuf>,
     /// Machine-readable output (JSON) instead of prose.
     #[arg(long, global = true)]
     json: bool,
@@ -63,6 +72,10 @@ enum Cmd {
     /// Ask one node's gRPC health service; exit 0 only if SERVING (the
     /// container health check).
     Health(health_cmd::HealthArgs),
+    /// Tokens and the auth file: make a token, hash one, check a file, show
+    /// what a principal may do.
+    #[command(subcommand)]
+    Auth(auth_cmd::AuthCommand),
     #[command(flatten)]
     Client(client_cmds::ClientCommand),
 }
@@ -77,6 +90,15 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// The first line of a token file, trimmed.
+fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the token file {}", path.display()))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    anyhow::ensure!(!token.is_empty(), "{}: no token on its first line", path.display());
+    Ok(token.to_owned())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -87,6 +109,15 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
+        let token = match (&cli.token_file, &cli.command) {
+            // The server has its own flags; a token file meant for client
+            // commands in the same environment is not its business.
+            (_, Cmd::Server(_) | Cmd::Dev(_) | Cmd::Auth(_) | Cmd::Demo | Cmd::Health(_)) | (None, _) => cli.token,
+            (Some(path), _) => match read_token_file(path) {
+                Ok(token) => Some(token),
+                Err(e) => return Err(e),
+            },
+        };
         match cli.command {
             Cmd::Server(args) => {
                 init_logging(cli.log_format);
@@ -94,9 +125,10 @@ fn main() -> ExitCode {
             }
             Cmd::Dev(args) => dev_cmd::run(args).await,
             Cmd::Demo => demo::run(cli.json),
-            Cmd::Bench(args) => bench_cmd::run(args, cli.servers, cli.json).await,
+            Cmd::Bench(args) => bench_cmd::run(args, cli.servers, token, cli.json).await,
+            Cmd::Auth(command) => auth_cmd::run(command, cli.json),
             Cmd::Health(args) => health_cmd::run(args, cli.json).await,
-            Cmd::Client(command) => client_cmds::run(command, cli.servers, cli.json).await,
+            Cmd::Client(command) => client_cmds::run(command, cli.servers, token, cli.json).await,
         }
     });
     match result {

@@ -97,6 +97,18 @@ pub struct ServerArgs {
     /// `raftq-retry-after-ms`, before its body is read.
     #[arg(long, env = "RAFTQ_MAX_INFLIGHT_REQUESTS", default_value_t = raftq_server::MAX_INFLIGHT_REQUESTS_DEFAULT)]
     pub max_inflight_requests: usize,
+    /// Turn authentication on with this auth file (JSON: principals, their
+    /// token hashes and permissions; see docs/security.md and `raftq auth
+    /// token`). Read again when it changes or on SIGHUP. Needs a peer token.
+    #[arg(long, env = "RAFTQ_AUTH_FILE")]
+    pub auth_file: Option<PathBuf>,
+    /// The token this node presents to its peers (a principal with `peer`).
+    /// Prefer `--peer-token-file` or the environment: a flag shows in `ps`.
+    #[arg(long, env = "RAFTQ_PEER_TOKEN", hide_env_values = true, conflicts_with = "peer_token_file")]
+    pub peer_token: Option<String>,
+    /// A file holding the peer token (first line), e.g. a mounted secret.
+    #[arg(long, env = "RAFTQ_PEER_TOKEN_FILE")]
+    pub peer_token_file: Option<PathBuf>,
 }
 
 /// Parses `1=host:port,2=host:port`.
@@ -160,6 +172,18 @@ impl ServerArgs {
         }
     }
 
+    fn peer_token(&self) -> Result<Option<String>> {
+        if let Some(path) = &self.peer_token_file {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let token = text.lines().next().unwrap_or("").trim().to_owned();
+            if token.is_empty() {
+                bail!("{}: no token on its first line", path.display());
+            }
+            return Ok(Some(token));
+        }
+        Ok(self.peer_token.clone().filter(|t| !t.is_empty()))
+    }
+
     fn config(&self) -> Result<ServerConfig> {
         Ok(ServerConfig {
             node_id: self.node_id()?,
@@ -185,6 +209,11 @@ impl ServerArgs {
                 space: Arc::new(StatvfsSpace(self.data_dir.clone())),
                 reserve_bytes: self.min_free_disk_mb << 20,
             }),
+            auth: match &self.auth_file {
+                Some(path) => Some(raftq_server::auth::Auth::new(crate::auth_cmd::load_policy(path)?)),
+                None => None,
+            },
+            peer_token: self.peer_token()?,
         })
     }
 }
@@ -218,6 +247,17 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         stream.set_nodelay(true)?;
         Ok::<_, std::io::Error>(stream)
     });
+    let reloader = match (&args.auth_file, &config.auth) {
+        (Some(path), Some(auth)) => {
+            let first = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            tracing::info!(path = %path.display(), principals = auth.policy().len(), "auth on");
+            Some(crate::auth_cmd::spawn_reloader(path.clone(), auth.clone(), first))
+        }
+        _ => {
+            tracing::warn!("auth is off: anyone who reaches this node's port may use it (see docs/security.md)");
+            None
+        }
+    };
     let connector = Arc::new(TcpConnector::default());
     raftq_server::serve(
         config,
@@ -229,8 +269,8 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         shutdown_signal(),
     )
     .await?;
-    if let Some(metrics) = metrics {
-        metrics.abort();
+    for task in [metrics, reloader].into_iter().flatten() {
+        task.abort();
     }
     tracing::info!("stopped cleanly");
     Ok(())

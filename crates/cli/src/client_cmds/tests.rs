@@ -380,7 +380,9 @@ fn small_parsers() {
     assert!(super::parse_duration("5").is_err());
     assert_eq!(super::parse_rate("100/s"), Ok(100));
     assert!(super::parse_rate("-1/s").is_err());
-    assert!(super::connect(vec![]).is_err());
-    assert!(super::connect(vec![" , ".into()]).is_err());
-    assert!(super::connect(vec!["a:1,b:2".into()]).is_ok());
+    assert!(super::connect(vec![], None).is_err());
+    assert!(super::connect(vec![" , ".into()], None).is_err());
+    assert!(super::connect(vec!["a:1,b:2".into()], None).is_ok());
+    assert!(super::connect(vec!["a:1".into()], Some("rq_x".into())).is_ok());
+    assert!(super::connect(vec!["a:1".into()], Some("two words".into())).is_err(), "a token must be a header value");
 }
