@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use raftq_client::{Code, OutgoingMessage, proto};
 use raftq_proto::v1::queue_client::QueueClient;
-use tonic::transport::Channel;
 
-use crate::harness::{Cluster, Options};
+use crate::harness::{Cluster, Options, Stub};
 
 /// 1 MiB, the default largest message.
 const MIB: usize = 1024 * 1024;
@@ -76,6 +75,19 @@ async fn bad_input_is_rejected_and_node_keeps_serving() {
         let result = to_leader(&mut cluster, async |mut stub| stub.ack(request.clone()).await).await;
         expect_rejected(what, result, code, names);
     }
+    // Past the gRPC message limit: RESOURCE_EXHAUSTED (tonic's own answer,
+    // OUT_OF_RANGE, is mapped), before anything is decoded.
+    let huge = publish(QUEUE, vec![body(MIB); 20]);
+    let result =
+        to_leader(&mut cluster, async |stub| stub.max_encoding_message_size(64 * MIB).publish(huge.clone()).await)
+            .await;
+    expect_rejected("20 MiB request", result, Code::ResourceExhausted, "too large");
+    // Bytes that are no protobuf message: INVALID_ARGUMENT, not INTERNAL.
+    for path in ["/raftq.v1.Queue/Publish", "/raftq.v1.Queue/Ack", "/raftq.v1.Cluster/Status"] {
+        let leader = cluster.leader_id().await;
+        let result = raw_call(cluster.stub_channel(leader, None), path, vec![0x0f, 0x00]).await;
+        expect_rejected(path, result, Code::InvalidArgument, "decode");
+    }
     let create = proto::CreateQueueRequest { name: "x".repeat(129), config: None };
     let result = to_leader(&mut cluster, async |mut stub| stub.create_queue(create.clone()).await).await;
     expect_rejected("129-byte queue name", result, Code::InvalidArgument, "name");
@@ -102,7 +114,7 @@ async fn bad_input_is_rejected_and_node_keeps_serving() {
 /// returned.
 async fn to_leader<T>(
     cluster: &mut Cluster,
-    mut call: impl AsyncFnMut(QueueClient<Channel>) -> Result<tonic::Response<T>, tonic::Status>,
+    mut call: impl AsyncFnMut(QueueClient<Stub>) -> Result<tonic::Response<T>, tonic::Status>,
 ) -> Result<tonic::Response<T>, tonic::Status> {
     let mut last = None;
     for _ in 0..LEADER_TRIES {
@@ -113,6 +125,58 @@ async fn to_leader<T>(
         }
     }
     panic!("no leader took the call in {LEADER_TRIES} tries; last answer {last:?}");
+}
+
+/// Sends `bytes` as the whole request body of `path`, as a broken or
+/// hostile client could.
+async fn raw_call(
+    channel: Stub,
+    path: &'static str,
+    bytes: Vec<u8>,
+) -> Result<tonic::Response<Vec<u8>>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+    grpc.unary(tonic::Request::new(bytes), path, RawCodec).await
+}
+
+/// Sends and receives message bodies as they are.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let bytes = bytes::Buf::copy_to_bytes(src, bytes::Buf::remaining(src)).to_vec();
+        Ok(Some(bytes))
+    }
 }
 
 /// Asserts that `result` failed with `code` and a message naming `names`.

@@ -14,11 +14,14 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use raftq_client::{Client, ClientConfig, proto};
+use raftq_client::{BearerToken, Client, ClientConfig, proto};
 use raftq_proto::v1::cluster_client::ClusterClient;
+use raftq_server::auth::AuthFile;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep, timeout};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::{Interceptor, interceptor::InterceptedService};
 use tonic::transport::Channel;
 
 /// The longest any single wait of a test may take (a leader, a catch-up, a
@@ -53,12 +56,49 @@ pub struct Options {
     pub snapshot_every: Option<u64>,
     /// `--log-keep`; `None` = the server's default.
     pub log_keep: Option<u64>,
+    /// Auth on: the nodes get `--auth-file` and `--peer-token-file`, and
+    /// the harness's own calls (status polls, `client()`, raw stubs) send
+    /// the admin token.
+    pub auth: Option<AuthOptions>,
 }
+
+/// The auth setup of a cluster with auth on.
+#[derive(Debug, Clone)]
+pub struct AuthOptions {
+    /// The auth file the nodes start with.
+    pub file: AuthFile,
+    /// The token the nodes present to each other (a `peer` principal's).
+    pub peer_token: String,
+    /// A token with `admin` and every queue permission, for the harness.
+    pub admin_token: String,
+}
+
+/// Adds a bearer token (if any) to raw stub calls.
+#[derive(Debug, Clone, Default)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    pub fn new(token: Option<&str>) -> Self {
+        Self(token.map(|t| format!("Bearer {t}").parse().expect("token is a header value")))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A raw stub's channel: the node's, with the harness's token.
+pub type Stub = InterceptedService<Channel, Bearer>;
 
 impl Default for Options {
     /// The server's own defaults: 100 ms heartbeats, 500 ms elections.
     fn default() -> Self {
-        Self { heartbeat_ms: 100, election_timeout_ms: 500, snapshot_every: None, log_keep: None }
+        Self { heartbeat_ms: 100, election_timeout_ms: 500, snapshot_every: None, log_keep: None, auth: None }
     }
 }
 
@@ -98,6 +138,10 @@ impl Cluster {
         let addrs: BTreeMap<u64, String> = (1..=voters).map(|id| (id, format!("127.0.0.1:{}", pick_port()))).collect();
         let peers = peers_arg(&addrs);
         let mut cluster = Self { name: name.to_owned(), options, root: Some(root), nodes: BTreeMap::new() };
+        if let Some(auth) = cluster.options.auth.clone() {
+            cluster.write_auth_file(&auth.file);
+            std::fs::write(cluster.peer_token_path(), format!("{}\n", auth.peer_token)).expect("write peer token");
+        }
         for (id, addr) in addrs {
             cluster.add_process(id, addr, peers.clone());
         }
@@ -145,6 +189,10 @@ impl Cluster {
         if let Some(keep) = self.options.log_keep {
             command.args(["--log-keep", &keep.to_string()]);
         }
+        if self.options.auth.is_some() {
+            command.arg("--auth-file").arg(self.auth_file_path());
+            command.arg("--peer-token-file").arg(self.peer_token_path());
+        }
         // Only the flags above configure the node, whatever the CI sets.
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("RAFTQ_") {
@@ -189,30 +237,91 @@ impl Cluster {
     /// A client seeded with every running node.
     pub fn client(&self) -> Client {
         let addrs: Vec<String> = self.running_ids().into_iter().map(|id| self.addr(id)).collect();
-        Client::connect(ClientConfig::new(addrs)).expect("client config")
+        Client::connect(ClientConfig { token: self.admin_token(), ..ClientConfig::new(addrs) }).expect("client config")
+    }
+
+    /// A client seeded with every running node that sends `token` (or none).
+    pub fn client_with_token(&self, token: Option<&str>) -> Client {
+        let addrs: Vec<String> = self.running_ids().into_iter().map(|id| self.addr(id)).collect();
+        let token = token.map(BearerToken::new);
+        Client::connect(ClientConfig { token, ..ClientConfig::new(addrs) }).expect("client config")
+    }
+
+    fn admin_token(&self) -> Option<BearerToken> {
+        self.options.auth.as_ref().map(|auth| BearerToken::new(auth.admin_token.clone()))
+    }
+
+    fn auth_file_path(&self) -> PathBuf {
+        self.root.as_ref().expect("cluster dir").path().join("auth.json")
+    }
+
+    fn peer_token_path(&self) -> PathBuf {
+        self.root.as_ref().expect("cluster dir").path().join("peer-token")
+    }
+
+    /// Replaces the auth file the nodes read (whole, by a rename, as an
+    /// operator's tooling or a mounted secret would).
+    pub fn write_auth_file(&self, file: &AuthFile) {
+        self.write_auth_file_bytes(&serde_json::to_vec_pretty(file).expect("auth file json"));
+    }
+
+    /// Replaces the auth file with any bytes (a broken file, say).
+    pub fn write_auth_file_bytes(&self, bytes: &[u8]) {
+        let path = self.auth_file_path();
+        let staging = path.with_extension("json.new");
+        std::fs::write(&staging, bytes).expect("write auth file");
+        std::fs::rename(&staging, &path).expect("rename auth file");
+    }
+
+    /// Waits until every running node's log, after byte `offsets[id]`, has
+    /// a line containing `text`.
+    pub async fn wait_for_log_line(&self, offsets: &BTreeMap<u64, u64>, text: &str) {
+        for id in self.running_ids() {
+            let from = offsets.get(&id).copied().unwrap_or(0);
+            wait_for(&format!("node {id} to log {text:?}"), WAIT, async || {
+                self.log_since(id, from).contains(text).then_some(())
+            })
+            .await;
+        }
+    }
+
+    /// Every running node's log length, for [`Self::wait_for_log_line`].
+    pub fn log_offsets(&self) -> BTreeMap<u64, u64> {
+        self.running_ids().into_iter().map(|id| (id, self.log_len(id))).collect()
+    }
+
+    /// A raw stub channel to node `id` sending `token` (or none).
+    pub fn stub_channel(&self, id: u64, token: Option<&str>) -> Stub {
+        InterceptedService::new(self.node(id).channel.clone(), Bearer::new(token))
+    }
+
+    fn harness_channel(&self, id: u64) -> Stub {
+        let token = self.options.auth.as_ref().map(|auth| auth.admin_token.as_str());
+        self.stub_channel(id, token)
     }
 
     /// A client seeded with node `id` alone (it still follows leader hints).
     pub fn client_of(&self, id: u64) -> Client {
-        Client::connect(ClientConfig::new([self.addr(id)])).expect("client config")
+        Client::connect(ClientConfig { token: self.admin_token(), ..ClientConfig::new([self.addr(id)]) })
+            .expect("client config")
     }
 
     /// A raw `Queue` stub on node `id`, accepting large messages.
-    pub fn queue_stub(&self, id: u64) -> raftq_proto::v1::queue_client::QueueClient<Channel> {
-        raftq_proto::v1::queue_client::QueueClient::new(self.node(id).channel.clone())
+    pub fn queue_stub(&self, id: u64) -> raftq_proto::v1::queue_client::QueueClient<Stub> {
+        raftq_proto::v1::queue_client::QueueClient::new(self.harness_channel(id))
             .max_encoding_message_size(raftq_client::GRPC_MESSAGE_BYTES_MAX)
             .max_decoding_message_size(raftq_client::GRPC_MESSAGE_BYTES_MAX)
     }
 
     /// A raw `Cluster` stub on node `id` (no retries, no leader hints followed).
-    pub fn cluster_stub(&self, id: u64) -> ClusterClient<Channel> {
-        ClusterClient::new(self.node(id).channel.clone())
+    pub fn cluster_stub(&self, id: u64) -> ClusterClient<Stub> {
+        ClusterClient::new(self.harness_channel(id))
     }
 
     /// Node `id`'s own view of the cluster, or `None` if it does not answer
     /// within a short timeout (down, starting, hung).
     pub async fn status_of(&self, id: u64) -> Option<proto::StatusResponse> {
-        let mut stub = ClusterClient::new(self.node(id).channel.clone());
+        let mut stub = ClusterClient::new(self.harness_channel(id));
         match timeout(STATUS_TIMEOUT, stub.status(proto::StatusRequest::default())).await {
             Ok(Ok(response)) => Some(response.into_inner()),
             _ => None,
