@@ -38,3 +38,40 @@ wait_healthy() {
         sleep 1
     done
 }
+
+# The compose cluster runs with auth on. Its secrets live in deploy/secrets/
+# (not in git), made once by `ensure_secrets` with the built binary:
+#   auth.json    the auth file: principals `raftq-nodes` (peer) and `admin`
+#                (admin, every permission on every queue), token hashes only
+#   peer-token   the nodes' token (mounted into the containers)
+#   admin-token  the admin token, for clients on the host: RAFTQ_TOKEN
+RAFTQ_SECRETS_DIR="deploy/secrets"
+
+# Makes the secrets if missing. $1: the raftq binary.
+ensure_secrets() {
+    local raftq="$1" dir="$RAFTQ_SECRETS_DIR"
+    [[ -s "$dir/auth.json" && -s "$dir/peer-token" && -s "$dir/admin-token" ]] && return 0
+    echo "==> making tokens and the auth file in $dir"
+    mkdir -p "$dir"
+    local peer admin
+    peer=$("$raftq" --json auth token --name raftq-nodes --peer)
+    admin=$("$raftq" --json auth token --name admin --admin --publish '*' --consume '*' --manage '*')
+    python3 - "$dir" "$peer" "$admin" <<'PY'
+import json, os, sys
+d, peer, admin = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+def write(name, text):
+    path = os.path.join(d, name)
+    with open(path, "w") as f:
+        f.write(text)
+    # The containers run as uid 10001 and read these through a bind mount.
+    os.chmod(path, 0o644)
+write("auth.json", json.dumps({"principals": [peer["principal"], admin["principal"]]}, indent=2) + "\n")
+write("peer-token", peer["token"] + "\n")
+write("admin-token", admin["token"] + "\n")
+PY
+}
+
+# The admin token, for clients on the host.
+admin_token() {
+    cat "$RAFTQ_SECRETS_DIR/admin-token"
+}

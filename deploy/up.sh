@@ -6,9 +6,11 @@
 # Usage: deploy/up.sh            (env: CARGO_TARGET_DIR, RAFTQ_IMAGE)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh   # CARGO_TARGET_DIR
 source deploy/lib.sh
 
 deploy/build-image.sh
+ensure_secrets "$CARGO_TARGET_DIR/release/raftq"
 echo "==> compose up (project $COMPOSE_PROJECT_NAME)"
 compose up -d
 echo "==> waiting for three healthy nodes"
@@ -21,6 +23,7 @@ From the host (the nodes call each other raftq-1..3, and a follower's leader
 hint names one of them, so map those names to loopback once):
   echo '127.0.0.1 raftq-1 raftq-2 raftq-3' | sudo tee -a /etc/hosts
   export RAFTQ_SERVERS=raftq-1:7101,raftq-2:7102,raftq-3:7103
+  export RAFTQ_TOKEN=\$(cat deploy/secrets/admin-token)   # auth is on
   raftq cluster status
 
 Without touching /etc/hosts, run the client inside a node:

@@ -6,6 +6,9 @@ trailing metadata. If that address is one of ours we go there; otherwise
 (e.g. a compose cluster reached through published ports, whose hints name
 container hosts) we try the next server. The Rust client does the same
 with more care (backoff, deadlines, idempotency keys on every publish).
+
+With auth on, set `RAFTQ_TOKEN`: every call then sends the metadata
+`authorization: Bearer <token>` (see docs/security.md).
 """
 
 import os
@@ -24,8 +27,10 @@ LEADER_METADATA_KEY = "raftq-leader"
 class Connection:
     """Stubs for every server, and the index of the one believed leader."""
 
-    def __init__(self, servers, attempts=30, timeout_s=10.0):
+    def __init__(self, servers, attempts=30, timeout_s=10.0, token=None):
         self.servers = list(servers)
+        token = token if token is not None else os.environ.get("RAFTQ_TOKEN", "")
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.stubs = [queue_pb2_grpc.QueueStub(grpc.insecure_channel(s)) for s in self.servers]
         self.current = 0
         self.attempts = attempts
@@ -38,7 +43,7 @@ class Connection:
         for attempt in range(self.attempts):
             stub = self.stubs[self.current]
             try:
-                return getattr(stub, method)(request, timeout=timeout_s or self.timeout_s)
+                return getattr(stub, method)(request, timeout=timeout_s or self.timeout_s, metadata=self.metadata)
             except grpc.RpcError as e:
                 if e.code() != grpc.StatusCode.UNAVAILABLE:
                     raise

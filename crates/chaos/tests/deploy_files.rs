@@ -89,6 +89,14 @@ fn compose_file_runs_three_healthy_nodes() {
         }
         let published = format!("127.0.0.1:{listen_port}:{listen_port}");
         assert!(list(&node["ports"], "ports").iter().any(|p| p.as_str() == Some(&published)), "{published}");
+        // Auth is on, from files in the secrets mount.
+        let mounts: Vec<&str> = list(&node["volumes"], "volumes").iter().map(|v| str_of(v, "volume")).collect();
+        let secrets = mounts.iter().find(|m| m.starts_with("./secrets:")).expect("the secrets mount");
+        let secrets_dir = secrets.split(':').nth(1).unwrap();
+        for var in ["RAFTQ_AUTH_FILE", "RAFTQ_PEER_TOKEN_FILE", "RAFTQ_TOKEN_FILE"] {
+            let path = str_of(&env[var], var);
+            assert!(path.starts_with(&format!("{secrets_dir}/")), "{name}: {var}={path} is in the secrets mount");
+        }
         let volume = str_of(&list(&node["volumes"], "volumes")[0], "volume");
         assert!(volume.ends_with(":/var/lib/raftq"), "{volume}");
         volumes.insert(volume.split(':').next().unwrap().to_owned());
@@ -172,4 +180,17 @@ fn kubernetes_manifests_have_what_a_statefulset_needs() {
     };
     assert_eq!(declared("grpc").as_deref(), Some(grpc_port));
     assert_eq!(declared("metrics").as_deref(), Some(metrics_port));
+
+    // Auth is on, from the Secret raftq-auth mounted where the env points.
+    let auth_mount = list(&container["volumeMounts"], "volumeMounts")
+        .iter()
+        .find(|m| m["name"].as_str() == Some("auth"))
+        .map(|m| str_of(&m["mountPath"], "mountPath"))
+        .expect("the auth secret is mounted");
+    for var in ["RAFTQ_AUTH_FILE", "RAFTQ_PEER_TOKEN_FILE"] {
+        assert!(k8s_env(container, var).starts_with(&format!("{auth_mount}/")), "{var} is in the secret");
+    }
+    let volumes = list(&spec["template"]["spec"]["volumes"], "volumes");
+    let auth = volumes.iter().find(|v| v["name"].as_str() == Some("auth")).expect("auth volume");
+    assert_eq!(auth["secret"]["secretName"].as_str(), Some("raftq-auth"));
 }
