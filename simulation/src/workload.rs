@@ -178,6 +178,7 @@ impl Shared {
                 deadline: Duration::from_secs(8),
             },
             token: None,
+            tls: None,
         };
         let connector = client_connector(&config);
         let client = Client::with_connector(config, connector).expect("the simulation's client config is valid");

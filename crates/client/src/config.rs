@@ -61,6 +61,31 @@ pub struct ClientConfig {
     /// Sent as `authorization: Bearer <token>` with every call, for a
     /// cluster with auth on. `None`: no token.
     pub token: Option<BearerToken>,
+    /// TLS to the servers; `None`: plain HTTP/2.
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS settings of a client: the servers' CA and, for servers that ask
+/// for client certificates, the client's own certificate and key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM of the CA certificate(s) the servers' certificates chain to.
+    pub ca_pem: Vec<u8>,
+    /// PEM certificate chain and private key of this client, if any.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// The name to check the servers' certificates against; `None`: the
+    /// host of each address (its IP address or DNS name).
+    pub domain: Option<String>,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("ca_pem_bytes", &self.ca_pem.len())
+            .field("identity", &self.identity.as_ref().map(|_| "<certificate and key>"))
+            .field("domain", &self.domain)
+            .finish()
+    }
 }
 
 /// A bearer token. Its `Debug` does not print it, so a logged config does
@@ -106,6 +131,11 @@ impl ClientConfig {
         if self.request_timeout.is_zero() {
             return Err(config_error("request_timeout: must be positive"));
         }
+        if let Some(tls) = &self.tls
+            && tls.ca_pem.is_empty()
+        {
+            return Err(config_error("tls.ca_pem: the CA certificate is needed"));
+        }
         if let Some(token) = &self.token
             && (token.0.is_empty() || !token.0.bytes().all(|b| b.is_ascii_graphic()))
         {
@@ -126,6 +156,7 @@ impl Default for ClientConfig {
             request_timeout: REQUEST_TIMEOUT_DEFAULT,
             retry: RetryPolicy::default(),
             token: None,
+            tls: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::{config::ClientConfig, error::ClientError};
 
@@ -71,8 +71,19 @@ const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// their own transport and call `connect_with_connector_lazy`).
 pub fn endpoint(addr: &str, config: &ClientConfig) -> Result<Endpoint, ClientError> {
     crate::config::validate_address(addr).map_err(ClientError::InvalidArgument)?;
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
         .map_err(|e| ClientError::InvalidArgument(format!("{addr:?}: {e}")))?;
+    if let Some(tls) = &config.tls {
+        let mut settings = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&tls.ca_pem));
+        if let Some((cert, key)) = &tls.identity {
+            settings = settings.identity(Identity::from_pem(cert, key));
+        }
+        if let Some(domain) = &tls.domain {
+            settings = settings.domain_name(domain.clone());
+        }
+        endpoint = endpoint.tls_config(settings).map_err(|e| ClientError::InvalidArgument(format!("tls: {e}")))?;
+    }
     Ok(endpoint
         .connect_timeout(config.connect_timeout)
         .tcp_nodelay(true)

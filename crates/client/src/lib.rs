@@ -99,7 +99,7 @@ pub use client::Client;
 pub use cluster_api::{DigestScan, NodeDigest, ReplicaCheck, TRANSFER_ATTEMPTS};
 pub use config::{
     BATCH_BYTES_MAX, BATCH_MESSAGES_MAX, BearerToken, ClientConfig, GRPC_MESSAGE_BYTES_MAX, PublisherConfig,
-    RECEIVE_WAIT_MAX, RetryPolicy, validate_address,
+    RECEIVE_WAIT_MAX, RetryPolicy, TlsConfig, validate_address,
 };
 pub use connector::{Connector, TcpConnector, endpoint};
 pub use consumer::Consumer;

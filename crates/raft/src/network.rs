@@ -20,7 +20,7 @@ use raftq_proto::v1::SnapshotChunk;
 use raftq_proto::v1::raft_transport_client::RaftTransportClient;
 use raftq_types::{Snapshot, SnapshotData, TypeConfig, Vote};
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::codec;
 
@@ -70,22 +70,28 @@ pub trait Connector: fmt::Debug + Send + Sync + 'static {
     fn channel(&self, addr: &str) -> Result<Channel, String>;
 }
 
-/// Dials peers over TCP.
+/// Dials peers over TCP, with TLS if `tls` is set.
 #[derive(Clone, Debug)]
 pub struct TcpConnector {
     pub connect_timeout: Duration,
+    /// The peers' CA and this node's client certificate; `None`: plain.
+    pub tls: Option<ClientTlsConfig>,
 }
 
 impl Default for TcpConnector {
     fn default() -> Self {
-        Self { connect_timeout: PEER_CONNECT_TIMEOUT }
+        Self { connect_timeout: PEER_CONNECT_TIMEOUT, tls: None }
     }
 }
 
 impl Connector for TcpConnector {
     fn channel(&self, addr: &str) -> Result<Channel, String> {
-        let endpoint =
-            Endpoint::from_shared(format!("http://{addr}")).map_err(|e| format!("bad address {addr:?}: {e}"))?;
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint =
+            Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(|e| format!("bad address {addr:?}: {e}"))?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone()).map_err(|e| format!("TLS to {addr}: {e}"))?;
+        }
         Ok(endpoint
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
