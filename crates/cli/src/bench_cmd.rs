@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use bytes::{BufMut, Bytes, BytesMut};
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
-use raftq_client::{BearerToken, Client, ClientConfig, OutgoingMessage, proto};
+use raftq_client::{Client, ClientConfig, OutgoingMessage, proto};
 
 /// Ack requests in flight per consumer.
 const ACKS_IN_FLIGHT: usize = 4;
@@ -144,7 +144,7 @@ fn parse_body(body: &[u8]) -> Option<(u64, u64)> {
     Some((seq, sent))
 }
 
-pub async fn run(args: BenchArgs, servers: Vec<String>, token: Option<String>, json: bool) -> Result<()> {
+pub async fn run(args: BenchArgs, servers: Vec<String>, base: ClientConfig, json: bool) -> Result<()> {
     if args.size < 16 {
         bail!("--size must be at least 16 bytes");
     }
@@ -161,11 +161,7 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, token: Option<String>, j
     if args.scenario == Scenario::Fsync {
         return fsync_latency(&args, json);
     }
-    let client = Client::connect(ClientConfig {
-        token: token.clone().map(BearerToken::new),
-        ..ClientConfig::new(servers.clone())
-    })
-    .context("connecting")?;
+    let client = Client::connect(ClientConfig { servers: servers.clone(), ..base.clone() }).context("connecting")?;
     // With one connection everything shares it (as before); with more, the
     // producers get their own and the consumers keep `client`'s, so a
     // producer's full stream window never delays a consumer.
@@ -173,13 +169,7 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, token: Option<String>, j
         vec![client.clone()]
     } else {
         (0..args.connections)
-            .map(|_| {
-                Client::connect(ClientConfig {
-                    token: token.clone().map(BearerToken::new),
-                    ..ClientConfig::new(servers.clone())
-                })
-                .context("connecting")
-            })
+            .map(|_| Client::connect(ClientConfig { servers: servers.clone(), ..base.clone() }).context("connecting"))
             .collect::<Result<Vec<_>>>()?
     };
     match client.create_queue(&args.queue, proto::QueueConfig::default()).await {

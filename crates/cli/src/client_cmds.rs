@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
-use raftq_client::{BearerToken, Client, ClientConfig, Receipt};
+use raftq_client::{Client, ClientConfig, Receipt};
 
 pub use self::{
     cluster::ClusterCommand,
@@ -56,8 +56,8 @@ pub enum ClientCommand {
 
 /// Runs one client command against `servers` (`host:port`, any subset of
 /// the cluster), printing JSON instead of prose with `json`.
-pub async fn run(command: ClientCommand, servers: Vec<String>, token: Option<String>, json: bool) -> Result<()> {
-    let client = connect(servers, token)?;
+pub async fn run(command: ClientCommand, servers: Vec<String>, base: ClientConfig, json: bool) -> Result<()> {
+    let client = connect(servers, base)?;
     match command {
         ClientCommand::Queue(cmd) => queue::run(&client, cmd, json).await,
         ClientCommand::Publish(args) => messages::publish(&client, args, json).await,
@@ -71,15 +71,15 @@ pub async fn run(command: ClientCommand, servers: Vec<String>, token: Option<Str
     }
 }
 
-/// A client for the non-empty entries of `servers`, sending `token`.
-fn connect(servers: Vec<String>, token: Option<String>) -> Result<Client> {
+/// A client for the non-empty entries of `servers`, with `base`'s token
+/// and TLS settings.
+fn connect(servers: Vec<String>, base: ClientConfig) -> Result<Client> {
     let servers: Vec<String> =
         servers.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
     if servers.is_empty() {
         bail!("no servers: pass --servers host:port,... or set RAFTQ_SERVERS");
     }
-    let token = token.filter(|t| !t.is_empty()).map(BearerToken::new);
-    Client::connect(ClientConfig { token, ..ClientConfig::new(servers) }).context("--servers / --token")
+    Client::connect(ClientConfig { servers, ..base }).context("--servers / --token / --tls-*")
 }
 
 /// Parses a duration such as `30s`, `5m`, `250ms` or `1h 30m`.

@@ -33,8 +33,8 @@ pub struct HealthArgs {
 }
 
 /// Checks once; `Ok` only for SERVING.
-pub async fn run(args: HealthArgs, json: bool) -> Result<()> {
-    let status = tokio::time::timeout(args.timeout, check(&args.addr, &args.service))
+pub async fn run(args: HealthArgs, tls: Option<raftq_client::TlsConfig>, json: bool) -> Result<()> {
+    let status = tokio::time::timeout(args.timeout, check(&args.addr, &args.service, tls.as_ref()))
         .await
         .with_context(|| format!("{}: no answer within {:?}", args.addr, args.timeout))??;
     let name = status_name(status);
@@ -50,10 +50,10 @@ pub async fn run(args: HealthArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// One `Health/Check` call.
-pub async fn check(addr: &str, service: &str) -> Result<ServingStatus> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .with_context(|| format!("{addr:?} is not host:port"))?;
+/// One `Health/Check` call, over TLS if `tls` is set.
+pub async fn check(addr: &str, service: &str, tls: Option<&raftq_client::TlsConfig>) -> Result<ServingStatus> {
+    let settings = raftq_client::ClientConfig { tls: tls.cloned(), ..raftq_client::ClientConfig::new([addr]) };
+    let endpoint = raftq_client::endpoint(addr, &settings).with_context(|| format!("{addr:?} is not host:port"))?;
     let channel = endpoint.connect().await.with_context(|| format!("connecting to {addr}"))?;
     let response = HealthClient::new(channel)
         .check(HealthCheckRequest { service: service.to_owned() })

@@ -10,6 +10,7 @@ mod dev_cmd;
 mod health_cmd;
 mod metrics_http;
 mod server_cmd;
+mod tls;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,18 @@ struct Cli {
     /// Read the bearer token from this file's first line instead.
     #[arg(long, global = true, env = "RAFTQ_TOKEN_FILE", conflicts_with = "token")]
     token_file: Option<std::path::PathBuf>,
+    /// TLS: the CA certificate (PEM) the servers' certificates chain to.
+    /// Client commands use it to check the servers; a server uses it to
+    /// check its peers when it dials them.
+    #[arg(long, global = true, env = "RAFTQ_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// TLS: a certificate chain (PEM). A server serves it and presents it
+    /// to its peers; a client presents it to servers that ask for one.
+    #[arg(long, global = true, env = "RAFTQ_TLS_CERT")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// TLS: the private key (PEM) of `--tls-cert`.
+    #[arg(long, global = true, env = "RAFTQ_TLS_KEY")]
+    tls_key: Option<std::path::PathBuf>,
     /// Machine-readable output (JSON) instead of prose.
     #[arg(long, global = true)]
     json: bool,
@@ -109,6 +122,8 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
+        let tls_files =
+            tls::ClientTlsFiles { ca: cli.tls_ca.clone(), cert: cli.tls_cert.clone(), key: cli.tls_key.clone() };
         let token = match (&cli.token_file, &cli.command) {
             // The server has its own flags; a token file meant for client
             // commands in the same environment is not its business.
@@ -118,17 +133,27 @@ fn main() -> ExitCode {
                 Err(e) => return Err(e),
             },
         };
+        let base = raftq_client::ClientConfig {
+            token: token.filter(|t| !t.is_empty()).map(raftq_client::BearerToken::new),
+            tls: match (&cli.command, tls_files.load()) {
+                // The server reads the files itself (and reloads them).
+                (Cmd::Server(_) | Cmd::Dev(_) | Cmd::Auth(_) | Cmd::Demo, _) => None,
+                (_, Ok(tls)) => tls,
+                (_, Err(e)) => return Err(e),
+            },
+            ..raftq_client::ClientConfig::default()
+        };
         match cli.command {
             Cmd::Server(args) => {
                 init_logging(cli.log_format);
-                server_cmd::run(args).await
+                server_cmd::run(args, tls_files).await
             }
             Cmd::Dev(args) => dev_cmd::run(args).await,
             Cmd::Demo => demo::run(cli.json),
-            Cmd::Bench(args) => bench_cmd::run(args, cli.servers, token, cli.json).await,
+            Cmd::Bench(args) => bench_cmd::run(args, cli.servers, base, cli.json).await,
             Cmd::Auth(command) => auth_cmd::run(command, cli.json),
-            Cmd::Health(args) => health_cmd::run(args, cli.json).await,
-            Cmd::Client(command) => client_cmds::run(command, cli.servers, token, cli.json).await,
+            Cmd::Health(args) => health_cmd::run(args, base.tls, cli.json).await,
+            Cmd::Client(command) => client_cmds::run(command, cli.servers, base, cli.json).await,
         }
     });
     match result {

@@ -36,12 +36,20 @@ struct Endpoint {
     handle: PrometheusHandle,
     /// Where this node's gRPC health service answers.
     grpc_addr: String,
+    /// How to dial it when it serves TLS.
+    tls: Option<raftq_client::TlsConfig>,
 }
 
 /// Binds `listen` (failing the start if it cannot), installs the recorder,
 /// turns the server's sampler on, and serves until the task is aborted.
 /// `grpc_listen` is the node's gRPC listen address, for `/readyz`.
-pub async fn start(listen: SocketAddr, node_id: u64, grpc_listen: SocketAddr) -> Result<JoinHandle<()>> {
+/// `tls`: how to dial that port when it serves TLS.
+pub async fn start(
+    listen: SocketAddr,
+    node_id: u64,
+    grpc_listen: SocketAddr,
+    tls: Option<raftq_client::TlsConfig>,
+) -> Result<JoinHandle<()>> {
     let listener = TcpListener::bind(listen).await.with_context(|| format!("binding metrics on {listen}"))?;
     let handle = PrometheusBuilder::new()
         .add_global_label("node", node_id.to_string())
@@ -51,7 +59,7 @@ pub async fn start(listen: SocketAddr, node_id: u64, grpc_listen: SocketAddr) ->
         .context("installing the metrics recorder")?;
     raftq_server::enable_metrics_sampler();
     tracing::info!(listen = %listen, "serving /metrics, /healthz, /readyz");
-    let endpoint = Endpoint { handle, grpc_addr: dialable(grpc_listen).to_string() };
+    let endpoint = Endpoint { handle, grpc_addr: dialable(grpc_listen).to_string(), tls };
     Ok(tokio::spawn(serve(listener, endpoint)))
 }
 
@@ -84,7 +92,7 @@ async fn metrics(State(endpoint): State<Endpoint>) -> impl IntoResponse {
 }
 
 async fn ready(State(endpoint): State<Endpoint>) -> (StatusCode, String) {
-    let check = health_cmd::check(&endpoint.grpc_addr, health_cmd::QUEUE_SERVICE);
+    let check = health_cmd::check(&endpoint.grpc_addr, health_cmd::QUEUE_SERVICE, endpoint.tls.as_ref());
     match tokio::time::timeout(READY_CHECK_TIMEOUT, check).await {
         Ok(Ok(ServingStatus::Serving)) => (StatusCode::OK, "ready: this node knows a leader\n".into()),
         Ok(Ok(status)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {status:?} (no leader known)\n")),

@@ -109,6 +109,10 @@ pub struct ServerArgs {
     /// A file holding the peer token (first line), e.g. a mounted secret.
     #[arg(long, env = "RAFTQ_PEER_TOKEN_FILE")]
     pub peer_token_file: Option<PathBuf>,
+    /// With TLS on (`--tls-cert`, `--tls-key`): every client, peers
+    /// included, must present a certificate signed by this CA (PEM).
+    #[arg(long, env = "RAFTQ_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// Parses `1=host:port,2=host:port`.
@@ -218,9 +222,38 @@ impl ServerArgs {
     }
 }
 
-pub async fn run(args: ServerArgs) -> Result<()> {
+/// TLS of a node: what it serves, and how it dials its peers.
+struct NodeTls {
+    server: Arc<crate::tls::ServerTls>,
+    /// For dialing peers and this node's own readiness check.
+    client: raftq_client::TlsConfig,
+}
+
+/// TLS is on when `--tls-cert` and `--tls-key` are given; then `--tls-ca`
+/// is needed too (to check the peers' certificates).
+fn node_tls(args: &ServerArgs, files: &crate::tls::ClientTlsFiles) -> Result<Option<NodeTls>> {
+    let (Some(cert), Some(key)) = (&files.cert, &files.key) else {
+        if files.cert.is_some() || files.key.is_some() || args.tls_client_ca.is_some() {
+            bail!("TLS needs both --tls-cert and --tls-key (and --tls-ca)");
+        }
+        return Ok(None);
+    };
+    if files.ca.is_none() {
+        bail!("--tls-ca is needed with TLS: the CA that signed the peers' certificates");
+    }
+    let server = crate::tls::ServerTls::load(crate::tls::TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: args.tls_client_ca.clone(),
+    })?;
+    let client = files.load()?.context("TLS client settings")?;
+    Ok(Some(NodeTls { server, client }))
+}
+
+pub async fn run(args: ServerArgs, tls_files: crate::tls::ClientTlsFiles) -> Result<()> {
     let config = args.config()?;
     config.validate()?;
+    let tls = node_tls(&args, &tls_files)?;
     if let Some(addr) = config.peers.get(&config.node_id) {
         tracing::info!(node_id = config.node_id, advertised = %addr, "starting");
     } else {
@@ -235,18 +268,17 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     };
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(listen = %args.listen, "serving gRPC");
+    tracing::info!(listen = %args.listen, tls = tls.is_some(), "serving gRPC");
+    if tls.is_none() {
+        tracing::warn!("TLS is off: tokens and messages cross the network in the clear (see docs/security.md)");
+    }
     let metrics = match args.metrics_listen {
-        Some(addr) => Some(crate::metrics_http::start(addr, config.node_id, args.listen).await?),
+        Some(addr) => {
+            let own_tls = tls.as_ref().map(|t| t.client.clone());
+            Some(crate::metrics_http::start(addr, config.node_id, args.listen, own_tls).await?)
+        }
         None => None,
     };
-    // Nagle's algorithm would hold small responses back until the peer's
-    // delayed ACK (up to 40 ms): every accepted connection sends at once.
-    let incoming = TcpListenerStream::new(listener).map(|accepted| {
-        let stream = accepted?;
-        stream.set_nodelay(true)?;
-        Ok::<_, std::io::Error>(stream)
-    });
     let reloader = match (&args.auth_file, &config.auth) {
         (Some(path), Some(auth)) => {
             let first = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -258,18 +290,32 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             None
         }
     };
-    let connector = Arc::new(TcpConnector::default());
-    raftq_server::serve(
-        config,
-        log_store,
-        state_machine,
-        incoming,
-        connector,
-        Arc::new(SystemClock),
-        shutdown_signal(),
-    )
-    .await?;
-    for task in [metrics, reloader].into_iter().flatten() {
+    let connector = Arc::new(TcpConnector {
+        tls: tls.as_ref().map(|t| crate::tls::tonic_client_tls(&t.client)),
+        ..TcpConnector::default()
+    });
+    let tls_reloader = tls.as_ref().map(|t| t.server.spawn_reloader());
+    let clock = Arc::new(SystemClock);
+    match tls {
+        Some(tls) => {
+            let incoming = crate::tls::incoming(listener, tls.server);
+            raftq_server::serve(config, log_store, state_machine, incoming, connector, clock, shutdown_signal())
+                .await?;
+        }
+        None => {
+            // Nagle's algorithm would hold small responses back until the
+            // peer's delayed ACK (up to 40 ms): every accepted connection
+            // sends at once.
+            let incoming = TcpListenerStream::new(listener).map(|accepted| {
+                let stream = accepted?;
+                stream.set_nodelay(true)?;
+                Ok::<_, std::io::Error>(stream)
+            });
+            raftq_server::serve(config, log_store, state_machine, incoming, connector, clock, shutdown_signal())
+                .await?;
+        }
+    }
+    for task in [metrics, reloader, tls_reloader].into_iter().flatten() {
         task.abort();
     }
     tracing::info!("stopped cleanly");

@@ -380,9 +380,14 @@ fn small_parsers() {
     assert!(super::parse_duration("5").is_err());
     assert_eq!(super::parse_rate("100/s"), Ok(100));
     assert!(super::parse_rate("-1/s").is_err());
-    assert!(super::connect(vec![], None).is_err());
-    assert!(super::connect(vec![" , ".into()], None).is_err());
-    assert!(super::connect(vec!["a:1,b:2".into()], None).is_ok());
-    assert!(super::connect(vec!["a:1".into()], Some("rq_x".into())).is_ok());
-    assert!(super::connect(vec!["a:1".into()], Some("two words".into())).is_err(), "a token must be a header value");
+    let base = raftq_client::ClientConfig::default;
+    let with_token = |token: &str| raftq_client::ClientConfig {
+        token: Some(raftq_client::BearerToken::new(token)),
+        ..raftq_client::ClientConfig::default()
+    };
+    assert!(super::connect(vec![], base()).is_err());
+    assert!(super::connect(vec![" , ".into()], base()).is_err());
+    assert!(super::connect(vec!["a:1,b:2".into()], base()).is_ok());
+    assert!(super::connect(vec!["a:1".into()], with_token("rq_x")).is_ok());
+    assert!(super::connect(vec!["a:1".into()], with_token("two words")).is_err(), "a token must be a header value");
 }
