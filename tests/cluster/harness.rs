@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use raftq_client::{BearerToken, Client, ClientConfig, proto};
+use raftq_client::{BearerToken, Client, ClientConfig, TlsConfig, proto};
 use raftq_proto::v1::cluster_client::ClusterClient;
 use raftq_server::auth::AuthFile;
 use tempfile::TempDir;
@@ -60,6 +60,22 @@ pub struct Options {
     /// the harness's own calls (status polls, `client()`, raw stubs) send
     /// the admin token.
     pub auth: Option<AuthOptions>,
+    /// TLS on: the nodes serve `node_cert` and dial each other with it;
+    /// the harness's own calls trust `ca` and present `client_cert`.
+    pub tls: Option<TlsOptions>,
+}
+
+/// PEM files of a cluster with TLS on (made by the test, e.g. with rcgen).
+#[derive(Debug, Clone)]
+pub struct TlsOptions {
+    pub ca: String,
+    pub node_cert: String,
+    pub node_key: String,
+    /// `--tls-client-ca`: every client must present a certificate from `ca`.
+    pub require_client_cert: bool,
+    /// The harness's client certificate and key (signed by `ca`).
+    pub client_cert: String,
+    pub client_key: String,
 }
 
 /// The auth setup of a cluster with auth on.
@@ -98,7 +114,14 @@ pub type Stub = InterceptedService<Channel, Bearer>;
 impl Default for Options {
     /// The server's own defaults: 100 ms heartbeats, 500 ms elections.
     fn default() -> Self {
-        Self { heartbeat_ms: 100, election_timeout_ms: 500, snapshot_every: None, log_keep: None, auth: None }
+        Self {
+            heartbeat_ms: 100,
+            election_timeout_ms: 500,
+            snapshot_every: None,
+            log_keep: None,
+            auth: None,
+            tls: None,
+        }
     }
 }
 
@@ -138,6 +161,10 @@ impl Cluster {
         let addrs: BTreeMap<u64, String> = (1..=voters).map(|id| (id, format!("127.0.0.1:{}", pick_port()))).collect();
         let peers = peers_arg(&addrs);
         let mut cluster = Self { name: name.to_owned(), options, root: Some(root), nodes: BTreeMap::new() };
+        if let Some(tls) = cluster.options.tls.clone() {
+            cluster.write_node_certificate(&tls.node_cert, &tls.node_key);
+            std::fs::write(cluster.tls_path("ca.pem"), &tls.ca).expect("write ca");
+        }
         if let Some(auth) = cluster.options.auth.clone() {
             cluster.write_auth_file(&auth.file);
             std::fs::write(cluster.peer_token_path(), format!("{}\n", auth.peer_token)).expect("write peer token");
@@ -165,7 +192,11 @@ impl Cluster {
         let dir = self.root.as_ref().expect("cluster dir").path();
         let data_dir = dir.join(format!("node-{id}"));
         let log_path = dir.join(format!("node-{id}.log"));
-        let settings = ClientConfig { connect_timeout: Duration::from_secs(1), ..ClientConfig::new([addr.clone()]) };
+        let settings = ClientConfig {
+            connect_timeout: Duration::from_secs(1),
+            tls: self.client_tls(),
+            ..ClientConfig::new([addr.clone()])
+        };
         let channel = raftq_client::endpoint(&addr, &settings).expect("valid address").connect_lazy();
         let mut node = Node { addr, peers, data_dir, log_path, channel, child: None };
         node.child = Some(self.spawn(id, &node));
@@ -188,6 +219,14 @@ impl Cluster {
         }
         if let Some(keep) = self.options.log_keep {
             command.args(["--log-keep", &keep.to_string()]);
+        }
+        if let Some(tls) = &self.options.tls {
+            command.arg("--tls-cert").arg(self.tls_path("node.pem"));
+            command.arg("--tls-key").arg(self.tls_path("node-key.pem"));
+            command.arg("--tls-ca").arg(self.tls_path("ca.pem"));
+            if tls.require_client_cert {
+                command.arg("--tls-client-ca").arg(self.tls_path("ca.pem"));
+            }
         }
         if self.options.auth.is_some() {
             command.arg("--auth-file").arg(self.auth_file_path());
@@ -237,14 +276,53 @@ impl Cluster {
     /// A client seeded with every running node.
     pub fn client(&self) -> Client {
         let addrs: Vec<String> = self.running_ids().into_iter().map(|id| self.addr(id)).collect();
-        Client::connect(ClientConfig { token: self.admin_token(), ..ClientConfig::new(addrs) }).expect("client config")
+        let config = ClientConfig { token: self.admin_token(), tls: self.client_tls(), ..ClientConfig::new(addrs) };
+        Client::connect(config).expect("client config")
     }
 
     /// A client seeded with every running node that sends `token` (or none).
     pub fn client_with_token(&self, token: Option<&str>) -> Client {
         let addrs: Vec<String> = self.running_ids().into_iter().map(|id| self.addr(id)).collect();
         let token = token.map(BearerToken::new);
-        Client::connect(ClientConfig { token, ..ClientConfig::new(addrs) }).expect("client config")
+        Client::connect(ClientConfig { token, tls: self.client_tls(), ..ClientConfig::new(addrs) })
+            .expect("client config")
+    }
+
+    /// The harness's client TLS settings (`None` without TLS).
+    pub fn client_tls(&self) -> Option<TlsConfig> {
+        self.options.tls.as_ref().map(|tls| TlsConfig {
+            ca_pem: tls.ca.clone().into_bytes(),
+            identity: Some((tls.client_cert.clone().into_bytes(), tls.client_key.clone().into_bytes())),
+            domain: None,
+        })
+    }
+
+    /// A client of every running node with these TLS settings.
+    pub fn client_with_tls(&self, tls: Option<TlsConfig>) -> Client {
+        let addrs: Vec<String> = self.running_ids().into_iter().map(|id| self.addr(id)).collect();
+        let config = ClientConfig {
+            tls,
+            token: self.admin_token(),
+            retry: raftq_client::RetryPolicy { max_attempts: 2, ..Default::default() },
+            ..ClientConfig::new(addrs)
+        };
+        Client::connect(config).expect("client config")
+    }
+
+    /// A file in the cluster's directory.
+    pub fn tls_path(&self, name: &str) -> PathBuf {
+        self.root.as_ref().expect("cluster dir").path().join(name)
+    }
+
+    /// Replaces the certificate and key every node serves (key first, each
+    /// by a rename, as cert-manager or an operator would).
+    pub fn write_node_certificate(&self, cert: &str, key: &str) {
+        for (name, pem) in [("node-key.pem", key), ("node.pem", cert)] {
+            let path = self.tls_path(name);
+            let staging = path.with_extension("new");
+            std::fs::write(&staging, pem).expect("write pem");
+            std::fs::rename(&staging, &path).expect("rename pem");
+        }
     }
 
     fn admin_token(&self) -> Option<BearerToken> {
@@ -302,8 +380,9 @@ impl Cluster {
 
     /// A client seeded with node `id` alone (it still follows leader hints).
     pub fn client_of(&self, id: u64) -> Client {
-        Client::connect(ClientConfig { token: self.admin_token(), ..ClientConfig::new([self.addr(id)]) })
-            .expect("client config")
+        let config =
+            ClientConfig { token: self.admin_token(), tls: self.client_tls(), ..ClientConfig::new([self.addr(id)]) };
+        Client::connect(config).expect("client config")
     }
 
     /// A raw `Queue` stub on node `id`, accepting large messages.

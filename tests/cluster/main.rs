@@ -14,7 +14,7 @@
 //!   status, bounded waits; prints every node's log tail when a test fails.
 //! - `workload`: concurrent keyed publishing and full draining.
 //! - one module per area: `failover`, `restart`, `snapshot_catchup`,
-//!   `membership`, `leases`, `bad_input`, `auth` (tokens and permissions), `bench` (a smoke run of `raftq bench`),
+//!   `membership`, `leases`, `bad_input`, `auth` (tokens and permissions), `tls`, `bench` (a smoke run of `raftq bench`),
 //!   `backlog` (memory stays flat under a large backlog).
 //!
 //! ## Rules
@@ -38,4 +38,5 @@ mod leases;
 mod membership;
 mod restart;
 mod snapshot_catchup;
+mod tls;
 mod workload;
