@@ -212,23 +212,32 @@ fn check_leases(ops: &[Op], deliveries: &[Delivery<'_>], findings: &mut Findings
     // clock.rs), so a lease may last that much longer in real time. For
     // each Receive: its completion, and completion minus the time the
     // server stamped (real-time lag plus the answer's latency).
-    let mut lags: Vec<(u64, u64)> = deliveries
+    // The server stamped the Receive no earlier than its invocation.
+    let mut lags: Vec<(u64, u64, u64)> = deliveries
         .iter()
         .map(|d| {
             let stamped_ms = d.delivered.lease_deadline_ms.saturating_sub(d.lease_ms);
-            (d.completed_ms, d.completed_ms.saturating_sub(stamped_ms))
+            (d.completed_ms, d.completed_ms.saturating_sub(stamped_ms), d.invoked_ms)
         })
         .collect();
     lags.sort_unstable();
-    // With no Receive in the window, the last one before it: the lag shrinks
-    // by at most 1 % of the time that passes, so it is still an upper bound
-    // (seed 4659: the clock was set right, the lag was ~100 ms and the next
-    // Receive before the ack came 1.9 s earlier).
+    // With no Receive in the window, the last one before it. The lag moves
+    // by at most 1 % of the time that passes, either way: a wall clock set
+    // back lets it grow that fast, one set forward shrinks it that fast. So
+    // an observation made at `stamped` bounds the lag at `at` by itself plus
+    // 1 % of `at - stamped` (seed 2348: 6 ms observed up to a second before
+    // the ack, while the clock was set back; the ack came 8 ms late). Seed
+    // 4659: the clock was set right, the lag was ~100 ms and the last
+    // Receive before the ack came 1.9 s earlier.
     let lag_near = |at_ms: u64| {
-        let from = lags.partition_point(|(t, _)| *t < at_ms.saturating_sub(LAG_WINDOW_MS));
-        let to = lags.partition_point(|(t, _)| *t <= at_ms);
+        let from = lags.partition_point(|(t, _, _)| *t < at_ms.saturating_sub(LAG_WINDOW_MS));
+        let to = lags.partition_point(|(t, _, _)| *t <= at_ms);
         let window = if from < to { &lags[from..to] } else { &lags[to.saturating_sub(1)..to] };
-        window.iter().map(|(_, lag)| *lag).min().unwrap_or(0)
+        window
+            .iter()
+            .map(|(_, lag, stamped_no_earlier_than)| lag + at_ms.saturating_sub(*stamped_no_earlier_than).div_ceil(100))
+            .min()
+            .unwrap_or(0)
     };
     let mut ended_early: BTreeSet<&Lease> = BTreeSet::new();
     let mut extended: BTreeSet<&Lease> = BTreeSet::new();
