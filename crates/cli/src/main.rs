@@ -11,6 +11,7 @@ mod health_cmd;
 mod metrics_http;
 mod server_cmd;
 mod tls;
+mod tls_cmd;
 
 use std::process::ExitCode;
 
@@ -89,6 +90,10 @@ enum Cmd {
     /// what a principal may do.
     #[command(subcommand)]
     Auth(auth_cmd::AuthCommand),
+    /// Certificates: a private CA and node and client certificates, made
+    /// locally (development, compose).
+    #[command(subcommand)]
+    Tls(tls_cmd::TlsCommand),
     #[command(flatten)]
     Client(client_cmds::ClientCommand),
 }
@@ -127,7 +132,9 @@ fn main() -> ExitCode {
         let token = match (&cli.token_file, &cli.command) {
             // The server has its own flags; a token file meant for client
             // commands in the same environment is not its business.
-            (_, Cmd::Server(_) | Cmd::Dev(_) | Cmd::Auth(_) | Cmd::Demo | Cmd::Health(_)) | (None, _) => cli.token,
+            (_, Cmd::Server(_) | Cmd::Dev(_) | Cmd::Auth(_) | Cmd::Tls(_) | Cmd::Demo | Cmd::Health(_)) | (None, _) => {
+                cli.token
+            }
             (Some(path), _) => match read_token_file(path) {
                 Ok(token) => Some(token),
                 Err(e) => return Err(e),
@@ -137,7 +144,7 @@ fn main() -> ExitCode {
             token: token.filter(|t| !t.is_empty()).map(raftq_client::BearerToken::new),
             tls: match (&cli.command, tls_files.load()) {
                 // The server reads the files itself (and reloads them).
-                (Cmd::Server(_) | Cmd::Dev(_) | Cmd::Auth(_) | Cmd::Demo, _) => None,
+                (Cmd::Server(_) | Cmd::Dev(_) | Cmd::Auth(_) | Cmd::Tls(_) | Cmd::Demo, _) => None,
                 (_, Ok(tls)) => tls,
                 (_, Err(e)) => return Err(e),
             },
@@ -152,6 +159,7 @@ fn main() -> ExitCode {
             Cmd::Demo => demo::run(cli.json),
             Cmd::Bench(args) => bench_cmd::run(args, cli.servers, base, cli.json).await,
             Cmd::Auth(command) => auth_cmd::run(command, cli.json),
+            Cmd::Tls(command) => tls_cmd::run(command),
             Cmd::Health(args) => health_cmd::run(args, base.tls, cli.json).await,
             Cmd::Client(command) => client_cmds::run(command, cli.servers, base, cli.json).await,
         }
