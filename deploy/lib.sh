@@ -47,9 +47,19 @@ wait_healthy() {
 #   admin-token  the admin token, for clients on the host: RAFTQ_TOKEN
 RAFTQ_SECRETS_DIR="deploy/secrets"
 
+#   tls/         a private CA (ca.pem), each node's certificate and key
+#                (raftq-N.pem, raftq-N-key.pem) and the admin client's
+#                (client-admin.pem, client-admin-key.pem): TLS on the gRPC
+#                port, mutual (every client presents a certificate)
+
 # Makes the secrets if missing. $1: the raftq binary.
 ensure_secrets() {
     local raftq="$1" dir="$RAFTQ_SECRETS_DIR"
+    if [[ ! -s "$dir/tls/ca.pem" ]]; then
+        echo "==> making a private CA and certificates in $dir/tls"
+        rm -rf "$dir/tls"
+        "$raftq" tls gen --dir "$dir/tls" --node raftq-1 --node raftq-2 --node raftq-3 --client admin >/dev/null
+    fi
     [[ -s "$dir/auth.json" && -s "$dir/peer-token" && -s "$dir/admin-token" ]] && return 0
     echo "==> making tokens and the auth file in $dir"
     mkdir -p "$dir"
@@ -74,4 +84,14 @@ PY
 # The admin token, for clients on the host.
 admin_token() {
     cat "$RAFTQ_SECRETS_DIR/admin-token"
+}
+
+# Exports what a client on the host needs for the compose cluster: the
+# admin token and the admin client's TLS files.
+export_client_secrets() {
+    RAFTQ_TOKEN="$(admin_token)"
+    RAFTQ_TLS_CA="$PWD/$RAFTQ_SECRETS_DIR/tls/ca.pem"
+    RAFTQ_TLS_CERT="$PWD/$RAFTQ_SECRETS_DIR/tls/client-admin.pem"
+    RAFTQ_TLS_KEY="$PWD/$RAFTQ_SECRETS_DIR/tls/client-admin-key.pem"
+    export RAFTQ_TOKEN RAFTQ_TLS_CA RAFTQ_TLS_CERT RAFTQ_TLS_KEY
 }

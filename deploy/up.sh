@@ -23,7 +23,7 @@ From the host (the nodes call each other raftq-1..3, and a follower's leader
 hint names one of them, so map those names to loopback once):
   echo '127.0.0.1 raftq-1 raftq-2 raftq-3' | sudo tee -a /etc/hosts
   export RAFTQ_SERVERS=raftq-1:7101,raftq-2:7102,raftq-3:7103
-  export RAFTQ_TOKEN=\$(cat deploy/secrets/admin-token)   # auth is on
+  source deploy/lib.sh && export_client_secrets   # token and TLS files (auth, mutual TLS)
   raftq cluster status
 
 Without touching /etc/hosts, run the client inside a node:

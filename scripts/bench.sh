@@ -5,7 +5,8 @@
 # disk's fsync latency, and prints a Markdown table (raw JSON lines go to
 # $RAFTQ_BENCH_JSON, default $CARGO_TARGET_DIR/bench.jsonl).
 #
-# Usage: scripts/bench.sh            (env: RAFTQ_BENCH_MESSAGES, default 100000)
+# Usage: scripts/bench.sh            (env: RAFTQ_BENCH_MESSAGES, default 100000;
+#                                    RAFTQ_DEV_SECURE=1: auth and mutual TLS on)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh

@@ -29,13 +29,20 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(pwd)/target}"
 # Starts a fresh three-node `raftq dev` cluster on loopback ports PORT+1..3
 # with binary BIN (data in a temporary dir, removed on exit) and waits until
 # it answers, asked with CLIENT_BIN (default BIN). Sets `dev` (its pid),
-# `data` (its dir) and `servers` (the client address list).
+# `data` (its dir) and `servers` (the client address list). With
+# RAFTQ_DEV_SECURE=1 the cluster runs `--secure` (auth and mutual TLS) and
+# the client environment (RAFTQ_TOKEN_FILE, RAFTQ_TLS_*) is exported.
 # Usage: start_dev_cluster BIN PORT [CLIENT_BIN]
 start_dev_cluster() {
-    local bin="$1" port="$2" client="${3:-$1}"
+    local bin="$1" port="$2" client="${3:-$1}" secure=()
     servers="127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2)),127.0.0.1:$((port + 3))"
     data="$(mktemp -d "${TMPDIR:-/var/tmp}/raftq-dev.XXXXXX")"
-    "$bin" dev --data-dir "$data" --base-port "$port" >"$data/dev.log" 2>&1 &
+    if [[ "${RAFTQ_DEV_SECURE:-0}" == 1 ]]; then
+        secure=(--secure)
+        export RAFTQ_TOKEN_FILE="$data/secure/admin-token" RAFTQ_TLS_CA="$data/secure/tls/ca.pem"
+        export RAFTQ_TLS_CERT="$data/secure/tls/client-admin.pem" RAFTQ_TLS_KEY="$data/secure/tls/client-admin-key.pem"
+    fi
+    "$bin" dev --data-dir "$data" --base-port "$port" "${secure[@]}" >"$data/dev.log" 2>&1 &
     dev=$!
     trap stop_dev_cluster EXIT
     for _ in $(seq 1 100); do

@@ -43,8 +43,7 @@ cleanup() {
 compose down --volumes --timeout 10 >/dev/null 2>&1 || true
 trap cleanup EXIT
 deploy/up.sh >/dev/null
-RAFTQ_TOKEN="$(admin_token)"   # the cluster runs with auth on
-export RAFTQ_TOKEN
+export_client_secrets   # the cluster runs with auth and mutual TLS on
 
 echo "==> raftq-chaos --profile $profile $*"
 "$CARGO_TARGET_DIR/release/raftq-chaos" --profile "$profile" --report "$report" "$@"

@@ -8,7 +8,9 @@ container hosts) we try the next server. The Rust client does the same
 with more care (backoff, deadlines, idempotency keys on every publish).
 
 With auth on, set `RAFTQ_TOKEN`: every call then sends the metadata
-`authorization: Bearer <token>` (see docs/security.md).
+`authorization: Bearer <token>`. With TLS on, set `RAFTQ_TLS_CA` (the CA's
+PEM file) and, if the nodes ask for client certificates, `RAFTQ_TLS_CERT`
+and `RAFTQ_TLS_KEY` (see docs/security.md).
 """
 
 import os
@@ -31,7 +33,12 @@ class Connection:
         self.servers = list(servers)
         token = token if token is not None else os.environ.get("RAFTQ_TOKEN", "")
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self.stubs = [queue_pb2_grpc.QueueStub(grpc.insecure_channel(s)) for s in self.servers]
+        credentials = tls_credentials_from_env()
+        if credentials is None:
+            channels = [grpc.insecure_channel(s) for s in self.servers]
+        else:
+            channels = [grpc.secure_channel(s, credentials) for s in self.servers]
+        self.stubs = [queue_pb2_grpc.QueueStub(c) for c in channels]
         self.current = 0
         self.attempts = attempts
         self.timeout_s = timeout_s
@@ -55,6 +62,27 @@ class Connection:
                 self.current = (self.current + 1) % len(self.servers)
                 time.sleep(min(1.0, 0.05 * 2 ** attempt))
         raise last
+
+
+def tls_credentials_from_env():
+    """TLS credentials from `RAFTQ_TLS_CA` (and `RAFTQ_TLS_CERT`,
+    `RAFTQ_TLS_KEY`), or None for plaintext."""
+    ca = os.environ.get("RAFTQ_TLS_CA")
+    if not ca:
+        return None
+
+    def read(name):
+        path = os.environ.get(name)
+        if not path:
+            return None
+        with open(path, "rb") as f:
+            return f.read()
+
+    with open(ca, "rb") as f:
+        root = f.read()
+    return grpc.ssl_channel_credentials(
+        root_certificates=root, private_key=read("RAFTQ_TLS_KEY"), certificate_chain=read("RAFTQ_TLS_CERT")
+    )
 
 
 def servers_from_env():

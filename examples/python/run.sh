@@ -46,8 +46,8 @@ case "$mode" in
 --compose)
     deploy/up.sh >/dev/null
     export RAFTQ_SERVERS=127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103
-    RAFTQ_TOKEN="$(source deploy/lib.sh && admin_token)"   # auth is on
-    export RAFTQ_TOKEN
+    source deploy/lib.sh
+    export_client_secrets   # auth and mutual TLS are on
     ;;
 --dev)
     cargo build --release -p raftq

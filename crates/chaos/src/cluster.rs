@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use raftq_client::{BearerToken, Client, ClientConfig, ClientError, RetryPolicy, endpoint, proto};
+use raftq_client::{BearerToken, Client, ClientConfig, ClientError, RetryPolicy, TlsConfig, endpoint, proto};
 use tokio::time::Instant;
 
 use crate::docker::Docker;
@@ -140,6 +140,24 @@ impl Cluster {
     }
 }
 
+/// TLS settings from `RAFTQ_TLS_CA` (and `RAFTQ_TLS_CERT`, `RAFTQ_TLS_KEY`),
+/// as the CLI reads them; `None` if `RAFTQ_TLS_CA` is not set.
+fn tls_from_env() -> Result<Option<TlsConfig>, String> {
+    let read = |var: &str| -> Result<Option<Vec<u8>>, String> {
+        match std::env::var(var).ok().filter(|p| !p.is_empty()) {
+            Some(path) => std::fs::read(&path).map(Some).map_err(|e| format!("{var}={path}: {e}")),
+            None => Ok(None),
+        }
+    };
+    let Some(ca_pem) = read("RAFTQ_TLS_CA")? else { return Ok(None) };
+    let identity = match (read("RAFTQ_TLS_CERT")?, read("RAFTQ_TLS_KEY")?) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err("RAFTQ_TLS_CERT and RAFTQ_TLS_KEY go together".into()),
+    };
+    Ok(Some(TlsConfig { ca_pem, identity, domain: None }))
+}
+
 /// A client whose seeds and hints are the advertised names, dialed at
 /// `host` on the same port.
 fn client_for(addrs: &[String], host: &str, call_limit: Duration) -> Result<Client, ClientError> {
@@ -155,6 +173,7 @@ fn client_for(addrs: &[String], host: &str, call_limit: Duration) -> Result<Clie
     // The compose cluster runs with auth on: deploy/chaos/run.sh exports
     // the admin token.
     config.token = std::env::var("RAFTQ_TOKEN").ok().filter(|t| !t.is_empty()).map(BearerToken::new);
+    config.tls = tls_from_env().map_err(ClientError::InvalidArgument)?;
     let settings = config.clone();
     let host = host.to_owned();
     Client::with_connector(config, move |addr: &str| {

@@ -93,10 +93,20 @@ fn compose_file_runs_three_healthy_nodes() {
         let mounts: Vec<&str> = list(&node["volumes"], "volumes").iter().map(|v| str_of(v, "volume")).collect();
         let secrets = mounts.iter().find(|m| m.starts_with("./secrets:")).expect("the secrets mount");
         let secrets_dir = secrets.split(':').nth(1).unwrap();
-        for var in ["RAFTQ_AUTH_FILE", "RAFTQ_PEER_TOKEN_FILE", "RAFTQ_TOKEN_FILE"] {
+        for var in [
+            "RAFTQ_AUTH_FILE",
+            "RAFTQ_PEER_TOKEN_FILE",
+            "RAFTQ_TOKEN_FILE",
+            "RAFTQ_TLS_CA",
+            "RAFTQ_TLS_CLIENT_CA",
+            "RAFTQ_TLS_CERT",
+            "RAFTQ_TLS_KEY",
+        ] {
             let path = str_of(&env[var], var);
             assert!(path.starts_with(&format!("{secrets_dir}/")), "{name}: {var}={path} is in the secrets mount");
         }
+        let cert = str_of(&env["RAFTQ_TLS_CERT"], "RAFTQ_TLS_CERT");
+        assert!(cert.ends_with(&format!("/{name}.pem")), "{name} serves its own certificate, not {cert}");
         let volume = str_of(&list(&node["volumes"], "volumes")[0], "volume");
         assert!(volume.ends_with(":/var/lib/raftq"), "{volume}");
         volumes.insert(volume.split(':').next().unwrap().to_owned());

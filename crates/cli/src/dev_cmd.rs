@@ -28,6 +28,91 @@ pub struct DevArgs {
     /// Node N listens on 127.0.0.1:(base_port + N).
     #[arg(long, default_value_t = 7100)]
     pub base_port: u16,
+    /// Run with auth and mutual TLS on, as the compose cluster does: a
+    /// private CA, certificates, tokens and the auth file are made once in
+    /// `<data-dir>/secure/`, and the commands to use them are printed.
+    #[arg(long)]
+    pub secure: bool,
+}
+
+/// The files of a `--secure` dev cluster, made on first use.
+struct Secure {
+    dir: PathBuf,
+}
+
+impl Secure {
+    fn prepare(data_dir: &std::path::Path, nodes: u64) -> Result<Self> {
+        let dir = data_dir.join("secure");
+        if !dir.join("tls").join("ca.pem").exists() {
+            let _ = std::fs::remove_dir_all(dir.join("tls"));
+            crate::tls_cmd::generate(&crate::tls_cmd::GenArgs {
+                dir: dir.join("tls"),
+                nodes: (1..=nodes).map(|id| format!("node-{id}")).collect(),
+                clients: vec!["admin".into()],
+            })?;
+        }
+        if !dir.join("auth.json").exists() {
+            use raftq_server::auth::{AuthFile, Grant, Permission, Principal, token_hash};
+            let (peer, admin) = (crate::auth_cmd::new_token(), crate::auth_cmd::new_token());
+            let every = Grant {
+                pattern: "*".into(),
+                allow: vec![Permission::Publish, Permission::Consume, Permission::Manage],
+            };
+            let file = AuthFile {
+                principals: vec![
+                    Principal {
+                        name: "raftq-nodes".into(),
+                        tokens: vec![token_hash(&peer)],
+                        queues: vec![],
+                        admin: false,
+                        peer: true,
+                    },
+                    Principal {
+                        name: "admin".into(),
+                        tokens: vec![token_hash(&admin)],
+                        queues: vec![every],
+                        admin: true,
+                        peer: false,
+                    },
+                ],
+            };
+            std::fs::write(dir.join("peer-token"), format!("{peer}\n"))?;
+            std::fs::write(dir.join("admin-token"), format!("{admin}\n"))?;
+            std::fs::write(dir.join("auth.json"), serde_json::to_string_pretty(&file)?)?;
+        }
+        Ok(Self { dir })
+    }
+
+    fn server_args(&self, id: u64) -> Vec<std::ffi::OsString> {
+        let tls = self.dir.join("tls");
+        let path = |p: PathBuf| p.into_os_string();
+        vec![
+            "--tls-cert".into(),
+            path(tls.join(format!("node-{id}.pem"))),
+            "--tls-key".into(),
+            path(tls.join(format!("node-{id}-key.pem"))),
+            "--tls-ca".into(),
+            path(tls.join("ca.pem")),
+            "--tls-client-ca".into(),
+            path(tls.join("ca.pem")),
+            "--auth-file".into(),
+            path(self.dir.join("auth.json")),
+            "--peer-token-file".into(),
+            path(self.dir.join("peer-token")),
+        ]
+    }
+
+    /// The environment a client needs, as shell exports.
+    fn exports(&self) -> String {
+        let tls = self.dir.join("tls");
+        format!(
+            "export RAFTQ_TOKEN_FILE={} RAFTQ_TLS_CA={} RAFTQ_TLS_CERT={} RAFTQ_TLS_KEY={}",
+            self.dir.join("admin-token").display(),
+            tls.join("ca.pem").display(),
+            tls.join("client-admin.pem").display(),
+            tls.join("client-admin-key.pem").display()
+        )
+    }
 }
 
 pub async fn run(args: DevArgs) -> Result<()> {
@@ -38,6 +123,9 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let addrs: Vec<(u64, String)> =
         (1..=args.nodes).map(|id| (id, format!("127.0.0.1:{}", u64::from(args.base_port) + id))).collect();
     let peers = addrs.iter().map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(",");
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&args.data_dir).context("the data dir")?;
+    let secure = if args.secure { Some(Secure::prepare(&data_dir, args.nodes)?) } else { None };
     let mut children: Vec<Child> = Vec::new();
     for (id, addr) in &addrs {
         let dir = args.data_dir.join(format!("node-{id}"));
@@ -46,6 +134,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
             .args(["server", "--node-id", &id.to_string(), "--listen", addr, "--peers", &peers])
             .arg("--data-dir")
             .arg(&dir)
+            .args(secure.as_ref().map(|s| s.server_args(*id)).unwrap_or_default())
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
@@ -61,7 +150,12 @@ pub async fn run(args: DevArgs) -> Result<()> {
     println!(
         "      raftq cluster status && raftq queue create demo && raftq publish demo hello && raftq consume demo --max 1"
     );
-    println!("INSECURE: no auth and no TLS; anyone who reaches these ports may use them (docs/security.md).");
+    match &secure {
+        Some(secure) => println!("secure: auth and mutual TLS on; first:  {}", secure.exports()),
+        None => println!(
+            "INSECURE: no auth and no TLS; anyone who reaches these ports may use them (--secure turns both on; docs/security.md)."
+        ),
+    }
     println!("Ctrl-C stops the cluster.");
 
     // A node that dies (say, killed to watch a failover) is reported and
