@@ -202,3 +202,151 @@ pub fn delivery_to_pb(d: &core::Delivery) -> pb::Delivery {
         lease_expires_at_ms: d.lease_deadline_ms,
     }
 }
+
+/// Request validation under arbitrary input, on stable Rust (proptest): any
+/// wire request a client can send is converted and validated without a
+/// panic, and a refusal is a client error that names a field. A valid
+/// command also survives the log's encoding.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use raftq_core::Command;
+    use tonic::Code;
+
+    use super::*;
+
+    /// Names: mostly plausible, sometimes empty, too long or with
+    /// characters a queue name cannot have.
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof!["[a-z0-9._-]{1,12}", Just(String::new()), "[a-z]{120,140}", any::<String>(),]
+    }
+
+    fn small_or_any() -> impl Strategy<Value = u64> {
+        prop_oneof![0u64..100_000, any::<u64>()]
+    }
+
+    fn config() -> impl Strategy<Value = Option<pb::QueueConfig>> {
+        let numbers = (
+            proptest::option::of(small_or_any()),
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(small_or_any()),
+            proptest::option::of(small_or_any()),
+            proptest::option::of(small_or_any()),
+            proptest::option::of(small_or_any()),
+            proptest::option::of(small_or_any()),
+            proptest::option::of(small_or_any()),
+            proptest::option::of(small_or_any()),
+            proptest::option::of(any::<u32>()),
+        );
+        proptest::option::of((proptest::option::of(any::<i32>()), proptest::option::of(name()), numbers).prop_map(
+            |(order, dlq, n)| pb::QueueConfig {
+                order,
+                lease_ms: n.0,
+                max_deliveries: n.1,
+                dead_letter_queue: dlq,
+                message_ttl_ms: n.2,
+                max_length: n.3,
+                max_bytes: n.4,
+                default_delay_ms: n.5,
+                dedup_window_ms: n.6,
+                backoff_base_ms: n.7,
+                backoff_max_ms: n.8,
+                max_message_bytes: n.9,
+            },
+        ))
+    }
+
+    fn message() -> impl Strategy<Value = pb::PublishMessage> {
+        (
+            proptest::collection::vec(any::<u8>(), 0..64),
+            proptest::collection::btree_map(name(), name(), 0..4),
+            proptest::option::of(small_or_any()),
+            name(),
+        )
+            .prop_map(|(body, attributes, delay_ms, idempotency_key)| pb::PublishMessage {
+                body: body.into(),
+                attributes: attributes.into_iter().collect(),
+                delay_ms,
+                idempotency_key,
+            })
+    }
+
+    fn receipt() -> impl Strategy<Value = Option<pb::Receipt>> {
+        proptest::option::of(
+            (name(), small_or_any(), any::<u32>()).prop_map(|(queue, message_id, attempt)| pb::Receipt {
+                queue,
+                message_id,
+                attempt,
+            }),
+        )
+    }
+
+    /// Validates `command` as the server does before proposing it; a valid
+    /// one must encode and decode to itself, as the log stores it.
+    fn check(command: Result<Command, Status>) -> Result<(), TestCaseError> {
+        let checked = command.and_then(|c| c.validate().map(|()| c).map_err(crate::error::queue_error));
+        match checked {
+            Ok(command) => {
+                let bytes = postcard::to_allocvec(&command).expect("a valid command encodes");
+                let back: Command = postcard::from_bytes(&bytes).expect("and decodes");
+                prop_assert_eq!(back, command);
+            }
+            Err(status) => {
+                prop_assert!(
+                    matches!(status.code(), Code::InvalidArgument | Code::ResourceExhausted | Code::OutOfRange),
+                    "a refused request is the client's error: {:?}",
+                    status
+                );
+                prop_assert!(status.message().contains(':'), "the refusal names a field: {:?}", status.message());
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn queue_management_requests(name in name(), config in config(), update in any::<bool>()) {
+            let command = config_update(config).map(|c| {
+                if update { Command::update_queue(name, c).command } else { Command::create_queue(name, c).command }
+            });
+            check(command)?;
+        }
+
+        #[test]
+        fn publish_requests(queue in name(), messages in proptest::collection::vec(message(), 0..8)) {
+            check(Ok(Command::publish(queue, messages.into_iter().map(new_message).collect()).command))?;
+        }
+
+        #[test]
+        fn consume_requests(
+            queue in name(),
+            max in any::<u32>(),
+            lease in proptest::option::of(small_or_any()),
+            receipts in proptest::collection::vec(receipt(), 0..4),
+            delay in proptest::option::of(small_or_any()),
+            dead_letter in any::<bool>(),
+            reason in any::<String>(),
+        ) {
+            check(Ok(Command::receive(queue, max, lease).command))?;
+            let acks: Result<Vec<_>, _> = receipts.iter().cloned().enumerate()
+                .map(|(i, r)| receipt_from_pb(r, &format!("receipts[{i}]")))
+                .collect();
+            check(acks.map(|r| Command::ack(r).command))?;
+            let first = receipts.first().cloned().flatten();
+            check(receipt_from_pb(first.clone(), "receipt").map(|r| Command::nack(r, delay, dead_letter, reason).command))?;
+            check(receipt_from_pb(first, "receipt").map(|r| Command::extend_lease(r, lease.unwrap_or(0)).command))?;
+        }
+
+        #[test]
+        fn enums_out_of_range_are_refused_by_name(value in any::<i32>()) {
+            if let Err(status) = state_filter(value) {
+                prop_assert!(status.message().starts_with("state:"));
+            }
+            if let Err(status) = order_from_pb(value, "config.order") {
+                prop_assert!(status.message().starts_with("config.order:"));
+            }
+        }
+    }
+}
