@@ -105,6 +105,13 @@ async fn a_revoked_token_stops_working_after_reload_without_a_restart() {
     let app = cluster.client_with_token(Some(APP));
     app.publish("orders", vec![OutgoingMessage::new("before")]).await.expect("app publishes");
 
+    // A stream opened with the token: it must end once the token is revoked.
+    let leader = cluster.leader_id().await;
+    let mut consumer = raftq_proto::v1::queue_client::QueueClient::new(cluster.stub_channel(leader, Some(APP)));
+    let subscribe = proto::SubscribeRequest { queue: "orders".into(), prefetch: 1, lease_ms: None };
+    let mut stream = consumer.subscribe(subscribe).await.expect("app subscribes").into_inner();
+    stream.message().await.expect("a delivery").expect("the stream is open");
+
     const ROTATED: &str = "rq_test_app_rotated";
     let mut file = auth_file();
     let entry = file.principals.iter_mut().find(|p| p.name == "app").expect("app");
@@ -130,6 +137,20 @@ async fn a_revoked_token_stops_working_after_reload_without_a_restart() {
     assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
     let now: Vec<Option<u32>> = cluster.running_ids().into_iter().map(|id| cluster.pid(id)).collect();
     assert_eq!(pids, now, "no node restarted");
+    // The open stream ended with UNAUTHENTICATED (it asks again before each
+    // receive, at least every second).
+    let ended = tokio::time::timeout(crate::harness::WAIT, async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the revoked token's stream ends");
+    let status = ended.expect_err("ended with an error");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
 
     // A file that fails its checks is refused: the policy in force stays.
     let offsets = cluster.log_offsets();

@@ -94,7 +94,10 @@ async fn with_a_client_ca_only_its_certificates_get_in() {
     let foreign = TlsConfig { ca_pem: ca.pem().into_bytes(), identity: Some((cert.into(), key.into())), domain: None };
     let refused = cluster.client_with_tls(Some(foreign)).get_queue("mutual").await.expect_err("foreign client cert");
     eprintln!("[tls-mutual] certificate from another CA: {refused}");
-    assert!(refused.to_string().contains("UnknownCA"), "the node refuses the client's certificate: {refused}");
+    // TLS 1.3 sends the client's certificate after the client considers the
+    // handshake done: the node's refusal shows as its alert (UnknownCA) or
+    // as the connection it closed, depending on timing.
+    assert_eq!(refused.code(), raftq_client::Code::Unavailable, "the node refuses the client's certificate: {refused}");
     cluster.assert_running();
 }
 

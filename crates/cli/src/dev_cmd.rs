@@ -49,6 +49,7 @@ impl Secure {
                 dir: dir.join("tls"),
                 nodes: (1..=nodes).map(|id| format!("node-{id}")).collect(),
                 clients: vec!["admin".into()],
+                sans: vec![],
             })?;
         }
         if !dir.join("auth.json").exists() {

@@ -28,6 +28,10 @@ pub struct GenArgs {
     /// A client certificate to make (repeat).
     #[arg(long = "client")]
     pub clients: Vec<String>,
+    /// A further name every node certificate carries (repeat), e.g.
+    /// `*.raftq-headless` for the pods of a StatefulSet sharing one.
+    #[arg(long = "san")]
+    pub sans: Vec<String>,
 }
 
 pub fn run(command: TlsCommand) -> Result<()> {
@@ -80,7 +84,8 @@ pub fn generate(args: &GenArgs) -> Result<()> {
     write(&args.dir, "ca.pem", &ca.pem(), 0o644)?;
     write(&args.dir, "ca-key.pem", &ca_key_pem, 0o600)?;
     for node in &args.nodes {
-        let names = vec![node.clone(), "localhost".to_owned(), "127.0.0.1".to_owned()];
+        let mut names = vec![node.clone(), "localhost".to_owned(), "127.0.0.1".to_owned()];
+        names.extend(args.sans.iter().cloned());
         let mut params = CertificateParams::new(names)?;
         params.distinguished_name.push(DnType::CommonName, node);
         let key = KeyPair::generate()?;
@@ -106,7 +111,12 @@ mod tests {
     #[test]
     fn generated_files_make_a_server_config_and_are_not_overwritten() {
         let dir = tempfile::tempdir().unwrap();
-        let args = GenArgs { dir: dir.path().to_owned(), nodes: vec!["raftq-1".into()], clients: vec!["admin".into()] };
+        let args = GenArgs {
+            dir: dir.path().to_owned(),
+            nodes: vec!["raftq-1".into()],
+            clients: vec!["admin".into()],
+            sans: vec!["*.raftq-headless".into()],
+        };
         generate(&args).unwrap();
         let files = crate::tls::TlsFiles {
             cert: dir.path().join("raftq-1.pem"),

@@ -150,7 +150,12 @@ impl Policy {
 
     /// The principal holding `token`, if any.
     pub fn principal(&self, token: &str) -> Option<Arc<Principal>> {
-        self.by_hash.get(&sha256(token)).map(|&i| self.principals[i].clone())
+        self.by_hash(&sha256(token))
+    }
+
+    /// The principal holding the token with this hash, if any.
+    pub fn by_hash(&self, hash: &[u8; 32]) -> Option<Arc<Principal>> {
+        self.by_hash.get(hash).map(|&i| self.principals[i].clone())
     }
 
     /// The principal named `name`, if any.
@@ -187,8 +192,9 @@ impl Auth {
         self.policy.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// The principal the request's `authorization` metadata names.
-    fn authenticate(&self, headers: &http::HeaderMap) -> Result<Arc<Principal>, Status> {
+    /// The principal the request's `authorization` metadata names, and the
+    /// hash of the token it presented.
+    fn authenticate(&self, headers: &http::HeaderMap) -> Result<(Arc<Principal>, TokenHash), Status> {
         let Some(value) = headers.get(http::header::AUTHORIZATION) else {
             return Err(Status::unauthenticated("authorization: missing; send `authorization: Bearer <token>`"));
         };
@@ -199,9 +205,32 @@ impl Auth {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Status::unauthenticated("authorization: expected `Bearer <token>`"))?;
-        self.policy().principal(token).ok_or_else(|| Status::unauthenticated("authorization: unknown token"))
+        let hash = sha256(token);
+        let principal =
+            self.policy().by_hash(&hash).ok_or_else(|| Status::unauthenticated("authorization: unknown token"))?;
+        Ok((principal, TokenHash(hash)))
+    }
+
+    /// Whether the token with `hash` still allows `permission` on `queue`
+    /// under the policy in force now (a long stream asks again as it goes:
+    /// a token revoked meanwhile ends it).
+    pub(crate) fn still_allows(&self, hash: &TokenHash, permission: Permission, queue: &str) -> Result<(), Status> {
+        match self.policy().by_hash(&hash.0) {
+            None => Err(Status::unauthenticated("authorization: the token was revoked")),
+            Some(p) if p.allows(permission, queue) => Ok(()),
+            Some(p) => Err(Status::permission_denied(format!(
+                "principal {:?} no longer has `{}` on queue {queue:?}",
+                p.name,
+                permission.name()
+            ))),
+        }
     }
 }
+
+/// The hash of the token a request presented (a request extension, with
+/// auth on), so a long stream can check it again later.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TokenHash([u8; 32]);
 
 /// The SHA-256 of a token: what the auth file stores.
 pub fn sha256(token: &str) -> [u8; 32] {
@@ -378,19 +407,20 @@ where
         if matches!(gate, Gate::Open) {
             return Box::pin(self.inner.call(request));
         }
-        let decided = auth.authenticate(request.headers()).and_then(|principal| {
+        let decided = auth.authenticate(request.headers()).and_then(|(principal, hash)| {
             let denied = |what: &str| {
                 Err(Status::permission_denied(format!("principal {:?} lacks `{what}` ({path})", principal.name)))
             };
             match gate {
                 Gate::Admin if !principal.admin => denied("admin"),
                 Gate::Peer if !principal.peer => denied("peer"),
-                _ => Ok(principal),
+                _ => Ok((principal, hash)),
             }
         });
         match decided {
-            Ok(principal) => {
+            Ok((principal, hash)) => {
                 request.extensions_mut().insert(Caller::Principal(principal));
+                request.extensions_mut().insert(hash);
                 Box::pin(self.inner.call(request))
             }
             Err(status) => {
@@ -569,6 +599,18 @@ mod tests {
         auth.replace(Policy::new(file).unwrap());
         assert!(call(Some(auth.clone()), "/raftq.v1.Queue/Publish", Some("app-token")).await.is_err(), "revoked");
         assert!(call(Some(auth), "/raftq.v1.Queue/Publish", Some("new-token")).await.is_ok());
+    }
+
+    #[test]
+    fn a_stream_s_token_is_checked_against_the_policy_in_force() {
+        let auth = Auth::new(policy());
+        let hash = TokenHash(sha256("app-token"));
+        assert!(auth.still_allows(&hash, Permission::Publish, "orders").is_ok());
+        let denied = auth.still_allows(&hash, Permission::Consume, "orders").unwrap_err();
+        assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+        auth.replace(Policy::default());
+        let revoked = auth.still_allows(&hash, Permission::Publish, "orders").unwrap_err();
+        assert_eq!(revoked.code(), tonic::Code::Unauthenticated);
     }
 
     #[test]

@@ -254,7 +254,7 @@ where
         .layer(status_map::StatusMapLayer)
         .layer(auth::AuthLayer::new(config.auth.clone()))
         .layer(shed::ShedLayer::new(config.limits.max_inflight_requests))
-        .add_service(queue_service::QueueService::server(node.clone()))
+        .add_service(queue_service::QueueService::server(node.clone(), config.auth.clone()))
         .add_service(cluster_service::ClusterService::server(node.clone()))
         .add_service(TransportService::server(raft.clone()))
         .add_service(health_service)

@@ -32,6 +32,8 @@ const REDRIVE_RATE_PERIOD: Duration = Duration::from_secs(1);
 
 pub struct QueueService<SM: QueueMachine> {
     node: Arc<Node<SM>>,
+    /// The policy in force (auth on), for streams that check again.
+    auth: Option<Arc<crate::auth::Auth>>,
 }
 
 impl<SM: QueueMachine> std::fmt::Debug for QueueService<SM> {
@@ -41,8 +43,8 @@ impl<SM: QueueMachine> std::fmt::Debug for QueueService<SM> {
 }
 
 impl<SM: QueueMachine> QueueService<SM> {
-    pub fn server(node: Arc<Node<SM>>) -> QueueServer<Self> {
-        QueueServer::new(Self { node })
+    pub fn server(node: Arc<Node<SM>>, auth: Option<Arc<crate::auth::Auth>>) -> QueueServer<Self> {
+        QueueServer::new(Self { node, auth })
             .max_decoding_message_size(CLIENT_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(CLIENT_MESSAGE_BYTES_MAX)
     }
@@ -225,7 +227,17 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         require(&request, Permission::Consume, &request.get_ref().queue)?;
-        let stream = subscribe::start(self.node.clone(), request.into_inner())?;
+        // With auth on, the stream asks again before each receive: a token
+        // revoked (or a grant withdrawn) while it runs ends it.
+        let recheck: Option<subscribe::Recheck> =
+            match (&self.auth, request.extensions().get::<crate::auth::TokenHash>()) {
+                (Some(auth), Some(hash)) => {
+                    let (auth, hash, queue) = (auth.clone(), *hash, request.get_ref().queue.clone());
+                    Some(Box::new(move || auth.still_allows(&hash, Permission::Consume, &queue)))
+                }
+                _ => None,
+            };
+        let stream = subscribe::start(self.node.clone(), request.into_inner(), recheck)?;
         Ok(Response::new(Box::pin(stream)))
     }
 

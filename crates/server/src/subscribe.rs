@@ -24,10 +24,15 @@ use crate::queue_service::wait_visible;
 /// that the consumer is still there.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
+/// Asked before each receive of a stream: may it go on? (With auth on: is
+/// the caller's token still valid and allowed to consume the queue.)
+pub type Recheck = Box<dyn Fn() -> Result<(), Status> + Send + Sync>;
+
 /// Validates the request and starts the delivery task.
 pub fn start<SM: QueueMachine>(
     node: Arc<Node<SM>>,
     request: pb::SubscribeRequest,
+    recheck: Option<Recheck>,
 ) -> Result<ReceiverStream<Result<pb::Delivery, Status>>, Status> {
     validate_queue_name(&request.queue).map_err(|e| queue_error(e.in_field("queue")))?;
     if !(1..=RECEIVE_MESSAGES_MAX).contains(&request.prefetch) {
@@ -36,7 +41,7 @@ pub fn start<SM: QueueMachine>(
     let (tx, rx) = mpsc::channel(request.prefetch as usize);
     tokio::spawn(async move {
         let mut outstanding = Vec::new();
-        if let Err(status) = deliver(&node, &request, &tx, &mut outstanding).await {
+        if let Err(status) = deliver(&node, &request, recheck.as_ref(), &tx, &mut outstanding).await {
             let _ = tx.send(Err(status)).await;
         }
         release(&node, outstanding).await;
@@ -47,6 +52,7 @@ pub fn start<SM: QueueMachine>(
 async fn deliver<SM: QueueMachine>(
     node: &Node<SM>,
     request: &pb::SubscribeRequest,
+    recheck: Option<&Recheck>,
     tx: &mpsc::Sender<Result<pb::Delivery, Status>>,
     outstanding: &mut Vec<Receipt>,
 ) -> Result<(), Status> {
@@ -54,6 +60,11 @@ async fn deliver<SM: QueueMachine>(
     loop {
         if tx.is_closed() {
             return Ok(());
+        }
+        // With auth on: a token revoked meanwhile ends the stream (its
+        // leases are given back below).
+        if let Some(recheck) = recheck {
+            recheck()?;
         }
         let held = std::mem::take(outstanding);
         *outstanding = node
