@@ -203,4 +203,15 @@ fn kubernetes_manifests_have_what_a_statefulset_needs() {
     let volumes = list(&spec["template"]["spec"]["volumes"], "volumes");
     let auth = volumes.iter().find(|v| v["name"].as_str() == Some("auth")).expect("auth volume");
     assert_eq!(auth["secret"]["secretName"].as_str(), Some("raftq-auth"));
+    // And mutual TLS, from the Secret raftq-tls.
+    let tls_mount = list(&container["volumeMounts"], "volumeMounts")
+        .iter()
+        .find(|m| m["name"].as_str() == Some("tls"))
+        .map(|m| str_of(&m["mountPath"], "mountPath"))
+        .expect("the tls secret is mounted");
+    for var in ["RAFTQ_TLS_CERT", "RAFTQ_TLS_KEY", "RAFTQ_TLS_CA", "RAFTQ_TLS_CLIENT_CA"] {
+        assert!(k8s_env(container, var).starts_with(&format!("{tls_mount}/")), "{var} is in the tls secret");
+    }
+    let tls = volumes.iter().find(|v| v["name"].as_str() == Some("tls")).expect("tls volume");
+    assert_eq!(tls["secret"]["secretName"].as_str(), Some("raftq-tls"));
 }
