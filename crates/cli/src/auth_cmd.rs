@@ -5,14 +5,10 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use raftq_server::auth::{Auth, AuthFile, Grant, Permission, Policy, Principal, token_hash};
-
-/// How often the server looks at the auth file for changes.
-pub const AUTH_FILE_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Subcommand)]
 pub enum AuthCommand {
@@ -171,52 +167,19 @@ pub fn load_policy(path: &Path) -> Result<Policy> {
     Policy::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-/// Keeps `auth` in step with the file at `path`: it is read again on SIGHUP
-/// and every [`AUTH_FILE_POLL`], and put in force when its bytes changed
-/// and it is valid. A file that fails its checks is logged and ignored:
-/// the policy in force stays.
+/// Keeps `auth` in step with the file at `path` (see [`crate::reload`]): a
+/// valid new file is put in force; one that fails its checks is logged
+/// (`auth file refused`) and the policy in force stays. `first`: the bytes
+/// of the policy in force.
 pub fn spawn_reloader(path: PathBuf, auth: Arc<Auth>, first: Vec<u8>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut last = first;
-        #[cfg(unix)]
-        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        loop {
-            #[cfg(unix)]
-            let signalled = async {
-                match hangup.as_mut() {
-                    Some(signal) => {
-                        signal.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            #[cfg(not(unix))]
-            let signalled = std::future::pending::<()>();
-            tokio::select! {
-                () = signalled => tracing::info!(path = %path.display(), "SIGHUP: reading the auth file again"),
-                () = tokio::time::sleep(AUTH_FILE_POLL) => {}
-            }
-            let bytes = match tokio::fs::read(&path).await {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot read the auth file; the policy in force stays");
-                    continue;
-                }
-            };
-            if bytes == last {
-                continue;
-            }
-            match std::str::from_utf8(&bytes).map_err(|e| e.to_string()).and_then(Policy::from_json) {
-                Ok(policy) => {
-                    tracing::info!(target: "raftq::audit", path = %path.display(), principals = policy.len(), "auth file reloaded");
-                    auth.replace(policy);
-                }
-                Err(e) => {
-                    tracing::error!(path = %path.display(), error = %e, "auth file refused; the policy in force stays")
-                }
-            }
-            last = bytes;
-        }
+    let read_path = path.clone();
+    let read = move || std::fs::read(&read_path).with_context(|| format!("reading {}", read_path.display()));
+    crate::reload::spawn("auth file", first, read, move |bytes: &Vec<u8>| {
+        let text = std::str::from_utf8(bytes).with_context(|| format!("{}: not UTF-8", path.display()))?;
+        let policy = Policy::from_json(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        tracing::info!(target: "raftq::audit", path = %path.display(), principals = policy.len(), "auth policy replaced");
+        auth.replace(policy);
+        Ok(())
     })
 }
 

@@ -9,6 +9,7 @@ mod demo;
 mod dev_cmd;
 mod health_cmd;
 mod metrics_http;
+mod reload;
 mod server_cmd;
 mod tls;
 mod tls_cmd;
@@ -142,11 +143,10 @@ fn main() -> ExitCode {
         };
         let base = raftq_client::ClientConfig {
             token: token.filter(|t| !t.is_empty()).map(raftq_client::BearerToken::new),
-            tls: match (&cli.command, tls_files.load()) {
+            tls: match &cli.command {
                 // The server reads the files itself (and reloads them).
-                (Cmd::Server(_) | Cmd::Dev(_) | Cmd::Auth(_) | Cmd::Tls(_) | Cmd::Demo, _) => None,
-                (_, Ok(tls)) => tls,
-                (_, Err(e)) => return Err(e),
+                Cmd::Server(_) | Cmd::Dev(_) | Cmd::Auth(_) | Cmd::Tls(_) | Cmd::Demo => None,
+                _ => tls_files.load()?,
             },
             ..raftq_client::ClientConfig::default()
         };

@@ -2,7 +2,7 @@
 //!
 //! The server side: [`TlsFiles`] names the PEM files, [`ServerTls`] holds
 //! the rustls config in force and rebuilds it when a file changes (polled
-//! every [`TLS_FILE_POLL`]) or on SIGHUP, so a rotated certificate is served
+//! every [`crate::reload::FILE_POLL`]) or on SIGHUP, so a rotated certificate is served
 //! without a restart; [`incoming`] accepts TCP connections and completes
 //! each handshake on its own task, with a deadline, so a slow or silent
 //! client holds neither the accept loop nor other handshakes.
@@ -23,8 +23,6 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
-/// How often the certificate files are looked at for changes.
-pub const TLS_FILE_POLL: Duration = Duration::from_secs(1);
 /// Longest a TLS handshake may take before the connection is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most handshakes in progress at once; further connections wait in the
@@ -114,55 +112,23 @@ impl ServerTls {
         TlsAcceptor::from(self.config.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
     }
 
-    /// Reads the files again on SIGHUP and every [`TLS_FILE_POLL`]; puts a
-    /// new config in force when their bytes changed and they make a valid
-    /// one (a half-written pair is logged and retried on the next look).
-    /// New connections get the new certificate; open ones keep theirs.
+    /// Reads the files again on change or SIGHUP (see [`crate::reload`])
+    /// and puts a new config in force when they make a valid one. New
+    /// connections get the new certificate; open ones keep theirs.
     pub fn spawn_reloader(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let first = self.files.read().unwrap_or_default();
+        let files = self.files.clone();
         let this = self.clone();
-        tokio::spawn(async move {
-            let mut last = this.files.read().unwrap_or_default();
-            let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-            loop {
-                let signalled = async {
-                    match hangup.as_mut() {
-                        Some(signal) => {
-                            signal.recv().await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                };
-                tokio::select! {
-                    () = signalled => tracing::info!("SIGHUP: reading the TLS files again"),
-                    () = tokio::time::sleep(TLS_FILE_POLL) => {}
-                }
-                let files = this.files.clone();
-                let read = tokio::task::spawn_blocking(move || files.read()).await;
-                let bytes = match read {
-                    Ok(Ok(bytes)) => bytes,
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %format!("{e:#}"), "cannot read the TLS files; the certificate in force stays");
-                        continue;
-                    }
-                    Err(_) => continue,
-                };
-                if bytes == last {
-                    continue;
-                }
-                match server_config(&this.files, &bytes) {
-                    Ok(config) => {
-                        *this.config.write().unwrap_or_else(std::sync::PoisonError::into_inner) = config;
-                        tracing::info!(target: "raftq::audit", cert = %this.files.cert.display(), "TLS certificate reloaded");
-                        last = bytes;
-                    }
-                    // Not remembered as seen: a certificate and key written
-                    // one after the other are taken once both are there.
-                    Err(e) => {
-                        tracing::error!(error = %format!("{e:#}"), "TLS files refused; the certificate in force stays")
-                    }
-                }
-            }
-        })
+        crate::reload::spawn(
+            "TLS certificate",
+            first,
+            move || files.read(),
+            move |bytes| {
+                let config = server_config(&this.files, bytes)?;
+                *this.config.write().unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+                Ok(())
+            },
+        )
     }
 }
 

@@ -402,8 +402,8 @@ where
             request.extensions_mut().insert(Caller::Anyone);
             return Box::pin(self.inner.call(request));
         };
-        let path = request.uri().path().to_owned();
-        let gate = gate(&path);
+        let path = request.uri().path();
+        let gate = gate(path);
         if matches!(gate, Gate::Open) {
             return Box::pin(self.inner.call(request));
         }
