@@ -304,7 +304,8 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+        // PROPTEST_CASES raises the count (ProptestConfig::default reads it).
+        #![proptest_config(ProptestConfig { cases: ProptestConfig::default().cases.max(2_000), ..ProptestConfig::default() })]
 
         #[test]
         fn queue_management_requests(name in name(), config in config(), update in any::<bool>()) {

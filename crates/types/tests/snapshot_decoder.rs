@@ -39,7 +39,8 @@ fn pairs() -> impl Strategy<Value = Pairs> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2_000))]
+    // PROPTEST_CASES raises the count (ProptestConfig::default reads it).
+    #![proptest_config(ProptestConfig::with_cases(ProptestConfig::default().cases.max(2_000)))]
 
     #[test]
     fn arbitrary_chunks_never_panic(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..256), 0..6)) {
