@@ -49,16 +49,20 @@ RAFTQ_SECRETS_DIR="deploy/secrets"
 
 #   tls/         a private CA (ca.pem), each node's certificate and key
 #                (raftq-N.pem, raftq-N-key.pem) and the admin client's
-#                (client-admin.pem, client-admin-key.pem): TLS on the gRPC
-#                port, mutual (every client presents a certificate)
+#                (client-admin.pem, client-admin-key.pem): TLS on both
+#                ports, mutual (every client presents a certificate; on the
+#                peer port it must name a member, node-N.peer.raftq)
 
 # Makes the secrets if missing. $1: the raftq binary.
 ensure_secrets() {
     local raftq="$1" dir="$RAFTQ_SECRETS_DIR"
-    if [[ ! -s "$dir/tls/ca.pem" ]]; then
+    # `peer-identity`: the certificates name node-N.peer.raftq, which the
+    # peer port requires; older ones (without the marker) are made again.
+    if [[ ! -s "$dir/tls/ca.pem" || ! -e "$dir/tls/peer-identity" ]]; then
         echo "==> making a private CA and certificates in $dir/tls"
         rm -rf "$dir/tls"
         "$raftq" tls gen --dir "$dir/tls" --node raftq-1 --node raftq-2 --node raftq-3 --client admin >/dev/null
+        touch "$dir/tls/peer-identity"
     fi
     [[ -s "$dir/auth.json" && -s "$dir/peer-token" && -s "$dir/admin-token" ]] && return 0
     echo "==> making tokens and the auth file in $dir"

@@ -50,6 +50,7 @@ kill_node() { # id
     while kill -0 "${pid_of[$1]}" 2>/dev/null; do sleep 0.05; done
 }
 addr_of() { tr '\0' ' ' <"/proc/${pid_of[$1]}/cmdline" | sed -n 's/.*--listen \([^ ]*\).*/\1/p'; }
+peer_addr_of() { tr '\0' ' ' <"/proc/${pid_of[$1]}/cmdline" | sed -n 's/.*--peer-listen \([^ ]*\).*/\1/p'; }
 dir_of() { tr '\0' ' ' <"/proc/${pid_of[$1]}/cmdline" | sed -n 's/.*--data-dir \([^ ]*\).*/\1/p'; }
 status_json() { "$bin" --servers "$1" --json cluster status 2>/dev/null; }
 leader() { status_json "$RAFTQ_SERVERS" | json_field 'd["leader"]'; }
@@ -94,7 +95,7 @@ state_mib=$(du -sm "$(dir_of "$lead")" | cut -f1)
 rm -rf "$dir"
 # A node that joins lists the other voters, not itself.
 cmd_of[$follower]=$(echo "${cmd_of[$follower]}" | sed "s/'--peers' '[^']*'/'--peers' '$(
-    for id in "${!pid_of[@]}"; do [[ $id != "$follower" ]] && echo -n "$id=$(addr_of "$id"),"; done | sed 's/,$//')'/")
+    for id in "${!pid_of[@]}"; do [[ $id != "$follower" ]] && echo -n "$id=$(addr_of "$id")/$(peer_addr_of "$id"),"; done | sed 's/,$//')'/")
 declare -A rss_before
 for id in "${!pid_of[@]}"; do [[ $id != "$follower" ]] && rss_before[$id]=$(rss_mib "${pid_of[$id]}"); done
 start_node "$follower"
@@ -103,7 +104,7 @@ target=$(leader_applied)
 t0=$(now)
 # The add waits for the learner to catch up and may time out first: the
 # loop below is what times the catch-up.
-"$bin" cluster add "$follower" "$addr" >/dev/null 2>&1 || true
+"$bin" cluster add "$follower" "$addr" "$(peer_addr_of "$follower")" >/dev/null 2>&1 || true
 peak_growth=0
 while true; do
     for id in "${!rss_before[@]}"; do

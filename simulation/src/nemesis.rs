@@ -429,9 +429,9 @@ impl Nemesis {
             return;
         }
         self.beliefs.borrow_mut().membership_busy = true;
-        let addr = crate::node::node_addr(spare);
-        let addr = addr.as_str();
-        let added = self.retry_membership(|c| async move { c.add_learner(spare, addr).await }).await;
+        let (addr, peer_addr) = (crate::node::node_addr(spare), crate::node::node_peer_addr(spare));
+        let (addr, peer_addr) = (addr.as_str(), peer_addr.as_str());
+        let added = self.retry_membership(|c| async move { c.add_learner(spare, addr, peer_addr).await }).await;
         if added {
             self.retry_membership(|c| async move { c.promote(spare).await }).await;
         }

@@ -19,6 +19,8 @@ use turmoil::net::{TcpListener, TcpStream};
 
 /// The port every node listens on (each node is its own turmoil host).
 pub const NODE_PORT: u16 = 7000;
+/// The port every node's peer (Raft transport) listener binds.
+pub const PEER_PORT: u16 = 7001;
 /// Limit on dialling a peer, as the real `TcpConnector` sets it.
 const RAFT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// HTTP/2 pings on Raft channels, as the real `TcpConnector` sets them. They
@@ -217,7 +219,7 @@ fn lazy_channel(endpoint: Endpoint, sockets: Arc<HostSockets>) -> Channel {
 pub struct RaftConnector(pub Arc<HostSockets>);
 
 impl raftq_raft::network::Connector for RaftConnector {
-    fn channel(&self, addr: &str) -> Result<Channel, String> {
+    fn channel(&self, _target: u64, addr: &str) -> Result<Channel, String> {
         let endpoint =
             Endpoint::from_shared(format!("http://{addr}")).map_err(|e| format!("bad address {addr:?}: {e}"))?;
         Ok(lazy_channel(

@@ -17,7 +17,7 @@ use raftq_storage::{
 };
 use turmoil::net::TcpListener;
 
-use crate::net::{self, HostSockets, NODE_PORT, RaftConnector};
+use crate::net::{self, HostSockets, NODE_PORT, PEER_PORT, RaftConnector};
 
 /// Digests kept per replica: enough to find an index every replica has
 /// applied while the last entries still trickle in.
@@ -189,9 +189,19 @@ pub fn node_name(id: u64) -> String {
     format!("n{id}")
 }
 
-/// The address of node `id`.
+/// The client address of node `id`.
 pub fn node_addr(id: u64) -> String {
     format!("{}:{NODE_PORT}", node_name(id))
+}
+
+/// The peer (Raft transport) address of node `id`.
+pub fn node_peer_addr(id: u64) -> String {
+    format!("{}:{PEER_PORT}", node_name(id))
+}
+
+/// Both addresses of node `id`, as the membership records them.
+pub fn node_addrs(id: u64) -> raftq_storage::NodeAddr {
+    raftq_storage::NodeAddr::new(node_addr(id), node_peer_addr(id))
 }
 
 /// The host's software: open the store, serve until crashed. A store that
@@ -220,8 +230,14 @@ pub async fn run(node: Arc<NodeSpec>) -> turmoil::Result {
         observed.start_seed = node.rng_seed.wrapping_add(u64::from(observed.starts));
         observed.applied = machine.applied().map_or(0, |id| id.index);
     }
-    let listener = match TcpListener::bind(("0.0.0.0", NODE_PORT)).await {
-        Ok(listener) => listener,
+    let bound = async {
+        Ok::<_, std::io::Error>((
+            TcpListener::bind(("0.0.0.0", NODE_PORT)).await?,
+            TcpListener::bind(("0.0.0.0", PEER_PORT)).await?,
+        ))
+    };
+    let (listener, peer_listener) = match bound.await {
+        Ok(listeners) => listeners,
         Err(e) => {
             node.observed().exited = Some(format!("bind: {e}"));
             return Ok(());
@@ -235,7 +251,10 @@ pub async fn run(node: Arc<NodeSpec>) -> turmoil::Result {
             node.config.clone(),
             log_store,
             machine,
-            net::incoming(listener, node.sockets.clone()),
+            raftq_server::Listeners {
+                client: net::incoming(listener, node.sockets.clone()),
+                peer: net::incoming(peer_listener, node.sockets.clone()),
+            },
             Arc::new(RaftConnector(node.sockets.clone())),
             node.clock.clone(),
             std::future::pending(),

@@ -107,7 +107,7 @@ struct Driver {
 
 impl Driver {
     fn new(plan: Plan) -> Self {
-        let peers: BTreeMap<u64, String> = plan.voter_ids().map(|id| (id, node::node_addr(id))).collect();
+        let peers: raftq_raft::Peers = plan.voter_ids().map(|id| (id, node::node_addrs(id))).collect();
         let nodes: Vec<Arc<NodeSpec>> = plan
             .node_ids()
             .map(|id| {
@@ -119,6 +119,7 @@ impl Driver {
                     limits: raftq_server::ServerLimits::default(),
                     auth: None,
                     peer_token: None,
+                    peer_identity: false,
                     disk: None,
                 };
                 let spec = NodeSpec::new(id, config, plan.seed);

@@ -77,13 +77,19 @@ async fn permissions_are_checked_before_anything_reaches_the_log() {
     assert_eq!(remove.code(), Code::PermissionDenied, "{remove:?}");
     app_cluster.status(proto::StatusRequest::default()).await.expect("any principal may read the status");
 
-    // The Raft transport takes only the peer token, whatever the payload.
+    // The peer port's Raft transport takes only the peer token, whatever
+    // the payload.
     for (token, code) in [(None, Code::Unauthenticated), (Some(ADMIN), Code::PermissionDenied)] {
-        let mut raft = RaftTransportClient::new(cluster.stub_channel(leader, token));
+        let mut raft = RaftTransportClient::new(cluster.peer_stub(leader, token, None));
         let forged = proto::RaftPayload { format_version: 1, data: b"forged".to_vec().into() };
         let refused = raft.append_entries(forged).await.expect_err("a stranger's AppendEntries");
         assert_eq!(refused.code(), code, "{token:?}: {refused:?}");
     }
+    // The client port has no Raft transport at all, even for the peer token.
+    let mut raft = RaftTransportClient::new(cluster.stub_channel(leader, Some(PEER)));
+    let forged = proto::RaftPayload { format_version: 1, data: b"forged".to_vec().into() };
+    let refused = raft.append_entries(forged).await.expect_err("AppendEntries on the client port");
+    assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
 
     // The reader consumes; the queue list shows a principal its queues only.
     admin.create_queue("payments", proto::QueueConfig::default()).await.expect("ops creates payments");

@@ -201,3 +201,45 @@ fn attribute(key: &str, value: &str) -> proto::PublishMessage {
 fn keyed(key: &str) -> proto::PublishMessage {
     proto::PublishMessage { idempotency_key: key.to_owned(), ..body(1) }
 }
+
+/// Bounds on connections (§6): past `--max-connections` a new connection
+/// is closed at once; a connection that never sends a byte is closed after
+/// 10 s, giving its slot back; the node serves throughout.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_past_the_limit_or_silent_are_closed() {
+    use tokio::io::AsyncReadExt;
+    const LIMIT: usize = 4;
+    let options = Options { extra_args: vec!["--max-connections".into(), LIMIT.to_string()], ..Options::default() };
+    let mut cluster = Cluster::start("conn-limit", 1, options).await;
+    let addr = cluster.addr(1);
+    // Whether the node closed `stream` within `limit` (EOF or reset). What
+    // it sends first (its HTTP/2 settings) is read and ignored.
+    async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+        let mut buf = [0u8; 256];
+        let closed = async {
+            while let Ok(n) = stream.read(&mut buf).await {
+                if n == 0 {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(limit, closed).await.is_ok()
+    }
+    // The harness holds one connection already; fill the rest and more.
+    let mut silent = Vec::new();
+    for _ in 0..LIMIT + 2 {
+        silent.push(tokio::net::TcpStream::connect(&addr).await.expect("connect"));
+    }
+    let last = silent.last_mut().expect("one");
+    assert!(closed_within(last, Duration::from_secs(2)).await, "a connection past the limit is closed at once");
+    // The silent ones are closed by the node after its 10 s first-byte limit.
+    let started = std::time::Instant::now();
+    for stream in &mut silent {
+        assert!(closed_within(stream, Duration::from_secs(20)).await, "a silent connection is closed");
+    }
+    assert!(started.elapsed() >= Duration::from_secs(5), "not before the first-byte limit");
+    // Their slots are free again: a client gets in.
+    let client = cluster.client_of(1);
+    client.create_queue("after-the-crowd", proto::QueueConfig::default()).await.expect("the node serves");
+    cluster.assert_running();
+}

@@ -63,6 +63,8 @@ pub struct Options {
     /// TLS on: the nodes serve `node_cert` and dial each other with it;
     /// the harness's own calls trust `ca` and present `client_cert`.
     pub tls: Option<TlsOptions>,
+    /// Further `raftq server` flags, for every node.
+    pub extra_args: Vec<String>,
 }
 
 /// PEM files of a cluster with TLS on (made by the test, e.g. with rcgen).
@@ -121,6 +123,7 @@ impl Default for Options {
             log_keep: None,
             auth: None,
             tls: None,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -139,8 +142,10 @@ pub struct Cluster {
 /// One node: what it takes to (re)start it, and its process if running.
 #[derive(Debug)]
 struct Node {
-    /// `127.0.0.1:port`, its listen and advertised address.
+    /// `127.0.0.1:port`, its client listen and advertised address.
     addr: String,
+    /// `127.0.0.1:port`, its peer listen and advertised address.
+    peer_addr: String,
     /// Its `--peers` argument, kept for restarts.
     peers: String,
     data_dir: PathBuf,
@@ -158,7 +163,7 @@ impl Cluster {
     /// and waits until one of them leads.
     pub async fn start(name: &str, voters: u64, options: Options) -> Self {
         let root = tempfile::Builder::new().prefix(&format!("raftq-{name}-")).tempdir().expect("temp dir");
-        let addrs: BTreeMap<u64, String> = (1..=voters).map(|id| (id, format!("127.0.0.1:{}", pick_port()))).collect();
+        let addrs: BTreeMap<u64, (String, String)> = (1..=voters).map(|id| (id, new_addrs())).collect();
         let peers = peers_arg(&addrs);
         let mut cluster = Self { name: name.to_owned(), options, root: Some(root), nodes: BTreeMap::new() };
         if let Some(tls) = cluster.options.tls.clone() {
@@ -169,8 +174,8 @@ impl Cluster {
             cluster.write_auth_file(&auth.file);
             std::fs::write(cluster.peer_token_path(), format!("{}\n", auth.peer_token)).expect("write peer token");
         }
-        for (id, addr) in addrs {
-            cluster.add_process(id, addr, peers.clone());
+        for (id, addrs) in addrs {
+            cluster.add_process(id, addrs, peers.clone());
         }
         let leader = cluster.wait_for_leader(None).await;
         eprintln!("[{name}] {voters} nodes up, leader {leader}");
@@ -178,17 +183,18 @@ impl Cluster {
     }
 
     /// Starts a new node `id` that is not yet a member: its `--peers` lists
-    /// the current voters `peers` without itself. Returns its address; add
-    /// it with `add_learner`.
-    pub fn start_joining_node(&mut self, id: u64, voters: &[u64]) -> String {
+    /// the current voters `peers` without itself. Returns its client and
+    /// peer address; add it with `add_learner`.
+    pub fn start_joining_node(&mut self, id: u64, voters: &[u64]) -> (String, String) {
         assert!(!self.nodes.contains_key(&id), "node {id} already exists");
-        let addrs: BTreeMap<u64, String> = voters.iter().map(|v| (*v, self.addr(*v))).collect();
-        let addr = format!("127.0.0.1:{}", pick_port());
-        self.add_process(id, addr.clone(), peers_arg(&addrs));
-        addr
+        let addrs: BTreeMap<u64, (String, String)> =
+            voters.iter().map(|v| (*v, (self.addr(*v), self.peer_addr(*v)))).collect();
+        let own = new_addrs();
+        self.add_process(id, own.clone(), peers_arg(&addrs));
+        own
     }
 
-    fn add_process(&mut self, id: u64, addr: String, peers: String) {
+    fn add_process(&mut self, id: u64, (addr, peer_addr): (String, String), peers: String) {
         let dir = self.root.as_ref().expect("cluster dir").path();
         let data_dir = dir.join(format!("node-{id}"));
         let log_path = dir.join(format!("node-{id}.log"));
@@ -198,7 +204,7 @@ impl Cluster {
             ..ClientConfig::new([addr.clone()])
         };
         let channel = raftq_client::endpoint(&addr, &settings).expect("valid address").connect_lazy();
-        let mut node = Node { addr, peers, data_dir, log_path, channel, child: None };
+        let mut node = Node { addr, peer_addr, peers, data_dir, log_path, channel, child: None };
         node.child = Some(self.spawn(id, &node));
         self.nodes.insert(id, node);
     }
@@ -209,7 +215,8 @@ impl Cluster {
         let mut command = Command::new(env!("CARGO_BIN_EXE_raftq"));
         command
             .arg("server")
-            .args(["--node-id", &id.to_string(), "--listen", &node.addr, "--peers", &node.peers])
+            .args(["--node-id", &id.to_string(), "--listen", &node.addr, "--peer-listen", &node.peer_addr])
+            .args(["--peers", &node.peers])
             .arg("--data-dir")
             .arg(&node.data_dir)
             .args(["--heartbeat-ms", &self.options.heartbeat_ms.to_string()])
@@ -228,6 +235,7 @@ impl Cluster {
                 command.arg("--tls-client-ca").arg(self.tls_path("ca.pem"));
             }
         }
+        command.args(&self.options.extra_args);
         if self.options.auth.is_some() {
             command.arg("--auth-file").arg(self.auth_file_path());
             command.arg("--peer-token-file").arg(self.peer_token_path());
@@ -249,9 +257,14 @@ impl Cluster {
         command.spawn().unwrap_or_else(|e| panic!("[{}] spawning node {id}: {e}", self.name))
     }
 
-    /// Node `id`'s address.
+    /// Node `id`'s client address.
     pub fn addr(&self, id: u64) -> String {
         self.node(id).addr.clone()
+    }
+
+    /// Node `id`'s peer address (the Raft transport).
+    pub fn peer_addr(&self, id: u64) -> String {
+        self.node(id).peer_addr.clone()
     }
 
     fn node(&self, id: u64) -> &Node {
@@ -371,6 +384,29 @@ impl Cluster {
     /// A raw stub channel to node `id` sending `token` (or none).
     pub fn stub_channel(&self, id: u64, token: Option<&str>) -> Stub {
         InterceptedService::new(self.node(id).channel.clone(), Bearer::new(token))
+    }
+
+    /// A raw stub to node `id`'s peer port, sending `token`: plain TCP, or
+    /// TLS with `identity` as its client certificate (PEM cert and key;
+    /// the peer port requires one when TLS is on).
+    pub fn peer_stub(&self, id: u64, token: Option<&str>, identity: Option<(String, String)>) -> Stub {
+        let addr = self.peer_addr(id);
+        let endpoint = match &self.options.tls {
+            None => tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("valid address"),
+            Some(tls) => {
+                let mut settings = tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(&tls.ca))
+                    .domain_name(format!("node-{id}.peer.raftq"));
+                if let Some((cert, key)) = identity {
+                    settings = settings.identity(tonic::transport::Identity::from_pem(cert, key));
+                }
+                tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+                    .expect("valid address")
+                    .tls_config(settings)
+                    .expect("TLS settings")
+            }
+        };
+        InterceptedService::new(endpoint.connect_timeout(Duration::from_secs(2)).connect_lazy(), Bearer::new(token))
     }
 
     fn harness_channel(&self, id: u64) -> Stub {
@@ -553,9 +589,14 @@ pub async fn wait_for<T>(what: &str, limit: Duration, mut check: impl AsyncFnMut
     }
 }
 
-/// `1=addr,2=addr,...`.
-fn peers_arg(addrs: &BTreeMap<u64, String>) -> String {
-    addrs.iter().map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(",")
+/// `1=addr/peer_addr,2=addr/peer_addr,...`.
+fn peers_arg(addrs: &BTreeMap<u64, (String, String)>) -> String {
+    addrs.iter().map(|(id, (addr, peer))| format!("{id}={addr}/{peer}")).collect::<Vec<_>>().join(",")
+}
+
+/// A fresh client and peer address on loopback.
+fn new_addrs() -> (String, String) {
+    (format!("127.0.0.1:{}", pick_port()), format!("127.0.0.1:{}", pick_port()))
 }
 
 /// A port no other node of this test binary uses and nothing listens on.

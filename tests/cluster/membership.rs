@@ -26,8 +26,8 @@ async fn learner_join_promote_and_remove() {
     client.publish(QUEUE, messages).await.expect("publish");
 
     // Join: learner, catch up, promote.
-    let addr = cluster.start_joining_node(NEW_NODE, &[1, 2, 3]);
-    let membership = client.add_learner(NEW_NODE, &addr).await.expect("add learner");
+    let (addr, peer_addr) = cluster.start_joining_node(NEW_NODE, &[1, 2, 3]);
+    let membership = client.add_learner(NEW_NODE, &addr, &peer_addr).await.expect("add learner");
     assert_eq!(ids(&membership.voters), [1, 2, 3]);
     assert_eq!(ids(&membership.learners), [NEW_NODE]);
     let leader = cluster.leader_id().await;

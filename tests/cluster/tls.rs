@@ -1,7 +1,8 @@
 //! TLS on a real cluster, with certificates made here by rcgen: the nodes
 //! serve TLS and dial each other over it; a plaintext client is refused;
 //! with a client CA, a client without a certificate from it is refused; a
-//! rotated certificate is served without a restart.
+//! rotated certificate is served without a restart; the peer port admits
+//! only certificates that name a member.
 
 use std::sync::Arc;
 
@@ -41,8 +42,13 @@ impl Ca {
     }
 }
 
+/// The names of the nodes' one shared certificate: the loopback host, and
+/// the peer identity of every node id a test uses.
+const NODE_NAMES: [&str; 6] =
+    ["127.0.0.1", "localhost", "node-1.peer.raftq", "node-2.peer.raftq", "node-3.peer.raftq", "node-4.peer.raftq"];
+
 fn tls_options(ca: &Ca, require_client_cert: bool) -> Options {
-    let (node_cert, node_key) = ca.sign("raftq node", &["127.0.0.1", "localhost"]);
+    let (node_cert, node_key) = ca.sign("raftq node", &NODE_NAMES);
     let (client_cert, client_key) = ca.sign("raftq test client", &[]);
     let tls = TlsOptions { ca: ca.pem(), node_cert, node_key, require_client_cert, client_cert, client_key };
     Options { tls: Some(tls), ..Options::default() }
@@ -129,7 +135,7 @@ async fn a_rotated_certificate_is_served_without_a_restart() {
     let pids: Vec<Option<u32>> = cluster.running_ids().into_iter().map(|id| cluster.pid(id)).collect();
     let before = served_certificate(&cluster.addr(1), &ca.pem()).await;
 
-    let (cert, key) = ca.sign("raftq node, rotated", &["127.0.0.1", "localhost"]);
+    let (cert, key) = ca.sign("raftq node, rotated", &NODE_NAMES);
     let rotated = CertificateDer::from_pem_slice(cert.as_bytes()).expect("pem").into_owned();
     assert_ne!(before, rotated);
     let offsets = cluster.log_offsets();
@@ -141,5 +147,57 @@ async fn a_rotated_certificate_is_served_without_a_restart() {
     round_trip(&cluster.client(), "after-rotation").await.expect("the cluster works after the rotation");
     let now: Vec<Option<u32>> = cluster.running_ids().into_iter().map(|id| cluster.pid(id)).collect();
     assert_eq!(pids, now, "no node restarted");
+    cluster.assert_running();
+}
+
+/// The peer port always asks for a client certificate, and admits only one
+/// from the CA that names a member (`node-<id>.peer.raftq`): a client's
+/// certificate from the right CA, a removed or never-added node's, one from
+/// another CA, or none, get nowhere near Raft.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_peer_port_admits_only_a_members_certificate() {
+    use raftq_proto::v1::raft_transport_client::RaftTransportClient;
+    let ca = Ca::new("raftq test ca");
+    let mut cluster = Cluster::start("tls-peer", 3, tls_options(&ca, false)).await;
+    let leader = cluster.leader_id().await;
+    // Not a Raft message at all: a member gets past the identity check and
+    // is refused by the decoder (INVALID_ARGUMENT), nothing else is.
+    let junk = || proto::RaftPayload { format_version: 1, data: b"not a vote".to_vec().into() };
+    let vote = async |identity: Option<(String, String)>| {
+        RaftTransportClient::new(cluster.peer_stub(leader, None, identity)).vote(junk()).await
+    };
+
+    let member = ca.sign("node 2", &["node-2.peer.raftq"]);
+    let answer = vote(Some(member)).await.expect_err("junk is no vote");
+    assert_eq!(answer.code(), raftq_client::Code::InvalidArgument, "a member reaches the decoder: {answer:?}");
+
+    let client = ca.sign("raftq test client", &["127.0.0.1"]);
+    let refused = vote(Some(client)).await.expect_err("a client certificate on the peer port");
+    eprintln!("[tls-peer] client certificate: {refused}");
+    assert_eq!(refused.code(), raftq_client::Code::PermissionDenied, "{refused:?}");
+    assert!(refused.message().contains("node-1.peer.raftq"), "names what it wants: {}", refused.message());
+
+    let stranger_node = ca.sign("node 9", &["node-9.peer.raftq"]);
+    let refused = vote(Some(stranger_node)).await.expect_err("not a member");
+    assert_eq!(refused.code(), raftq_client::Code::PermissionDenied, "{refused:?}");
+
+    let other_ca = Ca::new("another ca");
+    let foreign = other_ca.sign("node 2", &["node-2.peer.raftq"]);
+    // Refused in the handshake: the node's TLS alert (UnknownCA, or that a
+    // certificate is required) or the connection it closed, by timing.
+    let in_handshake = |status: &tonic::Status| {
+        matches!(status.code(), raftq_client::Code::Unavailable | raftq_client::Code::Unknown)
+            && format!("{status:?}").contains("transport")
+    };
+    let refused = vote(Some(foreign)).await.expect_err("a certificate from another CA");
+    eprintln!("[tls-peer] another CA: {refused:?}");
+    assert!(in_handshake(&refused), "refused in the handshake: {refused:?}");
+
+    let refused = vote(None).await.expect_err("no certificate");
+    eprintln!("[tls-peer] no certificate: {refused:?}");
+    assert!(in_handshake(&refused), "refused in the handshake: {refused:?}");
+
+    // The cluster itself (dialling with its members' certificate) is fine.
+    round_trip(&cluster.client(), "peer-port").await.expect("the cluster works");
     cluster.assert_running();
 }

@@ -69,10 +69,11 @@ fn compose_file_runs_three_healthy_nodes() {
         let id = str_of(&env["RAFTQ_NODE_ID"], "RAFTQ_NODE_ID");
         ids.insert(id.to_owned());
         let listen_port = str_of(&env["RAFTQ_LISTEN"], "RAFTQ_LISTEN").rsplit_once(':').unwrap().1;
+        let peer_port = str_of(&env["RAFTQ_PEER_LISTEN"], "RAFTQ_PEER_LISTEN").rsplit_once(':').unwrap().1;
         let name = str_of(&node["container_name"], "container_name");
         let peers = str_of(&env["RAFTQ_PEERS"], "RAFTQ_PEERS");
         assert!(
-            peers.split(',').any(|p| p == format!("{id}={name}:{listen_port}")),
+            peers.split(',').any(|p| p == format!("{id}={name}:{listen_port}/{name}:{peer_port}")),
             "{name} advertises itself in {peers}"
         );
         assert!(env["RAFTQ_DATA_DIR"].as_str().is_some() && env["RAFTQ_METRICS_LISTEN"].as_str().is_some());
@@ -89,6 +90,10 @@ fn compose_file_runs_three_healthy_nodes() {
         }
         let published = format!("127.0.0.1:{listen_port}:{listen_port}");
         assert!(list(&node["ports"], "ports").iter().any(|p| p.as_str() == Some(&published)), "{published}");
+        let peer_published = list(&node["ports"], "ports")
+            .iter()
+            .any(|p| p.as_str().is_some_and(|p| p.ends_with(&format!(":{peer_port}"))));
+        assert!(!peer_published, "{name}: the peer port stays on the compose network");
         // Auth is on, from files in the secrets mount.
         let mounts: Vec<&str> = list(&node["volumes"], "volumes").iter().map(|v| str_of(v, "volume")).collect();
         let secrets = mounts.iter().find(|m| m.starts_with("./secrets:")).expect("the secrets mount");
@@ -176,10 +181,40 @@ fn kubernetes_manifests_have_what_a_statefulset_needs() {
     // Pod raftq-N is node N+1, and every peer address is a pod's stable name.
     assert_eq!(k8s_env(container, "RAFTQ_NODE_ID_FROM_HOSTNAME"), "true");
     let grpc_port = k8s_env(container, "RAFTQ_LISTEN").rsplit_once(':').unwrap().1;
+    let peer_port = k8s_env(container, "RAFTQ_PEER_LISTEN").rsplit_once(':').unwrap().1;
+    assert_ne!(grpc_port, peer_port);
     let sts_name = str_of(&sts["metadata"]["name"], "name");
-    let expected: Vec<String> =
-        (0..replicas).map(|n| format!("{}={sts_name}-{n}.{headless_name}:{grpc_port}", n + 1)).collect();
+    let expected: Vec<String> = (0..replicas)
+        .map(|n| {
+            let host = format!("{sts_name}-{n}.{headless_name}");
+            format!("{}={host}:{grpc_port}/{host}:{peer_port}", n + 1)
+        })
+        .collect();
     assert_eq!(k8s_env(container, "RAFTQ_PEERS"), expected.join(","));
+    // The peer port resolves through the headless Service only; the client
+    // Service does not expose it.
+    let service_ports = |name: &str| -> BTreeSet<String> {
+        list(&find("Service", name)["spec"]["ports"], "ports")
+            .iter()
+            .map(|p| str_of(&p["targetPort"], "targetPort").to_owned())
+            .collect()
+    };
+    assert!(service_ports(headless_name).contains("peer"), "peers find each other");
+    assert!(!service_ports("raftq").contains("peer"), "the client Service has no peer port");
+    // Only raftq pods may reach the peer port.
+    let policy = find("NetworkPolicy", "raftq-peers");
+    assert_eq!(&policy["spec"]["podSelector"]["matchLabels"], pod_labels);
+    let rules = list(&policy["spec"]["ingress"], "ingress");
+    let peer_rule = rules
+        .iter()
+        .find(|r| list(&r["ports"], "ports").iter().any(|p| p["port"].as_str() == Some("peer")))
+        .expect("a rule for the peer port");
+    let from = list(&peer_rule["from"], "from");
+    assert!(from.iter().all(|f| &f["podSelector"]["matchLabels"] == pod_labels), "peers only: {from:?}");
+    assert!(
+        rules.iter().all(|r| r["from"].is_badvalue() || std::ptr::eq(r, peer_rule)),
+        "only the peer rule restricts sources"
+    );
     let metrics_port = k8s_env(container, "RAFTQ_METRICS_LISTEN").rsplit_once(':').unwrap().1;
     let declared = |name: &str| {
         list(&container["ports"], "ports")
@@ -189,6 +224,7 @@ fn kubernetes_manifests_have_what_a_statefulset_needs() {
             .map(|p| p.to_string())
     };
     assert_eq!(declared("grpc").as_deref(), Some(grpc_port));
+    assert_eq!(declared("peer").as_deref(), Some(peer_port));
     assert_eq!(declared("metrics").as_deref(), Some(metrics_port));
 
     // Auth is on, from the Secret raftq-auth mounted where the env points.

@@ -25,9 +25,13 @@ pub struct DevArgs {
     /// Where the nodes keep their data (`<dir>/node-<id>`); reused on restart.
     #[arg(long, default_value = ".raftq-dev")]
     pub data_dir: PathBuf,
-    /// Node N listens on 127.0.0.1:(base_port + N).
+    /// Node N serves clients on 127.0.0.1:(base_port + N).
     #[arg(long, default_value_t = 7100)]
     pub base_port: u16,
+    /// Node N serves its peers (the Raft transport) on
+    /// 127.0.0.1:(peer_base_port + N).
+    #[arg(long, default_value_t = 7200)]
+    pub peer_base_port: u16,
     /// Run with auth and mutual TLS on, as the compose cluster does: a
     /// private CA, certificates, tokens and the auth file are made once in
     /// `<data-dir>/secure/`, and the commands to use them are printed.
@@ -43,14 +47,19 @@ struct Secure {
 impl Secure {
     fn prepare(data_dir: &std::path::Path, nodes: u64) -> Result<Self> {
         let dir = data_dir.join("secure");
-        if !dir.join("tls").join("ca.pem").exists() {
+        // `peer-identity` marks certificates naming `node-N.peer.raftq`,
+        // which the peer port requires; older ones are made again.
+        let marker = dir.join("tls").join("peer-identity");
+        if !dir.join("tls").join("ca.pem").exists() || !marker.exists() {
             let _ = std::fs::remove_dir_all(dir.join("tls"));
             crate::tls_cmd::generate(&crate::tls_cmd::GenArgs {
                 dir: dir.join("tls"),
-                nodes: (1..=nodes).map(|id| format!("node-{id}")).collect(),
+                nodes: (1..=nodes).map(|id| format!("{id}=node-{id}")).collect(),
+                node_ids: vec![],
                 clients: vec!["admin".into()],
                 sans: vec![],
             })?;
+            std::fs::write(&marker, "")?;
         }
         if !dir.join("auth.json").exists() {
             use raftq_server::auth::{AuthFile, Grant, Permission, Principal, token_hash};
@@ -121,18 +130,31 @@ pub async fn run(args: DevArgs) -> Result<()> {
         bail!("--nodes must be 1..=7");
     }
     let exe = std::env::current_exe().context("finding the raftq binary")?;
-    let addrs: Vec<(u64, String)> =
-        (1..=args.nodes).map(|id| (id, format!("127.0.0.1:{}", u64::from(args.base_port) + id))).collect();
-    let peers = addrs.iter().map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(",");
+    let port = |base: u16, id: u64| u64::from(base) + id;
+    if (1..=args.nodes).any(|id| port(args.base_port, id) > 65_535 || port(args.peer_base_port, id) > 65_535) {
+        bail!("--base-port and --peer-base-port leave no room for {} nodes", args.nodes);
+    }
+    let ids = || 1..=args.nodes;
+    if ids().any(|a| ids().any(|b| port(args.base_port, a) == port(args.peer_base_port, b))) {
+        bail!("--base-port and --peer-base-port give overlapping ports for {} nodes", args.nodes);
+    }
+    let addrs: Vec<(u64, String, String)> = (1..=args.nodes)
+        .map(|id| {
+            let client = format!("127.0.0.1:{}", port(args.base_port, id));
+            (id, client, format!("127.0.0.1:{}", port(args.peer_base_port, id)))
+        })
+        .collect();
+    let peers = addrs.iter().map(|(id, addr, peer)| format!("{id}={addr}/{peer}")).collect::<Vec<_>>().join(",");
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&args.data_dir).context("the data dir")?;
     let secure = if args.secure { Some(Secure::prepare(&data_dir, args.nodes)?) } else { None };
     let mut children: Vec<Child> = Vec::new();
-    for (id, addr) in &addrs {
+    for (id, addr, peer_addr) in &addrs {
         let dir = args.data_dir.join(format!("node-{id}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let child = Command::new(&exe)
-            .args(["server", "--node-id", &id.to_string(), "--listen", addr, "--peers", &peers])
+            .args(["server", "--node-id", &id.to_string(), "--listen", addr, "--peer-listen", peer_addr])
+            .args(["--peers", &peers])
             .arg("--data-dir")
             .arg(&dir)
             .args(secure.as_ref().map(|s| s.server_args(*id)).unwrap_or_default())
@@ -142,10 +164,10 @@ pub async fn run(args: DevArgs) -> Result<()> {
             .with_context(|| format!("starting node {id}"))?;
         children.push(child);
     }
-    let servers = addrs.iter().map(|(_, addr)| addr.as_str()).collect::<Vec<_>>().join(",");
+    let servers = addrs.iter().map(|(_, addr, _)| addr.as_str()).collect::<Vec<_>>().join(",");
     println!("raftq dev cluster: {} nodes, data in {}", args.nodes, args.data_dir.display());
-    for (id, addr) in &addrs {
-        println!("  node {id}: {addr}");
+    for (id, addr, peer_addr) in &addrs {
+        println!("  node {id}: {addr} (peers: {peer_addr})");
     }
     println!("try:  export RAFTQ_SERVERS={servers}");
     println!(

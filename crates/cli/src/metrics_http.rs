@@ -36,9 +36,12 @@ struct Endpoint {
     handle: PrometheusHandle,
     /// Where this node's gRPC health service answers.
     grpc_addr: String,
-    /// How to dial it when it serves TLS.
-    tls: Option<raftq_client::TlsConfig>,
+    /// How to dial it when it serves TLS (replaced when the files reload).
+    tls: SharedTls,
 }
+
+/// TLS settings that a reloader may replace while they are in use.
+pub type SharedTls = std::sync::Arc<std::sync::RwLock<Option<raftq_client::TlsConfig>>>;
 
 /// Binds `listen` (failing the start if it cannot), installs the recorder,
 /// turns the server's sampler on, and serves until the task is aborted.
@@ -48,7 +51,7 @@ pub async fn start(
     listen: SocketAddr,
     node_id: u64,
     grpc_listen: SocketAddr,
-    tls: Option<raftq_client::TlsConfig>,
+    tls: SharedTls,
 ) -> Result<JoinHandle<()>> {
     let listener = TcpListener::bind(listen).await.with_context(|| format!("binding metrics on {listen}"))?;
     let handle = PrometheusBuilder::new()
@@ -92,7 +95,8 @@ async fn metrics(State(endpoint): State<Endpoint>) -> impl IntoResponse {
 }
 
 async fn ready(State(endpoint): State<Endpoint>) -> (StatusCode, String) {
-    let check = health_cmd::check(&endpoint.grpc_addr, health_cmd::QUEUE_SERVICE, endpoint.tls.as_ref());
+    let tls = endpoint.tls.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let check = health_cmd::check(&endpoint.grpc_addr, health_cmd::QUEUE_SERVICE, tls.as_ref());
     match tokio::time::timeout(READY_CHECK_TIMEOUT, check).await {
         Ok(Ok(ServingStatus::Serving)) => (StatusCode::OK, "ready: this node knows a leader\n".into()),
         Ok(Ok(status)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {status:?} (no leader known)\n")),

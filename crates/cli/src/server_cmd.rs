@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use raftq_raft::RaftSettings;
 use raftq_raft::network::TcpConnector;
+use raftq_raft::{Peers, RaftSettings};
 use raftq_server::{DiskGuard, DiskSpace, ProposalLimits, ServerConfig, ServerLimits, SystemClock};
+use raftq_storage::NodeAddr;
 use raftq_storage::rocks::{RocksStore, StoreOptions};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -26,9 +27,15 @@ pub struct ServerArgs {
     /// kernel's.
     #[arg(long, env = "RAFTQ_NODE_ID_FROM_HOSTNAME", conflicts_with = "node_id")]
     pub node_id_from_hostname: bool,
-    /// Address to bind the gRPC listener to (client API, admin and Raft).
+    /// Address to bind the client listener to: the Queue and Cluster
+    /// services, health and reflection.
     #[arg(long, env = "RAFTQ_LISTEN")]
     pub listen: SocketAddr,
+    /// Address to bind the peer listener to: the Raft transport between
+    /// the nodes, and nothing else. Only the other nodes need to reach it;
+    /// with TLS on it requires a member's certificate.
+    #[arg(long, env = "RAFTQ_PEER_LISTEN")]
+    pub peer_listen: SocketAddr,
     /// Directory of this node's RocksDB; created if missing.
     #[arg(long, env = "RAFTQ_DATA_DIR")]
     pub data_dir: PathBuf,
@@ -45,12 +52,14 @@ pub struct ServerArgs {
     /// consumers can drain. 0 turns the guard off.
     #[arg(long, env = "RAFTQ_MIN_FREE_DISK_MB", default_value_t = 256)]
     pub min_free_disk_mb: u64,
-    /// The initial voters: `1=host:port,2=host:port,3=host:port`. On the
-    /// first start of a fresh cluster the listed nodes form it; a restart
-    /// recovers from the data dir. A node joining later lists the existing
-    /// voters without itself, then is added with `raftq cluster add`.
+    /// The initial voters, each as `ID=CLIENT_ADDR/PEER_ADDR`:
+    /// `1=a:7101/a:7201,2=b:7102/b:7202,...` (client address as clients
+    /// reach it, peer address as the other nodes reach it). On the first
+    /// start of a fresh cluster the listed nodes form it; a restart recovers
+    /// from the data dir. A node joining later lists the existing voters
+    /// without itself, then is added with `raftq cluster add`.
     #[arg(long, env = "RAFTQ_PEERS", value_parser = parse_peers)]
-    pub peers: BTreeMap<u64, String>,
+    pub peers: Peers,
     /// Raft heartbeat interval.
     #[arg(long, env = "RAFTQ_HEARTBEAT_MS", default_value_t = raftq_raft::HEARTBEAT_MS_DEFAULT)]
     pub heartbeat_ms: u64,
@@ -97,6 +106,12 @@ pub struct ServerArgs {
     /// `raftq-retry-after-ms`, before its body is read.
     #[arg(long, env = "RAFTQ_MAX_INFLIGHT_REQUESTS", default_value_t = raftq_server::MAX_INFLIGHT_REQUESTS_DEFAULT)]
     pub max_inflight_requests: usize,
+    /// Most connections open at once on the client port; one more is closed
+    /// as soon as it is accepted (the client retries, or tries another
+    /// node). A connection that sends nothing for 10 s after connecting is
+    /// closed too. Keep it below the process's open-file limit.
+    #[arg(long, env = "RAFTQ_MAX_CONNECTIONS", default_value_t = raftq_server::MAX_CONNECTIONS_DEFAULT)]
+    pub max_connections: usize,
     /// Turn authentication on with this auth file (JSON: principals, their
     /// token hashes and permissions; see docs/security.md and `raftq auth
     /// token`). Read again when it changes or on SIGHUP. Needs a peer token.
@@ -115,17 +130,29 @@ pub struct ServerArgs {
     pub tls_client_ca: Option<PathBuf>,
 }
 
-/// Parses `1=host:port,2=host:port`.
-pub fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>, String> {
+/// `host:port` with a non-empty host and a port number.
+fn is_host_port(text: &str) -> bool {
+    text.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
+/// Parses `1=host:7101/host:7201,2=...`: each node's client and peer address.
+pub fn parse_peers(text: &str) -> Result<Peers, String> {
+    const FORM: &str = "ID=CLIENT_HOST:PORT/PEER_HOST:PORT";
     let mut peers = BTreeMap::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (id, addr) = part.split_once('=').ok_or_else(|| format!("{part:?} is not ID=HOST:PORT"))?;
+        let (id, addrs) = part.split_once('=').ok_or_else(|| format!("{part:?} is not {FORM}"))?;
         let id: u64 = id.trim().parse().map_err(|_| format!("{id:?} is not a node id"))?;
-        let addr = addr.trim();
-        if id == 0 || !addr.contains(':') {
-            return Err(format!("{part:?} is not ID=HOST:PORT with a positive id"));
+        let Some((addr, peer_addr)) = addrs.trim().split_once('/') else {
+            return Err(format!("{part:?} is not {FORM}: the peer address is missing"));
+        };
+        let (addr, peer_addr) = (addr.trim(), peer_addr.trim());
+        if id == 0 || !is_host_port(addr) || !is_host_port(peer_addr) {
+            return Err(format!("{part:?} is not {FORM} with a positive id"));
         }
-        if peers.insert(id, addr.to_string()).is_some() {
+        if addr == peer_addr {
+            return Err(format!("{part:?}: the client and peer addresses must differ"));
+        }
+        if peers.insert(id, NodeAddr::new(addr, peer_addr)).is_some() {
             return Err(format!("node {id} is listed twice"));
         }
     }
@@ -208,6 +235,7 @@ impl ServerArgs {
                 },
                 max_concurrent_streams: self.max_concurrent_streams,
                 max_inflight_requests: self.max_inflight_requests,
+                max_connections: self.max_connections,
             },
             disk: (self.min_free_disk_mb > 0).then(|| DiskGuard {
                 space: Arc::new(StatvfsSpace(self.data_dir.clone())),
@@ -218,13 +246,18 @@ impl ServerArgs {
                 None => None,
             },
             peer_token: self.peer_token()?,
+            // Set by `run` when TLS is on.
+            peer_identity: false,
         })
     }
 }
 
 /// TLS of a node: what it serves, and how it dials its peers.
 struct NodeTls {
+    /// The client port (client certificates if `--tls-client-ca`).
     server: Arc<crate::tls::ServerTls>,
+    /// The peer port: always mutual, with the peers' CA (`--tls-ca`).
+    peer_server: Arc<crate::tls::ServerTls>,
     /// For dialing peers and this node's own readiness check.
     client: raftq_client::TlsConfig,
 }
@@ -246,14 +279,23 @@ fn node_tls(args: &ServerArgs, files: &crate::tls::ClientTlsFiles) -> Result<Opt
         key: key.clone(),
         client_ca: args.tls_client_ca.clone(),
     })?;
+    let peer_server = crate::tls::ServerTls::load(crate::tls::TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: files.ca.clone(),
+    })?;
     let client = files.load()?.context("TLS client settings")?;
-    Ok(Some(NodeTls { server, client }))
+    Ok(Some(NodeTls { server, peer_server, client }))
 }
 
 pub async fn run(args: ServerArgs, tls_files: crate::tls::ClientTlsFiles) -> Result<()> {
-    let config = args.config()?;
+    let mut config = args.config()?;
     config.validate()?;
+    if args.listen == args.peer_listen {
+        bail!("--listen and --peer-listen must differ: clients and peers use separate ports");
+    }
     let tls = node_tls(&args, &tls_files)?;
+    config.peer_identity = tls.is_some();
     if let Some(addr) = config.peers.get(&config.node_id) {
         tracing::info!(node_id = config.node_id, advertised = %addr, "starting");
     } else {
@@ -268,15 +310,17 @@ pub async fn run(args: ServerArgs, tls_files: crate::tls::ClientTlsFiles) -> Res
     };
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(listen = %args.listen, tls = tls.is_some(), "serving gRPC");
+    let peer_listener = tokio::net::TcpListener::bind(args.peer_listen)
+        .await
+        .with_context(|| format!("binding {}", args.peer_listen))?;
+    tracing::info!(listen = %args.listen, peer_listen = %args.peer_listen, tls = tls.is_some(), "serving gRPC");
     if tls.is_none() {
         tracing::warn!("TLS is off: tokens and messages cross the network in the clear (see docs/security.md)");
     }
+    let own_tls: crate::metrics_http::SharedTls =
+        Arc::new(std::sync::RwLock::new(tls.as_ref().map(|t| t.client.clone())));
     let metrics = match args.metrics_listen {
-        Some(addr) => {
-            let own_tls = tls.as_ref().map(|t| t.client.clone());
-            Some(crate::metrics_http::start(addr, config.node_id, args.listen, own_tls).await?)
-        }
+        Some(addr) => Some(crate::metrics_http::start(addr, config.node_id, args.listen, own_tls.clone()).await?),
         None => None,
     };
     let reloader = match (&args.auth_file, &config.auth) {
@@ -290,36 +334,53 @@ pub async fn run(args: ServerArgs, tls_files: crate::tls::ClientTlsFiles) -> Res
             None
         }
     };
-    let connector = Arc::new(TcpConnector {
-        tls: tls.as_ref().map(|t| crate::tls::tonic_client_tls(&t.client)),
-        ..TcpConnector::default()
-    });
+    let connector = Arc::new(TcpConnector::new(tls.as_ref().map(|t| crate::tls::tonic_client_tls(&t.client))));
     let tls_reloader = tls.as_ref().map(|t| t.server.spawn_reloader());
+    // The certificate this node presents to its peers, and the CA it checks
+    // theirs with, reload too: new peer connections use them.
+    let dial_reloader = tls.as_ref().map(|_| {
+        let connector = connector.clone();
+        let own_tls = own_tls.clone();
+        tls_files.spawn_reloader(move |settings| {
+            connector.set_tls(crate::tls::tonic_client_tls(&settings));
+            *own_tls.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(settings);
+        })
+    });
+    let peer_tls_reloader = tls.as_ref().map(|t| t.peer_server.spawn_reloader());
     let clock = Arc::new(SystemClock);
     match tls {
         Some(tls) => {
-            let incoming = crate::tls::incoming(listener, tls.server);
-            raftq_server::serve(config, log_store, state_machine, incoming, connector, clock, shutdown_signal())
+            let listeners = raftq_server::Listeners {
+                client: crate::tls::incoming(listener, tls.server),
+                peer: crate::tls::incoming(peer_listener, tls.peer_server),
+            };
+            raftq_server::serve(config, log_store, state_machine, listeners, connector, clock, shutdown_signal())
                 .await?;
         }
         None => {
-            // Nagle's algorithm would hold small responses back until the
-            // peer's delayed ACK (up to 40 ms): every accepted connection
-            // sends at once.
-            let incoming = TcpListenerStream::new(listener).map(|accepted| {
-                let stream = accepted?;
-                stream.set_nodelay(true)?;
-                Ok::<_, std::io::Error>(stream)
-            });
-            raftq_server::serve(config, log_store, state_machine, incoming, connector, clock, shutdown_signal())
+            let listeners = raftq_server::Listeners { client: plain(listener), peer: plain(peer_listener) };
+            raftq_server::serve(config, log_store, state_machine, listeners, connector, clock, shutdown_signal())
                 .await?;
         }
     }
-    for task in [metrics, reloader, tls_reloader].into_iter().flatten() {
+    for task in [metrics, reloader, tls_reloader, peer_tls_reloader, dial_reloader].into_iter().flatten() {
         task.abort();
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Plain TCP connections accepted on `listener`. Nagle's algorithm would
+/// hold small responses back until the peer's delayed ACK (up to 40 ms):
+/// every accepted connection sends at once.
+fn plain(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
 }
 
 /// Resolves on SIGTERM (containers) or Ctrl-C.
@@ -351,10 +412,23 @@ mod tests {
 
     #[test]
     fn peers_parse() {
-        let peers = parse_peers("1=a:1, 2=b:2,3=127.0.0.1:7003").unwrap();
+        let peers = parse_peers("1=a:1/a:11, 2=b:2/b:12,3=127.0.0.1:7003/127.0.0.1:7103").unwrap();
         assert_eq!(peers.len(), 3);
-        assert_eq!(peers[&3], "127.0.0.1:7003");
-        for bad in ["", "1", "x=a:1", "0=a:1", "1=a:1,1=b:2", "1=nohostport"] {
+        assert_eq!(peers[&3], NodeAddr::new("127.0.0.1:7003", "127.0.0.1:7103"));
+        let bad = [
+            "",
+            "1",
+            "x=a:1/a:2",
+            "0=a:1/a:2",
+            "1=a:1/a:2,1=b:2/b:3",
+            "1=nohostport/a:2",
+            "1=a:1",
+            "1=a:1/",
+            "1=a:1/a:1",
+            "1=a:x/a:2",
+            "1=:1/a:2",
+        ];
+        for bad in bad {
             assert!(parse_peers(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -378,7 +452,17 @@ mod tests {
     #[test]
     fn node_id_or_hostname_flag() {
         use clap::Parser;
-        let base = ["raftq", "--listen", "127.0.0.1:1", "--data-dir", "d", "--peers", "1=a:1"];
+        let base = [
+            "raftq",
+            "--listen",
+            "127.0.0.1:1",
+            "--peer-listen",
+            "127.0.0.1:2",
+            "--data-dir",
+            "d",
+            "--peers",
+            "1=a:1/a:2",
+        ];
         let parse = |extra: &[&str]| Flags::try_parse_from(base.iter().chain(extra));
         let by_hostname = parse(&["--node-id-from-hostname"]).unwrap().server;
         assert_eq!((by_hostname.node_id, by_hostname.node_id_from_hostname), (None, true));
@@ -391,7 +475,19 @@ mod tests {
     #[test]
     fn backpressure_flags_have_defaults_and_reach_the_config() {
         use clap::Parser;
-        let base = ["raftq", "--node-id", "1", "--listen", "127.0.0.1:1", "--data-dir", "d", "--peers", "1=a:1"];
+        let base = [
+            "raftq",
+            "--node-id",
+            "1",
+            "--listen",
+            "127.0.0.1:1",
+            "--peer-listen",
+            "127.0.0.1:2",
+            "--data-dir",
+            "d",
+            "--peers",
+            "1=a:1/a:2",
+        ];
         let parse = |extra: &[&str]| Flags::try_parse_from(base.iter().chain(extra)).unwrap().server.config().unwrap();
         assert_eq!(parse(&[]).limits, ServerLimits::default());
         let set =
@@ -403,5 +499,7 @@ mod tests {
         assert!(parse(&["--max-concurrent-streams", "2"]).validate().is_err());
         assert_eq!(parse(&["--max-inflight-requests", "64"]).limits.max_inflight_requests, 64);
         assert!(parse(&["--max-inflight-requests", "0"]).validate().is_err());
+        assert_eq!(parse(&["--max-connections", "10"]).limits.max_connections, 10);
+        assert!(parse(&["--max-connections", "0"]).validate().is_err());
     }
 }

@@ -213,6 +213,36 @@ impl ClientTlsFiles {
     }
 }
 
+impl ClientTlsFiles {
+    /// The files' bytes (CA, then certificate and key if named).
+    fn read_all(&self) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        for path in [self.ca.as_ref(), self.cert.as_ref(), self.key.as_ref()].into_iter().flatten() {
+            out.push(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?);
+        }
+        Ok(out)
+    }
+
+    /// Reads the files again on change or SIGHUP (see [`crate::reload`])
+    /// and hands the new settings to `apply` when they load.
+    pub fn spawn_reloader(
+        &self,
+        apply: impl Fn(raftq_client::TlsConfig) + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let first = self.read_all().unwrap_or_default();
+        let (reader, loader) = (self.clone(), self.clone());
+        crate::reload::spawn(
+            "TLS identity for dialling peers",
+            first,
+            move || reader.read_all(),
+            move |_| {
+                apply(loader.load()?.context("no TLS files")?);
+                Ok(())
+            },
+        )
+    }
+}
+
 /// tonic's client TLS settings for `tls` (the peers' CA, this node's
 /// certificate as its client identity).
 pub fn tonic_client_tls(tls: &raftq_client::TlsConfig) -> tonic::transport::ClientTlsConfig {

@@ -11,8 +11,9 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, 
 #[derive(Debug, Subcommand)]
 pub enum TlsCommand {
     /// Make a CA (`ca.pem`, `ca-key.pem`), a certificate and key per node
-    /// (`<node>.pem`, `<node>-key.pem`, naming the node, `localhost` and
-    /// 127.0.0.1) and per client (`client-<name>.pem`, `client-<name>-key.pem`).
+    /// (`<node>.pem`, `<node>-key.pem`, naming the host, `localhost`,
+    /// 127.0.0.1 and the node's peer identity `node-<id>.peer.raftq`) and per
+    /// client (`client-<name>.pem`, `client-<name>-key.pem`).
     Gen(GenArgs),
 }
 
@@ -22,9 +23,16 @@ pub struct GenArgs {
     /// holds a `ca.pem`.
     #[arg(long)]
     pub dir: PathBuf,
-    /// A node's host name (repeat for each node).
+    /// A node, as `ID=HOST` or just `HOST` (repeat for each node). Without
+    /// an id, the node's id is its position in the list (1, 2, 3, ...). Its
+    /// certificate names the host and `node-<id>.peer.raftq`, the identity
+    /// the peer port checks.
     #[arg(long = "node", required = true)]
     pub nodes: Vec<String>,
+    /// Node ids every node certificate names in addition to its own, e.g.
+    /// `1,2,3` for one certificate shared by all pods of a StatefulSet.
+    #[arg(long = "node-ids", value_delimiter = ',')]
+    pub node_ids: Vec<u64>,
     /// A client certificate to make (repeat).
     #[arg(long = "client")]
     pub clients: Vec<String>,
@@ -65,9 +73,24 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// `ID=HOST` or `HOST` (id: `position`).
+fn parse_node(text: &str, position: usize) -> Result<(u64, &str)> {
+    match text.split_once('=') {
+        Some((id, host)) => match id.parse::<u64>() {
+            Ok(id) if id > 0 => Ok((id, host)),
+            _ => bail!("{text:?}: the node id before '=' must be a positive number"),
+        },
+        None => Ok((position as u64 + 1, text)),
+    }
+}
+
 pub fn generate(args: &GenArgs) -> Result<()> {
-    for name in args.nodes.iter().chain(&args.clients) {
+    let nodes = args.nodes.iter().enumerate().map(|(i, n)| parse_node(n, i)).collect::<Result<Vec<_>>>()?;
+    for name in nodes.iter().map(|(_, host)| *host).chain(args.clients.iter().map(String::as_str)) {
         check_name(name)?;
+    }
+    if args.node_ids.contains(&0) {
+        bail!("--node-ids: node ids are positive");
     }
     std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
     if args.dir.join("ca.pem").exists() {
@@ -83,8 +106,12 @@ pub fn generate(args: &GenArgs) -> Result<()> {
     // compose, hence 0644 for them; the CA key stays private.
     write(&args.dir, "ca.pem", &ca.pem(), 0o644)?;
     write(&args.dir, "ca-key.pem", &ca_key_pem, 0o600)?;
-    for node in &args.nodes {
-        let mut names = vec![node.clone(), "localhost".to_owned(), "127.0.0.1".to_owned()];
+    for &(id, node) in &nodes {
+        let mut names = vec![node.to_owned(), "localhost".to_owned(), "127.0.0.1".to_owned()];
+        let mut ids: Vec<u64> = std::iter::once(id).chain(args.node_ids.iter().copied()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        names.extend(ids.into_iter().map(raftq_raft::network::peer_identity_name));
         names.extend(args.sans.iter().cloned());
         let mut params = CertificateParams::new(names)?;
         params.distinguished_name.push(DnType::CommonName, node);
@@ -114,6 +141,7 @@ mod tests {
         let args = GenArgs {
             dir: dir.path().to_owned(),
             nodes: vec!["raftq-1".into()],
+            node_ids: vec![],
             clients: vec!["admin".into()],
             sans: vec!["*.raftq-headless".into()],
         };
@@ -133,5 +161,14 @@ mod tests {
         assert!(generate(&args).is_err(), "an existing CA is never replaced");
         let bad = GenArgs { nodes: vec!["../x".into()], ..args };
         assert!(generate(&bad).is_err());
+    }
+
+    #[test]
+    fn node_ids_come_from_the_position_or_the_prefix() {
+        assert_eq!(parse_node("raftq-a", 0).unwrap(), (1, "raftq-a"));
+        assert_eq!(parse_node("raftq-a", 2).unwrap(), (3, "raftq-a"));
+        assert_eq!(parse_node("7=host", 0).unwrap(), (7, "host"));
+        assert!(parse_node("0=host", 0).is_err());
+        assert!(parse_node("x=host", 0).is_err());
     }
 }

@@ -61,12 +61,14 @@ fn sample(text: &str, metric: &str, labels: &[&str]) -> Option<f64> {
 
 #[test]
 fn metrics_endpoint_serves_raft_queue_and_rpc_metrics() {
-    let (grpc, http) = (free_port(), free_port());
+    let (grpc, peer, http) = (free_port(), free_port(), free_port());
     let data = tempfile::tempdir().unwrap();
     let addr = format!("127.0.0.1:{grpc}");
+    let peer_addr = format!("127.0.0.1:{peer}");
     let mut server = Server(
         Command::new(env!("CARGO_BIN_EXE_raftq"))
-            .args(["server", "--node-id", "1", "--listen", &addr, "--peers", &format!("1={addr}")])
+            .args(["server", "--node-id", "1", "--listen", &addr, "--peer-listen", &peer_addr])
+            .args(["--peers", &format!("1={addr}/{peer_addr}")])
             .args(["--metrics-listen", &format!("127.0.0.1:{http}")])
             .arg("--data-dir")
             .arg(data.path())

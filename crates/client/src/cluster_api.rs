@@ -239,9 +239,16 @@ impl Client {
         }
     }
 
-    /// Adds node `node_id` at `address` (`host:port`) as a learner.
-    pub async fn add_learner(&self, node_id: u64, address: &str) -> Result<proto::Membership, ClientError> {
-        let req = proto::AddLearnerRequest { node_id, address: address.to_owned() };
+    /// Adds node `node_id` as a learner: clients reach it at `address`, its
+    /// peers at `peer_address` (both `host:port`, different ports).
+    pub async fn add_learner(
+        &self,
+        node_id: u64,
+        address: &str,
+        peer_address: &str,
+    ) -> Result<proto::Membership, ClientError> {
+        let req =
+            proto::AddLearnerRequest { node_id, address: address.to_owned(), peer_address: peer_address.to_owned() };
         let (resp, _) = self
             .cluster_call(CallSpec::leader("add_learner", NotIdempotent), req, |mut c, r| {
                 Box::pin(async move { c.add_learner(r).await })

@@ -23,8 +23,8 @@ use std::sync::Arc;
 
 use openraft::error::{InitializeError, RaftError};
 use openraft::storage::RaftStateMachine;
-use openraft::{BasicNode, Raft, SnapshotPolicy};
-use raftq_types::{SnapshotData, TypeConfig};
+use openraft::{Raft, SnapshotPolicy};
+use raftq_types::{NodeAddr, SnapshotData, TypeConfig};
 
 /// Limit on sending one snapshot chunk (`install_snapshot_timeout`), in ms:
 /// enough for a burst of large entries over a slow link.
@@ -97,8 +97,8 @@ impl RaftSettings {
     }
 }
 
-/// The node address map of `--peers`.
-pub type Peers = BTreeMap<u64, String>;
+/// The initial voters of `--peers`: each one's client and peer address.
+pub type Peers = BTreeMap<u64, NodeAddr>;
 
 /// Initializes the cluster on first start: a pristine node listed in
 /// `peers` proposes the full peer set. Every peer proposes the same set, so
@@ -114,9 +114,7 @@ where
     if raft.is_initialized().await.map_err(|e| e.to_string())? {
         return Ok(false);
     }
-    let members: BTreeMap<u64, BasicNode> =
-        peers.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect();
-    match raft.initialize(members).await {
+    match raft.initialize(peers.clone()).await {
         Ok(()) => Ok(true),
         // Another peer's initialization reached us first: the goal is met.
         Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(false),

@@ -15,10 +15,10 @@ use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError,
 use openraft::network::RPCOption;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use openraft::raft::{TransferLeaderRequest, TransferLeaderResponse};
-use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
+use openraft::{RaftNetworkFactory, RaftNetworkV2};
 use raftq_proto::v1::SnapshotChunk;
 use raftq_proto::v1::raft_transport_client::RaftTransportClient;
-use raftq_types::{Snapshot, SnapshotData, TypeConfig, Vote};
+use raftq_types::{NodeAddr, Snapshot, SnapshotData, TypeConfig, Vote};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
@@ -64,33 +64,79 @@ pub const ENTRY_BYTES_BOUND: usize = raftq_core::limits::PUBLISH_BYTES_MAX
 pub const APPEND_ENTRIES_MAX: u64 = (TRANSPORT_MESSAGE_BYTES_MAX / ENTRY_BYTES_BOUND) as u64;
 const _: () = assert!(APPEND_ENTRIES_MAX >= 8);
 
-/// Dials a gRPC channel to `host:port`. Channels are lazy: dialling happens
-/// on first use, and a broken connection is re-dialled by the channel.
-pub trait Connector: fmt::Debug + Send + Sync + 'static {
-    fn channel(&self, addr: &str) -> Result<Channel, String>;
+/// The name a node's certificate carries (as a DNS subject alternative
+/// name) to prove it is node `id` on the peer port: `node-<id>.peer.raftq`.
+/// A node dialling peer `id` over TLS accepts only a certificate naming
+/// it, and a node's peer port accepts only a client certificate naming a
+/// member. Not a host name anyone resolves: an identity.
+pub fn peer_identity_name(id: u64) -> String {
+    format!("node-{id}.peer.raftq")
 }
 
-/// Dials peers over TCP, with TLS if `tls` is set.
-#[derive(Clone, Debug)]
+/// Dials a gRPC channel to node `target` at `host:port`. Channels are lazy:
+/// dialling happens on first use, and a broken connection is re-dialled by
+/// the channel.
+pub trait Connector: fmt::Debug + Send + Sync + 'static {
+    fn channel(&self, target: u64, addr: &str) -> Result<Channel, String>;
+
+    /// Changes whenever channels dialled before would now be dialled
+    /// differently (new TLS settings): cached channels are then replaced.
+    fn generation(&self) -> u64 {
+        0
+    }
+}
+
+/// Dials peers over TCP, with TLS if set.
+#[derive(Debug)]
 pub struct TcpConnector {
-    pub connect_timeout: Duration,
+    connect_timeout: Duration,
     /// The peers' CA and this node's client certificate; `None`: plain.
-    pub tls: Option<ClientTlsConfig>,
+    /// The server name checked is the target's [`peer_identity_name`], not
+    /// its host name: a certificate from the CA that is not node `target`'s
+    /// is refused.
+    tls: std::sync::RwLock<Option<ClientTlsConfig>>,
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Default for TcpConnector {
     fn default() -> Self {
-        Self { connect_timeout: PEER_CONNECT_TIMEOUT, tls: None }
+        Self::new(None)
+    }
+}
+
+impl TcpConnector {
+    /// Dials plain TCP (`tls: None`) or TLS with these settings.
+    pub fn new(tls: Option<ClientTlsConfig>) -> Self {
+        Self {
+            connect_timeout: PEER_CONNECT_TIMEOUT,
+            tls: std::sync::RwLock::new(tls),
+            generation: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Puts new TLS settings in force (a rotated certificate or CA):
+    /// channels dialled from now on use them, and the transport replaces
+    /// its cached channels at their next use. Requests already in flight
+    /// finish on the old connection.
+    pub fn set_tls(&self, tls: ClientTlsConfig) {
+        *self.tls.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tls);
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
 impl Connector for TcpConnector {
-    fn channel(&self, addr: &str) -> Result<Channel, String> {
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn channel(&self, target: u64, addr: &str) -> Result<Channel, String> {
+        let tls = self.tls.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut endpoint =
             Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(|e| format!("bad address {addr:?}: {e}"))?;
-        if let Some(tls) = &self.tls {
-            endpoint = endpoint.tls_config(tls.clone()).map_err(|e| format!("TLS to {addr}: {e}"))?;
+        if let Some(tls) = tls {
+            let tls = tls.domain_name(peer_identity_name(target));
+            endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS to {addr}: {e}"))?;
         }
         Ok(endpoint
             .connect_timeout(self.connect_timeout)
@@ -101,15 +147,20 @@ impl Connector for TcpConnector {
     }
 }
 
+/// The connector generation the channels were dialled in, and the channels
+/// by (node, peer address).
+type ChannelCache = (u64, BTreeMap<(u64, String), Channel>);
+
 /// openraft's network factory: hands out one client per target, sharing one
 /// cached channel per address.
 #[derive(Clone, Debug)]
 pub struct Network {
     connector: Arc<dyn Connector>,
-    /// Address → channel. A channel multiplexes every RPC to that peer.
-    /// Ordered, so channels close in the same order on every run (seeds
-    /// replay identically in the simulation).
-    channels: Arc<Mutex<BTreeMap<String, Channel>>>,
+    /// (node, peer address) → channel, dialled in connector generation
+    /// `.0`. A channel multiplexes every RPC to that peer. Ordered, so
+    /// channels close in the same order on every run (seeds replay
+    /// identically in the simulation).
+    channels: Arc<Mutex<ChannelCache>>,
     /// `Bearer <token>` sent with every RPC, for peers with auth on.
     authorization: Option<MetadataValue<Ascii>>,
 }
@@ -127,27 +178,46 @@ impl Network {
         Self { authorization, ..self }
     }
 
-    fn channel(&self, addr: &str) -> Result<Channel, String> {
-        let mut channels = self.channels.lock().expect("channel cache lock poisoned");
-        if let Some(channel) = channels.get(addr) {
+    fn channel(&self, target: u64, addr: &str) -> Result<Channel, String> {
+        let generation = self.connector.generation();
+        let mut cache = self.channels.lock().expect("channel cache lock poisoned");
+        let (dialled_in, channels) = &mut *cache;
+        if *dialled_in != generation {
+            channels.clear();
+            *dialled_in = generation;
+        }
+        let key = (target, addr.to_owned());
+        if let Some(channel) = channels.get(&key) {
             return Ok(channel.clone());
         }
-        let channel = self.connector.channel(addr)?;
-        channels.insert(addr.to_string(), channel.clone());
+        let channel = self.connector.channel(target, addr)?;
+        channels.insert(key, channel.clone());
         Ok(channel)
+    }
+
+    fn client(&self, target: u64, addr: &str) -> Result<RaftTransportClient<Channel>, String> {
+        self.channel(target, addr).map(|channel| {
+            RaftTransportClient::new(channel)
+                .max_decoding_message_size(TRANSPORT_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(TRANSPORT_MESSAGE_BYTES_MAX)
+        })
     }
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
-    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
-        let client = self.channel(&node.addr).map(|channel| {
-            RaftTransportClient::new(channel)
-                .max_decoding_message_size(TRANSPORT_MESSAGE_BYTES_MAX)
-                .max_encoding_message_size(TRANSPORT_MESSAGE_BYTES_MAX)
-        });
-        Peer { target, addr: node.addr.clone(), client, authorization: self.authorization.clone() }
+    async fn new_client(&mut self, target: u64, node: &NodeAddr) -> Peer {
+        let generation = self.connector.generation();
+        let client = self.client(target, &node.peer_addr);
+        Peer {
+            target,
+            addr: node.peer_addr.clone(),
+            client,
+            generation,
+            authorization: self.authorization.clone(),
+            network: self.clone(),
+        }
     }
 }
 
@@ -158,7 +228,11 @@ pub struct Peer {
     addr: String,
     /// `Err` if the address could not even be parsed: every RPC fails.
     client: Result<RaftTransportClient<Channel>, String>,
+    /// The connector generation `client` was made in.
+    generation: u64,
     authorization: Option<MetadataValue<Ascii>>,
+    /// For a new client once the connector's settings change.
+    network: Network,
 }
 
 fn status_error(status: &tonic::Status) -> RPCError<TypeConfig> {
@@ -169,7 +243,14 @@ fn status_error(status: &tonic::Status) -> RPCError<TypeConfig> {
 }
 
 impl Peer {
-    fn client(&self) -> Result<RaftTransportClient<Channel>, RPCError<TypeConfig>> {
+    /// The transport client, made again if the connector's settings
+    /// changed since (a rotated certificate).
+    fn client(&mut self) -> Result<RaftTransportClient<Channel>, RPCError<TypeConfig>> {
+        let generation = self.network.connector.generation();
+        if generation != self.generation {
+            self.client = self.network.client(self.target, &self.addr);
+            self.generation = generation;
+        }
         self.client.clone().map_err(|e| RPCError::Unreachable(Unreachable::from_string(e)))
     }
 
@@ -326,5 +407,58 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         let request = self.request(codec::encode(&req), option.soft_ttl());
         let reply = self.client()?.transfer_leader(request).await.map_err(|s| status_error(&s))?;
         self.decode(reply.get_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    /// Counts the channels it dials; its generation is set by the test.
+    #[derive(Debug, Default)]
+    struct Counting {
+        dialled: AtomicU64,
+        generation: AtomicU64,
+    }
+
+    impl Connector for Counting {
+        fn channel(&self, _target: u64, _addr: &str) -> Result<Channel, String> {
+            self.dialled.fetch_add(1, Ordering::SeqCst);
+            Ok(Endpoint::from_static("http://127.0.0.1:1").connect_lazy())
+        }
+
+        fn generation(&self) -> u64 {
+            self.generation.load(Ordering::SeqCst)
+        }
+    }
+
+    /// A rotated certificate (a new connector generation) reaches a peer
+    /// client openraft already holds: its next RPC dials a new channel,
+    /// while an unchanged generation keeps reusing the cached one.
+    #[tokio::test]
+    async fn new_tls_settings_replace_cached_channels() {
+        let connector = Arc::new(Counting::default());
+        let mut network = Network::new(connector.clone());
+        let node = NodeAddr::new("a:1", "a:2");
+        let mut peer = network.new_client(2, &node).await;
+        let _ = network.new_client(2, &node).await;
+        peer.client().expect("client");
+        assert_eq!(connector.dialled.load(Ordering::SeqCst), 1, "one cached channel per peer");
+        connector.generation.store(1, Ordering::SeqCst);
+        peer.client().expect("client");
+        assert_eq!(connector.dialled.load(Ordering::SeqCst), 2, "dialled again with the new settings");
+        peer.client().expect("client");
+        let _ = network.new_client(2, &node).await;
+        assert_eq!(connector.dialled.load(Ordering::SeqCst), 2, "and cached again");
+    }
+
+    #[test]
+    fn a_tcp_connector_moves_to_a_new_generation_on_new_tls() {
+        let connector = TcpConnector::default();
+        assert_eq!(connector.generation(), 0);
+        connector.set_tls(ClientTlsConfig::new());
+        assert_eq!(connector.generation(), 1);
     }
 }

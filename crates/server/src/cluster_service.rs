@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::{BasicNode, ChangeMembers, RaftMetrics, ServerState};
+use openraft::{ChangeMembers, RaftMetrics, ServerState};
 use raftq_proto::v1 as pb;
 use raftq_proto::v1::cluster_server::{Cluster, ClusterServer};
-use raftq_storage::TypeConfig;
+use raftq_storage::{NodeAddr, TypeConfig};
 use tonic::{Request, Response, Status};
 
 use crate::audit::Audit;
@@ -101,14 +101,26 @@ impl<SM: QueueMachine> ClusterService<SM> {
     }
 }
 
-type Membership = openraft::Membership<u64, BasicNode>;
+type Membership = openraft::Membership<u64, NodeAddr>;
 
 fn membership_to_pb(membership: &Membership) -> pb::Membership {
     let voters: BTreeSet<u64> = membership.voter_ids().collect();
-    let member = |(id, node): (&u64, &BasicNode)| pb::Member { node_id: *id, address: node.addr.clone() };
+    let member = |(id, node): (&u64, &NodeAddr)| pb::Member {
+        node_id: *id,
+        address: node.addr.clone(),
+        peer_address: node.peer_addr.clone(),
+    };
     pb::Membership {
         voters: membership.nodes().filter(|(id, _)| voters.contains(id)).map(member).collect(),
         learners: membership.nodes().filter(|(id, _)| !voters.contains(id)).map(member).collect(),
+    }
+}
+
+/// `host:port` with a non-empty host and a port number.
+fn is_host_port(text: &str) -> bool {
+    match text.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok() && !text.contains(char::is_whitespace),
+        None => false,
     }
 }
 
@@ -252,11 +264,17 @@ impl<SM: QueueMachine> ClusterService<SM> {
         if r.node_id == 0 {
             return Err(invalid("node_id", "must be positive"));
         }
-        if r.address.is_empty() || r.address.parse::<std::net::SocketAddr>().is_err() && !r.address.contains(':') {
-            return Err(invalid("address", format!("{:?} is not host:port", r.address)));
+        for (field, value) in [("address", &r.address), ("peer_address", &r.peer_address)] {
+            if !is_host_port(value) {
+                return Err(invalid(field, format!("{value:?} is not host:port")));
+            }
+        }
+        if r.address == r.peer_address {
+            return Err(invalid("peer_address", "must differ from address: peers and clients use separate ports"));
         }
         self.require_leader()?;
-        self.node.raft.add_learner(r.node_id, BasicNode { addr: r.address }, true).await.map_err(write_error)?;
+        let node = NodeAddr::new(r.address, r.peer_address);
+        self.node.raft.add_learner(r.node_id, node, true).await.map_err(write_error)?;
         Ok(Response::new(pb::AddLearnerResponse { membership: Some(self.membership()) }))
     }
 

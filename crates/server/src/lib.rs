@@ -1,8 +1,10 @@
 //! # raftq-server: the gRPC server of one raftq node
 //!
 //! [`serve`] runs a node: it starts openraft over the given storage, and
-//! serves `Queue`, `Cluster`, the internal `RaftTransport`, `grpc.health.v1`
-//! and server reflection on one listener until `shutdown` resolves.
+//! serves `Queue`, `Cluster`, `grpc.health.v1` and server reflection on the
+//! client listener, and only the internal `RaftTransport` on the peer
+//! listener, until `shutdown` resolves. A Raft RPC on the client listener
+//! answers UNIMPLEMENTED; so does a client RPC on the peer listener.
 //!
 //! ## Layout
 //! - `node`: propose a command and get its replicated answer; linearizable
@@ -39,10 +41,12 @@ mod audit;
 pub mod auth;
 pub mod clock;
 mod cluster_service;
+pub mod conn_guard;
 mod convert;
 mod disk;
 mod error;
 mod node;
+mod peer_identity;
 mod queue_service;
 mod rpc_metrics;
 mod shed;
@@ -96,12 +100,29 @@ pub struct ServerConfig {
     /// The token this node presents to its peers' Raft transport: needed
     /// when the peers run with auth on (it must be a `peer` principal's).
     pub peer_token: Option<String>,
+    /// Serve a peer-port request only if the caller's TLS certificate names
+    /// a member (`node-<id>.peer.raftq`, see `peer_identity`). Set when the
+    /// peer listener runs mutual TLS; off, a connection without a
+    /// certificate would be refused.
+    pub peer_identity: bool,
 }
 
 /// Default HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` of the gRPC listener.
 pub const MAX_CONCURRENT_STREAMS_DEFAULT: u32 = 1_000;
 /// Default most client-API requests in progress on a node at once.
 pub const MAX_INFLIGHT_REQUESTS_DEFAULT: usize = 4_096;
+/// Default most connections open at once on the client port.
+pub const MAX_CONNECTIONS_DEFAULT: usize = 10_000;
+/// Most connections open at once on the peer port: a few per peer, with
+/// room for reconnects while old connections drain.
+pub const PEER_CONNECTIONS_MAX: usize = 256;
+/// The server pings every connection this often (HTTP/2 PING) ...
+pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+/// ... and closes it if the answer takes longer than this: a client that
+/// vanished without closing (half-open) lets go of its slot and streams.
+pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Largest header block a request may send (HTTP/2 `MAX_HEADER_LIST_SIZE`).
+pub const HEADER_LIST_BYTES_MAX: u32 = 16 * 1024;
 
 /// The fewest concurrent streams a connection may be allowed (a peer's Raft
 /// traffic needs a few at once).
@@ -123,6 +144,9 @@ pub struct ServerLimits {
     /// slot while it waits. Raft, `Cluster`, health and reflection are never
     /// refused.
     pub max_inflight_requests: usize,
+    /// Most connections open at once on the client port; one more is
+    /// closed as it is accepted (see [`conn_guard`]).
+    pub max_connections: usize,
 }
 
 impl Default for ServerLimits {
@@ -131,6 +155,7 @@ impl Default for ServerLimits {
             proposals: ProposalLimits::default(),
             max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT,
             max_inflight_requests: MAX_INFLIGHT_REQUESTS_DEFAULT,
+            max_connections: MAX_CONNECTIONS_DEFAULT,
         }
     }
 }
@@ -159,8 +184,14 @@ impl ServerConfig {
             return Err(ServerError::Config("the peer token must be printable ASCII without spaces".into()));
         }
         let limits = &self.limits;
-        if limits.proposals.commands_max == 0 || limits.proposals.bytes_max == 0 || limits.max_inflight_requests == 0 {
-            return Err(ServerError::Config("the proposal queue and in-flight request bounds must be positive".into()));
+        if limits.proposals.commands_max == 0
+            || limits.proposals.bytes_max == 0
+            || limits.max_inflight_requests == 0
+            || limits.max_connections == 0
+        {
+            return Err(ServerError::Config(
+                "the proposal queue, in-flight request and connection bounds must be positive".into(),
+            ));
         }
         if limits.max_concurrent_streams < MAX_CONCURRENT_STREAMS_MIN {
             return Err(ServerError::Config(format!(
@@ -184,12 +215,22 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// The connections a node serves: its clients' and its peers'.
+#[derive(Debug)]
+pub struct Listeners<I, P> {
+    /// Accepted on `--listen`: `Queue`, `Cluster`, health, reflection.
+    pub client: I,
+    /// Accepted on `--peer-listen`: the Raft transport only.
+    pub peer: P,
+}
+
 /// Runs one node until `shutdown` resolves, then stops Raft cleanly.
-pub async fn serve<SM, LS, I, IO, IE>(
+#[allow(clippy::too_many_arguments)]
+pub async fn serve<SM, LS, I, IO, IE, P, PO, PE>(
     config: ServerConfig,
     log_store: LS,
     state_machine: SM,
-    incoming: I,
+    listeners: Listeners<I, P>,
     connector: Arc<dyn Connector>,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send,
@@ -200,6 +241,9 @@ where
     I: Stream<Item = Result<IO, IE>> + Send + 'static,
     IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
     IE: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+    P: Stream<Item = Result<PO, PE>> + Send + 'static,
+    PO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+    PE: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
 {
     config.validate()?;
     let raft_config = config.raft.openraft_config(&config.cluster_name)?;
@@ -248,20 +292,43 @@ where
         let _ = stopping_tx.send(true);
         died
     };
-    let serving = tonic::transport::Server::builder()
+    let mut peer_stopping_rx = stopping_rx.clone();
+    let client_serving = tonic::transport::Server::builder()
         .max_concurrent_streams(config.limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .http2_max_header_list_size(HEADER_LIST_BYTES_MAX)
         .layer(rpc_metrics::RpcMetricsLayer)
         .layer(status_map::StatusMapLayer)
         .layer(auth::AuthLayer::new(config.auth.clone()))
         .layer(shed::ShedLayer::new(config.limits.max_inflight_requests))
         .add_service(queue_service::QueueService::server(node.clone(), config.auth.clone()))
         .add_service(cluster_service::ClusterService::server(node.clone()))
-        .add_service(TransportService::server(raft.clone()))
         .add_service(health_service)
         .add_service(reflection)
-        .serve_with_incoming_shutdown(incoming, async move {
-            let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+        .serve_with_incoming_shutdown(
+            conn_guard::guard(listeners.client, config.limits.max_connections, "client"),
+            async move {
+                let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+            },
+        );
+    let members = config.peer_identity.then(|| peer_members(node.clone(), &config.peers));
+    let peer_serving = tonic::transport::Server::builder()
+        .max_concurrent_streams(config.limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .http2_max_header_list_size(HEADER_LIST_BYTES_MAX)
+        .layer(rpc_metrics::RpcMetricsLayer)
+        .layer(peer_identity::PeerIdentityLayer::new(members))
+        .layer(auth::AuthLayer::new(config.auth.clone()))
+        .add_service(TransportService::server(raft.clone()))
+        .serve_with_incoming_shutdown(conn_guard::guard(listeners.peer, PEER_CONNECTIONS_MAX, "peer"), async move {
+            let _ = peer_stopping_rx.wait_for(|stopping| *stopping).await;
         });
+    let serving = async move {
+        let (client, peer) = tokio::join!(client_serving, peer_serving);
+        client.and(peer)
+    };
     // tonic's graceful shutdown waits for every open connection to close; a
     // consumer's stream may never close, so after SHUTDOWN_GRACE the rest
     // are dropped (clients see UNAVAILABLE and retry elsewhere).
@@ -302,6 +369,18 @@ where
     raft.shutdown().await.map_err(|e| ServerError::Raft(e.to_string()))?;
     served?;
     Ok(())
+}
+
+/// Who may call the peer port: this node's current members and the initial
+/// voters of `--peers`.
+fn peer_members<SM: QueueMachine>(node: Arc<Node<SM>>, initial: &Peers) -> peer_identity::Members {
+    let initial: std::collections::BTreeSet<u64> = initial.keys().copied().collect();
+    Arc::new(move || {
+        let mut ids = initial.clone();
+        let metrics = node.raft.metrics();
+        ids.extend(metrics.borrow_watched().membership_config.membership().nodes().map(|(id, _)| *id));
+        ids
+    })
 }
 
 /// Longest the health reporter waits between two looks at the leader when

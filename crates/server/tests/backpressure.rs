@@ -119,7 +119,7 @@ async fn the_byte_bound_holds() {
 async fn a_leader_that_cannot_commit_refuses_the_overflow_quickly() {
     let disk = MemDisk::new();
     let raft = raft_on(disk.clone()).await;
-    let peers = [(1, "127.0.0.1:1".to_owned())].into_iter().collect();
+    let peers = [(1, raftq_storage::NodeAddr::new("127.0.0.1:1", "127.0.0.1:2"))].into_iter().collect();
     raftq_raft::bootstrap(&raft, 1, &peers).await.expect("initialize");
     raft.wait(Some(Duration::from_secs(10)))
         .state(openraft::ServerState::Leader, "the single voter leads")

@@ -10,8 +10,8 @@ use raftq_proto::v1::CreateQueueRequest;
 use raftq_proto::v1::queue_client::QueueClient;
 use raftq_raft::RaftSettings;
 use raftq_raft::network::TcpConnector;
-use raftq_server::{ServerConfig, ServerError, SystemClock};
-use raftq_storage::{MemDisk, MemStore};
+use raftq_server::{Listeners, ServerConfig, ServerError, SystemClock};
+use raftq_storage::{MemDisk, MemStore, NodeAddr};
 use tokio_stream::wrappers::TcpListenerStream;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,21 +20,24 @@ async fn serve_returns_an_error_when_raft_dies_of_a_storage_failure() {
     let (log_store, machine) = MemStore::open(disk.clone()).await.expect("open");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
+    let peer_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let peer_addr = peer_listener.local_addr().expect("addr").to_string();
     let config = ServerConfig {
         node_id: 1,
-        peers: [(1, addr.clone())].into_iter().collect(),
+        peers: [(1, NodeAddr::new(addr.clone(), peer_addr))].into_iter().collect(),
         raft: RaftSettings::default(),
         cluster_name: "fatal-test".into(),
         limits: Default::default(),
         auth: None,
         peer_token: None,
+        peer_identity: false,
         disk: None,
     };
     let server = tokio::spawn(raftq_server::serve(
         config,
         log_store,
         machine,
-        TcpListenerStream::new(listener),
+        Listeners { client: TcpListenerStream::new(listener), peer: TcpListenerStream::new(peer_listener) },
         Arc::new(TcpConnector::default()),
         Arc::new(SystemClock),
         std::future::pending(),

@@ -19,8 +19,8 @@ use raftq_proto::v1::{
 };
 use raftq_raft::RaftSettings;
 use raftq_raft::network::TcpConnector;
-use raftq_server::{DiskGuard, DiskSpace, ServerConfig, SystemClock};
-use raftq_storage::{MemDisk, MemStore};
+use raftq_server::{DiskGuard, DiskSpace, Listeners, ServerConfig, SystemClock};
+use raftq_storage::{MemDisk, MemStore, NodeAddr};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -72,12 +72,14 @@ async fn start(mut config: ServerConfig) -> (String, QueueClient<Channel>) {
     let (log_store, machine) = MemStore::open(MemDisk::new()).await.expect("open");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
-    config.peers = [(config.node_id, addr.clone())].into_iter().collect();
+    let peer_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let peer_addr = peer_listener.local_addr().expect("addr").to_string();
+    config.peers = [(config.node_id, NodeAddr::new(addr.clone(), peer_addr))].into_iter().collect();
     tokio::spawn(raftq_server::serve(
         config,
         log_store,
         machine,
-        TcpListenerStream::new(listener),
+        Listeners { client: TcpListenerStream::new(listener), peer: TcpListenerStream::new(peer_listener) },
         Arc::new(TcpConnector::default()),
         Arc::new(SystemClock),
         std::future::pending(),
@@ -109,6 +111,7 @@ fn config(raft: RaftSettings, disk: Option<DiskGuard>) -> ServerConfig {
         limits: Default::default(),
         auth: None,
         peer_token: None,
+        peer_identity: false,
         disk,
     }
 }

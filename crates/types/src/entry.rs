@@ -17,16 +17,40 @@ use serde::{Deserialize, Serialize};
 pub const LOG_PAYLOAD_FORMAT_VERSION: u16 = 1;
 
 openraft::declare_raft_types!(
-    /// raftq's openraft type configuration: u64 node ids, nodes addressed by
-    /// a string (`BasicNode`), [`LogPayload`] entries and [`ApplyResult`]
-    /// answers, on tokio with seedable randomness ([`crate::runtime`]).
+    /// raftq's openraft type configuration: u64 node ids, nodes reached at
+    /// two addresses ([`NodeAddr`]), [`LogPayload`] entries and
+    /// [`ApplyResult`] answers, on tokio with seedable randomness
+    /// ([`crate::runtime`]).
     pub TypeConfig:
         D = LogPayload,
         R = ApplyResult,
         NodeId = u64,
-        Node = openraft::BasicNode,
+        Node = NodeAddr,
         AsyncRuntime = crate::runtime::RaftqRuntime,
 );
+
+/// Where a member is reached, as the membership records it: clients at
+/// `addr` (the `Queue` and `Cluster` services; leader hints name it), its
+/// peers at `peer_addr` (the Raft transport only). Both are `host:port`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAddr {
+    /// The client address.
+    pub addr: String,
+    /// The peer (Raft transport) address.
+    pub peer_addr: String,
+}
+
+impl NodeAddr {
+    pub fn new(addr: impl Into<String>, peer_addr: impl Into<String>) -> Self {
+        Self { addr: addr.into(), peer_addr: peer_addr.into() }
+    }
+}
+
+impl fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (peers: {})", self.addr, self.peer_addr)
+    }
+}
 
 /// The application data of one log entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

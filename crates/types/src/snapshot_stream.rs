@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-/// Bumped on any change to the frame layout or the state's key layout.
-pub const SNAPSHOT_STREAM_FORMAT_VERSION: u16 = 3;
+/// Bumped on any change to the frame layout or the state's key layout
+/// (4: a member has a client and a peer address).
+pub const SNAPSHOT_STREAM_FORMAT_VERSION: u16 = 4;
 /// Pair bytes per chunk (a single large pair may exceed it).
 pub const CHUNK_BYTES: usize = 1024 * 1024;
 /// Chunks a producer runs ahead of its consumer.

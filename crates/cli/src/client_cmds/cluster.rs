@@ -34,8 +34,11 @@ pub enum ClusterCommand {
     Add {
         /// The new node's id (its --node-id).
         id: u64,
-        /// Its gRPC address, host:port.
+        /// Its client address, host:port (its --listen, as clients reach it).
         addr: String,
+        /// Its peer address, host:port (its --peer-listen, as the other
+        /// nodes reach it).
+        peer_addr: String,
     },
     /// Make a learner a voter.
     Promote {
@@ -91,9 +94,11 @@ pub(super) async fn run(client: &Client, command: ClusterCommand, json: bool) ->
                 }
             }
         }
-        ClusterCommand::Add { id, addr } => {
-            print_membership(&client.add_learner(id, &addr).await?, json, &format!("added node {id} as a learner"))
-        }
+        ClusterCommand::Add { id, addr, peer_addr } => print_membership(
+            &client.add_learner(id, &addr, &peer_addr).await?,
+            json,
+            &format!("added node {id} as a learner"),
+        ),
         ClusterCommand::Promote { id } => {
             print_membership(&client.promote(id).await?, json, &format!("node {id} is a voter"))
         }
@@ -295,7 +300,7 @@ fn yes_no(b: bool) -> &'static str {
 /// A membership for JSON: `voters` and `learners`, each `{id, address}`.
 pub(crate) fn membership_json(m: &proto::Membership) -> Value {
     let members = |ms: &[proto::Member]| -> Vec<Value> {
-        ms.iter().map(|m| json!({ "id": m.node_id, "address": m.address })).collect()
+        ms.iter().map(|m| json!({ "id": m.node_id, "address": m.address, "peer_address": m.peer_address })).collect()
     };
     json!({ "voters": members(&m.voters), "learners": members(&m.learners) })
 }
@@ -306,7 +311,10 @@ pub(crate) fn membership_text(m: &proto::Membership) -> String {
         if ms.is_empty() {
             return "-".to_owned();
         }
-        ms.iter().map(|m| format!("{} ({})", m.node_id, m.address)).collect::<Vec<_>>().join(", ")
+        ms.iter()
+            .map(|m| format!("{} ({}, peers {})", m.node_id, m.address, m.peer_address))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     format!("voters: {}\nlearners: {}", members(&m.voters), members(&m.learners))
 }

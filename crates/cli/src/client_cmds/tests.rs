@@ -173,8 +173,9 @@ fn receipts_ack_nack_peek_inspect_dlq() {
 fn cluster_commands() {
     assert!(matches!(ok(&["cluster", "status"]), ClientCommand::Cluster(ClusterCommand::Status)));
     assert!(matches!(
-        ok(&["cluster", "add", "4", "127.0.0.1:7004"]),
-        ClientCommand::Cluster(ClusterCommand::Add { id: 4, addr }) if addr == "127.0.0.1:7004"
+        ok(&["cluster", "add", "4", "127.0.0.1:7004", "127.0.0.1:7204"]),
+        ClientCommand::Cluster(ClusterCommand::Add { id: 4, addr, peer_addr })
+            if addr == "127.0.0.1:7004" && peer_addr == "127.0.0.1:7204"
     ));
     assert!(matches!(ok(&["cluster", "promote", "4"]), ClientCommand::Cluster(ClusterCommand::Promote { id: 4 })));
     assert!(matches!(ok(&["cluster", "remove", "2"]), ClientCommand::Cluster(ClusterCommand::Remove { id: 2 })));
@@ -321,13 +322,15 @@ fn cluster_status_json_shape() {
     let leaderless = cluster::status_json(&proto::StatusResponse { term: 5, ..Default::default() });
     assert_eq!(leaderless["leader"], serde_json::Value::Null);
     assert!(cluster::status_table(&status).contains("leader node 1 (127.0.0.1:7101)"));
-    let membership =
-        proto::Membership { voters: vec![proto::Member { node_id: 1, address: "a:1".into() }], learners: vec![] };
+    let membership = proto::Membership {
+        voters: vec![proto::Member { node_id: 1, address: "a:1".into(), peer_address: "a:2".into() }],
+        learners: vec![],
+    };
     assert_eq!(
         cluster::membership_json(&membership),
-        json!({ "voters": [{ "id": 1, "address": "a:1" }], "learners": [] })
+        json!({ "voters": [{ "id": 1, "address": "a:1", "peer_address": "a:2" }], "learners": [] })
     );
-    assert_eq!(cluster::membership_text(&membership), "voters: 1 (a:1)\nlearners: -");
+    assert_eq!(cluster::membership_text(&membership), "voters: 1 (a:1, peers a:2)\nlearners: -");
 }
 
 #[test]

@@ -46,8 +46,10 @@ const CF_FORMAT_1: &str = "sm";
 /// The storage format this build writes and reads (`meta` key
 /// `state_format`). Format 1 kept the queue state in memory and one snapshot
 /// record; format 2 keeps it in the `state` column family; format 3 adds
-/// scan floors to the state's records (their encoding changed).
-pub const STORAGE_FORMAT_VERSION: u8 = 3;
+/// scan floors to the state's records (their encoding changed); format 4
+/// records two addresses per member (client and peer) in the log's and the
+/// state's membership.
+pub const STORAGE_FORMAT_VERSION: u8 = 4;
 const META_FORMAT: &str = "state_format";
 
 /// Default [`StoreOptions::memory_budget_bytes`]: RocksDB's share of a
