@@ -30,7 +30,7 @@ pub struct DevArgs {
     pub base_port: u16,
     /// Node N serves its peers (the Raft transport) on
     /// 127.0.0.1:(peer_base_port + N).
-    #[arg(long, default_value_t = 7200)]
+    #[arg(long, default_value_t = 7150)]
     pub peer_base_port: u16,
     /// Run with auth and mutual TLS on, as the compose cluster does: a
     /// private CA, certificates, tokens and the auth file are made once in

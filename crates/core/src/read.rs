@@ -185,8 +185,12 @@ impl<'a> Reader<'a> {
             return Ok(Err(e.in_field("queue")));
         }
         let Some(queue) = load_queue(self.kv, name)? else { return Ok(Err(not_found(name))) };
-        Ok(load_message(self.kv, queue.space, id)?
-            .ok_or_else(|| QueueError::not_found(format!("message {id} in queue {name:?}"))))
+        Ok(load_message(self.kv, queue.space, id)?.ok_or_else(|| {
+            // The store keeps no tombstones: say what absence can mean.
+            QueueError::not_found(format!(
+                "message {id} in queue {name:?} (it was acked, expired, purged or redriven away, or never existed)"
+            ))
+        }))
     }
 
     /// True if `receipt` names a live lease as of the last applied entry.
@@ -198,9 +202,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// True if a receive on `name` now would return something.
-    pub fn has_visible(&self, name: &str) -> Result<bool, StoreFault> {
-        let Some(queue) = load_queue(self.kv, name)? else { return Ok(false) };
-        Ok(store::next_ready(self.kv, &queue)?.is_some())
+    /// True if a receive on `name` now would return something; NOT_FOUND
+    /// if there is no such queue (it was deleted, or never created).
+    pub fn has_visible(&self, name: &str) -> ReadResult<bool> {
+        let Some(queue) = load_queue(self.kv, name)? else { return Ok(Err(not_found(name))) };
+        Ok(Ok(store::next_ready(self.kv, &queue)?.is_some()))
     }
 }

@@ -400,7 +400,7 @@ impl QueueState {
     }
 
     pub fn has_visible(&self, name: &str) -> bool {
-        self.reader().has_visible(name).expect("memory never fails")
+        self.reader().has_visible(name).expect("memory never fails").unwrap_or(false)
     }
 
     /// The state digest: equal iff the stored pairs are (see `kv`).

@@ -196,6 +196,7 @@ fn status_of(m: &RaftMetrics<TypeConfig>) -> pb::StatusResponse {
         nodes,
         node_id: m.id,
         digest: None,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
     }
 }
 

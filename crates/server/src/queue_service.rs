@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 use crate::audit::Audit;
 use crate::auth::{Caller, Permission, require};
 use crate::convert;
-use crate::error::invalid;
+use crate::error::{invalid, queue_error};
 use crate::node::{Node, QueueMachine};
 use crate::subscribe;
 
@@ -76,7 +76,7 @@ fn receipt_queue(receipt: Option<&pb::Receipt>) -> &str {
 }
 
 fn check_name(field: &str, name: &str) -> Result<(), Status> {
-    validate_queue_name(name).map_err(|e| crate::error::queue_error(e.in_field(field)))
+    validate_queue_name(name).map_err(|e| queue_error(e.in_field(field)))
 }
 
 /// Waits (without polling) until `queue` may have a visible message, or
@@ -89,7 +89,8 @@ pub(crate) async fn wait_visible<SM: QueueMachine>(
 ) -> Result<bool, Status> {
     loop {
         let name = queue.to_string();
-        if node.local_read(move |state| state.has_visible(&name)).await? {
+        // A queue deleted while a consumer waits ends the wait at once.
+        if node.local_read(move |state| state.has_visible(&name)).await?.map_err(queue_error)? {
             return Ok(true);
         }
         let now = Instant::now();
@@ -122,7 +123,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         require_any(&request, &request.get_ref().name)?;
         let name = request.into_inner().name;
         check_name("name", &name)?;
-        let info = self.node.read(move |state| state.queue_info(&name)).await?.map_err(crate::error::queue_error)?;
+        let info = self.node.read(move |state| state.queue_info(&name)).await?.map_err(queue_error)?;
         Ok(Response::new(pb::GetQueueResponse { queue: Some(convert::queue_info_to_pb(&info)) }))
     }
 
@@ -237,7 +238,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
                 }
                 _ => None,
             };
-        let stream = subscribe::start(self.node.clone(), request.into_inner(), recheck)?;
+        let stream = subscribe::start(self.node.clone(), request.into_inner(), recheck).await?;
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -294,11 +295,8 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         if limit > PEEK_MESSAGES_MAX {
             return Err(invalid("limit", format!("{limit} exceeds {PEEK_MESSAGES_MAX}")));
         }
-        let page = self
-            .node
-            .read(move |state| state.peek(&r.queue, filter, r.after_id, limit))
-            .await?
-            .map_err(crate::error::queue_error)?;
+        let page =
+            self.node.read(move |state| state.peek(&r.queue, filter, r.after_id, limit)).await?.map_err(queue_error)?;
         Ok(Response::new(pb::PeekResponse {
             messages: page.messages.iter().map(|m| convert::message_to_pb(m, false)).collect(),
             next_after_id: page.next_after_id.unwrap_or(0),
@@ -309,8 +307,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         require(&request, Permission::Manage, &request.get_ref().queue)?;
         let r = request.into_inner();
         check_name("queue", &r.queue)?;
-        let message =
-            self.node.read(move |state| state.inspect(&r.queue, r.id)).await?.map_err(crate::error::queue_error)?;
+        let message = self.node.read(move |state| state.inspect(&r.queue, r.id)).await?.map_err(queue_error)?;
         Ok(Response::new(pb::InspectResponse { message: Some(convert::message_to_pb(&message, true)) }))
     }
 

@@ -28,8 +28,12 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// the caller's token still valid and allowed to consume the queue.)
 pub type Recheck = Box<dyn Fn() -> Result<(), Status> + Send + Sync>;
 
-/// Validates the request and starts the delivery task.
-pub fn start<SM: QueueMachine>(
+/// Validates the request, makes the first receive, and starts the delivery
+/// task. The first receive is part of the call: on a follower, or for a
+/// queue that does not exist, the call itself fails (UNAVAILABLE with the
+/// leader hint, NOT_FOUND) and no stream opens. Later failures (the queue
+/// deleted, leadership lost) end the stream with that status.
+pub async fn start<SM: QueueMachine>(
     node: Arc<Node<SM>>,
     request: pb::SubscribeRequest,
     recheck: Option<Recheck>,
@@ -38,10 +42,17 @@ pub fn start<SM: QueueMachine>(
     if !(1..=RECEIVE_MESSAGES_MAX).contains(&request.prefetch) {
         return Err(invalid("prefetch", format!("{} is outside 1..={RECEIVE_MESSAGES_MAX}", request.prefetch)));
     }
+    let first = node.propose_typed(Command::receive(request.queue.clone(), request.prefetch, request.lease_ms)).await?;
+    // Room for the first batch (at most `prefetch`): sending it never waits.
     let (tx, rx) = mpsc::channel(request.prefetch as usize);
     tokio::spawn(async move {
         let mut outstanding = Vec::new();
-        if let Err(status) = deliver(&node, &request, recheck.as_ref(), &tx, &mut outstanding).await {
+        let mut consumer_gone = false;
+        for delivery in first {
+            outstanding.push(delivery.receipt.clone());
+            consumer_gone |= tx.send(Ok(convert::delivery_to_pb(&delivery))).await.is_err();
+        }
+        if !consumer_gone && let Err(status) = deliver(&node, &request, recheck.as_ref(), &tx, &mut outstanding).await {
             let _ = tx.send(Err(status)).await;
         }
         release(&node, outstanding).await;

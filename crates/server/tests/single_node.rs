@@ -6,6 +6,11 @@
 //!   a RocksDB write and stopped the node.
 //! - snapshots by bytes: large entries trigger a snapshot long before the
 //!   entry count does. Before, only the count did.
+//! - missing and deleted queues: Subscribe to a missing queue fails as a
+//!   call (before: an OK stream whose first item was NOT_FOUND); a long poll
+//!   on a queue deleted while it waits answers NOT_FOUND at once (before: OK
+//!   and nothing, after its whole wait); inspecting an unknown id says what
+//!   absence can mean.
 
 use std::io;
 use std::sync::Arc;
@@ -15,7 +20,8 @@ use std::time::Duration;
 use raftq_proto::v1::cluster_client::ClusterClient;
 use raftq_proto::v1::queue_client::QueueClient;
 use raftq_proto::v1::{
-    AckRequest, CreateQueueRequest, GetQueueRequest, PublishMessage, PublishRequest, ReceiveRequest, StatusRequest,
+    AckRequest, CreateQueueRequest, DeleteQueueRequest, GetQueueRequest, InspectRequest, PublishMessage,
+    PublishRequest, ReceiveRequest, StatusRequest, SubscribeRequest,
 };
 use raftq_raft::RaftSettings;
 use raftq_raft::network::TcpConnector;
@@ -173,4 +179,35 @@ async fn large_entries_trigger_a_snapshot_before_the_entry_count_does() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(snapshot_index > 0, "2 MiB applied with a 1 MiB bound and no snapshot was built");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_and_deleted_queues_answer_not_found_at_once() {
+    let (_, mut client) = start(config(RaftSettings::default(), None)).await;
+
+    let subscribe = SubscribeRequest { queue: "nope".into(), prefetch: 10, lease_ms: None };
+    let refused = client.subscribe(subscribe).await.expect_err("no stream for a missing queue");
+    assert_eq!(refused.code(), Code::NotFound, "{refused:?}");
+
+    // A long poll on "jobs" (empty), then the queue is deleted under it.
+    let mut poller = client.clone();
+    let poll = tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        let request = ReceiveRequest { queue: "jobs".into(), max_messages: 1, lease_ms: None, wait_ms: 20_000 };
+        (poller.receive(request).await, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client.delete_queue(DeleteQueueRequest { name: "jobs".into() }).await.expect("delete");
+    let (answer, waited) = poll.await.expect("poll task");
+    assert_eq!(answer.expect_err("the queue is gone").code(), Code::NotFound);
+    assert!(waited < Duration::from_secs(10), "answered when the queue went, not after the wait: {waited:?}");
+
+    client.create_queue(CreateQueueRequest { name: "jobs".into(), config: None }).await.expect("create");
+    let unknown = client.inspect(InspectRequest { queue: "jobs".into(), id: 42 }).await.expect_err("no message 42");
+    assert_eq!(unknown.code(), Code::NotFound);
+    assert!(
+        unknown.message().contains("acked") && unknown.message().contains("never existed"),
+        "{}",
+        unknown.message()
+    );
 }

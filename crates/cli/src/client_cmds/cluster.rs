@@ -169,6 +169,7 @@ pub(crate) fn status_json(s: &proto::StatusResponse) -> Value {
         "leader_address": (!s.leader_address.is_empty()).then_some(&s.leader_address),
         "term": s.term,
         "answered_by": s.node_id,
+        "version": s.version,
         "nodes": nodes,
     });
     if let Some(d) = &s.digest {
@@ -260,7 +261,7 @@ pub(crate) fn status_table(s: &proto::StatusResponse) -> String {
         Some(id) => format!("node {id} ({})", s.leader_address),
         None => "none".into(),
     };
-    let mut out = format!("term {}, leader {leader}, as seen by node {}\n", s.term, s.node_id);
+    let mut out = format!("term {}, leader {leader}, as seen by node {} (raftq {})\n", s.term, s.node_id, s.version);
     let width = s.nodes.iter().map(|n| n.address.len()).max().unwrap_or(0).max(7);
     let _ = writeln!(
         out,

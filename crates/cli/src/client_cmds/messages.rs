@@ -366,6 +366,14 @@ pub(super) async fn peek(client: &Client, args: PeekArgs, json: bool) -> Result<
         }
         after_id = page.next_after_id;
     }
+    if shown == 0 && !json {
+        // Say so rather than print nothing (acked messages are gone).
+        let which = match args.state {
+            StateArg::Any => String::new(),
+            other => format!("{} ", format!("{other:?}").to_lowercase()),
+        };
+        eprintln!("{}: no {which}messages (acked, expired and purged messages are gone)", args.queue);
+    }
     Ok(())
 }
 

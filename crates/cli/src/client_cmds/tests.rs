@@ -299,9 +299,12 @@ fn cluster_status_json_shape() {
         ],
         node_id: 2,
         digest: Some(proto::StateDigest { applied_index: 8, digest: "ab".repeat(16), full_digest: String::new() }),
+        version: "0.1.0".into(),
     };
     let j = cluster::status_json(&status);
     assert_eq!((j["leader"].clone(), j["term"].clone()), (json!(1), json!(4)));
+    assert_eq!(j["version"], json!("0.1.0"));
+    assert!(cluster::status_table(&status).contains("as seen by node 2 (raftq 0.1.0)"));
     let roles: Vec<&str> = j["nodes"].as_array().unwrap().iter().map(|n| n["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["leader", "follower", "unknown", "learner"]);
     assert_eq!(

@@ -321,6 +321,7 @@ impl Cluster for Node {
             nodes: vec![],
             node_id: s.node_id,
             digest: None,
+            version: "fake".into(),
         }))
     }
 
