@@ -7,7 +7,8 @@
 # scripts/bench-restarts.sh times a follower restart, a snapshot catch-up
 # into a wiped data dir and a whole-cluster restart. Then one consumer
 # drains the queue and the bench checks nothing was lost or duplicated.
-# Finally the data dirs are measured again after RocksDB has compacted.
+# Finally the data dirs are measured again once the idle nodes have
+# compacted their stores.
 #
 # Usage: scripts/bench-backlog.sh
 #   RAFTQ_BENCH_MESSAGES (default 1000000), RAFTQ_BENCH_STEPS (default 4),
@@ -49,9 +50,10 @@ fi
 "$server_bin" --servers "$servers" --json bench --scenario backlog --size 1024 --messages "$messages" \
     --steps "$steps" --batch 100 --inflight 16 --receive-batch 500 --pid-file "$BENCH_PIDFILE" --data-dirs "$dirs" \
     "${before_drain[@]}"
-# The drained messages are deleted as they are acked; give RocksDB a moment
-# to compact, then report what is left on disk.
-sleep 30
+# The drained messages are deleted as they are acked; a node compacts its
+# store once it has applied nothing for 60 s (checked every 5 s): wait for
+# that, then report what is left on disk.
+sleep 75
 for dir in ${dirs//,/ }; do
-    echo "after drain + 30 s: $dir $(du -sm "$dir" | cut -f1) MiB"
+    echo "after drain + 75 s idle: $dir $(du -sm "$dir" | cut -f1) MiB"
 done

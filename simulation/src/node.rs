@@ -328,6 +328,12 @@ impl QueueMachine for ObservedMachine {
     fn applied_bytes(&self) -> Arc<AtomicU64> {
         self.inner.applied_bytes()
     }
+
+    fn compactor(&self) -> Option<raftq_storage::Compactor> {
+        // In memory: nothing to reclaim (and no blocking thread, which
+        // would make the run depend on real time).
+        None
+    }
 }
 
 impl RaftStateMachine<TypeConfig> for ObservedMachine {

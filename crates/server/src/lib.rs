@@ -45,6 +45,7 @@ pub mod conn_guard;
 mod convert;
 mod disk;
 mod error;
+pub mod idle_compaction;
 mod node;
 mod peer_identity;
 mod queue_service;
@@ -248,6 +249,7 @@ where
     config.validate()?;
     let raft_config = config.raft.openraft_config(&config.cluster_name)?;
     let applied_bytes = state_machine.applied_bytes();
+    let compactor = state_machine.compactor();
     let network = Network::new(connector).with_token(config.peer_token.as_deref());
     let raft = Raft::new(config.node_id, raft_config, network, log_store, state_machine)
         .await
@@ -271,6 +273,10 @@ where
     let every_bytes = config.raft.snapshot_every_bytes;
     let snapshot_trigger = (every_bytes > 0)
         .then(|| tokio::spawn(snapshot_trigger::run(node.clone(), applied_bytes, every_bytes, stop_rx.clone())));
+    let idle_compaction = compactor.map(|compactor| {
+        let idle = idle_compaction::IDLE_BEFORE_COMPACTION;
+        tokio::spawn(idle_compaction::run(node.clone(), compactor, idle, stop_rx.clone()))
+    });
     let (health, health_service) = tonic_health::server::health_reporter();
     let health_task = tokio::spawn(report_health(node.clone(), health, stop_rx.clone()));
     let reflection = tonic_reflection::server::Builder::configure()
@@ -359,7 +365,7 @@ where
     if let Some(sampler) = sampler {
         let _ = sampler.await;
     }
-    for task in [disk_guard, snapshot_trigger].into_iter().flatten() {
+    for task in [disk_guard, snapshot_trigger, idle_compaction].into_iter().flatten() {
         let _ = task.await;
     }
     if let Some(fatal) = died {

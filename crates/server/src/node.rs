@@ -30,6 +30,10 @@ pub trait QueueMachine: RaftStateMachine<TypeConfig, SnapshotData = SnapshotData
     /// A counter of the encoded bytes of every command applied since the
     /// machine was opened (only grows).
     fn applied_bytes(&self) -> Arc<AtomicU64>;
+
+    /// Reclaims the space of deleted data when called (blocking); `None`
+    /// if the store has nothing to reclaim (in memory).
+    fn compactor(&self) -> Option<raftq_storage::Compactor>;
 }
 
 impl<S: StateStore> QueueMachine for StateMachine<S> {
@@ -43,6 +47,10 @@ impl<S: StateStore> QueueMachine for StateMachine<S> {
 
     fn applied_bytes(&self) -> Arc<AtomicU64> {
         StateMachine::applied_bytes(self)
+    }
+
+    fn compactor(&self) -> Option<raftq_storage::Compactor> {
+        StateMachine::compactor(self)
     }
 }
 

@@ -70,7 +70,18 @@ pub trait StateStore: Clone + Send + Sync + fmt::Debug + 'static {
 
     /// Where the state lives, for error messages.
     fn origin(&self) -> String;
+
+    /// Something that rewrites the store's files so deleted data stops
+    /// taking space, if the store has files (`None`: nothing to do). It
+    /// blocks for as long as the rewrite takes: call it on a blocking
+    /// thread, when the node is idle.
+    fn compactor(&self) -> Option<Compactor> {
+        None
+    }
 }
+
+/// See [`StateStore::compactor`].
+pub type Compactor = Arc<dyn Fn() -> io::Result<()> + Send + Sync>;
 
 /// openraft's state machine over a [`StateStore`].
 #[derive(Debug)]
@@ -112,6 +123,11 @@ impl<S: StateStore> StateMachine<S> {
     /// store was opened; it only grows.
     pub fn applied_bytes(&self) -> Arc<AtomicU64> {
         self.applied_bytes.clone()
+    }
+
+    /// See [`StateStore::compactor`].
+    pub fn compactor(&self) -> Option<Compactor> {
+        self.store.compactor()
     }
 
     /// The last applied log id.

@@ -230,4 +230,22 @@ impl StateStore for RocksState {
     fn origin(&self) -> String {
         self.origin.to_string()
     }
+
+    fn compactor(&self) -> Option<crate::machine::Compactor> {
+        let db = self.db.clone();
+        Some(Arc::new(move || compact_all(&db)))
+    }
+}
+
+/// Compacts every column family down to its last level, dropping deleted
+/// keys and the data they hid (acked messages, purged log entries): what a
+/// drained, idle node needs, since without new writes no compaction would
+/// come to reclaim the space.
+pub(crate) fn compact_all(db: &DB) -> std::io::Result<()> {
+    let mut opts = rocksdb::CompactOptions::default();
+    opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+    for name in [CF_STATE, super::CF_LOG, CF_META] {
+        db.compact_range_cf_opt(cf(db, name), None::<&[u8]>, None::<&[u8]>, &opts);
+    }
+    Ok(())
 }
