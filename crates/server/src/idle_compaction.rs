@@ -1,79 +1,80 @@
-//! Space back on an idle node. RocksDB drops deleted data (acked messages,
-//! purged log entries) only when a compaction rewrites the files holding
-//! it, and compactions follow writes: once a queue is drained and traffic
-//! stops, nothing comes to reclaim the space. This task compacts the store
-//! once the node has applied nothing new for [`IDLE_BEFORE_COMPACTION`],
-//! and only if it applied something since its last compaction (an idle
-//! node is compacted once, not over and over).
+//! Space back on a quiet node. RocksDB drops deleted data (acked messages,
+//! expired keys) only when a compaction rewrites the files holding it, and
+//! compactions follow writes: once a queue is drained and traffic stops,
+//! nothing comes to reclaim the space. This task compacts the store once
+//! at least [`DELETED_BEFORE_COMPACTION`] keys were deleted since its last
+//! compaction and then no more than [`QUIET_DELETES_PER_CHECK`] per check
+//! for [`QUIET_BEFORE_COMPACTION`]. (The applied index is no measure of
+//! quiet: an idle leader still commits a time tick every few seconds.) A
+//! busy node never pays for a full rewrite here; its own writes drive
+//! RocksDB's compactions.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::node::{Node, QueueMachine};
-
-/// How long the applied index must stand still before a compaction.
-pub const IDLE_BEFORE_COMPACTION: Duration = Duration::from_secs(60);
-/// How often the applied index is looked at.
+/// How long deletions must stay (nearly) still before a compaction.
+pub const QUIET_BEFORE_COMPACTION: Duration = Duration::from_secs(60);
+/// Fewest deletions since the last compaction that make one worth it.
+pub const DELETED_BEFORE_COMPACTION: u64 = 10_000;
+/// Deletions per check that still count as quiet (expiring dedup keys).
+const QUIET_DELETES_PER_CHECK: u64 = 100;
+/// How often the deletion count is looked at.
 const CHECK_PERIOD: Duration = Duration::from_secs(5);
 
-/// When to compact: the applied index has stood still for `idle_before`,
-/// and moved since the last compaction.
+/// When to compact (see the module docs).
 #[derive(Debug)]
-struct IdleWatch {
-    idle_before: Duration,
+struct QuietWatch {
+    quiet_before: Duration,
     compacted_at: u64,
     seen: u64,
-    still_since: Instant,
+    quiet_since: Instant,
 }
 
-impl IdleWatch {
-    fn new(applied: u64, now: Instant, idle_before: Duration) -> Self {
-        Self { idle_before, compacted_at: applied, seen: applied, still_since: now }
+impl QuietWatch {
+    fn new(deleted: u64, now: Instant, quiet_before: Duration) -> Self {
+        Self { quiet_before, compacted_at: deleted, seen: deleted, quiet_since: now }
     }
 
-    /// Looks at the applied index; true if a compaction is due now (it is
+    /// Looks at the deletion count; true if a compaction is due now (it is
     /// then taken as done).
-    fn due(&mut self, applied: u64, now: Instant) -> bool {
-        if applied != self.seen {
-            (self.seen, self.still_since) = (applied, now);
+    fn due(&mut self, deleted: u64, now: Instant) -> bool {
+        let busy = deleted.saturating_sub(self.seen) > QUIET_DELETES_PER_CHECK;
+        self.seen = deleted;
+        if busy {
+            self.quiet_since = now;
             return false;
         }
-        if applied == self.compacted_at || now.duration_since(self.still_since) < self.idle_before {
+        if deleted.saturating_sub(self.compacted_at) < DELETED_BEFORE_COMPACTION
+            || now.duration_since(self.quiet_since) < self.quiet_before
+        {
             return false;
         }
-        self.compacted_at = applied;
+        self.compacted_at = deleted;
         true
     }
 }
 
-pub(crate) async fn run<SM: QueueMachine>(
-    node: Arc<Node<SM>>,
-    compactor: raftq_storage::Compactor,
-    idle_before: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let applied = || node.metrics_now().last_applied.map_or(0, |id| id.index);
-    let mut ticks = tokio::time::interval(CHECK_PERIOD.min(idle_before));
+pub(crate) async fn run(compactor: raftq_storage::Compactor, quiet_before: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(CHECK_PERIOD.min(quiet_before));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut watch = IdleWatch::new(applied(), Instant::now(), idle_before);
+    let mut watch = QuietWatch::new(compactor.deleted_keys(), Instant::now(), quiet_before);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             _ = stop.changed() => return,
         }
-        let now = applied();
-        if !watch.due(now, Instant::now()) {
+        let deleted = compactor.deleted_keys();
+        if !watch.due(deleted, Instant::now()) {
             continue;
         }
         let started = std::time::Instant::now();
-        let compactor = compactor.clone();
-        match tokio::task::spawn_blocking(move || compactor()).await {
+        let task = compactor.clone();
+        match tokio::task::spawn_blocking(move || task.compact()).await {
             Ok(Ok(())) => {
                 metrics::counter!("raftq_idle_compactions_total").increment(1);
-                tracing::info!(applied = now, took = ?started.elapsed(), "idle: compacted the store");
+                tracing::info!(deleted_keys = deleted, took = ?started.elapsed(), "idle: compacted the store");
             }
             Ok(Err(error)) => tracing::warn!(%error, "idle compaction failed"),
             Err(error) => tracing::warn!(%error, "idle compaction task failed"),
@@ -86,18 +87,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn compacts_once_per_idle_spell_and_only_after_work() {
+    fn compacts_once_per_quiet_spell_and_only_after_many_deletions() {
         let t0 = Instant::now();
-        let idle = Duration::from_secs(60);
         let at = |secs: u64| t0 + Duration::from_secs(secs);
-        let mut watch = IdleWatch::new(100, t0, idle);
-        assert!(!watch.due(100, at(120)), "nothing applied since start: nothing to reclaim");
-        assert!(!watch.due(150, at(130)), "busy");
-        assert!(!watch.due(150, at(180)), "still for 50 s only");
-        assert!(watch.due(150, at(191)), "still for 61 s after work: compact");
-        assert!(!watch.due(150, at(400)), "once per idle spell");
-        assert!(!watch.due(151, at(401)));
-        assert!(!watch.due(151, at(450)));
-        assert!(watch.due(151, at(462)), "new work, then idle again");
+        let mut watch = QuietWatch::new(0, t0, Duration::from_secs(60));
+        assert!(!watch.due(50, at(120)), "quiet, but too little deleted to be worth a rewrite");
+        assert!(!watch.due(20_000, at(125)), "a drain is deleting: busy");
+        assert!(!watch.due(40_000, at(130)), "busy");
+        assert!(!watch.due(40_050, at(180)), "quiet for 50 s only (a trickle of 50 is quiet)");
+        assert!(watch.due(40_060, at(191)), "quiet for 61 s after many deletions: compact");
+        assert!(!watch.due(40_060, at(400)), "once per quiet spell");
+        assert!(!watch.due(45_000, at(401)), "busy again, but 4,940 since: too few");
+        assert!(!watch.due(60_000, at(402)));
+        assert!(!watch.due(60_000, at(450)));
+        assert!(watch.due(60_000, at(463)), "many deletions, then quiet again");
     }
 }

@@ -274,8 +274,8 @@ where
     let snapshot_trigger = (every_bytes > 0)
         .then(|| tokio::spawn(snapshot_trigger::run(node.clone(), applied_bytes, every_bytes, stop_rx.clone())));
     let idle_compaction = compactor.map(|compactor| {
-        let idle = idle_compaction::IDLE_BEFORE_COMPACTION;
-        tokio::spawn(idle_compaction::run(node.clone(), compactor, idle, stop_rx.clone()))
+        let quiet = idle_compaction::QUIET_BEFORE_COMPACTION;
+        tokio::spawn(idle_compaction::run(compactor, quiet, stop_rx.clone()))
     });
     let (health, health_service) = tonic_health::server::health_reporter();
     let health_task = tokio::spawn(report_health(node.clone(), health, stop_rx.clone()));

@@ -80,8 +80,35 @@ pub trait StateStore: Clone + Send + Sync + fmt::Debug + 'static {
     }
 }
 
-/// See [`StateStore::compactor`].
-pub type Compactor = Arc<dyn Fn() -> io::Result<()> + Send + Sync>;
+/// See [`StateStore::compactor`]: rewrites a store's files, and counts the
+/// keys deleted since the store was opened (what a rewrite could reclaim).
+#[derive(Clone)]
+pub struct Compactor {
+    compact: Arc<dyn Fn() -> io::Result<()> + Send + Sync>,
+    deleted: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for Compactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compactor").field("deleted", &self.deleted_keys()).finish_non_exhaustive()
+    }
+}
+
+impl Compactor {
+    pub fn new(compact: Arc<dyn Fn() -> io::Result<()> + Send + Sync>, deleted: Arc<AtomicU64>) -> Self {
+        Self { compact, deleted }
+    }
+
+    /// Rewrites the files (blocking, possibly for long).
+    pub fn compact(&self) -> io::Result<()> {
+        (self.compact)()
+    }
+
+    /// Keys deleted since the store was opened.
+    pub fn deleted_keys(&self) -> u64 {
+        self.deleted.load(Ordering::Relaxed)
+    }
+}
 
 /// openraft's state machine over a [`StateStore`].
 #[derive(Debug)]

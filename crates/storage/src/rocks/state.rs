@@ -30,6 +30,8 @@ pub struct RocksState {
     db: Arc<DB>,
     origin: Arc<str>,
     generation: Arc<AtomicU8>,
+    /// Keys deleted by `write` since the store was opened.
+    deleted: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn prefixed(generation: u8, key: &[u8]) -> Vec<u8> {
@@ -60,7 +62,7 @@ impl RocksState {
         // pairs in the other generation: drop them.
         let staging = 1 - generation;
         db.delete_range_cf(cf(&db, CF_STATE), [staging], [staging + 1]).map_err(rocks_err)?;
-        Ok(Self { db, origin, generation: Arc::new(AtomicU8::new(generation)) })
+        Ok(Self { db, origin, generation: Arc::new(AtomicU8::new(generation)), deleted: Arc::default() })
     }
 
     fn active(&self) -> u8 {
@@ -152,14 +154,20 @@ impl StateStore for RocksState {
         let generation = self.active();
         let column = cf(&self.db, CF_STATE);
         let mut batch = WriteBatch::default();
+        let mut deleted = 0;
         for (key, value) in writes {
             let key = prefixed(generation, &key);
             match value {
                 Some(value) => batch.put_cf(column, key, value),
-                None => batch.delete_cf(column, key),
+                None => {
+                    batch.delete_cf(column, key);
+                    deleted += 1;
+                }
             }
         }
-        self.db.write(batch).map_err(rocks_io)
+        self.db.write(batch).map_err(rocks_io)?;
+        self.deleted.fetch_add(deleted, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn sync(&self) -> io::Result<()> {
@@ -233,7 +241,7 @@ impl StateStore for RocksState {
 
     fn compactor(&self) -> Option<crate::machine::Compactor> {
         let db = self.db.clone();
-        Some(Arc::new(move || compact_all(&db)))
+        Some(crate::machine::Compactor::new(Arc::new(move || compact_all(&db)), self.deleted.clone()))
     }
 }
 

@@ -298,7 +298,8 @@ async fn the_compactor_gives_back_the_space_of_deleted_state() {
     let dir = tempfile::tempdir().unwrap();
     let (_log, sm) = RocksStore::open(dir.path()).await.unwrap();
     let store = sm.store().clone();
-    let compact = sm.compactor().expect("RocksDB has files to compact");
+    let compactor = sm.compactor().expect("RocksDB has files to compact");
+    let compact = || compactor.compact();
     let key = |batch: u32, i: u32| format!("test/{batch:04}/{i:06}").into_bytes();
     for batch in 0..10 {
         let writes = (0..1_000).map(|i| (key(batch, i), Some(vec![7u8; 4096]))).collect();
@@ -313,6 +314,7 @@ async fn the_compactor_gives_back_the_space_of_deleted_state() {
     }
     store.sync().await.unwrap();
     assert!(sst_bytes(dir.path()) >= full, "deleting alone frees nothing");
+    assert_eq!(compactor.deleted_keys(), 10_000, "every deleted key is counted");
     compact().unwrap();
     let after = sst_bytes(dir.path());
     assert!(after < full / 10, "compacted: {after} of {full} bytes left");
