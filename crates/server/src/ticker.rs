@@ -32,7 +32,14 @@ pub async fn run<SM: QueueMachine>(node: Arc<Node<SM>>, mut shutdown: watch::Rec
         }
         let wait = match next_wait(&node).await {
             Some(Duration::ZERO) => {
-                if let Err(status) = node.propose(Command::Tick).await {
+                // A leader without a quorum never commits the tick: stop
+                // waiting for it when the node stops (the node waits for
+                // this task before it shuts Raft down).
+                let proposed = tokio::select! {
+                    proposed = node.propose(Command::Tick) => proposed,
+                    _ = shutdown.changed() => return,
+                };
+                if let Err(status) = proposed {
                     // Sleep, don't wait for a metrics change: openraft
                     // publishes metrics on every core-loop pass, including
                     // the one that refused this tick, so waiting on them
