@@ -1,7 +1,10 @@
 //! Space back on a quiet node. RocksDB drops deleted data (acked messages,
 //! expired keys) only when a compaction rewrites the files holding it, and
 //! compactions follow writes: once a queue is drained and traffic stops,
-//! nothing comes to reclaim the space. This task compacts the store once
+//! nothing comes to reclaim the space. And the Raft log still holds every
+//! entry since the last snapshot, and a tail behind it for slow followers
+//! (message bodies included). This task builds a snapshot, purges the log
+//! behind it, and then compacts the store once
 //! at least [`DELETED_BEFORE_COMPACTION`] keys were deleted since its last
 //! compaction and then no more than [`QUIET_DELETES_PER_CHECK`] per check
 //! for [`QUIET_BEFORE_COMPACTION`]. (The applied index is no measure of
@@ -9,10 +12,17 @@
 //! busy node never pays for a full rewrite here; its own writes drive
 //! RocksDB's compactions.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+use crate::node::{Node, QueueMachine};
+
+/// Longest wait for the snapshot (and the log purge behind it) before the
+/// compaction runs anyway.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(60);
 
 /// How long deletions must stay (nearly) still before a compaction.
 pub const QUIET_BEFORE_COMPACTION: Duration = Duration::from_secs(60);
@@ -56,7 +66,12 @@ impl QuietWatch {
     }
 }
 
-pub(crate) async fn run(compactor: raftq_storage::Compactor, quiet_before: Duration, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn run<SM: QueueMachine>(
+    node: Arc<Node<SM>>,
+    compactor: raftq_storage::Compactor,
+    quiet_before: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut ticks = tokio::time::interval(CHECK_PERIOD.min(quiet_before));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut watch = QuietWatch::new(compactor.deleted_keys(), Instant::now(), quiet_before);
@@ -70,8 +85,17 @@ pub(crate) async fn run(compactor: raftq_storage::Compactor, quiet_before: Durat
             continue;
         }
         let started = std::time::Instant::now();
+        tokio::select! {
+            () = snapshot_and_purge(&node) => {}
+            _ = stop.changed() => return,
+        }
         let task = compactor.clone();
-        match tokio::task::spawn_blocking(move || task.compact()).await {
+        let compacted = tokio::select! {
+            compacted = tokio::task::spawn_blocking(move || task.compact()) => compacted,
+            // RocksDB finishes the rewrite on its own thread.
+            _ = stop.changed() => return,
+        };
+        match compacted {
             Ok(Ok(())) => {
                 metrics::counter!("raftq_idle_compactions_total").increment(1);
                 tracing::info!(deleted_keys = deleted, took = ?started.elapsed(), "idle: compacted the store");
@@ -79,6 +103,36 @@ pub(crate) async fn run(compactor: raftq_storage::Compactor, quiet_before: Durat
             Ok(Err(error)) => tracing::warn!(%error, "idle compaction failed"),
             Err(error) => tracing::warn!(%error, "idle compaction task failed"),
         }
+    }
+}
+
+/// Builds a snapshot at the applied index, then purges the whole log
+/// behind it (an idle node's peers are caught up; the entries a node keeps
+/// behind a snapshot for slow followers are not needed now), and waits
+/// (bounded) for both, so the compaction can drop those entries too.
+async fn snapshot_and_purge<SM: QueueMachine>(node: &Node<SM>) {
+    let index = |id: Option<&raftq_storage::LogId>| id.map_or(0, |id| id.index);
+    let applied = index(node.metrics_now().last_applied.as_ref());
+    if let Err(error) = node.raft.trigger().snapshot().await {
+        tracing::warn!(%error, "idle: could not trigger a snapshot");
+        return;
+    }
+    let mut metrics = node.metrics();
+    let deadline = Instant::now() + SNAPSHOT_WAIT;
+    let mut purge_asked = false;
+    while Instant::now() < deadline {
+        let now = node.metrics_now();
+        if index(now.purged.as_ref()) >= applied {
+            return;
+        }
+        if !purge_asked && index(now.snapshot.as_ref()) >= applied {
+            if let Err(error) = node.raft.trigger().purge_log(applied).await {
+                tracing::warn!(%error, "idle: could not purge the log");
+                return;
+            }
+            purge_asked = true;
+        }
+        node.wait_for_change(&mut metrics, deadline.saturating_duration_since(Instant::now())).await;
     }
 }
 

@@ -275,7 +275,7 @@ where
         .then(|| tokio::spawn(snapshot_trigger::run(node.clone(), applied_bytes, every_bytes, stop_rx.clone())));
     let idle_compaction = compactor.map(|compactor| {
         let quiet = idle_compaction::QUIET_BEFORE_COMPACTION;
-        tokio::spawn(idle_compaction::run(compactor, quiet, stop_rx.clone()))
+        tokio::spawn(idle_compaction::run(node.clone(), compactor, quiet, stop_rx.clone()))
     });
     let (health, health_service) = tonic_health::server::health_reporter();
     let health_task = tokio::spawn(report_health(node.clone(), health, stop_rx.clone()));
