@@ -130,11 +130,6 @@ pub struct ServerArgs {
     pub tls_client_ca: Option<PathBuf>,
 }
 
-/// `host:port` with a non-empty host and a port number.
-fn is_host_port(text: &str) -> bool {
-    text.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
-}
-
 /// Parses `1=host:7101/host:7201,2=...`: each node's client and peer address.
 pub fn parse_peers(text: &str) -> Result<Peers, String> {
     const FORM: &str = "ID=CLIENT_HOST:PORT/PEER_HOST:PORT";
@@ -146,7 +141,7 @@ pub fn parse_peers(text: &str) -> Result<Peers, String> {
             return Err(format!("{part:?} is not {FORM}: the peer address is missing"));
         };
         let (addr, peer_addr) = (addr.trim(), peer_addr.trim());
-        if id == 0 || !is_host_port(addr) || !is_host_port(peer_addr) {
+        if id == 0 || !NodeAddr::is_host_port(addr) || !NodeAddr::is_host_port(peer_addr) {
             return Err(format!("{part:?} is not {FORM} with a positive id"));
         }
         if addr == peer_addr {

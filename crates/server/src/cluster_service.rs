@@ -116,14 +116,6 @@ fn membership_to_pb(membership: &Membership) -> pb::Membership {
     }
 }
 
-/// `host:port` with a non-empty host and a port number.
-fn is_host_port(text: &str) -> bool {
-    match text.rsplit_once(':') {
-        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok() && !text.contains(char::is_whitespace),
-        None => false,
-    }
-}
-
 fn role(state: ServerState) -> pb::NodeRole {
     match state {
         ServerState::Leader => pb::NodeRole::Leader,
@@ -266,7 +258,7 @@ impl<SM: QueueMachine> ClusterService<SM> {
             return Err(invalid("node_id", "must be positive"));
         }
         for (field, value) in [("address", &r.address), ("peer_address", &r.peer_address)] {
-            if !is_host_port(value) {
+            if !NodeAddr::is_host_port(value) {
                 return Err(invalid(field, format!("{value:?} is not host:port")));
             }
         }

@@ -299,11 +299,7 @@ where
         died
     };
     let mut peer_stopping_rx = stopping_rx.clone();
-    let client_serving = tonic::transport::Server::builder()
-        .max_concurrent_streams(config.limits.max_concurrent_streams)
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .http2_max_header_list_size(HEADER_LIST_BYTES_MAX)
+    let client_serving = server_builder(&config.limits)
         .layer(rpc_metrics::RpcMetricsLayer)
         .layer(status_map::StatusMapLayer)
         .layer(auth::AuthLayer::new(config.auth.clone()))
@@ -319,11 +315,7 @@ where
             },
         );
     let members = config.peer_identity.then(|| peer_members(node.clone(), &config.peers));
-    let peer_serving = tonic::transport::Server::builder()
-        .max_concurrent_streams(config.limits.max_concurrent_streams)
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .http2_max_header_list_size(HEADER_LIST_BYTES_MAX)
+    let peer_serving = server_builder(&config.limits)
         .layer(rpc_metrics::RpcMetricsLayer)
         .layer(peer_identity::PeerIdentityLayer::new(members))
         .layer(auth::AuthLayer::new(config.auth.clone()))
@@ -375,6 +367,16 @@ where
     raft.shutdown().await.map_err(|e| ServerError::Raft(e.to_string()))?;
     served?;
     Ok(())
+}
+
+/// A gRPC server with the connection settings both listeners share:
+/// streams per connection, keep-alive pings, the header cap.
+fn server_builder(limits: &ServerLimits) -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .http2_max_header_list_size(HEADER_LIST_BYTES_MAX)
 }
 
 /// Who may call the peer port: this node's current members and the initial

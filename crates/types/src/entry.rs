@@ -44,6 +44,17 @@ impl NodeAddr {
     pub fn new(addr: impl Into<String>, peer_addr: impl Into<String>) -> Self {
         Self { addr: addr.into(), peer_addr: peer_addr.into() }
     }
+
+    /// Whether `text` has the shape of an address: `host:port` with a
+    /// non-empty host, a port number and no whitespace.
+    pub fn is_host_port(text: &str) -> bool {
+        match text.rsplit_once(':') {
+            Some((host, port)) => {
+                !host.is_empty() && port.parse::<u16>().is_ok() && !text.contains(char::is_whitespace)
+            }
+            None => false,
+        }
+    }
 }
 
 impl fmt::Display for NodeAddr {
