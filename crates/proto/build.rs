@@ -8,7 +8,8 @@ use std::{env, error::Error, fs, path::PathBuf};
 use protox::prost::Message as _;
 
 /// The proto files, relative to the proto root.
-const PROTOS: [&str; 3] = ["raftq/v1/queue.proto", "raftq/v1/cluster.proto", "raftq/v1/raft.proto"];
+const PROTOS: [&str; 4] =
+    ["raftq/v1/queue.proto", "raftq/v1/cluster.proto", "raftq/v1/raft.proto", "raftq/v1/errors.proto"];
 
 fn main() -> Result<(), Box<dyn Error>> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);

@@ -18,7 +18,7 @@ pub struct Lease {
 
 impl From<&raftq_client::Receipt> for Lease {
     fn from(r: &raftq_client::Receipt) -> Self {
-        Self { queue: r.queue.clone(), id: r.message_id, attempt: r.attempt }
+        Self { queue: r.queue.clone(), id: r.message_id, attempt: r.delivery_count }
     }
 }
 

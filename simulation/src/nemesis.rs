@@ -491,8 +491,8 @@ impl Nemesis {
                 sleep(Duration::from_millis(300)).await;
                 continue;
             };
-            let voters: BTreeSet<u64> = status.nodes.iter().filter(|n| n.voter).map(|n| n.id).collect();
-            let members: BTreeSet<u64> = status.nodes.iter().map(|n| n.id).collect();
+            let voters: BTreeSet<u64> = status.nodes.iter().filter(|n| n.voter).map(|n| n.node_id).collect();
+            let members: BTreeSet<u64> = status.nodes.iter().map(|n| n.node_id).collect();
             self.log_line(format!("voters are {voters:?}"));
             if let Some(node) = removed.filter(|id| !members.contains(id)) {
                 self.log_line(format!("node {node} was removed: stopping it for good"));

@@ -330,7 +330,7 @@ async fn publish(
     let call = Call::Publish { queue: queue.to_owned(), values, delay_ms };
     let result = shared
         .invoke(process, call, client.publish(queue, messages), |results| Reply::Published {
-            ids: results.iter().map(|r| r.id).collect(),
+            ids: results.iter().map(|r| r.message_id).collect(),
             duplicates: results.iter().map(|r| r.duplicate).collect(),
         })
         .await;

@@ -18,7 +18,7 @@ async fn transfer_to_the_current_leader_is_a_no_op() {
     let leader = cluster.leader_id().await;
     let term = cluster.status_of(leader).await.expect("leader status").term;
 
-    let request = proto::TransferLeaderRequest { to_node_id: leader };
+    let request = proto::TransferLeaderRequest { node_id: leader };
     cluster.cluster_stub(leader).transfer_leader(request).await.expect("transfer to the leader itself is OK");
 
     // Writes go straight to the leader with a raw stub (no retries, no hint
@@ -27,7 +27,7 @@ async fn transfer_to_the_current_leader_is_a_no_op() {
     let watch_until = Instant::now() + WATCH_AFTER_TRANSFER;
     let mut writes = 0;
     while Instant::now() < watch_until {
-        let request = proto::CreateQueueRequest { name: format!("after-transfer-{writes}"), config: None };
+        let request = proto::CreateQueueRequest { queue: format!("after-transfer-{writes}"), config: None };
         if let Err(status) = stub.create_queue(request).await {
             let hint = status.metadata().get(raftq_proto::LEADER_METADATA_KEY).cloned();
             panic!("write {writes} after a transfer to the leader failed: {status:?} (hint {hint:?})");
@@ -49,11 +49,11 @@ async fn transfer_answers_once_the_target_leads() {
     let leader = cluster.leader_id().await;
     let target = cluster.running_ids().into_iter().find(|id| *id != leader).expect("a follower");
 
-    let request = proto::TransferLeaderRequest { to_node_id: target };
+    let request = proto::TransferLeaderRequest { node_id: target };
     cluster.cluster_stub(leader).transfer_leader(request).await.expect("transfer");
     let status = cluster.status_of(target).await.expect("target status");
     assert_eq!(status.leader_id, Some(target), "answered before the target led: {status:?}");
-    let request = proto::CreateQueueRequest { name: "after-transfer".into(), config: None };
+    let request = proto::CreateQueueRequest { queue: "after-transfer".into(), config: None };
     cluster.queue_stub(target).create_queue(request).await.expect("the target takes writes at once");
 }
 
@@ -67,7 +67,7 @@ async fn a_transfer_to_a_voter_that_is_down_fails_and_the_cluster_keeps_going() 
     let down = cluster.running_ids().into_iter().find(|id| *id != leader).expect("a follower");
     cluster.kill(down).await;
 
-    let request = proto::TransferLeaderRequest { to_node_id: down };
+    let request = proto::TransferLeaderRequest { node_id: down };
     let status = cluster.cluster_stub(leader).transfer_leader(request).await.expect_err("the target is down");
     assert!(
         matches!(status.code(), tonic::Code::Aborted | tonic::Code::DeadlineExceeded),
@@ -85,9 +85,9 @@ async fn admin_and_destructive_requests_are_audited() {
     let leader = cluster.leader_id().await;
     let offset = cluster.log_len(leader);
     let mut stub = cluster.queue_stub(leader);
-    stub.create_queue(proto::CreateQueueRequest { name: "audited".into(), config: None }).await.expect("create");
-    stub.purge_queue(proto::PurgeQueueRequest { name: "audited".into() }).await.expect("purge");
-    stub.delete_queue(proto::DeleteQueueRequest { name: "missing".into() }).await.expect_err("no such queue");
+    stub.create_queue(proto::CreateQueueRequest { queue: "audited".into(), config: None }).await.expect("create");
+    stub.purge_queue(proto::PurgeQueueRequest { queue: "audited".into() }).await.expect("purge");
+    stub.delete_queue(proto::DeleteQueueRequest { queue: "missing".into() }).await.expect_err("no such queue");
     let log = cluster.log_since(leader, offset);
     let audited: Vec<&str> = log.lines().filter(|line| line.contains("raftq::audit")).collect();
     let has = |parts: &[&str]| audited.iter().any(|line| parts.iter().all(|part| line.contains(part)));
@@ -138,10 +138,11 @@ async fn replicas_report_equal_digests_at_equal_applied_index() {
     // The leader's status: exact indexes for itself; for the others only
     // how far it replicated to them, never a claim about what they applied.
     let status = cluster.status_of(leader).await.expect("leader status");
-    for node in status.nodes.iter().filter(|n| n.id != leader) {
+    for node in status.nodes.iter().filter(|n| n.node_id != leader) {
         assert_eq!((node.last_applied_index, node.committed_index, node.last_log_index), (0, 0, 0), "{node:?}");
-        let matched = node.matched_index.unwrap_or_else(|| panic!("leader knows node {}'s matched index", node.id));
-        assert!(matched >= applied_index, "node {} matched {matched} < {applied_index}", node.id);
+        let matched =
+            node.matched_index.unwrap_or_else(|| panic!("leader knows node {}'s matched index", node.node_id));
+        assert!(matched >= applied_index, "node {} matched {matched} < {applied_index}", node.node_id);
     }
     assert!(status.digest.is_none(), "no digest unless asked");
 }

@@ -118,7 +118,7 @@ async fn restart_under_backlog(cluster: &mut Cluster, queue: &str) {
     // leader to reach it again (it was refusing connections a moment ago).
     wait_for("the leader to replicate to the restarted node", RESTART_CAUGHT_UP_MAX, async || {
         let status = cluster.status_of(leader).await?;
-        let seen = status.nodes.into_iter().find(|node| node.id == follower)?;
+        let seen = status.nodes.into_iter().find(|node| node.node_id == follower)?;
         (seen.reachable && seen.matched_index.unwrap_or(0) >= applied).then_some(())
     })
     .await;

@@ -64,7 +64,7 @@ async fn bad_input_is_rejected_and_node_keeps_serving() {
         expect_rejected(what, result, code, names);
     }
 
-    let receipt = |message_id: u64| proto::Receipt { queue: QUEUE.to_owned(), message_id, attempt: 1 };
+    let receipt = |message_id: u64| proto::Receipt { queue: QUEUE.to_owned(), message_id, delivery_count: 1 };
     let cases = [
         ("bogus receipt", vec![receipt(999_999_999)], Code::FailedPrecondition, "receipts[0]"),
         ("no receipts", vec![], Code::InvalidArgument, "receipts"),
@@ -88,9 +88,9 @@ async fn bad_input_is_rejected_and_node_keeps_serving() {
         let result = raw_call(cluster.stub_channel(leader, None), path, vec![0x0f, 0x00]).await;
         expect_rejected(path, result, Code::InvalidArgument, "decode");
     }
-    let create = proto::CreateQueueRequest { name: "x".repeat(129), config: None };
+    let create = proto::CreateQueueRequest { queue: "x".repeat(129), config: None };
     let result = to_leader(&mut cluster, async |mut stub| stub.create_queue(create.clone()).await).await;
-    expect_rejected("129-byte queue name", result, Code::InvalidArgument, "name");
+    expect_rejected("129-byte queue name", result, Code::InvalidArgument, "queue");
 
     // Nothing above changed anything, and every node still serves.
     let stats = client.get_queue(QUEUE).await.expect("get queue").stats.expect("stats");
@@ -102,7 +102,10 @@ async fn bad_input_is_rejected_and_node_keeps_serving() {
         let published = node.publish_one(QUEUE, OutgoingMessage::new(probe.clone())).await.expect("publish");
         let deliveries = node.receive(QUEUE, 1, Duration::from_secs(5), None).await.expect("receive");
         assert_eq!(deliveries.len(), 1, "receive through node {id}");
-        assert_eq!((deliveries[0].id(), deliveries[0].body().as_ref()), (published.id, probe.as_bytes()));
+        assert_eq!(
+            (deliveries[0].message_id(), deliveries[0].body().as_ref()),
+            (published.message_id, probe.as_bytes())
+        );
         deliveries[0].ack().await.expect("ack");
         assert!(cluster.status_of(id).await.is_some(), "node {id} answers Status");
     }

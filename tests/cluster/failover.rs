@@ -83,7 +83,7 @@ async fn leader_kill_loses_nothing() {
     let confirmed: BTreeMap<&str, u64> = outcome.confirmed.iter().map(|c| (c.body.as_str(), c.id)).collect();
     let mut drained: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for message in &delivered {
-        drained.entry(body_text(message)).or_default().push(message.id);
+        drained.entry(body_text(message)).or_default().push(message.message_id);
     }
     let published: BTreeSet<&str> = published.iter().map(String::as_str).collect();
     let lost: Vec<&str> = confirmed.keys().filter(|body| !drained.contains_key(**body)).copied().collect();
@@ -131,12 +131,12 @@ async fn dedup_keys_survive_failover() {
     let new_leader = cluster.wait_for_leader(Some(leader)).await;
 
     let again = client.publish_one(QUEUE, message).await.expect("publish again after failover");
-    assert_eq!(again.id, first.id, "node {new_leader} answered with another id for the same key");
+    assert_eq!(again.message_id, first.message_id, "node {new_leader} answered with another id for the same key");
     assert!(again.duplicate, "the repeat must be reported as a duplicate");
 
     let delivered = drain(&client, QUEUE).await;
-    let ids: Vec<u64> = delivered.iter().map(|m| m.id).collect();
-    assert_eq!(ids, [first.id], "exactly the one message drains");
+    let ids: Vec<u64> = delivered.iter().map(|m| m.message_id).collect();
+    assert_eq!(ids, [first.message_id], "exactly the one message drains");
     assert_eq!(body_text(&delivered[0]), "exactly-once");
     let stats = client.get_queue(QUEUE).await.expect("get queue").stats.expect("stats");
     assert_eq!((stats.published_total, stats.duplicates_total), (1, 1), "{stats:?}");

@@ -446,7 +446,7 @@ impl Cluster {
     /// Node `id`'s entry about itself in its own status.
     pub async fn self_status(&self, id: u64) -> Option<proto::NodeStatus> {
         let status = self.status_of(id).await?;
-        status.nodes.into_iter().find(|node| node.id == id)
+        status.nodes.into_iter().find(|node| node.node_id == id)
     }
 
     /// The leader every running node (but `not`) names, if they all name

@@ -27,8 +27,8 @@ async fn expired_receipt_rejected_after_leader_change() {
     let mut deliveries = client.receive(QUEUE, 1, RECEIVE_WAIT, Some(LEASE)).await.expect("receive");
     assert_eq!(deliveries.len(), 1, "one message is visible");
     let first = deliveries.remove(0);
-    assert_eq!((first.id(), first.delivery_count()), (published.id, 1));
-    let view = client.inspect(QUEUE, published.id).await.expect("inspect");
+    assert_eq!((first.message_id(), first.delivery_count()), (published.message_id, 1));
+    let view = client.inspect(QUEUE, published.message_id).await.expect("inspect");
     assert_eq!(view.state(), proto::MessageState::Leased);
     assert_eq!(view.lease_expires_at_ms, first.lease_expires_at_ms);
 
@@ -55,9 +55,13 @@ async fn expired_receipt_rejected_after_leader_change() {
     let mut again = client.receive(QUEUE, 1, RECEIVE_WAIT, None).await.expect("receive after the lease ended");
     assert_eq!(again.len(), 1, "the message is delivered again");
     let second = again.remove(0);
-    assert_eq!((second.id(), second.delivery_count()), (published.id, 2), "same message, second delivery");
-    assert_eq!(second.receipt.attempt, 2);
+    assert_eq!(
+        (second.message_id(), second.delivery_count()),
+        (published.message_id, 2),
+        "same message, second delivery"
+    );
+    assert_eq!(second.receipt.delivery_count, 2);
     second.ack().await.expect("ack the live lease");
-    let err = client.inspect(QUEUE, published.id).await.expect_err("the acked message is gone");
+    let err = client.inspect(QUEUE, published.message_id).await.expect_err("the acked message is gone");
     assert_eq!(err.code(), Code::NotFound, "{err}");
 }

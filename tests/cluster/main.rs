@@ -32,6 +32,7 @@ mod auth;
 mod backlog;
 mod bad_input;
 mod bench;
+mod errors;
 mod failover;
 mod harness;
 mod leases;

@@ -80,15 +80,15 @@ async fn assert_serves(client: &Client, queue: &str) {
     client.create_queue(queue, proto::QueueConfig::default()).await.expect("create queue");
     let published = client.publish_one(queue, OutgoingMessage::new("probe")).await.expect("publish");
     let deliveries = client.receive(queue, 1, Duration::from_secs(5), None).await.expect("receive");
-    assert_eq!(deliveries.iter().map(|d| d.id()).collect::<Vec<_>>(), [published.id], "{queue}");
+    assert_eq!(deliveries.iter().map(|d| d.message_id()).collect::<Vec<_>>(), [published.message_id], "{queue}");
     deliveries[0].ack().await.expect("ack");
 }
 
 /// The leader reports exactly `voters` as voters and no learners.
 async fn assert_membership(cluster: &Cluster, voters: &BTreeSet<u64>) {
     let status = cluster.client().cluster_status().await.expect("cluster status");
-    let reported: BTreeSet<u64> = status.nodes.iter().filter(|n| n.voter).map(|n| n.id).collect();
-    let learners: Vec<u64> = status.nodes.iter().filter(|n| !n.voter).map(|n| n.id).collect();
+    let reported: BTreeSet<u64> = status.nodes.iter().filter(|n| n.voter).map(|n| n.node_id).collect();
+    let learners: Vec<u64> = status.nodes.iter().filter(|n| !n.voter).map(|n| n.node_id).collect();
     assert_eq!(&reported, voters, "voters in {status:?}");
     assert!(learners.is_empty(), "learners left: {learners:?}");
     assert!(status.leader_id.is_some_and(|id| voters.contains(&id)), "leader in {status:?}");

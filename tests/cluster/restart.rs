@@ -66,7 +66,7 @@ async fn whole_cluster_restart_keeps_everything() {
     let client = cluster.client();
     let after = inspect_all(&client, QUEUE).await;
     for (old, new) in before.iter().zip(&after) {
-        assert_eq!(old, new, "message {} changed across the restart", old.id);
+        assert_eq!(old, new, "message {} changed across the restart", old.message_id);
     }
     assert_eq!(before.len(), after.len(), "messages lost or gained across the restart");
     let info_after = client.get_queue(QUEUE).await.expect("get queue after restart");
@@ -113,7 +113,7 @@ async fn inspect_all(client: &raftq_client::Client, queue: &str) -> Vec<proto::M
     assert_eq!(page.next_after_id, 0, "one page holds them all");
     let mut views = Vec::new();
     for message in page.messages {
-        views.push(client.inspect(queue, message.id).await.expect("inspect"));
+        views.push(client.inspect(queue, message.message_id).await.expect("inspect"));
     }
     views
 }

@@ -98,7 +98,7 @@ async fn publish_until_confirmed(client: &Client, queue: &str, body: &str) -> Re
         let message = OutgoingMessage::new(body.to_owned()).with_idempotency_key(body);
         match client.publish_one(queue, message).await {
             Ok(result) => {
-                return Ok(Confirm { body: body.to_owned(), id: result.id, started, done: Instant::now() });
+                return Ok(Confirm { body: body.to_owned(), id: result.message_id, started, done: Instant::now() });
             }
             Err(err) if err.is_retryable() && first.elapsed() < PUBLISH_GIVE_UP => {
                 sleep(PUBLISH_RETRY_PAUSE).await;

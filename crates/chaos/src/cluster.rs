@@ -134,7 +134,7 @@ impl Cluster {
         }
         let view = leader_view.ok_or("the named leader does not say it leads")?;
         if let Some(cut) = view.nodes.iter().find(|n| !n.reachable) {
-            return Err(format!("leader does not reach node {}", cut.id));
+            return Err(format!("leader does not reach node {}", cut.node_id));
         }
         Ok(())
     }

@@ -183,7 +183,7 @@ async fn consume(client: Client, queue: String, mut stop: watch::Receiver<bool>)
                 let receipts: Vec<_> = deliveries.iter().map(|d| d.receipt.clone()).collect();
                 for delivery in &deliveries {
                     let body = String::from_utf8_lossy(delivery.body()).into_owned();
-                    log.deliveries.push(Delivered { body, id: delivery.id() });
+                    log.deliveries.push(Delivered { body, id: delivery.message_id() });
                 }
                 match client.ack(&receipts).await {
                     Ok(n) => log.acks_ok += n,

@@ -106,5 +106,5 @@ pub(crate) fn parse_rate(s: &str) -> Result<u32, String> {
 
 /// Parses a receipt `queue/id/attempt`.
 pub(crate) fn parse_receipt(s: &str) -> Result<Receipt, String> {
-    s.parse::<Receipt>().map_err(|_| format!("{s:?}: expected queue/message_id/attempt, e.g. orders/42/1"))
+    s.parse::<Receipt>().map_err(|_| format!("{s:?}: expected queue/message_id/delivery_count, e.g. orders/42/1"))
 }

@@ -488,7 +488,7 @@ mod tests {
         let result = c
             .call(spec, |channel: Conn| async move {
                 let mut queue = raftq_proto::v1::queue_client::QueueClient::new(channel);
-                queue.get_queue(raftq_proto::v1::GetQueueRequest { name: "q".into() }).await
+                queue.get_queue(raftq_proto::v1::GetQueueRequest { queue: "q".into() }).await
             })
             .await;
         assert!(result.as_ref().is_err_and(ClientError::is_ambiguous), "{result:?}");

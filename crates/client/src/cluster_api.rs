@@ -211,7 +211,7 @@ impl Client {
     /// its stored digest ends the check as [`ReplicaCheck::Damaged`].
     pub async fn verify_replicas(&self, wait: Duration, scan: DigestScan) -> Result<ReplicaCheck, ClientError> {
         let members: Vec<(u64, String)> =
-            self.cluster_status().await?.nodes.into_iter().map(|n| (n.id, n.address)).collect();
+            self.cluster_status().await?.nodes.into_iter().map(|n| (n.node_id, n.address)).collect();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let asks = members.iter().map(|(_, addr)| self.state_digest_with(addr, Some(1), scan));
@@ -288,7 +288,7 @@ impl Client {
     pub async fn transfer_leader(&self, node_id: u64) -> Result<(), ClientError> {
         let mut attempt = 1;
         loop {
-            let req = proto::TransferLeaderRequest { to_node_id: node_id };
+            let req = proto::TransferLeaderRequest { node_id };
             let spec = CallSpec { learn_leader: false, ..CallSpec::leader("transfer_leader", NotIdempotent) };
             match self.cluster_call(spec, req, |mut c, r| Box::pin(async move { c.transfer_leader(r).await })).await {
                 Ok((_, addr)) => {

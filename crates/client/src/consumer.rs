@@ -72,7 +72,7 @@ struct Session {
     client: Client,
     request: proto::SubscribeRequest,
     /// The open stream, the node serving it and when it opened.
-    stream: Option<(Streaming<proto::Delivery>, String, Instant)>,
+    stream: Option<(Streaming<proto::SubscribeResponse>, String, Instant)>,
     /// Stream failures since the last delivery or healthy stream.
     failures: u32,
     /// Set after a final error: the stream ends.
@@ -98,7 +98,10 @@ impl Session {
             let err = match stream.message().await {
                 Ok(Some(wire)) => {
                     self.failures = 0;
-                    let item = delivery(wire, &self.client);
+                    let item = match wire.delivery {
+                        Some(wire) => delivery(wire, &self.client),
+                        None => Err(ClientError::Protocol("SubscribeResponse without a delivery".into())),
+                    };
                     return Some((item, self));
                 }
                 Ok(None) => ClientError::Status {
@@ -106,6 +109,8 @@ impl Session {
                     message: "subscription ended by the server".into(),
                     leader: None,
                     retry_after: None,
+                    reason: crate::ErrorReason::Unspecified,
+                    info: Default::default(),
                 },
                 Err(status) => ClientError::from_status(status, addr),
             };
@@ -120,7 +125,7 @@ impl Session {
 
     /// Opens a stream through the client's retry loop (leader discovery,
     /// hints, backoff).
-    async fn open(&self) -> Result<(Streaming<proto::Delivery>, String, Instant), ClientError> {
+    async fn open(&self) -> Result<(Streaming<proto::SubscribeResponse>, String, Instant), ClientError> {
         let request = &self.request;
         let (stream, addr) = self
             .client

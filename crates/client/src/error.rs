@@ -1,8 +1,12 @@
 //! The client's one error type, and its mapping from `tonic::Status`.
 
+use std::collections::BTreeMap;
 use std::{error::Error as _, time::Duration};
 
 use tonic::Code;
+use tonic_types::StatusExt;
+
+pub use raftq_proto::v1::ErrorReason;
 
 use crate::retry::{leader_hint, retry_after};
 
@@ -31,6 +35,12 @@ pub enum ClientError {
         /// the node was overloaded and did nothing with the request; retry
         /// (any call) after this long. `None` on every other status.
         retry_after: Option<Duration>,
+        /// The stable reason from the error's `ErrorInfo`
+        /// ([`ErrorReason::Unspecified`] if the server sent none).
+        reason: ErrorReason,
+        /// The `ErrorInfo` metadata: `field`, `queue`, `limit`,
+        /// `limit_value`, `leader` (see `proto/raftq/v1/errors.proto`).
+        info: BTreeMap<String, String>,
     },
     /// The call failed in the transport (connect, reset, protocol error)
     /// without a status from the server.
@@ -146,6 +156,27 @@ impl ClientError {
         }
     }
 
+    /// The stable, machine-readable reason: switch on this, not on the
+    /// message. [`ErrorReason::Unspecified`] for errors the client made
+    /// itself (transport, timeout, config) and for a server that sent none.
+    pub fn reason(&self) -> ErrorReason {
+        match self {
+            Self::Status { reason, .. } => *reason,
+            Self::RetriesExhausted { last, .. } => last.reason(),
+            _ => ErrorReason::Unspecified,
+        }
+    }
+
+    /// One value of the error's `ErrorInfo` metadata (`field`, `queue`,
+    /// `limit`, `limit_value`, `leader`), if the server sent it.
+    pub fn info(&self, key: &str) -> Option<&str> {
+        match self {
+            Self::Status { info, .. } => info.get(key).map(String::as_str),
+            Self::RetriesExhausted { last, .. } => last.info(key),
+            _ => None,
+        }
+    }
+
     /// The leader hint carried by this error, if any.
     pub fn leader_hint(&self) -> Option<&str> {
         match self {
@@ -175,16 +206,22 @@ impl ClientError {
             }
             return Self::Transport { addr: addr.to_owned(), message, connect };
         }
+        let details = status.get_error_details();
+        let (reason, info) = match details.error_info() {
+            Some(i) if i.domain == "raftq" => (
+                ErrorReason::from_str_name(&i.reason).unwrap_or(ErrorReason::Unspecified),
+                i.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            ),
+            _ => (ErrorReason::Unspecified, BTreeMap::new()),
+        };
         let retry_after = match status.code() {
-            Code::ResourceExhausted => retry_after(status.metadata()),
+            Code::ResourceExhausted => retry_after(status.metadata()).or_else(|| {
+                details.retry_info().and_then(|r| r.retry_delay).filter(|_| reason != ErrorReason::Unspecified)
+            }),
             _ => None,
         };
-        Self::Status {
-            code: status.code(),
-            message: status.message().to_owned(),
-            leader: leader_hint(status.metadata()),
-            retry_after,
-        }
+        let leader = leader_hint(status.metadata()).or_else(|| info.get("leader").cloned());
+        Self::Status { code: status.code(), message: status.message().to_owned(), leader, retry_after, reason, info }
     }
 }
 
@@ -275,6 +312,8 @@ mod tests {
             message: "no leader".into(),
             leader: None,
             retry_after: None,
+            reason: ErrorReason::NoLeader,
+            info: BTreeMap::new(),
         };
         let err = ClientError::RetriesExhausted {
             attempts: 4,
@@ -293,6 +332,43 @@ mod tests {
         };
         assert_eq!(clean.code(), Code::Unavailable);
         assert!(!clean.is_ambiguous());
+    }
+
+    /// The reason and its metadata come from the rich error model; the
+    /// leader hint from either the plain key or ErrorInfo.
+    #[test]
+    fn the_reason_is_typed() {
+        use tonic_types::ErrorDetails;
+        let metadata = [("limit".to_string(), "max_length".to_string()), ("limit_value".into(), "10".into())];
+        let details = ErrorDetails::with_error_info(
+            "QUEUE_FULL",
+            "raftq",
+            metadata.into_iter().collect::<std::collections::HashMap<_, _>>(),
+        );
+        let status = tonic::Status::with_error_details(Code::ResourceExhausted, "queue \"q\" is full", details);
+        let err = ClientError::from_status(status, "a:1");
+        assert_eq!(err.reason(), ErrorReason::QueueFull);
+        assert_eq!(err.info("limit"), Some("max_length"));
+        assert_eq!(err.info("limit_value"), Some("10"));
+        assert!(!err.is_retryable(), "a full queue is final");
+
+        let leader = [("leader".to_string(), "n2:7101".to_string())];
+        let mut details = ErrorDetails::with_error_info(
+            "NOT_LEADER",
+            "raftq",
+            leader.into_iter().collect::<std::collections::HashMap<_, _>>(),
+        );
+        details.set_retry_info(Some(Duration::ZERO));
+        let err = ClientError::from_status(tonic::Status::with_error_details(Code::Unavailable, "x", details), "a:1");
+        assert_eq!(err.reason(), ErrorReason::NotLeader);
+        assert_eq!(err.leader_hint(), Some("n2:7101"));
+
+        // Unknown reasons (a newer server) and other domains read as unspecified.
+        let details = ErrorDetails::with_error_info("SOMETHING_NEW", "raftq", std::collections::HashMap::new());
+        let err = ClientError::from_status(tonic::Status::with_error_details(Code::Aborted, "x", details), "a:1");
+        assert_eq!(err.reason(), ErrorReason::Unspecified);
+        let plain = ClientError::from_status(tonic::Status::not_found("q"), "a:1");
+        assert_eq!(plain.reason(), ErrorReason::Unspecified);
     }
 
     #[test]

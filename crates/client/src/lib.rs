@@ -103,7 +103,7 @@ pub use config::{
 };
 pub use connector::{Connector, TcpConnector, endpoint};
 pub use consumer::Consumer;
-pub use error::{ClientError, code_name};
+pub use error::{ClientError, ErrorReason, code_name};
 pub use publisher::{PendingPublish, Publisher};
 pub use tonic::Code;
 pub use types::{Delivery, OutgoingMessage, Receipt};

@@ -224,7 +224,7 @@ impl Batcher {
             match client.publish_keyed(&queue, messages).await {
                 Ok(results) => {
                     for (done, result) in dones.into_iter().zip(results) {
-                        let _ = done.send(Ok(result.id));
+                        let _ = done.send(Ok(result.message_id));
                     }
                 }
                 Err(err) => {

@@ -40,7 +40,7 @@ impl Client {
 
     /// Creates a queue; unset config fields take their defaults.
     pub async fn create_queue(&self, name: &str, config: proto::QueueConfig) -> Result<proto::QueueInfo, ClientError> {
-        let req = proto::CreateQueueRequest { name: name.to_owned(), config: Some(config) };
+        let req = proto::CreateQueueRequest { queue: name.to_owned(), config: Some(config) };
         let resp = self
             .queue_call(CallSpec::leader("create_queue", NotIdempotent), req, |mut c, r| {
                 Box::pin(async move { c.create_queue(r).await })
@@ -51,7 +51,7 @@ impl Client {
 
     /// A queue's resolved config and current stats.
     pub async fn get_queue(&self, name: &str) -> Result<proto::QueueInfo, ClientError> {
-        let req = proto::GetQueueRequest { name: name.to_owned() };
+        let req = proto::GetQueueRequest { queue: name.to_owned() };
         let resp = self
             .queue_call(CallSpec::leader("get_queue", Idempotent), req, |mut c, r| {
                 Box::pin(async move { c.get_queue(r).await })
@@ -90,7 +90,7 @@ impl Client {
 
     /// Changes the config fields that are set in `config`.
     pub async fn update_queue(&self, name: &str, config: proto::QueueConfig) -> Result<proto::QueueInfo, ClientError> {
-        let req = proto::UpdateQueueRequest { name: name.to_owned(), config: Some(config) };
+        let req = proto::UpdateQueueRequest { queue: name.to_owned(), config: Some(config) };
         let resp = self
             .queue_call(CallSpec::leader("update_queue", NotIdempotent), req, |mut c, r| {
                 Box::pin(async move { c.update_queue(r).await })
@@ -101,7 +101,7 @@ impl Client {
 
     /// Deletes a queue and its messages; returns how many went with it.
     pub async fn delete_queue(&self, name: &str) -> Result<u64, ClientError> {
-        let req = proto::DeleteQueueRequest { name: name.to_owned() };
+        let req = proto::DeleteQueueRequest { queue: name.to_owned() };
         let resp = self
             .queue_call(CallSpec::leader("delete_queue", NotIdempotent), req, |mut c, r| {
                 Box::pin(async move { c.delete_queue(r).await })
@@ -112,7 +112,7 @@ impl Client {
 
     /// Removes every message of a queue; returns how many.
     pub async fn purge_queue(&self, name: &str) -> Result<u64, ClientError> {
-        let req = proto::PurgeQueueRequest { name: name.to_owned() };
+        let req = proto::PurgeQueueRequest { queue: name.to_owned() };
         let resp = self
             .queue_call(CallSpec::leader("purge_queue", NotIdempotent), req, |mut c, r| {
                 Box::pin(async move { c.purge_queue(r).await })
@@ -255,7 +255,7 @@ impl Client {
 
     /// One message by id, with its state and history.
     pub async fn inspect(&self, queue: &str, id: u64) -> Result<proto::MessageView, ClientError> {
-        let req = proto::InspectRequest { queue: queue.to_owned(), id };
+        let req = proto::InspectRequest { queue: queue.to_owned(), message_id: id };
         let resp = self
             .queue_call(CallSpec::leader("inspect", Idempotent), req, |mut c, r| {
                 Box::pin(async move { c.inspect(r).await })
@@ -267,7 +267,7 @@ impl Client {
     /// Moves up to `max_messages` (0 = all) dead letters back to their
     /// source queues, at most `per_second` a second; returns how many moved.
     /// A rate-limited redrive may run long, so it has no attempt timeout.
-    pub async fn redrive(&self, queue: &str, max_messages: u64, per_second: Option<u32>) -> Result<u64, ClientError> {
+    pub async fn redrive(&self, queue: &str, max_messages: u32, per_second: Option<u32>) -> Result<u64, ClientError> {
         let req = proto::RedriveRequest { queue: queue.to_owned(), max_messages, messages_per_second: per_second };
         let budget = if per_second.is_some() { Budget::Unbounded } else { Budget::Standard };
         let spec = CallSpec::leader("redrive", NotIdempotent).budget(budget);

@@ -157,7 +157,14 @@ mod tests {
     }
 
     fn status(code: Code, leader: Option<&str>) -> ClientError {
-        ClientError::Status { code, message: String::new(), leader: leader.map(str::to_owned), retry_after: None }
+        ClientError::Status {
+            code,
+            message: String::new(),
+            leader: leader.map(str::to_owned),
+            retry_after: None,
+            reason: crate::ErrorReason::Unspecified,
+            info: Default::default(),
+        }
     }
 
     fn overloaded(ms: u64) -> ClientError {
@@ -166,6 +173,8 @@ mod tests {
             message: "the node's proposal queue is full".into(),
             leader: None,
             retry_after: Some(Duration::from_millis(ms)),
+            reason: crate::ErrorReason::Overloaded,
+            info: Default::default(),
         }
     }
 

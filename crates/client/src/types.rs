@@ -57,7 +57,7 @@ impl OutgoingMessage {
 }
 
 /// Names one lease of one message; needed to ack, nack or extend it. Its
-/// string form is `queue/message_id/attempt` (queue names have no `/`).
+/// string form is `queue/message_id/delivery_count` (queue names have no `/`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Receipt {
     /// The queue holding the message.
@@ -65,12 +65,12 @@ pub struct Receipt {
     /// The message's id.
     pub message_id: u64,
     /// The delivery count when this lease was granted (1 = first delivery).
-    pub attempt: u32,
+    pub delivery_count: u32,
 }
 
 impl fmt::Display for Receipt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.queue, self.message_id, self.attempt)
+        write!(f, "{}/{}/{}", self.queue, self.message_id, self.delivery_count)
     }
 }
 
@@ -78,9 +78,9 @@ impl FromStr for Receipt {
     type Err = ClientError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || ClientError::InvalidArgument(format!("receipt {s:?}: expected queue/message_id/attempt"));
+        let bad = || ClientError::InvalidArgument(format!("receipt {s:?}: expected queue/message_id/delivery_count"));
         let mut parts = s.rsplitn(3, '/');
-        let (Some(attempt), Some(id), Some(queue)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(delivery_count), Some(id), Some(queue)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad());
         };
         if queue.is_empty() || queue.contains('/') {
@@ -89,7 +89,7 @@ impl FromStr for Receipt {
         Ok(Self {
             queue: queue.to_owned(),
             message_id: id.parse().map_err(|_| bad())?,
-            attempt: attempt.parse().map_err(|_| bad())?,
+            delivery_count: delivery_count.parse().map_err(|_| bad())?,
         })
     }
 }
@@ -121,8 +121,8 @@ impl fmt::Debug for Delivery {
 
 impl Delivery {
     /// The message id.
-    pub fn id(&self) -> u64 {
-        self.message.id
+    pub fn message_id(&self) -> u64 {
+        self.message.message_id
     }
 
     /// The payload.
@@ -180,13 +180,13 @@ pub(crate) fn publish_message(message: OutgoingMessage) -> proto::PublishMessage
 
 impl From<&Receipt> for proto::Receipt {
     fn from(r: &Receipt) -> Self {
-        Self { queue: r.queue.clone(), message_id: r.message_id, attempt: r.attempt }
+        Self { queue: r.queue.clone(), message_id: r.message_id, delivery_count: r.delivery_count }
     }
 }
 
 impl From<proto::Receipt> for Receipt {
     fn from(r: proto::Receipt) -> Self {
-        Self { queue: r.queue, message_id: r.message_id, attempt: r.attempt }
+        Self { queue: r.queue, message_id: r.message_id, delivery_count: r.delivery_count }
     }
 }
 
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn receipt_string_roundtrip() {
-        let r = Receipt { queue: "orders.eu-1".into(), message_id: 42, attempt: 3 };
+        let r = Receipt { queue: "orders.eu-1".into(), message_id: 42, delivery_count: 3 };
         assert_eq!(r.to_string(), "orders.eu-1/42/3");
         assert_eq!("orders.eu-1/42/3".parse::<Receipt>().unwrap(), r);
         for bad in ["", "q", "q/1", "/1/1", "q/x/1", "q/1/x", "q/1/-1", "a/b/1/1", "q/1/1/"] {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigUpdate, QueueConfig, validate_queue_name};
-use crate::error::QueueError;
+use crate::error::{Limit, QueueError, Reason};
 use crate::limits::*;
 
 /// Names one lease on one message: the queue, the message id, and the
@@ -43,8 +43,10 @@ impl NewMessage {
     fn validate(&self) -> Result<(), QueueError> {
         if self.size_bytes() > MESSAGE_BYTES_CAP as usize {
             return Err(QueueError::exhausted(
+                Reason::MessageTooLarge,
                 "body",
                 format!("{} bytes exceeds the hard cap of {MESSAGE_BYTES_CAP}", self.size_bytes()),
+                Limit { name: "message_bytes_cap".into(), value: MESSAGE_BYTES_CAP.into(), queue: None },
             ));
         }
         if self.attributes.len() > ATTRIBUTES_MAX {
@@ -166,11 +168,11 @@ impl Command {
     pub fn validate(&self) -> Result<(), QueueError> {
         match self {
             Command::CreateQueue { name, config } => {
-                check_name("name", name)?;
+                check_name("queue", name)?;
                 config.apply_to(&QueueConfig::default()).validate()
             }
             Command::UpdateQueue { name, update } => {
-                check_name("name", name)?;
+                check_name("queue", name)?;
                 // Each field is checked against its limits here; relations
                 // with fields left unchanged (backoff base ≤ max) are checked
                 // in apply, once merged with the queue's current config.
@@ -178,7 +180,7 @@ impl Command {
                     QueueConfig { backoff_base_ms: 0, backoff_max_ms: BACKOFF_MS_MAX, ..QueueConfig::default() };
                 update.apply_to(&neutral).validate()
             }
-            Command::DeleteQueue { name } | Command::PurgeQueue { name } => check_name("name", name),
+            Command::DeleteQueue { name } | Command::PurgeQueue { name } => check_name("queue", name),
             Command::Publish { queue, messages } => validate_publish(queue, messages),
             Command::Receive { queue, max_messages, lease_ms } => {
                 check_name("queue", queue)?;
@@ -253,8 +255,10 @@ fn validate_publish(queue: &str, messages: &[NewMessage]) -> Result<(), QueueErr
     }
     if total_bytes > PUBLISH_BYTES_MAX {
         return Err(QueueError::exhausted(
+            Reason::RequestTooLarge,
             "messages",
             format!("batch of {total_bytes} bytes exceeds {PUBLISH_BYTES_MAX}"),
+            Limit { name: "publish_bytes".into(), value: PUBLISH_BYTES_MAX as u64, queue: None },
         ));
     }
     Ok(())

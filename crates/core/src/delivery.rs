@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::command::Receipt;
 use crate::config::Order;
-use crate::error::QueueError;
+use crate::error::{QueueError, Reason};
 use crate::keys::{self, Parts};
 use crate::kv::{Direction, KvRead};
 use crate::limits::{PEEK_SCAN_MAX, RECEIVE_BYTES_MAX};
@@ -24,23 +24,32 @@ pub(crate) struct Lease {
 /// it in errors. Returns the queue and message it names.
 pub(crate) fn check_live(kv: &dyn KvRead, now_ms: u64, field: &str, receipt: &Receipt) -> Step<Lease> {
     let Some(queue) = load_queue(kv, &receipt.queue)? else {
-        return Err(QueueError::precondition(field, format!("queue {:?} does not exist", receipt.queue)).into());
+        return Err(QueueError::precondition(
+            Reason::ReceiptUnknown,
+            field,
+            format!("queue {:?} does not exist", receipt.queue),
+        )
+        .into());
     };
     let Some(message) = load_message(kv, queue.space, receipt.message_id)? else {
-        return Err(QueueError::precondition(field, "receipt unknown: the message is gone").into());
+        return Err(
+            QueueError::precondition(Reason::ReceiptUnknown, field, "receipt unknown: the message is gone").into()
+        );
     };
-    let refusal = match message.state {
+    let (kind, refusal) = match message.state {
         MessageState::Leased { attempt, deadline_ms } if attempt == receipt.attempt => {
             if deadline_ms > now_ms {
                 return Ok(Lease { queue, message });
             }
-            "lease ended; the message will be redelivered"
+            (Reason::LeaseExpired, "lease ended; the message will be redelivered")
         }
-        _ if receipt.attempt < message.delivery_count => "lease superseded by a later delivery",
-        _ if receipt.attempt > message.delivery_count => "receipt unknown: no such delivery attempt",
-        _ => "lease ended; the message will be redelivered",
+        _ if receipt.attempt < message.delivery_count => (Reason::LeaseExpired, "lease superseded by a later delivery"),
+        _ if receipt.attempt > message.delivery_count => {
+            (Reason::ReceiptUnknown, "receipt unknown: no such delivery attempt")
+        }
+        _ => (Reason::LeaseExpired, "lease ended; the message will be redelivered"),
     };
-    Err(QueueError::precondition(field, refusal).into())
+    Err(QueueError::precondition(kind, field, refusal).into())
 }
 
 impl Ctx<'_, '_> {

@@ -1,8 +1,71 @@
 //! Rejections the queue gives. They are replicated *answers*, not failures of
 //! the node: every replica computes the same rejection for the same entry and
-//! changes nothing. The gRPC layer maps each kind to one status code.
+//! changes nothing. The gRPC layer maps each kind to one status code, and
+//! each [`Reason`] to the stable string clients switch on
+//! (`proto/raftq/v1/errors.proto`).
 
 use serde::{Deserialize, Serialize};
+
+/// The stable, machine-readable reason of a rejection: the name sent in
+/// `google.rpc.ErrorInfo.reason`. Only the reasons the state machine gives;
+/// the server adds its own (NOT_LEADER, OVERLOADED, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Reason {
+    InvalidArgument,
+    QueueNotFound,
+    MessageNotFound,
+    QueueExists,
+    LeaseExpired,
+    ReceiptUnknown,
+    QueueFull,
+    MessageTooLarge,
+    RequestTooLarge,
+    QueueLimitReached,
+    UnsupportedFormat,
+}
+
+impl Reason {
+    /// Every reason, for tests that check them against the proto.
+    pub const ALL: [Reason; 11] = [
+        Reason::InvalidArgument,
+        Reason::QueueNotFound,
+        Reason::MessageNotFound,
+        Reason::QueueExists,
+        Reason::LeaseExpired,
+        Reason::ReceiptUnknown,
+        Reason::QueueFull,
+        Reason::MessageTooLarge,
+        Reason::RequestTooLarge,
+        Reason::QueueLimitReached,
+        Reason::UnsupportedFormat,
+    ];
+
+    /// The name on the wire (a value of the proto's `ErrorReason`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidArgument => "INVALID_ARGUMENT",
+            Reason::QueueNotFound => "QUEUE_NOT_FOUND",
+            Reason::MessageNotFound => "MESSAGE_NOT_FOUND",
+            Reason::QueueExists => "QUEUE_EXISTS",
+            Reason::LeaseExpired => "LEASE_EXPIRED",
+            Reason::ReceiptUnknown => "RECEIPT_UNKNOWN",
+            Reason::QueueFull => "QUEUE_FULL",
+            Reason::MessageTooLarge => "MESSAGE_TOO_LARGE",
+            Reason::RequestTooLarge => "REQUEST_TOO_LARGE",
+            Reason::QueueLimitReached => "QUEUE_LIMIT_REACHED",
+            Reason::UnsupportedFormat => "UNSUPPORTED_FORMAT",
+        }
+    }
+}
+
+/// A limit that was reached: its name (a config field or a fixed cap) and
+/// value, and the queue it belongs to when it is a queue's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limit {
+    pub name: String,
+    pub value: u64,
+    pub queue: Option<String>,
+}
 
 /// Why a command was refused. Each variant maps to one gRPC status code.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -12,17 +75,17 @@ pub enum QueueError {
     InvalidArgument { field: String, reason: String },
     /// The named queue or message does not exist. → NOT_FOUND
     #[error("{what} not found")]
-    NotFound { what: String },
+    NotFound { kind: Reason, what: String, queue: Option<String> },
     /// The queue name is taken. → ALREADY_EXISTS
     #[error("queue {name:?} already exists")]
     AlreadyExists { name: String },
     /// The lease named by a receipt has ended, was superseded, or is unknown;
     /// the message is, or will be, redelivered. → FAILED_PRECONDITION
     #[error("{field}: {reason}")]
-    FailedPrecondition { field: String, reason: String },
+    FailedPrecondition { kind: Reason, field: String, reason: String },
     /// A queue or cluster limit would be passed. → RESOURCE_EXHAUSTED
     #[error("{field}: {reason}")]
-    ResourceExhausted { field: String, reason: String },
+    ResourceExhausted { kind: Reason, field: String, reason: String, limit: Option<Limit> },
 }
 
 impl QueueError {
@@ -30,16 +93,62 @@ impl QueueError {
         Self::InvalidArgument { field: field.into(), reason: reason.into() }
     }
 
-    pub(crate) fn not_found(what: impl Into<String>) -> Self {
-        Self::NotFound { what: what.into() }
+    /// The queue `name` does not exist.
+    pub(crate) fn queue_not_found(name: &str) -> Self {
+        Self::NotFound { kind: Reason::QueueNotFound, what: format!("queue {name:?}"), queue: Some(name.into()) }
     }
 
-    pub(crate) fn precondition(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::FailedPrecondition { field: field.into(), reason: reason.into() }
+    /// The queue `name` does not exist, where `field` names it.
+    pub(crate) fn named_queue_not_found(field: &str, name: &str) -> Self {
+        Self::NotFound { kind: Reason::QueueNotFound, what: format!("{field} {name:?}"), queue: Some(name.into()) }
     }
 
-    pub(crate) fn exhausted(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::ResourceExhausted { field: field.into(), reason: reason.into() }
+    pub(crate) fn message_not_found(queue: &str, what: impl Into<String>) -> Self {
+        Self::NotFound { kind: Reason::MessageNotFound, what: what.into(), queue: Some(queue.into()) }
+    }
+
+    pub(crate) fn precondition(kind: Reason, field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::FailedPrecondition { kind, field: field.into(), reason: reason.into() }
+    }
+
+    pub(crate) fn exhausted(kind: Reason, field: impl Into<String>, reason: impl Into<String>, limit: Limit) -> Self {
+        Self::ResourceExhausted { kind, field: field.into(), reason: reason.into(), limit: Some(limit) }
+    }
+
+    /// A log payload in a format this build cannot apply.
+    pub fn unsupported_format(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::precondition(Reason::UnsupportedFormat, field, reason)
+    }
+
+    /// The stable reason clients switch on.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::InvalidArgument { .. } => Reason::InvalidArgument,
+            Self::AlreadyExists { .. } => Reason::QueueExists,
+            Self::NotFound { kind, .. }
+            | Self::FailedPrecondition { kind, .. }
+            | Self::ResourceExhausted { kind, .. } => *kind,
+        }
+    }
+
+    /// The request field at fault, if the rejection names one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::InvalidArgument { field, .. }
+            | Self::FailedPrecondition { field, .. }
+            | Self::ResourceExhausted { field, .. } => Some(field),
+            Self::NotFound { .. } | Self::AlreadyExists { .. } => None,
+        }
+    }
+
+    /// The text after the field, for a field violation's description.
+    pub fn description(&self) -> String {
+        match self {
+            Self::InvalidArgument { reason, .. }
+            | Self::FailedPrecondition { reason, .. }
+            | Self::ResourceExhausted { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        }
     }
 
     /// Prefixes the field name, so a nested check can say `messages[3].body`.
@@ -49,8 +158,12 @@ impl QueueError {
         };
         match self {
             Self::InvalidArgument { field, reason } => Self::InvalidArgument { field: join(field), reason },
-            Self::FailedPrecondition { field, reason } => Self::FailedPrecondition { field: join(field), reason },
-            Self::ResourceExhausted { field, reason } => Self::ResourceExhausted { field: join(field), reason },
+            Self::FailedPrecondition { kind, field, reason } => {
+                Self::FailedPrecondition { kind, field: join(field), reason }
+            }
+            Self::ResourceExhausted { kind, field, reason, limit } => {
+                Self::ResourceExhausted { kind, field: join(field), reason, limit }
+            }
             other => other,
         }
     }

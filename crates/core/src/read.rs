@@ -187,9 +187,12 @@ impl<'a> Reader<'a> {
         let Some(queue) = load_queue(self.kv, name)? else { return Ok(Err(not_found(name))) };
         Ok(load_message(self.kv, queue.space, id)?.ok_or_else(|| {
             // The store keeps no tombstones: say what absence can mean.
-            QueueError::not_found(format!(
-                "message {id} in queue {name:?} (it was acked, expired, purged or redriven away, or never existed)"
-            ))
+            QueueError::message_not_found(
+                name,
+                format!(
+                    "message {id} in queue {name:?} (it was acked, expired, purged or redriven away, or never existed)"
+                ),
+            )
         }))
     }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::command::{Command, NewMessage};
 use crate::config::{ConfigUpdate, QueueConfig};
-use crate::error::QueueError;
+use crate::error::{Limit, QueueError, Reason};
 use crate::keys::{self, Parts};
 use crate::kv::{Direction, KvRead, MemKv, StoreFault, Txn};
 use crate::limits::*;
@@ -152,7 +152,7 @@ impl Ctx<'_, '_> {
                 Err(QueueError::invalid("dead_letter_queue", "cannot be the queue itself").into())
             }
             Some(dlq) if self.queue(dlq)?.is_none() => {
-                Err(QueueError::not_found(format!("dead_letter_queue {dlq:?}")).into())
+                Err(QueueError::named_queue_not_found("dead_letter_queue", dlq).into())
             }
             _ => Ok(()),
         }
@@ -173,7 +173,13 @@ impl Ctx<'_, '_> {
             return Err(QueueError::AlreadyExists { name: name.to_string() }.into());
         }
         if self.queue_count()? >= QUEUES_MAX {
-            return Err(QueueError::exhausted("name", format!("the cluster already holds {QUEUES_MAX} queues")).into());
+            return Err(QueueError::exhausted(
+                Reason::QueueLimitReached,
+                "queue",
+                format!("the cluster already holds {QUEUES_MAX} queues"),
+                Limit { name: "queues".into(), value: QUEUES_MAX as u64, queue: None },
+            )
+            .into());
         }
         let config = update.apply_to(&QueueConfig::default());
         config.validate()?;
@@ -233,8 +239,14 @@ impl Ctx<'_, '_> {
         for (i, message) in messages.iter().enumerate() {
             if message.size_bytes() > max_message_bytes {
                 return Err(QueueError::exhausted(
+                    Reason::MessageTooLarge,
                     format!("messages[{i}].body"),
                     format!("{} bytes exceeds max_message_bytes {max_message_bytes}", message.size_bytes()),
+                    Limit {
+                        name: "max_message_bytes".into(),
+                        value: max_message_bytes as u64,
+                        queue: Some(name.into()),
+                    },
                 )
                 .into());
             }
@@ -256,8 +268,8 @@ impl Ctx<'_, '_> {
                 plan.push(Ok(None));
             }
         }
-        if let Some(reason) = queue.would_overflow(fresh, fresh_bytes) {
-            return Err(QueueError::exhausted("queue", reason).into());
+        if let Some((reason, limit)) = queue.would_overflow(fresh, fresh_bytes) {
+            return Err(QueueError::exhausted(Reason::QueueFull, "queue", reason, limit).into());
         }
         // Only now, with the publish accepted, forget keys whose window has
         // passed (lookups above already ignore them): a rejected command

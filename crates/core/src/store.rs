@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Order, QueueConfig};
-use crate::error::QueueError;
+use crate::error::{Limit, QueueError};
 use crate::keys::{self, Parts};
 use crate::kv::{Direction, KvRead, StoreFault, Txn};
 use crate::limits::{CLEANUP_PER_APPLY_MAX, DEDUP_EXPIRE_PER_APPLY_MAX};
@@ -198,16 +198,20 @@ impl QueueRecord {
     }
 
     /// Would `count` more messages of `bytes` in all pass a limit?
-    pub(crate) fn would_overflow(&self, count: u64, bytes: u64) -> Option<String> {
+    pub(crate) fn would_overflow(&self, count: u64, bytes: u64) -> Option<(String, Limit)> {
+        let limit = |name: &str, value| Limit { name: name.into(), value, queue: Some(self.name.clone()) };
         let max_length = self.config.max_length;
         if max_length > 0 && self.len() + count > max_length {
-            return Some(format!("queue {:?} is full: {} of max_length {max_length} messages", self.name, self.len()));
+            return Some((
+                format!("queue {:?} is full: {} of max_length {max_length} messages", self.name, self.len()),
+                limit("max_length", max_length),
+            ));
         }
         let max_bytes = self.config.max_bytes;
         if max_bytes > 0 && self.stats.total_bytes + bytes > max_bytes {
-            return Some(format!(
-                "queue {:?} is full: {} of max_bytes {max_bytes} bytes",
-                self.name, self.stats.total_bytes
+            return Some((
+                format!("queue {:?} is full: {} of max_bytes {max_bytes} bytes", self.name, self.stats.total_bytes),
+                limit("max_bytes", max_bytes),
             ));
         }
         None
@@ -235,7 +239,7 @@ pub(crate) fn load_message(kv: &dyn KvRead, space: u64, id: u64) -> Io<Option<Me
 }
 
 pub(crate) fn not_found(name: &str) -> QueueError {
-    QueueError::not_found(format!("queue {name:?}"))
+    QueueError::queue_not_found(name)
 }
 
 /// The next visible message in delivery order, if any.

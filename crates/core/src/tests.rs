@@ -558,7 +558,7 @@ fn invalid_requests_name_the_field_and_change_nothing() {
         (Command::Receive { queue: "q".into(), max_messages: 1, lease_ms: Some(1) }, "lease_ms"),
         (Command::Ack { receipts: vec![] }, "receipts"),
         (Command::Ack { receipts: vec![Receipt { queue: "q".into(), message_id: 0, attempt: 1 }] }, "receipts[0]"),
-        (Command::CreateQueue { name: "".into(), config: Default::default() }, "name"),
+        (Command::CreateQueue { name: "".into(), config: Default::default() }, "queue"),
         (
             Command::CreateQueue { name: "x".into(), config: ConfigUpdate { lease_ms: Some(0), ..Default::default() } },
             "lease_ms",

@@ -196,7 +196,7 @@ impl Auth {
     /// hash of the token it presented.
     fn authenticate(&self, headers: &http::HeaderMap) -> Result<(Arc<Principal>, TokenHash), Status> {
         let Some(value) = headers.get(http::header::AUTHORIZATION) else {
-            return Err(Status::unauthenticated("authorization: missing; send `authorization: Bearer <token>`"));
+            return Err(crate::error::unauthenticated("authorization: missing; send `authorization: Bearer <token>`"));
         };
         let token = value
             .to_str()
@@ -204,10 +204,12 @@ impl Auth {
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| Status::unauthenticated("authorization: expected `Bearer <token>`"))?;
+            .ok_or_else(|| crate::error::unauthenticated("authorization: expected `Bearer <token>`"))?;
         let hash = sha256(token);
-        let principal =
-            self.policy().by_hash(&hash).ok_or_else(|| Status::unauthenticated("authorization: unknown token"))?;
+        let principal = self
+            .policy()
+            .by_hash(&hash)
+            .ok_or_else(|| crate::error::unauthenticated("authorization: unknown token"))?;
         Ok((principal, TokenHash(hash)))
     }
 
@@ -216,9 +218,9 @@ impl Auth {
     /// a token revoked meanwhile ends it).
     pub(crate) fn still_allows(&self, hash: &TokenHash, permission: Permission, queue: &str) -> Result<(), Status> {
         match self.policy().by_hash(&hash.0) {
-            None => Err(Status::unauthenticated("authorization: the token was revoked")),
+            None => Err(crate::error::unauthenticated("authorization: the token was revoked")),
             Some(p) if p.allows(permission, queue) => Ok(()),
-            Some(p) => Err(Status::permission_denied(format!(
+            Some(p) => Err(crate::error::permission_denied(format!(
                 "principal {:?} no longer has `{}` on queue {queue:?}",
                 p.name,
                 permission.name()
@@ -316,12 +318,12 @@ pub(crate) fn require<T>(request: &tonic::Request<T>, permission: Permission, qu
     match request.extensions().get::<Caller>() {
         Some(Caller::Anyone) => Ok(()),
         Some(Caller::Principal(p)) if p.allows(permission, queue) => Ok(()),
-        Some(Caller::Principal(p)) => Err(Status::permission_denied(format!(
+        Some(Caller::Principal(p)) => Err(crate::error::permission_denied(format!(
             "principal {:?} lacks `{}` on queue {queue:?}",
             p.name,
             permission.name()
         ))),
-        None => Err(Status::permission_denied("request was not authenticated")),
+        None => Err(crate::error::permission_denied("request was not authenticated")),
     }
 }
 
@@ -409,7 +411,7 @@ where
         }
         let decided = auth.authenticate(request.headers()).and_then(|(principal, hash)| {
             let denied = |what: &str| {
-                Err(Status::permission_denied(format!("principal {:?} lacks `{what}` ({path})", principal.name)))
+                Err(crate::error::permission_denied(format!("principal {:?} lacks `{what}` ({path})", principal.name)))
             };
             match gate {
                 Gate::Admin if !principal.admin => denied("admin"),

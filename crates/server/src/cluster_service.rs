@@ -10,7 +10,7 @@ use openraft::{ChangeMembers, RaftMetrics, ServerState};
 use raftq_proto::v1 as pb;
 use raftq_proto::v1::cluster_server::{Cluster, ClusterServer};
 use raftq_storage::{NodeAddr, TypeConfig};
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use crate::audit::Audit;
 use crate::error::{fatal, invalid, unavailable_with_hint, write_error};
@@ -65,18 +65,20 @@ impl<SM: QueueMachine> ClusterService<SM> {
             })
             .await
             .map_err(fatal)?;
-        let applied_index = applied.map_err(|e| Status::internal(format!("reading the applied log id: {e}")))?;
+        let applied_index =
+            applied.map_err(|e| crate::error::store_failed(format!("reading the applied log id: {e}")))?;
         let digest = digest.map_err(crate::error::store_fault)?;
         let full_digest = match view {
             None => String::new(),
             Some(view) => {
-                let view = view.map_err(|e| Status::internal(format!("reading the state for a full scan: {e}")))?;
+                let view =
+                    view.map_err(|e| crate::error::store_failed(format!("reading the state for a full scan: {e}")))?;
                 let recount = raftq_storage::recount(view)
                     .await
-                    .map_err(|e| Status::internal(format!("full scan of the state: {e}")))?;
+                    .map_err(|e| crate::error::store_failed(format!("full scan of the state: {e}")))?;
                 let recounted_index = index(recount.applied.as_ref());
                 if recounted_index != applied_index {
-                    return Err(Status::internal(format!(
+                    return Err(crate::error::store_failed(format!(
                         "full scan read the state at applied index {recounted_index}, expected {applied_index}"
                     )));
                 }
@@ -145,7 +147,7 @@ fn status_of(m: &RaftMetrics<TypeConfig>) -> pb::StatusResponse {
             let voter = voters.contains(id);
             if *id == m.id {
                 return pb::NodeStatus {
-                    id: *id,
+                    node_id: *id,
                     address: node.addr.clone(),
                     role: role(m.state) as i32,
                     voter,
@@ -166,7 +168,7 @@ fn status_of(m: &RaftMetrics<TypeConfig>) -> pb::StatusResponse {
             };
             let matched_index = matched.get(id).copied();
             pb::NodeStatus {
-                id: *id,
+                node_id: *id,
                 address: node.addr.clone(),
                 role: node_role as i32,
                 voter,
@@ -234,7 +236,7 @@ impl<SM: QueueMachine> Cluster for ClusterService<SM> {
         request: Request<pb::TransferLeaderRequest>,
     ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
         let audit = Audit::start(&request, "transfer_leader");
-        let subject = format!("node {}", request.get_ref().to_node_id);
+        let subject = format!("node {}", request.get_ref().node_id);
         audit.finish(&subject, self.transfer_leader_inner(request).await)
     }
 
@@ -290,7 +292,7 @@ impl<SM: QueueMachine> ClusterService<SM> {
         self.require_leader()?;
         let membership = self.node.metrics_now().membership_config.membership().clone();
         if membership.get_node(&id).is_none() {
-            return Err(Status::not_found(format!("node {id} is not a member")));
+            return Err(crate::error::node_not_found(format!("node {id} is not a member")));
         }
         if membership.voter_ids().any(|voter| voter == id) {
             let members = ChangeMembers::RemoveVoters(BTreeSet::from([id]));
@@ -306,14 +308,17 @@ impl<SM: QueueMachine> ClusterService<SM> {
         &self,
         request: Request<pb::TransferLeaderRequest>,
     ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
-        let to = request.into_inner().to_node_id;
+        let to = request.into_inner().node_id;
         self.require_leader()?;
         let membership = self.node.metrics_now().membership_config.membership().clone();
         if membership.get_node(&to).is_none() {
-            return Err(Status::not_found(format!("node {to} is not a member")));
+            return Err(crate::error::node_not_found(format!("node {to} is not a member")));
         }
         if !membership.voter_ids().any(|voter| voter == to) {
-            return Err(Status::failed_precondition(format!("node {to} is not a voter")));
+            return Err(crate::error::membership_refused(
+                Code::FailedPrecondition,
+                format!("node {to} is not a voter"),
+            ));
         }
         if to == self.node.id {
             // Already done. Handing openraft a transfer to itself would stop
@@ -435,7 +440,7 @@ mod tests {
     fn status_reports_own_indexes_and_only_matched_for_others() {
         let status = status_of(&leader_metrics());
         assert_eq!((status.node_id, status.leader_id, status.term), (1, Some(1), 3));
-        let node = |id: u64| status.nodes.iter().find(|n| n.id == id).unwrap().clone();
+        let node = |id: u64| status.nodes.iter().find(|n| n.node_id == id).unwrap().clone();
 
         let me = node(1);
         assert_eq!((me.last_log_index, me.committed_index, me.last_applied_index), (10, 9, 8));
@@ -462,10 +467,10 @@ mod tests {
         m.state = ServerState::Follower;
         m.replication = None;
         let status = status_of(&m);
-        for other in status.nodes.iter().filter(|n| n.id != 2) {
+        for other in status.nodes.iter().filter(|n| n.node_id != 2) {
             assert_eq!((other.matched_index, other.last_applied_index), (None, 0), "{other:?}");
         }
-        let leader = status.nodes.iter().find(|n| n.id == 1).unwrap();
+        let leader = status.nodes.iter().find(|n| n.node_id == 1).unwrap();
         assert_eq!((leader.role(), leader.reachable), (pb::NodeRole::Leader, true));
     }
 }

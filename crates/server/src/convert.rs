@@ -8,7 +8,7 @@ use raftq_proto::v1 as pb;
 use tonic::Status;
 
 fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("{field}: {reason}"))
+    crate::error::invalid(field, reason)
 }
 
 pub fn order_from_pb(value: i32, field: &str) -> Result<Option<core::Order>, Status> {
@@ -105,11 +105,11 @@ pub fn new_message(m: pb::PublishMessage) -> core::NewMessage {
 
 pub fn receipt_from_pb(receipt: Option<pb::Receipt>, field: &str) -> Result<core::Receipt, Status> {
     let r = receipt.ok_or_else(|| invalid(field, "missing"))?;
-    Ok(core::Receipt { queue: r.queue, message_id: r.message_id, attempt: r.attempt })
+    Ok(core::Receipt { queue: r.queue, message_id: r.message_id, attempt: r.delivery_count })
 }
 
 pub fn receipt_to_pb(r: &core::Receipt) -> pb::Receipt {
-    pb::Receipt { queue: r.queue.clone(), message_id: r.message_id, attempt: r.attempt }
+    pb::Receipt { queue: r.queue.clone(), message_id: r.message_id, delivery_count: r.attempt }
 }
 
 pub fn state_filter(value: i32) -> Result<core::StateFilter, Status> {
@@ -126,18 +126,19 @@ pub fn state_filter(value: i32) -> Result<core::StateFilter, Status> {
 fn history_to_pb(event: &core::HistoryEvent) -> pb::HistoryEvent {
     use pb::history_event::{self as h, Kind};
     let (at_ms, kind) = match event {
-        core::HistoryEvent::Delivered { at_ms, attempt, lease_deadline_ms } => {
-            (*at_ms, Kind::Delivered(h::Delivered { attempt: *attempt, lease_expires_at_ms: *lease_deadline_ms }))
-        }
+        core::HistoryEvent::Delivered { at_ms, attempt, lease_deadline_ms } => (
+            *at_ms,
+            Kind::Delivered(h::Delivered { delivery_count: *attempt, lease_expires_at_ms: *lease_deadline_ms }),
+        ),
         core::HistoryEvent::LeaseExtended { at_ms, attempt, lease_deadline_ms } => (
             *at_ms,
-            Kind::LeaseExtended(h::LeaseExtended { attempt: *attempt, lease_expires_at_ms: *lease_deadline_ms }),
+            Kind::LeaseExtended(h::LeaseExtended { delivery_count: *attempt, lease_expires_at_ms: *lease_deadline_ms }),
         ),
         core::HistoryEvent::LeaseExpired { at_ms, attempt } => {
-            (*at_ms, Kind::LeaseExpired(h::LeaseExpired { attempt: *attempt }))
+            (*at_ms, Kind::LeaseExpired(h::LeaseExpired { delivery_count: *attempt }))
         }
         core::HistoryEvent::Nacked { at_ms, attempt, reason } => {
-            (*at_ms, Kind::Nacked(h::Nacked { attempt: *attempt, reason: reason.clone() }))
+            (*at_ms, Kind::Nacked(h::Nacked { delivery_count: *attempt, reason: reason.clone() }))
         }
         core::HistoryEvent::Retry { at_ms, visible_at_ms } => {
             (*at_ms, Kind::Requeued(h::Requeued { visible_at_ms: *visible_at_ms }))
@@ -174,7 +175,7 @@ pub fn message_to_pb(m: &core::Message, with_history: bool) -> pb::MessageView {
         history.extend(m.history.iter().map(history_to_pb));
     }
     pb::MessageView {
-        id: m.id,
+        message_id: m.id,
         body: m.body.clone(),
         attributes: m.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         published_at_ms: m.published_at_ms,
@@ -186,7 +187,7 @@ pub fn message_to_pb(m: &core::Message, with_history: bool) -> pb::MessageView {
         idempotency_key: m.idempotency_key.clone().unwrap_or_default(),
         dead_letter: m.dead_letter.as_ref().map(|d| pb::DeadLetterInfo {
             source_queue: d.source_queue.clone(),
-            source_id: d.source_id,
+            source_message_id: d.source_id,
             delivery_count: d.delivery_count,
             reason: d.reason.clone(),
             dead_lettered_at_ms: d.dead_lettered_at_ms,
@@ -273,10 +274,10 @@ mod fuzz {
 
     fn receipt() -> impl Strategy<Value = Option<pb::Receipt>> {
         proptest::option::of(
-            (name(), small_or_any(), any::<u32>()).prop_map(|(queue, message_id, attempt)| pb::Receipt {
+            (name(), small_or_any(), any::<u32>()).prop_map(|(queue, message_id, delivery_count)| pb::Receipt {
                 queue,
                 message_id,
-                attempt,
+                delivery_count,
             }),
         )
     }

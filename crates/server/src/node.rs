@@ -277,7 +277,7 @@ impl<SM: QueueMachine> Node<SM> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         if let Err(unsent) = self.proposals.send(Proposal { command, bytes, reply }) {
             self.pending.release(unsent.0.bytes);
-            return Err(Status::unavailable("the node is shutting down"));
+            return Err(error::node_stopped("the node is shutting down"));
         }
         // Dropped after it was queued: it may already be in an entry.
         answer.await.map_err(|_| error::outcome_unknown("the node stopped while the request was in flight", None))?

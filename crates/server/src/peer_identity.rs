@@ -38,11 +38,11 @@ pub(crate) fn member_named(cert: &CertificateDer<'_>, members: &BTreeSet<u64>) -
 /// The decision for one request, from the TLS connection's certificates.
 fn admit(certs: Option<&[CertificateDer<'static>]>, members: &BTreeSet<u64>) -> Result<u64, Status> {
     let Some(leaf) = certs.and_then(|c| c.first()) else {
-        return Err(Status::unauthenticated("the peer port needs a node certificate (mutual TLS)"));
+        return Err(crate::error::unauthenticated("the peer port needs a node certificate (mutual TLS)"));
     };
     member_named(leaf, members).ok_or_else(|| {
         let names: Vec<String> = members.iter().map(|id| raftq_raft::network::peer_identity_name(*id)).collect();
-        Status::permission_denied(format!(
+        crate::error::permission_denied(format!(
             "the certificate names no member of this cluster: the peer port wants one of {names:?} as a DNS name"
         ))
     })

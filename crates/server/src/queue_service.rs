@@ -67,7 +67,7 @@ fn require_any<T>(request: &Request<T>, name: &str) -> Result<(), Status> {
         return Ok(());
     }
     let who = crate::auth::caller(request).map_or("-", Caller::name);
-    Err(Status::permission_denied(format!("principal {who:?} has no permission on queue {name:?}")))
+    Err(crate::error::permission_denied(format!("principal {who:?} has no permission on queue {name:?}")))
 }
 
 /// The queue a receipt names ("" if none: the validation answers for it).
@@ -108,21 +108,21 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         request: Request<pb::CreateQueueRequest>,
     ) -> Result<Response<pb::CreateQueueResponse>, Status> {
         let audit = Audit::start(&request, "create_queue");
-        require_manage(&request, &request.get_ref().name, request.get_ref().config.as_ref())?;
+        require_manage(&request, &request.get_ref().queue, request.get_ref().config.as_ref())?;
         let r = request.into_inner();
-        let name = r.name.clone();
+        let name = r.queue.clone();
         let result = async {
             let config = convert::config_update(r.config)?;
-            let info = self.node.propose_typed(Command::create_queue(r.name, config)).await?;
+            let info = self.node.propose_typed(Command::create_queue(r.queue, config)).await?;
             Ok(Response::new(pb::CreateQueueResponse { queue: Some(convert::queue_info_to_pb(&info)) }))
         };
         audit.finish(&name, result.await)
     }
 
     async fn get_queue(&self, request: Request<pb::GetQueueRequest>) -> Result<Response<pb::GetQueueResponse>, Status> {
-        require_any(&request, &request.get_ref().name)?;
-        let name = request.into_inner().name;
-        check_name("name", &name)?;
+        require_any(&request, &request.get_ref().queue)?;
+        let name = request.into_inner().queue;
+        check_name("queue", &name)?;
         let info = self.node.read(move |state| state.queue_info(&name)).await?.map_err(queue_error)?;
         Ok(Response::new(pb::GetQueueResponse { queue: Some(convert::queue_info_to_pb(&info)) }))
     }
@@ -156,12 +156,12 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         request: Request<pb::UpdateQueueRequest>,
     ) -> Result<Response<pb::UpdateQueueResponse>, Status> {
         let audit = Audit::start(&request, "update_queue");
-        require_manage(&request, &request.get_ref().name, request.get_ref().config.as_ref())?;
+        require_manage(&request, &request.get_ref().queue, request.get_ref().config.as_ref())?;
         let r = request.into_inner();
-        let name = r.name.clone();
+        let name = r.queue.clone();
         let result = async {
             let update = convert::config_update(r.config)?;
-            let info = self.node.propose_typed(Command::update_queue(r.name, update)).await?;
+            let info = self.node.propose_typed(Command::update_queue(r.queue, update)).await?;
             Ok(Response::new(pb::UpdateQueueResponse { queue: Some(convert::queue_info_to_pb(&info)) }))
         };
         audit.finish(&name, result.await)
@@ -172,10 +172,10 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         request: Request<pb::DeleteQueueRequest>,
     ) -> Result<Response<pb::DeleteQueueResponse>, Status> {
         let audit = Audit::start(&request, "delete_queue");
-        if let Err(denied) = require(&request, Permission::Manage, &request.get_ref().name) {
-            return audit.finish(&request.get_ref().name, Err(denied));
+        if let Err(denied) = require(&request, Permission::Manage, &request.get_ref().queue) {
+            return audit.finish(&request.get_ref().queue, Err(denied));
         }
-        let name = request.into_inner().name;
+        let name = request.into_inner().queue;
         let result = self.node.propose_typed(Command::delete_queue(name.clone())).await;
         audit.finish(&name, result.map(|messages_deleted| Response::new(pb::DeleteQueueResponse { messages_deleted })))
     }
@@ -185,10 +185,10 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         request: Request<pb::PurgeQueueRequest>,
     ) -> Result<Response<pb::PurgeQueueResponse>, Status> {
         let audit = Audit::start(&request, "purge_queue");
-        if let Err(denied) = require(&request, Permission::Manage, &request.get_ref().name) {
-            return audit.finish(&request.get_ref().name, Err(denied));
+        if let Err(denied) = require(&request, Permission::Manage, &request.get_ref().queue) {
+            return audit.finish(&request.get_ref().queue, Err(denied));
         }
-        let name = request.into_inner().name;
+        let name = request.into_inner().queue;
         let result = self.node.propose_typed(Command::purge_queue(name.clone())).await;
         audit.finish(&name, result.map(|messages_purged| Response::new(pb::PurgeQueueResponse { messages_purged })))
     }
@@ -199,7 +199,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         let messages = r.messages.into_iter().map(convert::new_message).collect();
         let results = self.node.propose_typed(Command::publish(r.queue, messages)).await?;
         Ok(Response::new(pb::PublishResponse {
-            results: results.iter().map(|p| pb::PublishResult { id: p.id, duplicate: p.duplicate }).collect(),
+            results: results.iter().map(|p| pb::PublishResult { message_id: p.id, duplicate: p.duplicate }).collect(),
         }))
     }
 
@@ -221,7 +221,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         }
     }
 
-    type SubscribeStream = Pin<Box<dyn Stream<Item = Result<pb::Delivery, Status>> + Send + 'static>>;
+    type SubscribeStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send + 'static>>;
 
     async fn subscribe(
         &self,
@@ -307,7 +307,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         require(&request, Permission::Manage, &request.get_ref().queue)?;
         let r = request.into_inner();
         check_name("queue", &r.queue)?;
-        let message = self.node.read(move |state| state.inspect(&r.queue, r.id)).await?.map_err(queue_error)?;
+        let message = self.node.read(move |state| state.inspect(&r.queue, r.message_id)).await?.map_err(queue_error)?;
         Ok(Response::new(pb::InspectResponse { message: Some(convert::message_to_pb(&message, true)) }))
     }
 
@@ -328,7 +328,7 @@ impl<SM: QueueMachine> QueueService<SM> {
         if r.messages_per_second == Some(0) {
             return Err(invalid("messages_per_second", "must be positive when set"));
         }
-        let wanted = if r.max_messages == 0 { u64::MAX } else { r.max_messages };
+        let wanted = if r.max_messages == 0 { u64::MAX } else { u64::from(r.max_messages) };
         // Each command moves at most one batch; a rate limit makes batches
         // of one second's worth and paces them.
         let batch = r.messages_per_second.unwrap_or(REDRIVE_MESSAGES_MAX).min(REDRIVE_MESSAGES_MAX);

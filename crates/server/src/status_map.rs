@@ -23,11 +23,16 @@ const TOO_LARGE_PREFIX: &str = "Error, decoded message length too large";
 /// prost's message for bytes that do not decode.
 const UNDECODABLE_PREFIX: &str = "failed to decode Protobuf message";
 
-/// The code the contract gives `status`, if it differs.
-fn remapped(status: &Status) -> Option<Code> {
+/// The code and reason the contract gives `status`, if they differ.
+fn remapped(status: &Status) -> Option<(Code, &'static str)> {
+    use crate::error::reason;
     match status.code() {
-        Code::OutOfRange if status.message().starts_with(TOO_LARGE_PREFIX) => Some(Code::ResourceExhausted),
-        Code::Internal if status.message().starts_with(UNDECODABLE_PREFIX) => Some(Code::InvalidArgument),
+        Code::OutOfRange if status.message().starts_with(TOO_LARGE_PREFIX) => {
+            Some((Code::ResourceExhausted, reason::REQUEST_TOO_LARGE))
+        }
+        Code::Internal if status.message().starts_with(UNDECODABLE_PREFIX) => {
+            Some((Code::InvalidArgument, reason::INVALID_ARGUMENT))
+        }
         _ => None,
     }
 }
@@ -73,7 +78,9 @@ where
                 return Ok(response);
             };
             match remapped(&status) {
-                Some(code) => Ok(Status::new(code, status.message()).into_http()),
+                Some((code, reason)) => {
+                    Ok(crate::error::rich(code, status.message(), reason, Default::default()).into_http())
+                }
                 None => Ok(response),
             }
         })
@@ -111,8 +118,15 @@ mod tests {
         assert_eq!(code(&response), Some(Code::ResourceExhausted));
         let message = Status::from_header_map(response.headers()).unwrap().message().to_owned();
         assert!(message.contains("20000000"), "the message is kept: {message}");
+        let reason = |response: &http::Response<String>| {
+            use tonic_types::StatusExt;
+            Status::from_header_map(response.headers()).and_then(|s| s.get_details_error_info()).map(|i| i.reason)
+        };
+        assert_eq!(reason(&response).as_deref(), Some("REQUEST_TOO_LARGE"));
         let garbage = Status::internal(format!("{UNDECODABLE_PREFIX}: invalid wire type value: 7"));
-        assert_eq!(code(&answer(Some(garbage)).await), Some(Code::InvalidArgument));
+        let response = answer(Some(garbage)).await;
+        assert_eq!(code(&response), Some(Code::InvalidArgument));
+        assert_eq!(reason(&response).as_deref(), Some("INVALID_ARGUMENT"));
         // Anything else passes unchanged.
         assert_eq!(code(&answer(Some(Status::out_of_range("lease_ms too long"))).await), Some(Code::OutOfRange));
         assert_eq!(code(&answer(Some(Status::internal("storage failed"))).await), Some(Code::Internal));

@@ -37,7 +37,7 @@ pub async fn start<SM: QueueMachine>(
     node: Arc<Node<SM>>,
     request: pb::SubscribeRequest,
     recheck: Option<Recheck>,
-) -> Result<ReceiverStream<Result<pb::Delivery, Status>>, Status> {
+) -> Result<ReceiverStream<Result<pb::SubscribeResponse, Status>>, Status> {
     validate_queue_name(&request.queue).map_err(|e| queue_error(e.in_field("queue")))?;
     if !(1..=RECEIVE_MESSAGES_MAX).contains(&request.prefetch) {
         return Err(invalid("prefetch", format!("{} is outside 1..={RECEIVE_MESSAGES_MAX}", request.prefetch)));
@@ -50,7 +50,7 @@ pub async fn start<SM: QueueMachine>(
         let mut consumer_gone = false;
         for delivery in first {
             outstanding.push(delivery.receipt.clone());
-            consumer_gone |= tx.send(Ok(convert::delivery_to_pb(&delivery))).await.is_err();
+            consumer_gone |= tx.send(Ok(item(&delivery))).await.is_err();
         }
         if !consumer_gone && let Err(status) = deliver(&node, &request, recheck.as_ref(), &tx, &mut outstanding).await {
             let _ = tx.send(Err(status)).await;
@@ -64,7 +64,7 @@ async fn deliver<SM: QueueMachine>(
     node: &Node<SM>,
     request: &pb::SubscribeRequest,
     recheck: Option<&Recheck>,
-    tx: &mpsc::Sender<Result<pb::Delivery, Status>>,
+    tx: &mpsc::Sender<Result<pb::SubscribeResponse, Status>>,
     outstanding: &mut Vec<Receipt>,
 ) -> Result<(), Status> {
     let mut metrics = node.metrics();
@@ -101,11 +101,15 @@ async fn deliver<SM: QueueMachine>(
         }
         for delivery in deliveries {
             outstanding.push(delivery.receipt.clone());
-            if tx.send(Ok(convert::delivery_to_pb(&delivery))).await.is_err() {
+            if tx.send(Ok(item(&delivery))).await.is_err() {
                 return Ok(());
             }
         }
     }
+}
+
+fn item(delivery: &raftq_core::Delivery) -> pb::SubscribeResponse {
+    pb::SubscribeResponse { delivery: Some(convert::delivery_to_pb(delivery)) }
 }
 
 /// Gives back the leases a departed consumer still held.

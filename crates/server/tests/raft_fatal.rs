@@ -50,7 +50,7 @@ async fn serve_returns_an_error_when_raft_dies_of_a_storage_failure() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let create = |name: &str| CreateQueueRequest { name: name.into(), config: None };
+    let create = |name: &str| CreateQueueRequest { queue: name.into(), config: None };
     let mut created = false;
     for _ in 0..250 {
         if client.create_queue(create("before")).await.is_ok() {

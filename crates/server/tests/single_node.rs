@@ -51,7 +51,7 @@ fn publish(body: &str) -> PublishRequest {
 }
 
 async fn depth(client: &mut QueueClient<Channel>) -> u64 {
-    let info = client.get_queue(GetQueueRequest { name: "jobs".into() }).await.expect("get queue").into_inner();
+    let info = client.get_queue(GetQueueRequest { queue: "jobs".into() }).await.expect("get queue").into_inner();
     info.queue.and_then(|q| q.stats).map_or(0, |s| s.ready)
 }
 
@@ -98,7 +98,7 @@ async fn start(mut config: ServerConfig) -> (String, QueueClient<Channel>) {
     };
     let mut created = false;
     for _ in 0..250 {
-        if client.create_queue(CreateQueueRequest { name: "jobs".into(), config: None }).await.is_ok() {
+        if client.create_queue(CreateQueueRequest { queue: "jobs".into(), config: None }).await.is_ok() {
             created = true;
             break;
         }
@@ -134,7 +134,7 @@ async fn a_low_disk_refuses_publishes_but_not_acks_and_recovers() {
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert!(refused.message().contains("disk space low on node 1"), "{}", refused.message());
     assert!(refused.metadata().get(raftq_proto::RETRY_AFTER_MS_METADATA_KEY).is_some(), "nothing was proposed");
-    let create = client.create_queue(CreateQueueRequest { name: "more".into(), config: None }).await;
+    let create = client.create_queue(CreateQueueRequest { queue: "more".into(), config: None }).await;
     assert_eq!(create.expect_err("create refused").code(), Code::ResourceExhausted);
     // Publishes accepted before the watch saw the low disk are stored; a
     // refused one adds nothing.
@@ -172,7 +172,7 @@ async fn large_entries_trigger_a_snapshot_before_the_entry_count_does() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let snapshot_index = loop {
         let status = cluster.status(StatusRequest::default()).await.expect("status").into_inner();
-        let own = status.nodes.iter().find(|n| n.id == status.node_id).expect("own status").snapshot_index;
+        let own = status.nodes.iter().find(|n| n.node_id == status.node_id).expect("own status").snapshot_index;
         if own > 0 || tokio::time::Instant::now() >= deadline {
             break own;
         }
@@ -197,13 +197,14 @@ async fn missing_and_deleted_queues_answer_not_found_at_once() {
         (poller.receive(request).await, started.elapsed())
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    client.delete_queue(DeleteQueueRequest { name: "jobs".into() }).await.expect("delete");
+    client.delete_queue(DeleteQueueRequest { queue: "jobs".into() }).await.expect("delete");
     let (answer, waited) = poll.await.expect("poll task");
     assert_eq!(answer.expect_err("the queue is gone").code(), Code::NotFound);
     assert!(waited < Duration::from_secs(10), "answered when the queue went, not after the wait: {waited:?}");
 
-    client.create_queue(CreateQueueRequest { name: "jobs".into(), config: None }).await.expect("create");
-    let unknown = client.inspect(InspectRequest { queue: "jobs".into(), id: 42 }).await.expect_err("no message 42");
+    client.create_queue(CreateQueueRequest { queue: "jobs".into(), config: None }).await.expect("create");
+    let unknown =
+        client.inspect(InspectRequest { queue: "jobs".into(), message_id: 42 }).await.expect_err("no message 42");
     assert_eq!(unknown.code(), Code::NotFound);
     assert!(
         unknown.message().contains("acked") && unknown.message().contains("never existed"),

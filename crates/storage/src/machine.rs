@@ -234,14 +234,14 @@ fn apply_payload(txn: &mut Txn<'_>, caps: DedupCaps, payload: &LogPayload) -> io
     // forever), so every replica rejects each of its commands alike and
     // changes nothing; the writer hears the rejection.
     if payload.format_version != LOG_PAYLOAD_FORMAT_VERSION {
-        let rejection = QueueError::FailedPrecondition {
-            field: "format_version".into(),
-            reason: format!(
+        let rejection = QueueError::unsupported_format(
+            "format_version",
+            format!(
                 "log payload format version {} is not supported by this build (it applies version {}); \
                  the entry was rejected on every replica",
                 payload.format_version, LOG_PAYLOAD_FORMAT_VERSION
             ),
-        };
+        );
         tracing::error!(version = payload.format_version, "rejected a log entry in an unknown payload format");
         return Ok(ApplyResult { responses: payload.commands.iter().map(|_| Err(rejection.clone())).collect() });
     }

@@ -119,7 +119,7 @@ impl Nemesis {
                 Ok(Ok(page)) => parts.extend(page.messages.iter().map(|m| {
                     format!(
                         "{queue}/{} {:?} deliveries={} visible_at={} lease_until={} now={}",
-                        m.id,
+                        m.message_id,
                         m.state(),
                         m.delivery_count,
                         m.visible_at_ms,
@@ -163,7 +163,7 @@ impl Nemesis {
         let mut members = None;
         while members.is_none() && elapsed_ms() < deadline {
             match self.shared.leader_status().await {
-                Some(status) => members = Some(status.nodes.iter().map(|n| n.id).collect::<BTreeSet<u64>>()),
+                Some(status) => members = Some(status.nodes.iter().map(|n| n.node_id).collect::<BTreeSet<u64>>()),
                 None => sleep(Duration::from_millis(200)).await,
             }
         }

@@ -137,7 +137,7 @@ pub(crate) fn role_name(node: &proto::NodeStatus, leader_id: Option<u64>) -> &'s
         proto::NodeRole::Follower => "follower",
         proto::NodeRole::Candidate => "candidate",
         proto::NodeRole::Learner => "learner",
-        proto::NodeRole::Unspecified if leader_id == Some(node.id) => "leader",
+        proto::NodeRole::Unspecified if leader_id == Some(node.node_id) => "leader",
         proto::NodeRole::Unspecified if !node.voter => "learner",
         proto::NodeRole::Unspecified => "unknown",
     }
@@ -150,7 +150,7 @@ pub(crate) fn status_json(s: &proto::StatusResponse) -> Value {
         .iter()
         .map(|n| {
             json!({
-                "id": n.id,
+                "node_id": n.node_id,
                 "address": n.address,
                 "role": role_name(n, s.leader_id),
                 "voter": n.voter,
@@ -181,11 +181,12 @@ pub(crate) fn status_json(s: &proto::StatusResponse) -> Value {
 /// `value` if `n` is the answering node's own entry, else `None`: the
 /// others' indexes are not known to it.
 fn own(s: &proto::StatusResponse, n: &proto::NodeStatus, value: u64) -> Option<u64> {
-    (n.id == s.node_id).then_some(value)
+    (n.node_id == s.node_id).then_some(value)
 }
 
 fn digest_json(d: &NodeDigest) -> Value {
-    let mut j = json!({ "id": d.node_id, "address": d.address, "applied_index": d.applied_index, "digest": d.digest });
+    let mut j =
+        json!({ "node_id": d.node_id, "address": d.address, "applied_index": d.applied_index, "digest": d.digest });
     if let Some(full) = &d.full_digest {
         j["full_digest"] = json!(full);
     }
@@ -211,7 +212,7 @@ pub(crate) fn verify_json(check: &ReplicaCheck) -> Value {
         ReplicaCheck::Unsettled { nodes, silent } => json!({
             "result": "unsettled",
             "nodes": nodes.iter().map(digest_json).collect::<Vec<_>>(),
-            "silent": silent.iter().map(|(id, addr)| json!({ "id": id, "address": addr })).collect::<Vec<_>>(),
+            "silent": silent.iter().map(|(id, addr)| json!({ "node_id": id, "address": addr })).collect::<Vec<_>>(),
         }),
     }
 }
@@ -273,7 +274,7 @@ pub(crate) fn status_table(s: &proto::StatusResponse) -> String {
         let _ = writeln!(
             out,
             "{:>4}  {:<width$}  {:<9}  {:<5}  {:>10}  {:>10}  {:>10}  {:>10}  {}",
-            n.id,
+            n.node_id,
             n.address,
             role_name(n, s.leader_id),
             yes_no(n.voter),
@@ -301,7 +302,9 @@ fn yes_no(b: bool) -> &'static str {
 /// A membership for JSON: `voters` and `learners`, each `{id, address}`.
 pub(crate) fn membership_json(m: &proto::Membership) -> Value {
     let members = |ms: &[proto::Member]| -> Vec<Value> {
-        ms.iter().map(|m| json!({ "id": m.node_id, "address": m.address, "peer_address": m.peer_address })).collect()
+        ms.iter()
+            .map(|m| json!({ "node_id": m.node_id, "address": m.address, "peer_address": m.peer_address }))
+            .collect()
     };
     json!({ "voters": members(&m.voters), "learners": members(&m.learners) })
 }

@@ -130,7 +130,7 @@ pub enum DlqCommand {
         queue: String,
         /// Most messages to move (default: all).
         #[arg(long, default_value_t = 0)]
-        max: u64,
+        max: u32,
         /// Rate limit, e.g. 100/s.
         #[arg(long, value_parser = parse_rate)]
         rate: Option<u32>,
@@ -227,9 +227,9 @@ async fn publish_batch(client: &Client, queue: &str, batch: Vec<OutgoingMessage>
     }
     for result in client.publish(queue, batch).await? {
         if json {
-            println!("{}", json!({ "id": result.id, "duplicate": result.duplicate }));
+            println!("{}", json!({ "message_id": result.message_id, "duplicate": result.duplicate }));
         } else {
-            println!("{}", result.id);
+            println!("{}", result.message_id);
         }
     }
     Ok(())

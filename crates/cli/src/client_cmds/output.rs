@@ -51,7 +51,7 @@ pub(crate) fn delivery_json(message: &proto::MessageView, receipt: &Receipt, lea
     let (body, body_base64) = body_json(&message.body);
     json!({
         "queue": receipt.queue,
-        "id": message.id,
+        "message_id": message.message_id,
         "body": body,
         "body_base64": body_base64,
         "delivery_count": message.delivery_count,
@@ -64,7 +64,7 @@ pub(crate) fn delivery_json(message: &proto::MessageView, receipt: &Receipt, lea
 
 /// One delivery, as `consume` prints it: `id=<id> delivery=<n> <body>`.
 pub(crate) fn delivery_line(message: &proto::MessageView) -> String {
-    format!("id={} delivery={} {}", message.id, message.delivery_count, body_text(&message.body))
+    format!("id={} delivery={} {}", message.message_id, message.delivery_count, body_text(&message.body))
 }
 
 /// A message state's lowercase name.
@@ -85,14 +85,14 @@ pub(crate) fn message_json(m: &proto::MessageView) -> Value {
     let dead_letter = m.dead_letter.as_ref().map(|d| {
         json!({
             "source_queue": d.source_queue,
-            "source_id": d.source_id,
+            "source_message_id": d.source_message_id,
             "delivery_count": d.delivery_count,
             "reason": d.reason,
             "dead_lettered_at_ms": d.dead_lettered_at_ms,
         })
     });
     json!({
-        "id": m.id,
+        "message_id": m.message_id,
         "state": state_name(m.state()),
         "body": body,
         "body_base64": body_base64,
@@ -110,12 +110,12 @@ pub(crate) fn message_json(m: &proto::MessageView) -> Value {
 
 /// A message for `peek`: `id=<id> state=<state> delivery=<n> <body>`.
 pub(crate) fn message_line(m: &proto::MessageView) -> String {
-    format!("id={} state={} delivery={} {}", m.id, state_name(m.state()), m.delivery_count, body_text(&m.body))
+    format!("id={} state={} delivery={} {}", m.message_id, state_name(m.state()), m.delivery_count, body_text(&m.body))
 }
 
 /// A message for `inspect`: fields, then history, one per line.
 pub(crate) fn message_details(m: &proto::MessageView) -> String {
-    let mut out = format!("id:             {}\nstate:          {}\n", m.id, state_name(m.state()));
+    let mut out = format!("id:             {}\nstate:          {}\n", m.message_id, state_name(m.state()));
     let mut field = |name: &str, value: String| {
         let _ = writeln!(out, "{:<16}{value}", format!("{name}:"));
     };
@@ -131,7 +131,10 @@ pub(crate) fn message_details(m: &proto::MessageView) -> String {
     if let Some(d) = &m.dead_letter {
         field(
             "dead letter",
-            format!("from {}/{} after {} deliveries: {}", d.source_queue, d.source_id, d.delivery_count, d.reason),
+            format!(
+                "from {}/{} after {} deliveries: {}",
+                d.source_queue, d.source_message_id, d.delivery_count, d.reason
+            ),
         );
     }
     field("body", body_text(&m.body));
@@ -147,14 +150,15 @@ pub(crate) fn history_json(e: &proto::HistoryEvent) -> Value {
     let (event, fields) = match &e.kind {
         Some(Kind::Published(k)) => ("published", json!({ "visible_at_ms": k.visible_at_ms })),
         Some(Kind::Delivered(k)) => {
-            ("delivered", json!({ "attempt": k.attempt, "lease_expires_at_ms": k.lease_expires_at_ms }))
+            ("delivered", json!({ "delivery_count": k.delivery_count, "lease_expires_at_ms": k.lease_expires_at_ms }))
         }
-        Some(Kind::LeaseExtended(k)) => {
-            ("lease_extended", json!({ "attempt": k.attempt, "lease_expires_at_ms": k.lease_expires_at_ms }))
-        }
-        Some(Kind::LeaseExpired(k)) => ("lease_expired", json!({ "attempt": k.attempt })),
-        Some(Kind::Released(k)) => ("released", json!({ "attempt": k.attempt })),
-        Some(Kind::Nacked(k)) => ("nacked", json!({ "attempt": k.attempt, "reason": k.reason })),
+        Some(Kind::LeaseExtended(k)) => (
+            "lease_extended",
+            json!({ "delivery_count": k.delivery_count, "lease_expires_at_ms": k.lease_expires_at_ms }),
+        ),
+        Some(Kind::LeaseExpired(k)) => ("lease_expired", json!({ "delivery_count": k.delivery_count })),
+        Some(Kind::Released(k)) => ("released", json!({ "delivery_count": k.delivery_count })),
+        Some(Kind::Nacked(k)) => ("nacked", json!({ "delivery_count": k.delivery_count, "reason": k.reason })),
         Some(Kind::Requeued(k)) => ("requeued", json!({ "visible_at_ms": k.visible_at_ms })),
         Some(Kind::DeadLettered(k)) => ("dead_lettered", json!({ "reason": k.reason, "target_queue": k.target_queue })),
         Some(Kind::Redriven(k)) => ("redriven", json!({ "from_queue": k.from_queue })),
@@ -172,14 +176,14 @@ pub(crate) fn history_line(e: &proto::HistoryEvent) -> String {
     let what = match &e.kind {
         Some(Kind::Published(k)) => format!("published, visible {}", timestamp(k.visible_at_ms)),
         Some(Kind::Delivered(k)) => {
-            format!("delivered (attempt {}) under a lease until {}", k.attempt, timestamp(k.lease_expires_at_ms))
+            format!("delivered (attempt {}) under a lease until {}", k.delivery_count, timestamp(k.lease_expires_at_ms))
         }
         Some(Kind::LeaseExtended(k)) => {
-            format!("lease of attempt {} extended until {}", k.attempt, timestamp(k.lease_expires_at_ms))
+            format!("lease of attempt {} extended until {}", k.delivery_count, timestamp(k.lease_expires_at_ms))
         }
-        Some(Kind::LeaseExpired(k)) => format!("lease of attempt {} expired", k.attempt),
-        Some(Kind::Released(k)) => format!("lease of attempt {} released (subscription ended)", k.attempt),
-        Some(Kind::Nacked(k)) => format!("nacked (attempt {}): {}", k.attempt, k.reason),
+        Some(Kind::LeaseExpired(k)) => format!("lease of attempt {} expired", k.delivery_count),
+        Some(Kind::Released(k)) => format!("lease of attempt {} released (subscription ended)", k.delivery_count),
+        Some(Kind::Nacked(k)) => format!("nacked (attempt {}): {}", k.delivery_count, k.reason),
         Some(Kind::Requeued(k)) => format!("requeued, visible {}", timestamp(k.visible_at_ms)),
         Some(Kind::DeadLettered(k)) if k.target_queue.is_empty() => format!("dead, parked here: {}", k.reason),
         Some(Kind::DeadLettered(k)) => format!("dead-lettered to {}: {}", k.target_queue, k.reason),

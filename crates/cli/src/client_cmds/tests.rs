@@ -145,7 +145,7 @@ fn consume_defaults() {
 #[test]
 fn receipts_ack_nack_peek_inspect_dlq() {
     let ClientCommand::Ack(args) = ok(&["ack", "q/1/1", "other.q/22/3"]) else { panic!("not ack") };
-    assert_eq!(args.receipts[1], Receipt { queue: "other.q".into(), message_id: 22, attempt: 3 });
+    assert_eq!(args.receipts[1], Receipt { queue: "other.q".into(), message_id: 22, delivery_count: 3 });
     let ClientCommand::Nack(args) = ok(&["nack", "q/7/2", "--delay", "10s", "--dead-letter", "--reason", "boom"])
     else {
         panic!("not nack")
@@ -188,7 +188,7 @@ fn cluster_commands() {
 
 fn view(id: u64, body: &'static [u8]) -> proto::MessageView {
     proto::MessageView {
-        id,
+        message_id: id,
         body: Bytes::from_static(body),
         attributes: HashMap::from([("k".to_owned(), "v".to_owned())]),
         delivery_count: 2,
@@ -199,9 +199,9 @@ fn view(id: u64, body: &'static [u8]) -> proto::MessageView {
 
 #[test]
 fn deliveries_print_text_or_base64() {
-    let receipt = Receipt { queue: "q".into(), message_id: 9, attempt: 2 };
+    let receipt = Receipt { queue: "q".into(), message_id: 9, delivery_count: 2 };
     let text = output::delivery_json(&view(9, b"hello"), &receipt, 1234);
-    assert_eq!(text["id"], 9);
+    assert_eq!(text["message_id"], 9);
     assert_eq!(text["body"], "hello");
     assert_eq!(text["body_base64"], false);
     assert_eq!(text["delivery_count"], 2);
@@ -222,14 +222,14 @@ fn messages_and_history() {
         proto::HistoryEvent {
             at_ms: 1_000,
             kind: Some(proto::history_event::Kind::Delivered(proto::history_event::Delivered {
-                attempt: 1,
+                delivery_count: 1,
                 lease_expires_at_ms: 31_000,
             })),
         },
         proto::HistoryEvent {
             at_ms: 2_000,
             kind: Some(proto::history_event::Kind::Nacked(proto::history_event::Nacked {
-                attempt: 1,
+                delivery_count: 1,
                 reason: "boom".into(),
             })),
         },
@@ -238,7 +238,7 @@ fn messages_and_history() {
     assert_eq!(j["state"], "leased");
     assert_eq!(
         j["history"][0],
-        json!({ "at_ms": 1000, "event": "delivered", "attempt": 1, "lease_expires_at_ms": 31000 })
+        json!({ "at_ms": 1000, "event": "delivered", "delivery_count": 1, "lease_expires_at_ms": 31000 })
     );
     assert_eq!(j["history"][1]["reason"], "boom");
     assert_eq!(j["dead_letter"], serde_json::Value::Null);
@@ -276,7 +276,7 @@ fn queues() {
 #[test]
 fn cluster_status_json_shape() {
     let node = |id, role: proto::NodeRole, voter| proto::NodeStatus {
-        id,
+        node_id: id,
         address: format!("127.0.0.1:710{id}"),
         role: role.into(),
         voter,
@@ -309,7 +309,7 @@ fn cluster_status_json_shape() {
     assert_eq!(roles, ["leader", "follower", "unknown", "learner"]);
     assert_eq!(
         j["nodes"][1],
-        json!({ "id": 2, "address": "127.0.0.1:7102", "role": "follower", "voter": true,
+        json!({ "node_id": 2, "address": "127.0.0.1:7102", "role": "follower", "voter": true,
                 "last_applied": 8, "last_log_index": 10, "committed": 9, "snapshot_index": 5, "matched": null,
                 "reachable": true })
     );
@@ -331,7 +331,7 @@ fn cluster_status_json_shape() {
     };
     assert_eq!(
         cluster::membership_json(&membership),
-        json!({ "voters": [{ "id": 1, "address": "a:1", "peer_address": "a:2" }], "learners": [] })
+        json!({ "voters": [{ "node_id": 1, "address": "a:1", "peer_address": "a:2" }], "learners": [] })
     );
     assert_eq!(cluster::membership_text(&membership), "voters: 1 (a:1, peers a:2)\nlearners: -");
 }

@@ -17,7 +17,7 @@ async fn receive_then_ack_the_receipts() {
     let node = Fake::start(Script { ready: ready(&[1, 2, 3]), ..Script::default() }).await;
     let client = Client::connect(config(&[&node.addr])).unwrap();
     let deliveries = client.receive("q", 10, Duration::from_millis(100), None).await.unwrap();
-    assert_eq!(deliveries.iter().map(|d| d.id()).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(deliveries.iter().map(|d| d.message_id()).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(deliveries[0].body().as_ref(), b"m1");
     assert_eq!(deliveries[1].receipt.to_string(), "q/2/1");
     let receipts: Vec<_> = deliveries.iter().map(|d| d.receipt.clone()).collect();
@@ -41,8 +41,8 @@ async fn the_consumer_resubscribes_to_the_hinted_leader() {
     let mut ids = Vec::new();
     while ids.len() < 3 {
         let delivery = tokio::time::timeout(Duration::from_secs(5), consumer.next()).await.unwrap().unwrap().unwrap();
-        ids.push(delivery.id());
-        if delivery.id() == 3 {
+        ids.push(delivery.message_id());
+        if delivery.message_id() == 3 {
             delivery.ack().await.unwrap();
         }
     }

@@ -126,8 +126,8 @@ fn unavailable(hint: Option<&str>) -> Status {
 
 fn delivery(queue: &str, id: u64, body: bytes::Bytes) -> proto::Delivery {
     proto::Delivery {
-        message: Some(proto::MessageView { id, body, delivery_count: 1, ..Default::default() }),
-        receipt: Some(proto::Receipt { queue: queue.to_owned(), message_id: id, attempt: 1 }),
+        message: Some(proto::MessageView { message_id: id, body, delivery_count: 1, ..Default::default() }),
+        receipt: Some(proto::Receipt { queue: queue.to_owned(), message_id: id, delivery_count: 1 }),
         lease_expires_at_ms: 1_000,
     }
 }
@@ -158,7 +158,7 @@ impl Node {
     }
 }
 
-type Deliveries = Pin<Box<dyn Stream<Item = Result<proto::Delivery, Status>> + Send>>;
+type Deliveries = Pin<Box<dyn Stream<Item = Result<proto::SubscribeResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Queue for Node {
@@ -169,7 +169,7 @@ impl Queue for Node {
         req: Request<proto::CreateQueueRequest>,
     ) -> Result<Response<proto::CreateQueueResponse>, Status> {
         self.gate("create_queue").await?;
-        let info = proto::QueueInfo { name: req.into_inner().name, ..Default::default() };
+        let info = proto::QueueInfo { name: req.into_inner().queue, ..Default::default() };
         Ok(Response::new(proto::CreateQueueResponse { queue: Some(info) }))
     }
 
@@ -178,7 +178,7 @@ impl Queue for Node {
         req: Request<proto::GetQueueRequest>,
     ) -> Result<Response<proto::GetQueueResponse>, Status> {
         self.gate("get_queue").await?;
-        Err(Status::not_found(format!("queue {:?} not found", req.into_inner().name)))
+        Err(Status::not_found(format!("queue {:?} not found", req.into_inner().queue)))
     }
 
     async fn list_queues(
@@ -228,14 +228,14 @@ impl Queue for Node {
         let mut results = Vec::new();
         for message in req.messages {
             if let Some(&id) = s.dedup.get(&message.idempotency_key) {
-                results.push(proto::PublishResult { id, duplicate: true });
+                results.push(proto::PublishResult { message_id: id, duplicate: true });
                 continue;
             }
             s.next_id += 1;
             let id = s.next_id;
             s.dedup.insert(message.idempotency_key, id);
             s.ready.push((id, message.body));
-            results.push(proto::PublishResult { id, duplicate: false });
+            results.push(proto::PublishResult { message_id: id, duplicate: false });
         }
         if s.commit_then_fail > 0 {
             s.commit_then_fail -= 1;
@@ -261,8 +261,11 @@ impl Queue for Node {
         let queue = req.into_inner().queue;
         let mut s = self.lock();
         let n = s.stream_fail_after.unwrap_or(usize::MAX).min(s.ready.len());
-        let mut items: Vec<Result<proto::Delivery, Status>> =
-            s.ready.drain(..n).map(|(id, body)| Ok(delivery(&queue, id, body))).collect();
+        let mut items: Vec<Result<proto::SubscribeResponse, Status>> = s
+            .ready
+            .drain(..n)
+            .map(|(id, body)| Ok(proto::SubscribeResponse { delivery: Some(delivery(&queue, id, body)) }))
+            .collect();
         let stream: Deliveries = if s.stream_fail_after.is_some() {
             items.push(Err(unavailable(s.hint.as_deref())));
             Box::pin(tokio_stream::iter(items))

@@ -19,7 +19,10 @@ async fn publish_follows_the_leader_hint_and_retries_with_the_same_keys() {
     ];
     let results = client.publish("q", messages).await.unwrap();
 
-    assert_eq!(results.iter().map(|r| (r.id, r.duplicate)).collect::<Vec<_>>(), [(1, false), (2, false), (3, false)]);
+    assert_eq!(
+        results.iter().map(|r| (r.message_id, r.duplicate)).collect::<Vec<_>>(),
+        [(1, false), (2, false), (3, false)]
+    );
     assert_eq!(client.leader().as_deref(), Some(leader.addr.as_str()));
     // follower (hint) → leader (no hint: back off, seeds) → follower (hint) → leader.
     let seen: Vec<Vec<String>> =
@@ -36,7 +39,7 @@ async fn a_publish_that_committed_before_failing_is_answered_from_the_dedup_wind
     let node = Fake::start(Script { commit_then_fail: 1, ..Script::default() }).await;
     let client = Client::connect(config(&[&node.addr])).unwrap();
     let results = client.publish("q", vec![OutgoingMessage::new("a"), OutgoingMessage::new("b")]).await.unwrap();
-    assert_eq!(results.iter().map(|r| (r.id, r.duplicate)).collect::<Vec<_>>(), [(1, true), (2, true)]);
+    assert_eq!(results.iter().map(|r| (r.message_id, r.duplicate)).collect::<Vec<_>>(), [(1, true), (2, true)]);
     assert_eq!(node.script().ready.len(), 2, "no duplicate stored");
     let keys = node.script().publish_keys.clone();
     assert_eq!(keys.len(), 2);
