@@ -30,8 +30,12 @@ if docker info >/dev/null 2>&1; then
     deploy/chaos/run.sh short
     echo "==> the Python example against the docker-compose cluster"
     examples/python/run.sh --compose
+    echo "==> the Python client's tests against the docker-compose cluster"
+    clients/python/run-tests.sh --compose
 else
     echo "==> no Docker engine: skipping the container chaos suite (deploy/chaos/run.sh)"
     echo "==> the Python example against raftq dev"
     examples/python/run.sh --dev
+    echo "==> the Python client's tests against raftq dev"
+    clients/python/run-tests.sh --dev
 fi

@@ -7,7 +7,7 @@ Stops after N messages (if given) or when nothing arrives for --idle-s.
 
 import argparse
 
-from raftq_conn import Connection, queue_pb2, servers_from_env
+import raftq
 
 
 def main():
@@ -16,25 +16,21 @@ def main():
     parser.add_argument("--count", type=int, default=0, help="stop after this many (0 = until idle)")
     parser.add_argument("--idle-s", type=float, default=5.0)
     args = parser.parse_args()
-    conn = Connection(servers_from_env())
 
     received = 0
-    while args.count == 0 or received < args.count:
-        # A long poll: returns as soon as a message is visible, or empty
-        # after the wait.
-        wait_ms = int(args.idle_s * 1000)
-        request = queue_pb2.ReceiveRequest(queue=args.queue, max_messages=10, wait_ms=wait_ms)
-        response = conn.call("Receive", request, timeout_s=args.idle_s + 10)
-        if not response.deliveries:
-            print(f"nothing for {args.idle_s}s, stopping")
-            break
-        for delivery in response.deliveries:
-            print(f"received id={delivery.message.id} {delivery.message.body.decode()!r}")
-        # Ack the batch: the messages are gone for good. Without an ack they
-        # come back when the lease ends (at-least-once).
-        receipts = [d.receipt for d in response.deliveries]
-        acked = conn.call("Ack", queue_pb2.AckRequest(receipts=receipts)).acked
-        received += acked
+    with raftq.Client.from_env() as client:
+        while args.count == 0 or received < args.count:
+            # A long poll: returns as soon as a message is visible, or empty
+            # after the wait.
+            messages = client.receive(args.queue, max_messages=10, wait_ms=int(args.idle_s * 1000))
+            if not messages:
+                print(f"nothing for {args.idle_s}s, stopping")
+                break
+            for message in messages:
+                print(f"received id={message.message_id} {message.text!r}")
+            # Ack the batch: the messages are gone for good. Without an ack
+            # they come back when the lease ends (at-least-once).
+            received += client.ack(messages)
     print(f"consumed and acked {received} messages")
     if args.count and received < args.count:
         raise SystemExit(f"expected {args.count} messages, got {received}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the Python hello world — producer, then consumer with acks — against
-# a raftq cluster, in a virtualenv with grpcio and grpcio-tools from PyPI and
-# stubs generated from proto/.
+# a raftq cluster, in a virtualenv with the raftq Python client installed
+# from clients/python (and its grpcio / protobuf dependencies from PyPI).
 #
 # Usage: examples/python/run.sh [--compose | --dev]
 #   --compose  bring up deploy/docker-compose.yml (deploy/up.sh), take it
@@ -22,8 +22,10 @@ if [[ ! -x "$venv/bin/python" ]]; then
         python3 -m venv "$venv"
     }
 fi
-"$venv/bin/pip" install -q -r examples/python/requirements.txt
-examples/python/generate.sh "$(pwd)/$venv/bin/python" >/dev/null
+# A regular (not editable) install: the example runs the package as users
+# get it (from a clean tree: setuptools reuses clients/python/build/).
+rm -rf clients/python/build
+"$venv/bin/pip" install -q --upgrade ./clients/python
 
 dev_pid=""
 data=""

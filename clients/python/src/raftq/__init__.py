@@ -1,0 +1,34 @@
+"""raftq: the Python client of raftq, a Raft-replicated message queue.
+
+    import raftq
+
+    with raftq.Client(["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"]) as client:
+        client.create_queue("jobs")
+        client.publish("jobs", b"hello")
+        for message in client.receive("jobs", max_messages=10, wait_ms=5000):
+            print(message.body)
+            message.ack()
+
+See docs/clients-python.md in the raftq repository.
+"""
+
+from .client import DEFAULT_SERVERS, MAX_GRPC_MESSAGE_BYTES, Client, Subscription
+from .errors import ErrorReason, FieldViolation, RaftqError
+from .types import Message, NackOutcome, PublishResult, Receipt
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Client",
+    "DEFAULT_SERVERS",
+    "ErrorReason",
+    "FieldViolation",
+    "MAX_GRPC_MESSAGE_BYTES",
+    "Message",
+    "NackOutcome",
+    "PublishResult",
+    "RaftqError",
+    "Receipt",
+    "Subscription",
+    "__version__",
+]
