@@ -1,9 +1,26 @@
 # Shared by deploy/*.sh: the compose command and waiting for health.
 # shellcheck shell=bash
 
-# The compose project (volume names are prefixed with it).
+# The compose project: containers are <project>-1..3, the network
+# <project>-net, volumes <project>_raftq-N. Two projects can run side by
+# side with different RAFTQ_PORT_BASE values.
 export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-raftq}"
-RAFTQ_CONTAINERS=(raftq-1 raftq-2 raftq-3)
+RAFTQ_CONTAINERS=("$COMPOSE_PROJECT_NAME-1" "$COMPOSE_PROJECT_NAME-2" "$COMPOSE_PROJECT_NAME-3")
+RAFTQ_NETWORK="$COMPOSE_PROJECT_NAME-net"
+# Ports (docker-compose.yml reads the RAFTQ_*PORT_N variables): node N
+# serves clients on BASE+N inside its container and on the host (published
+# on 127.0.0.1 as is), Raft on BASE+50+N (never published), metrics on the
+# host at BASE+2000+N. The default, 7300, stays clear of `raftq dev`
+# (7101-7103, 7151-7153).
+export RAFTQ_PORT_BASE="${RAFTQ_PORT_BASE:-7300}"
+for n in 1 2 3; do
+    export "RAFTQ_PORT_$n=$((RAFTQ_PORT_BASE + n))"
+    export "RAFTQ_PEER_PORT_$n=$((RAFTQ_PORT_BASE + 50 + n))"
+    export "RAFTQ_METRICS_PORT_$n=$((RAFTQ_PORT_BASE + 2000 + n))"
+done
+# The client addresses on the host, and the addresses the nodes advertise.
+RAFTQ_COMPOSE_SERVERS="127.0.0.1:$RAFTQ_PORT_1,127.0.0.1:$RAFTQ_PORT_2,127.0.0.1:$RAFTQ_PORT_3"
+RAFTQ_COMPOSE_NODES="raftq-1:$RAFTQ_PORT_1,raftq-2:$RAFTQ_PORT_2,raftq-3:$RAFTQ_PORT_3"
 
 # `docker compose` (v2) if present, else `docker-compose` (v1.27+).
 compose() {

@@ -16,19 +16,20 @@ compose up -d
 echo "==> waiting for three healthy nodes"
 wait_healthy 120
 
+first="${RAFTQ_CONTAINERS[0]}"
 cat <<MSG
-raftq is up: three nodes, gRPC on 127.0.0.1:7101-7103, metrics on 127.0.0.1:9101-9103.
+raftq is up (project $COMPOSE_PROJECT_NAME): three nodes, gRPC on 127.0.0.1:$RAFTQ_PORT_1-$RAFTQ_PORT_3, metrics on 127.0.0.1:$RAFTQ_METRICS_PORT_1-$RAFTQ_METRICS_PORT_3.
 
 From the host (the nodes call each other raftq-1..3, and a follower's leader
 hint names one of them, so map those names to loopback once):
   echo '127.0.0.1 raftq-1 raftq-2 raftq-3' | sudo tee -a /etc/hosts
-  export RAFTQ_SERVERS=raftq-1:7101,raftq-2:7102,raftq-3:7103
+  export RAFTQ_SERVERS=$RAFTQ_COMPOSE_NODES
   source deploy/lib.sh && export_client_secrets   # token and TLS files (auth, mutual TLS)
   raftq cluster status
 
 Without touching /etc/hosts, run the client inside a node:
-  docker exec raftq-1 raftq cluster status
-  docker exec raftq-1 raftq queue create demo
+  docker exec $first raftq cluster status
+  docker exec $first raftq queue create demo
 
-Logs: docker logs -f raftq-1.   Stop: deploy/down.sh   (data too: deploy/down.sh --volumes)
+Logs: docker logs -f $first.   Stop: deploy/down.sh   (data too: deploy/down.sh --volumes)
 MSG

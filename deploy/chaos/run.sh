@@ -46,4 +46,6 @@ deploy/up.sh >/dev/null
 export_client_secrets   # the cluster runs with auth and mutual TLS on
 
 echo "==> raftq-chaos --profile $profile $*"
-"$CARGO_TARGET_DIR/release/raftq-chaos" --profile "$profile" --report "$report" "$@"
+containers=$(IFS=,; echo "${RAFTQ_CONTAINERS[*]}")
+"$CARGO_TARGET_DIR/release/raftq-chaos" --profile "$profile" --report "$report" \
+    --nodes "$RAFTQ_COMPOSE_NODES" --containers "$containers" --network "$RAFTQ_NETWORK" "$@"

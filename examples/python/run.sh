@@ -47,8 +47,8 @@ trap cleanup EXIT
 case "$mode" in
 --compose)
     deploy/up.sh >/dev/null
-    export RAFTQ_SERVERS=127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103
     source deploy/lib.sh
+    export RAFTQ_SERVERS="$RAFTQ_COMPOSE_SERVERS"
     export_client_secrets   # auth and mutual TLS are on
     ;;
 --dev)

@@ -19,8 +19,8 @@ use crate::docker::Docker;
 pub struct NodeInfo {
     /// Raft node id (its position in `--nodes`, from 1).
     pub id: u64,
-    /// `host:port` as the nodes advertise it; the host part is the
-    /// container's name.
+    /// `host:port` as the nodes advertise it (the host part is the compose
+    /// service's name; the port is published on the host as it is).
     pub addr: String,
     pub container: String,
 }
@@ -36,12 +36,18 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// `addrs` are the advertised addresses in node-id order.
-    pub fn new(addrs: &[String], host: &str, docker: Docker) -> Result<Self> {
+    /// `addrs` are the advertised addresses in node-id order, `containers`
+    /// the nodes' container names in the same order (empty: the host part
+    /// of each address).
+    pub fn new(addrs: &[String], containers: &[String], host: &str, docker: Docker) -> Result<Self> {
+        if !containers.is_empty() && containers.len() != addrs.len() {
+            bail!("{} containers named for {} nodes", containers.len(), addrs.len());
+        }
         let mut nodes = Vec::new();
         for (i, addr) in addrs.iter().enumerate() {
             let (name, _port) = addr.rsplit_once(':').with_context(|| format!("{addr:?} is not host:port"))?;
-            nodes.push(NodeInfo { id: i as u64 + 1, addr: addr.clone(), container: name.to_owned() });
+            let container = containers.get(i).map_or(name, String::as_str).to_owned();
+            nodes.push(NodeInfo { id: i as u64 + 1, addr: addr.clone(), container });
         }
         if nodes.len() < 3 {
             bail!("need at least three nodes, got {}", nodes.len());

@@ -52,10 +52,14 @@ struct Args {
     /// Overrides the profile: how long each fault lasts.
     #[arg(long, value_parser = humantime::parse_duration)]
     hold: Option<Duration>,
-    /// The nodes' advertised addresses, in node-id order; the host part is
-    /// the container name.
-    #[arg(long, value_delimiter = ',', default_value = "raftq-1:7101,raftq-2:7102,raftq-3:7103")]
+    /// The nodes' advertised addresses, in node-id order (the compose
+    /// defaults: service names, ports 7301-7303 published as they are).
+    #[arg(long, value_delimiter = ',', default_value = "raftq-1:7301,raftq-2:7302,raftq-3:7303")]
     nodes: Vec<String>,
+    /// The nodes' container names, in node-id order. Default: the host
+    /// part of each address (the compose project `raftq`).
+    #[arg(long, value_delimiter = ',')]
+    containers: Vec<String>,
     /// Where the nodes' ports are published.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -136,7 +140,7 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<bool> {
     let docker = Docker { network: args.network.clone(), stop_timeout: Duration::from_secs(10) };
-    let cluster = Cluster::new(&args.nodes, &args.host, docker)?;
+    let cluster = Cluster::new(&args.nodes, &args.containers, &args.host, docker)?;
     let timing = args.timing();
     let workload = WorkloadConfig {
         publishers: args.publishers,
