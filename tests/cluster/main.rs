@@ -32,6 +32,8 @@ mod auth;
 mod backlog;
 mod bad_input;
 mod bench;
+mod disk;
+mod error_reasons;
 mod errors;
 mod failover;
 mod harness;

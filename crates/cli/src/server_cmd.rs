@@ -87,12 +87,14 @@ pub struct ServerArgs {
     pub metrics_listen: Option<SocketAddr>,
     /// Backpressure: most commands waiting in this node's proposal queue.
     /// Past it (or `--max-pending-bytes`) a request is refused at once with
-    /// RESOURCE_EXHAUSTED and metadata `raftq-retry-after-ms` (nothing was
-    /// done; clients back off and retry).
+    /// RESOURCE_EXHAUSTED, reason OVERLOADED, and a retry hint (RetryInfo,
+    /// metadata `raftq-retry-after-ms`): nothing was done; clients back off
+    /// and retry.
     #[arg(long, env = "RAFTQ_MAX_PENDING_PROPOSALS", default_value_t = raftq_server::PROPOSALS_PENDING_MAX_DEFAULT)]
     pub max_pending_proposals: usize,
-    /// Backpressure: most bytes (message bodies and attributes, plus a
-    /// small overhead per command) waiting in the proposal queue.
+    /// Backpressure: most bytes waiting in the proposal queue (the encoded
+    /// size of the commands, as they will go into log entries), and so the
+    /// memory they hold. Refused past it as with `--max-pending-proposals`.
     #[arg(long, env = "RAFTQ_MAX_PENDING_BYTES", default_value_t = raftq_server::PROPOSAL_BYTES_PENDING_MAX_DEFAULT)]
     pub max_pending_bytes: usize,
     /// Most requests and streams one client connection may have open at

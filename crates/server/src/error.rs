@@ -369,6 +369,21 @@ mod tests {
         assert!(none.get_details_retry_info().and_then(|r| r.retry_delay).is_some());
     }
 
+    /// The reasons no cluster test can provoke on demand (tests/cluster/
+    /// error_reasons.rs names this test for them).
+    #[test]
+    fn stopped_nodes_doubtful_writes_and_store_faults_have_reasons() {
+        let stopped = node_stopped("the node is shutting down");
+        assert_eq!((stopped.code(), info(&stopped).0.as_str()), (Code::Unavailable, "NODE_STOPPED"));
+        assert!(stopped.get_details_retry_info().is_some());
+        let doubt = outcome_unknown("leadership changed", Some("n2:7101"));
+        assert_eq!((doubt.code(), info(&doubt).0.as_str()), (Code::Unknown, "OUTCOME_UNKNOWN"));
+        assert_eq!(info(&doubt).1["leader"], "n2:7101");
+        assert!(doubt.get_details_retry_info().is_none(), "a write in doubt is no blind retry");
+        let fault = store_fault(raftq_core::kv::StoreFault("checksum mismatch".into()));
+        assert_eq!((fault.code(), info(&fault).0.as_str()), (Code::Internal, "STORE_FAULT"));
+    }
+
     #[test]
     fn an_overload_says_when_to_retry() {
         let status = overloaded("busy");

@@ -270,6 +270,15 @@ impl<SM: QueueMachine> Node<SM> {
         if matches!(command, Command::Publish { .. } | Command::CreateQueue { .. })
             && let Some((available, reserve)) = self.disk.low()
         {
+            // The reserve guards the disk of the node that proposes: a
+            // follower short of disk sends the client to the leader
+            // instead, as it would with space to spare.
+            let metrics = self.metrics_now();
+            if metrics.current_leader != Some(self.id) {
+                let membership = metrics.membership_config.membership();
+                let leader = metrics.current_leader.and_then(|id| membership.get_node(&id).map(|n| n.addr.clone()));
+                return Err(error::unavailable_with_hint("this node is not the leader", leader.as_deref()));
+            }
             return Err(error::disk_low(self.id, available, reserve));
         }
         let bytes = command_bytes(&command);

@@ -77,6 +77,7 @@ async fn unknown_payload_format_is_rejected_alike_without_a_panic() {
     for response in &ra {
         let err = response.as_ref().expect_err("rejected");
         assert!(err.to_string().contains("format version 2 is not supported"), "{err}");
+        assert_eq!(err.reason(), raftq_core::Reason::UnsupportedFormat);
     }
     assert_eq!(digest(&a), before, "nothing changed, not even time");
     assert_eq!(a.applied().map(|id| id.index), Some(1_000), "the entry still counts as applied");
