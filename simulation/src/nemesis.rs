@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use raftq_client::{Client, Code, proto};
+use raftq_client::{Client, Code, Member, Membership};
 use tokio::time::{sleep, timeout};
 
 mod finale;
@@ -460,7 +460,7 @@ impl Nemesis {
     async fn retry_membership<F, Fut>(&self, call: F) -> bool
     where
         F: Fn(Client) -> Fut,
-        Fut: std::future::Future<Output = Result<proto::Membership, raftq_client::ClientError>>,
+        Fut: std::future::Future<Output = Result<Membership, raftq_client::ClientError>>,
     {
         for attempt in 0..5 {
             match call(self.shared.client_starting_at(attempt)).await {
@@ -508,7 +508,7 @@ impl Nemesis {
     }
 }
 
-fn ids(members: &[proto::Member]) -> Vec<u64> {
+fn ids(members: &[Member]) -> Vec<u64> {
     members.iter().map(|m| m.node_id).collect()
 }
 

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use raftq_client::{Client, ClientConfig, ClientError, Delivery, OutgoingMessage, RetryPolicy, proto};
+use raftq_client::{
+    Client, ClientConfig, ClientError, ClusterStatus, Delivery, OutgoingMessage, QueueConfig, RetryPolicy,
+};
 use tokio::time::sleep;
 
 use crate::history::{Call, Delivered, History, Lease, Op, Outcome, Reply};
@@ -148,9 +150,9 @@ impl Shared {
     /// still say it leads the old membership, but in a term the cluster
     /// has left behind (seed 1015: trusting its answer kept it counted
     /// as a member).
-    pub async fn leader_status(&self) -> Option<proto::StatusResponse> {
+    pub async fn leader_status(&self) -> Option<ClusterStatus> {
         let client = self.client();
-        let mut newest: Option<proto::StatusResponse> = None;
+        let mut newest: Option<ClusterStatus> = None;
         for addr in &self.servers {
             let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), client.cluster_status_of(addr)).await
             else {
@@ -230,13 +232,11 @@ fn process_rng(plan: &Plan, process: u32) -> fastrand::Rng {
 
 /// Creates the two queues (producer 0 does this; everyone else waits).
 async fn setup(shared: &Shared) {
-    let dlq = proto::QueueConfig::default();
-    let work = proto::QueueConfig {
-        lease_ms: Some(shared.plan.lease_ms),
-        max_deliveries: Some(shared.plan.max_deliveries),
-        dead_letter_queue: Some(DEAD_LETTER_QUEUE.to_owned()),
-        ..proto::QueueConfig::default()
-    };
+    let dlq = QueueConfig::default();
+    let work = QueueConfig::default()
+        .lease(Duration::from_millis(shared.plan.lease_ms))
+        .max_deliveries(shared.plan.max_deliveries)
+        .dead_letter_queue(DEAD_LETTER_QUEUE);
     let mut attempt = 0;
     for (name, config) in [(DEAD_LETTER_QUEUE, dlq), (WORK_QUEUE, work)] {
         loop {

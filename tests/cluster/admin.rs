@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use raftq_client::{DigestScan, OutgoingMessage, ReplicaCheck, proto};
+use raftq_client::{DigestScan, OutgoingMessage, QueueConfig, ReplicaCheck, proto};
 use tokio::time::Instant;
 
 use crate::harness::{Cluster, Options, WAIT};
@@ -74,7 +74,7 @@ async fn a_transfer_to_a_voter_that_is_down_fails_and_the_cluster_keeps_going() 
         "a failed transfer is ABORTED or DEADLINE_EXCEEDED: {status:?}"
     );
     assert!(status.message().contains(&format!("node {down}")), "the message names the target: {status:?}");
-    cluster.client().create_queue("after-failed-transfer", proto::QueueConfig::default()).await.expect("writes go on");
+    cluster.client().create_queue("after-failed-transfer", QueueConfig::default()).await.expect("writes go on");
 }
 
 /// Destructive and administrative requests leave one audit line each on
@@ -106,7 +106,7 @@ async fn replicas_report_equal_digests_at_equal_applied_index() {
     const MESSAGES: usize = 300;
     let mut cluster = Cluster::start("digests", 3, Options::default()).await;
     let client = cluster.client();
-    client.create_queue(QUEUE, proto::QueueConfig::default()).await.expect("create queue");
+    client.create_queue(QUEUE, QueueConfig::default()).await.expect("create queue");
     for batch in 0..MESSAGES / 50 {
         let messages = (0..50).map(|i| OutgoingMessage::new(format!("m-{batch}-{i}"))).collect();
         client.publish(QUEUE, messages).await.expect("publish");

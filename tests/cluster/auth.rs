@@ -3,7 +3,7 @@
 //! checked before anything reaches the log, and a reloaded file taking
 //! effect without a restart.
 
-use raftq_client::{Code, OutgoingMessage, proto};
+use raftq_client::{Code, OutgoingMessage, QueueConfig, proto};
 use raftq_proto::v1::raft_transport_client::RaftTransportClient;
 use raftq_server::auth::{AuthFile, Grant, Permission, Principal, token_hash};
 
@@ -47,7 +47,7 @@ fn options() -> Options {
 async fn permissions_are_checked_before_anything_reaches_the_log() {
     let mut cluster = Cluster::start("auth-permissions", 3, options()).await;
     let admin = cluster.client();
-    admin.create_queue("orders", proto::QueueConfig::default()).await.expect("ops creates orders");
+    admin.create_queue("orders", QueueConfig::default()).await.expect("ops creates orders");
     let app = cluster.client_with_token(Some(APP));
     app.publish("orders", vec![OutgoingMessage::new("one")]).await.expect("app publishes to orders");
 
@@ -58,10 +58,10 @@ async fn permissions_are_checked_before_anything_reaches_the_log() {
     assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
     let message = denied.to_string();
     assert!(message.contains("publish") && message.contains("orders"), "{message}");
-    assert_eq!(admin.get_queue("orders").await.expect("stats").stats.expect("stats").ready, 1, "nothing was published");
+    assert_eq!(admin.get_queue("orders").await.expect("stats").stats.ready, 1, "nothing was published");
     let purge = reader.purge_queue("orders").await.expect_err("reader may not purge");
     assert_eq!(purge.code(), Code::PermissionDenied, "{purge:?}");
-    assert_eq!(admin.get_queue("orders").await.expect("stats").stats.expect("stats").ready, 1, "nothing was purged");
+    assert_eq!(admin.get_queue("orders").await.expect("stats").stats.ready, 1, "nothing was purged");
 
     // No token, or an unknown one: UNAUTHENTICATED.
     for token in [None, Some("rq_nobody")] {
@@ -92,7 +92,7 @@ async fn permissions_are_checked_before_anything_reaches_the_log() {
     assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
 
     // The reader consumes; the queue list shows a principal its queues only.
-    admin.create_queue("payments", proto::QueueConfig::default()).await.expect("ops creates payments");
+    admin.create_queue("payments", QueueConfig::default()).await.expect("ops creates payments");
     let got = reader.receive("orders", 10, std::time::Duration::ZERO, None).await.expect("reader receives");
     assert_eq!(got.len(), 1);
     reader.ack(&[got[0].receipt.clone()]).await.expect("reader acks");
@@ -107,7 +107,7 @@ async fn permissions_are_checked_before_anything_reaches_the_log() {
 async fn a_revoked_token_stops_working_after_reload_without_a_restart() {
     let mut cluster = Cluster::start("auth-reload", 3, options()).await;
     let pids: Vec<Option<u32>> = cluster.running_ids().into_iter().map(|id| cluster.pid(id)).collect();
-    cluster.client().create_queue("orders", proto::QueueConfig::default()).await.expect("create");
+    cluster.client().create_queue("orders", QueueConfig::default()).await.expect("create");
     let app = cluster.client_with_token(Some(APP));
     app.publish("orders", vec![OutgoingMessage::new("before")]).await.expect("app publishes");
 

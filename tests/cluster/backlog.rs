@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use raftq_client::{OutgoingMessage, proto};
+use raftq_client::{OutgoingMessage, QueueConfig};
 
 use crate::harness::{Cluster, Options, wait_for};
 
@@ -64,13 +64,13 @@ async fn a_large_backlog_leaves_every_node_s_memory_flat() {
     const QUEUE: &str = "backlog";
     let mut cluster = Cluster::start("backlog", 3, Options::default()).await;
     let client = cluster.client();
-    client.create_queue(QUEUE, proto::QueueConfig::default()).await.expect("create queue");
+    client.create_queue(QUEUE, QueueConfig::default()).await.expect("create queue");
     publish(&client, QUEUE, WARM_UP).await;
     let before = rss_of(&cluster);
     publish(&client, QUEUE, MESSAGES - WARM_UP).await;
     // Let every follower apply the last entries before measuring.
     let info = client.get_queue(QUEUE).await.expect("get queue");
-    assert_eq!(info.stats.as_ref().map(|s| s.ready), Some(MESSAGES as u64), "every message is in the queue");
+    assert_eq!(info.stats.ready, MESSAGES as u64, "every message is in the queue");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = rss_of(&cluster);
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
@@ -129,5 +129,5 @@ async fn restart_under_backlog(cluster: &mut Cluster, queue: &str) {
     })
     .await;
     let info = cluster.client_of(follower).get_queue(queue).await.expect("read through the restarted leader");
-    assert_eq!(info.stats.as_ref().map(|s| s.ready), Some(MESSAGES as u64));
+    assert_eq!(info.stats.ready, MESSAGES as u64);
 }

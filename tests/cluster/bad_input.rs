@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
-use raftq_client::{Code, OutgoingMessage, proto};
+use raftq_client::{Code, OutgoingMessage, QueueConfig, proto};
 use raftq_proto::v1::queue_client::QueueClient;
 
 use crate::harness::{Cluster, Options, Stub};
@@ -21,7 +21,7 @@ async fn bad_input_is_rejected_and_node_keeps_serving() {
     const QUEUE: &str = "bad-input";
     let mut cluster = Cluster::start("bad-input", 3, Options::default()).await;
     let client = cluster.client();
-    client.create_queue(QUEUE, proto::QueueConfig::default()).await.expect("create queue");
+    client.create_queue(QUEUE, QueueConfig::default()).await.expect("create queue");
 
     let publish =
         |queue: &str, messages: Vec<proto::PublishMessage>| proto::PublishRequest { queue: queue.to_owned(), messages };
@@ -93,7 +93,7 @@ async fn bad_input_is_rejected_and_node_keeps_serving() {
     expect_rejected("129-byte queue name", result, Code::InvalidArgument, "queue");
 
     // Nothing above changed anything, and every node still serves.
-    let stats = client.get_queue(QUEUE).await.expect("get queue").stats.expect("stats");
+    let stats = client.get_queue(QUEUE).await.expect("get queue").stats;
     assert_eq!((stats.published_total, stats.ready), (0, 0), "rejected publishes stored something: {stats:?}");
     cluster.assert_running();
     for id in cluster.running_ids() {
@@ -243,6 +243,6 @@ async fn connections_past_the_limit_or_silent_are_closed() {
     assert!(started.elapsed() >= Duration::from_secs(5), "not before the first-byte limit");
     // Their slots are free again: a client gets in.
     let client = cluster.client_of(1);
-    client.create_queue("after-the-crowd", proto::QueueConfig::default()).await.expect("the node serves");
+    client.create_queue("after-the-crowd", QueueConfig::default()).await.expect("the node serves");
     cluster.assert_running();
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use raftq_client::{Code, ErrorReason, OutgoingMessage, proto};
+use raftq_client::{Code, ErrorReason, OutgoingMessage, QueueConfig, proto};
 use tonic_types::StatusExt;
 
 use crate::harness::{Cluster, Options};
@@ -18,12 +18,12 @@ async fn errors_carry_stable_reasons() {
     assert_eq!((err.code(), err.reason()), (Code::NotFound, ErrorReason::QueueNotFound), "{err}");
     assert_eq!(err.info("queue"), Some("nowhere"));
 
-    let config = proto::QueueConfig { max_length: Some(1), ..Default::default() };
+    let config = QueueConfig::default().max_length(1);
     client.create_queue("small", config.clone()).await.expect("create");
     let err = client.create_queue("small", config).await.expect_err("taken");
     assert_eq!((err.code(), err.reason()), (Code::AlreadyExists, ErrorReason::QueueExists), "{err}");
 
-    let err = client.create_queue("bad name", proto::QueueConfig::default()).await.expect_err("bad name");
+    let err = client.create_queue("bad name", QueueConfig::default()).await.expect_err("bad name");
     assert_eq!((err.code(), err.reason()), (Code::InvalidArgument, ErrorReason::InvalidArgument), "{err}");
     assert_eq!(err.info("field"), Some("queue"));
 
@@ -36,7 +36,7 @@ async fn errors_carry_stable_reasons() {
     );
     assert!(!err.is_retryable(), "a full queue is not retried blindly: {err}");
 
-    let big = proto::QueueConfig { max_message_bytes: Some(1024), ..Default::default() };
+    let big = QueueConfig::default().max_message_bytes(1024);
     client.create_queue("tiny-messages", big).await.expect("create");
     let err = client.publish_one("tiny-messages", OutgoingMessage::new(vec![0u8; 2048])).await.expect_err("too large");
     assert_eq!(err.reason(), ErrorReason::MessageTooLarge, "{err}");

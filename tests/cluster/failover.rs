@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use raftq_client::{OutgoingMessage, proto};
+use raftq_client::{OutgoingMessage, QueueConfig};
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout};
 
@@ -29,7 +29,7 @@ async fn leader_kill_loses_nothing() {
     const QUEUE: &str = "leader-kill";
     let mut cluster = Cluster::start("leader-kill", 3, Options::default()).await;
     let client = cluster.client();
-    client.create_queue(QUEUE, proto::QueueConfig::default()).await.expect("create queue");
+    client.create_queue(QUEUE, QueueConfig::default()).await.expect("create queue");
 
     // Producers report each confirmation; the first confirmation of a
     // publish started after the kill marks the cluster serving again.
@@ -121,7 +121,7 @@ async fn dedup_keys_survive_failover() {
     const QUEUE: &str = "dedup";
     let mut cluster = Cluster::start("dedup-failover", 3, Options::default()).await;
     let client = cluster.client();
-    client.create_queue(QUEUE, proto::QueueConfig::default()).await.expect("create queue");
+    client.create_queue(QUEUE, QueueConfig::default()).await.expect("create queue");
     let message = OutgoingMessage::new("exactly-once").with_idempotency_key("order-42");
 
     let first = client.publish_one(QUEUE, message.clone()).await.expect("first publish");
@@ -138,6 +138,6 @@ async fn dedup_keys_survive_failover() {
     let ids: Vec<u64> = delivered.iter().map(|m| m.message_id).collect();
     assert_eq!(ids, [first.message_id], "exactly the one message drains");
     assert_eq!(body_text(&delivered[0]), "exactly-once");
-    let stats = client.get_queue(QUEUE).await.expect("get queue").stats.expect("stats");
+    let stats = client.get_queue(QUEUE).await.expect("get queue").stats;
     assert_eq!((stats.published_total, stats.duplicates_total), (1, 1), "{stats:?}");
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use raftq_client::{Code, OutgoingMessage, proto};
+use raftq_client::{Code, MessageState, OutgoingMessage, QueueConfig};
 use tokio::time::sleep;
 
 use crate::harness::{Cluster, Options};
@@ -21,7 +21,7 @@ async fn expired_receipt_rejected_after_leader_change() {
     const QUEUE: &str = "leases";
     let mut cluster = Cluster::start("expired-receipt", 3, Options::default()).await;
     let client = cluster.client();
-    client.create_queue(QUEUE, proto::QueueConfig::default()).await.expect("create queue");
+    client.create_queue(QUEUE, QueueConfig::default()).await.expect("create queue");
     let published = client.publish_one(QUEUE, OutgoingMessage::new("lease-me")).await.expect("publish");
 
     let mut deliveries = client.receive(QUEUE, 1, RECEIVE_WAIT, Some(LEASE)).await.expect("receive");
@@ -29,7 +29,7 @@ async fn expired_receipt_rejected_after_leader_change() {
     let first = deliveries.remove(0);
     assert_eq!((first.message_id(), first.delivery_count()), (published.message_id, 1));
     let view = client.inspect(QUEUE, published.message_id).await.expect("inspect");
-    assert_eq!(view.state(), proto::MessageState::Leased);
+    assert_eq!(view.state, MessageState::Leased);
     assert_eq!(view.lease_expires_at_ms, first.lease_expires_at_ms);
 
     // Letting the lease run out is the behaviour under test: wait for its

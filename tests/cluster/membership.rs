@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use raftq_client::{Client, OutgoingMessage, proto};
+use raftq_client::{Client, Member, OutgoingMessage, QueueConfig, proto};
 
 use crate::harness::{Cluster, Options, WAIT, wait_for};
 use crate::workload::{body_text, drain};
@@ -21,7 +21,7 @@ async fn learner_join_promote_and_remove() {
     const QUEUE: &str = "members";
     let mut cluster = Cluster::start("membership", 3, Options::default()).await;
     let client = cluster.client();
-    client.create_queue(QUEUE, proto::QueueConfig::default()).await.expect("create queue");
+    client.create_queue(QUEUE, QueueConfig::default()).await.expect("create queue");
     let messages = (0..MESSAGES).map(|i| OutgoingMessage::new(format!("before-{i}"))).collect();
     client.publish(QUEUE, messages).await.expect("publish");
 
@@ -71,13 +71,13 @@ async fn learner_join_promote_and_remove() {
     assert_eq!(drained.len(), MESSAGES, "messages published before the changes");
 }
 
-fn ids(members: &[proto::Member]) -> Vec<u64> {
+fn ids(members: &[Member]) -> Vec<u64> {
     members.iter().map(|m| m.node_id).collect()
 }
 
 /// A publish and a receive work, on a queue of their own.
 async fn assert_serves(client: &Client, queue: &str) {
-    client.create_queue(queue, proto::QueueConfig::default()).await.expect("create queue");
+    client.create_queue(queue, QueueConfig::default()).await.expect("create queue");
     let published = client.publish_one(queue, OutgoingMessage::new("probe")).await.expect("publish");
     let deliveries = client.receive(queue, 1, Duration::from_secs(5), None).await.expect("receive");
     assert_eq!(deliveries.iter().map(|d| d.message_id()).collect::<Vec<_>>(), [published.message_id], "{queue}");

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use raftq_client::{Delivery, OutgoingMessage, Receipt, proto};
+use raftq_client::{Delivery, Message, OutgoingMessage, QueueConfig, Receipt};
 
 use crate::harness::{Cluster, Options};
 use crate::workload::body_text;
@@ -24,7 +24,7 @@ async fn whole_cluster_restart_keeps_everything() {
     const QUEUE: &str = "keep";
     let mut cluster = Cluster::start("whole-restart", 3, Options::default()).await;
     let client = cluster.client();
-    let config = proto::QueueConfig { lease_ms: Some(45_000), dedup_window_ms: Some(600_000), ..Default::default() };
+    let config = QueueConfig::default().lease(Duration::from_secs(45)).dedup_window(Duration::from_secs(600));
     client.create_queue(QUEUE, config).await.expect("create queue");
 
     // Leased and never acked.
@@ -51,7 +51,7 @@ async fn whole_cluster_restart_keeps_everything() {
     let before = inspect_all(&client, QUEUE).await;
     assert_eq!(before.len(), 13, "every message is in the queue");
     let info_before = client.get_queue(QUEUE).await.expect("get queue");
-    let stats = info_before.stats.expect("stats");
+    let stats = info_before.stats;
     assert_eq!((stats.ready, stats.leased, stats.delayed), (7, 3, 3), "{stats:?}");
 
     for id in cluster.running_ids() {
@@ -71,7 +71,7 @@ async fn whole_cluster_restart_keeps_everything() {
     assert_eq!(before.len(), after.len(), "messages lost or gained across the restart");
     let info_after = client.get_queue(QUEUE).await.expect("get queue after restart");
     assert_eq!(info_after.config, info_before.config, "queue config changed");
-    let (old, new) = (stats, info_after.stats.expect("stats"));
+    let (old, new) = (stats, info_after.stats);
     assert_eq!(
         (new.ready, new.leased, new.delayed, new.published_total, new.delivered_total, new.nacked_total),
         (old.ready, old.leased, old.delayed, old.published_total, old.delivered_total, old.nacked_total),
@@ -108,9 +108,9 @@ fn bodies(deliveries: &[Delivery]) -> Vec<String> {
 }
 
 /// Every message of `queue` with its history, in id order.
-async fn inspect_all(client: &raftq_client::Client, queue: &str) -> Vec<proto::MessageView> {
-    let page = client.peek(queue, proto::MessageState::Unspecified, 0, 1_000).await.expect("peek");
-    assert_eq!(page.next_after_id, 0, "one page holds them all");
+async fn inspect_all(client: &raftq_client::Client, queue: &str) -> Vec<Message> {
+    let page = client.peek(queue, None, None, 1_000).await.expect("peek");
+    assert_eq!(page.next_after_id, None, "one page holds them all");
     let mut views = Vec::new();
     for message in page.messages {
         views.push(client.inspect(queue, message.message_id).await.expect("inspect"));

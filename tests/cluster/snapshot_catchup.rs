@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use raftq_client::proto;
+use raftq_client::QueueConfig;
 use tokio::time::Instant;
 
 use crate::harness::{Cluster, Options, WAIT, wait_for};
@@ -30,7 +30,7 @@ async fn stopped_follower_catches_up_through_snapshot() {
     let options = Options { snapshot_every: Some(SNAPSHOT_EVERY), log_keep: Some(LOG_KEEP), ..Options::default() };
     let mut cluster = Cluster::start("snapshot-catchup", 3, options).await;
     let client = cluster.client();
-    client.create_queue(QUEUE, proto::QueueConfig::default()).await.expect("create queue");
+    client.create_queue(QUEUE, QueueConfig::default()).await.expect("create queue");
 
     let leader = cluster.leader_id().await;
     let follower = *cluster.running_ids().iter().find(|id| **id != leader).expect("a follower");
@@ -81,7 +81,7 @@ async fn stopped_follower_catches_up_through_snapshot() {
     let reader = cluster.client_of(follower);
     let info = reader.get_queue(QUEUE).await.expect("get queue");
     assert_eq!(reader.leader(), Some(cluster.addr(follower)), "the caught-up node answered as leader");
-    assert_eq!(info.stats.expect("stats").ready, MESSAGES as u64, "messages on the caught-up node");
+    assert_eq!(info.stats.ready, MESSAGES as u64, "messages on the caught-up node");
     let delivered = drain(&reader, QUEUE).await;
     let drained: BTreeSet<String> = delivered.iter().map(body_text).collect();
     let published: BTreeSet<String> = published.into_iter().collect();

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use raftq_client::{OutgoingMessage, TlsConfig, proto};
+use raftq_client::{OutgoingMessage, QueueConfig, TlsConfig, proto};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
@@ -55,7 +55,7 @@ fn tls_options(ca: &Ca, require_client_cert: bool) -> Options {
 }
 
 async fn round_trip(client: &raftq_client::Client, queue: &str) -> Result<(), raftq_client::ClientError> {
-    client.create_queue(queue, proto::QueueConfig::default()).await?;
+    client.create_queue(queue, QueueConfig::default()).await?;
     client.publish(queue, vec![OutgoingMessage::new("over tls")]).await?;
     let got = client.receive(queue, 1, std::time::Duration::from_secs(5), None).await?;
     assert_eq!(got.len(), 1);

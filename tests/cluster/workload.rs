@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use raftq_client::{Client, ClientError, OutgoingMessage, Receipt, proto};
+use raftq_client::{Client, ClientError, Message, OutgoingMessage, Receipt};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep};
 
@@ -112,7 +112,7 @@ async fn publish_until_confirmed(client: &Client, queue: &str, body: &str) -> Re
 /// [`DRAIN_QUIET`] and nothing ready, leased or delayed in its stats.
 /// Returns every delivered message in delivery order (a redelivered one
 /// appears once per delivery).
-pub async fn drain(client: &Client, queue: &str) -> Vec<proto::MessageView> {
+pub async fn drain(client: &Client, queue: &str) -> Vec<Message> {
     let deadline = Instant::now() + DRAIN_LIMIT;
     let mut delivered = Vec::new();
     let mut last_delivery = Instant::now();
@@ -134,7 +134,7 @@ pub async fn drain(client: &Client, queue: &str) -> Vec<proto::MessageView> {
             }
             Ok(_) if last_delivery.elapsed() >= DRAIN_QUIET => {
                 let info = client.get_queue(queue).await.expect("get_queue during drain");
-                let stats = info.stats.expect("queue stats");
+                let stats = info.stats;
                 if stats.ready + stats.leased + stats.delayed == 0 {
                     return delivered;
                 }
@@ -150,6 +150,6 @@ pub async fn drain(client: &Client, queue: &str) -> Vec<proto::MessageView> {
 }
 
 /// A message body as text.
-pub fn body_text(message: &proto::MessageView) -> String {
+pub fn body_text(message: &Message) -> String {
     String::from_utf8_lossy(&message.body).into_owned()
 }

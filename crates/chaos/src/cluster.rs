@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use raftq_client::{BearerToken, Client, ClientConfig, ClientError, RetryPolicy, TlsConfig, endpoint, proto};
+use raftq_client::{BearerToken, Client, ClientConfig, ClientError, ClusterStatus, RetryPolicy, TlsConfig, endpoint};
 use tokio::time::Instant;
 
 use crate::docker::Docker;
@@ -125,7 +125,7 @@ impl Cluster {
 
     async fn whole(&self) -> Result<(), String> {
         let mut leaders = std::collections::BTreeSet::new();
-        let mut leader_view: Option<proto::StatusResponse> = None;
+        let mut leader_view: Option<ClusterStatus> = None;
         for node in &self.nodes {
             let status =
                 self.admin.cluster_status_of(&node.addr).await.map_err(|e| format!("node {}: {e}", node.id))?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
-use raftq_client::{DigestScan, proto};
+use raftq_client::{DigestScan, QueueConfig};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -122,7 +122,7 @@ pub async fn run(
 ) -> Result<ScenarioReport> {
     cluster.heal_and_converge(timing.converge_limit).await.context("cluster not whole before the scenario")?;
     let queue = format!("chaos-{}-{run_id}", fault.name());
-    let config = proto::QueueConfig { lease_ms: Some(LEASE_MS), ..proto::QueueConfig::default() };
+    let config = QueueConfig::default().lease(Duration::from_millis(LEASE_MS));
     cluster.admin().create_queue(&queue, config).await.with_context(|| format!("creating {queue}"))?;
     let mut load = Workload::start(&queue, &format!("{}-{run_id}", fault.name()), workload, || {
         cluster.client(workload.call_limit)
@@ -281,8 +281,7 @@ async fn drain(cluster: &Cluster, queue: &str, limit: Duration) -> bool {
     let start = Instant::now();
     loop {
         if let Ok(info) = cluster.admin().get_queue(queue).await
-            && let Some(s) = info.stats
-            && s.ready + s.leased + s.delayed + s.dead == 0
+            && info.stats.ready + info.stats.leased + info.stats.delayed + info.stats.dead == 0
         {
             return true;
         }

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use bytes::{BufMut, Bytes, BytesMut};
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
-use raftq_client::{Client, ClientConfig, OutgoingMessage, proto};
+use raftq_client::{Client, ClientConfig, OutgoingMessage, QueueConfig};
 
 /// Ack requests in flight per consumer.
 const ACKS_IN_FLIGHT: usize = 4;
@@ -172,7 +172,7 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, base: ClientConfig, json
             .map(|_| Client::connect(ClientConfig { servers: servers.clone(), ..base.clone() }).context("connecting"))
             .collect::<Result<Vec<_>>>()?
     };
-    match client.create_queue(&args.queue, proto::QueueConfig::default()).await {
+    match client.create_queue(&args.queue, QueueConfig::default()).await {
         Ok(_) => {}
         Err(e) if e.code() == tonic::Code::AlreadyExists => {
             client.purge_queue(&args.queue).await.context("purging the bench queue")?;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use raftq_client::{Client, ClientConfig, OutgoingMessage, proto};
+use raftq_client::{Client, ClientConfig, OutgoingMessage, QueueConfig};
 
 /// Kills the server if the test fails before stopping it.
 struct Server(Child);
@@ -84,7 +84,7 @@ fn metrics_endpoint_serves_raft_queue_and_rpc_metrics() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let client = Client::connect(ClientConfig::new([addr.as_str()])).unwrap();
-        client.create_queue("metered", proto::QueueConfig::default()).await.unwrap();
+        client.create_queue("metered", QueueConfig::default()).await.unwrap();
         client.publish("metered", vec![OutgoingMessage::new("a"), OutgoingMessage::new("b")]).await.unwrap();
     });
     // Closes the client's connection: a graceful stop waits for open ones.

@@ -9,9 +9,10 @@ use raftq_proto::v1::{self as proto, cluster_client::ClusterClient};
 
 use crate::{
     client::{CallSpec, Client, Target},
+    convert::missing,
     error::ClientError,
-    queue_api::missing,
     retry::Safety::{Idempotent, NotIdempotent},
+    types::{ClusterStatus, Membership},
 };
 
 /// Pause between two rounds of [`Client::verify_replicas`] while the
@@ -114,15 +115,15 @@ impl Client {
     /// leader knows the others' progress). Any node answers; if the one that
     /// did names another node as leader, the leader is asked too, and its
     /// answer wins when it gives one.
-    pub async fn cluster_status(&self) -> Result<proto::StatusResponse, ClientError> {
+    pub async fn cluster_status(&self) -> Result<ClusterStatus, ClientError> {
         let spec = CallSpec { learn_leader: false, ..CallSpec::leader("cluster_status", Idempotent) };
         let (status, addr) = self.status_call(spec).await?;
         if status.leader_id.is_some_and(|leader| leader == status.node_id) {
             self.set_leader(&addr);
-            return Ok(status);
+            return Ok(status.into());
         }
         if status.leader_address.is_empty() || status.leader_address == addr {
-            return Ok(status);
+            return Ok(status.into());
         }
         // One attempt: during an outage the named leader may be the node
         // that is down, and the answer in hand is worth more than a wait.
@@ -137,23 +138,23 @@ impl Client {
                 if from_leader.leader_id.is_some_and(|leader| leader == from_leader.node_id) {
                     self.set_leader(&leader_addr);
                 }
-                Ok(from_leader)
+                Ok(from_leader.into())
             }
             Err(err) => {
                 tracing::debug!(error = %err, "leader did not answer Status; using a follower's view");
-                Ok(status)
+                Ok(status.into())
             }
         }
     }
 
     /// The Raft state as node `addr` sees it (no redirect).
-    pub async fn cluster_status_of(&self, addr: &str) -> Result<proto::StatusResponse, ClientError> {
+    pub async fn cluster_status_of(&self, addr: &str) -> Result<ClusterStatus, ClientError> {
         let spec = CallSpec {
             target: Target::Node(addr.to_owned()),
             learn_leader: false,
             ..CallSpec::leader("cluster_status", Idempotent)
         };
-        Ok(self.status_call(spec).await?.0)
+        Ok(self.status_call(spec).await?.0.into())
     }
 
     async fn status_call(&self, spec: CallSpec) -> Result<(proto::StatusResponse, String), ClientError> {
@@ -246,7 +247,7 @@ impl Client {
         node_id: u64,
         address: &str,
         peer_address: &str,
-    ) -> Result<proto::Membership, ClientError> {
+    ) -> Result<Membership, ClientError> {
         let req =
             proto::AddLearnerRequest { node_id, address: address.to_owned(), peer_address: peer_address.to_owned() };
         let (resp, _) = self
@@ -254,30 +255,30 @@ impl Client {
                 Box::pin(async move { c.add_learner(r).await })
             })
             .await?;
-        resp.membership.ok_or_else(|| missing("AddLearnerResponse.membership"))
+        Ok(resp.membership.ok_or_else(|| missing("AddLearnerResponse.membership"))?.into())
     }
 
     /// Makes learner `node_id` a voter (a no-op for a voter, so retried
     /// freely).
-    pub async fn promote(&self, node_id: u64) -> Result<proto::Membership, ClientError> {
+    pub async fn promote(&self, node_id: u64) -> Result<Membership, ClientError> {
         let req = proto::PromoteNodeRequest { node_id };
         let (resp, _) = self
             .cluster_call(CallSpec::leader("promote", Idempotent), req, |mut c, r| {
                 Box::pin(async move { c.promote_node(r).await })
             })
             .await?;
-        resp.membership.ok_or_else(|| missing("PromoteNodeResponse.membership"))
+        Ok(resp.membership.ok_or_else(|| missing("PromoteNodeResponse.membership"))?.into())
     }
 
     /// Removes node `node_id` (voter or learner).
-    pub async fn remove_node(&self, node_id: u64) -> Result<proto::Membership, ClientError> {
+    pub async fn remove_node(&self, node_id: u64) -> Result<Membership, ClientError> {
         let req = proto::RemoveNodeRequest { node_id };
         let (resp, _) = self
             .cluster_call(CallSpec::leader("remove_node", NotIdempotent), req, |mut c, r| {
                 Box::pin(async move { c.remove_node(r).await })
             })
             .await?;
-        resp.membership.ok_or_else(|| missing("RemoveNodeResponse.membership"))
+        Ok(resp.membership.ok_or_else(|| missing("RemoveNodeResponse.membership"))?.into())
     }
 
     /// Asks the leader to hand leadership to voter `node_id`; returns once

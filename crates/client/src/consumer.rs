@@ -19,9 +19,10 @@ use tonic::{Code, Streaming};
 
 use crate::{
     client::{CallSpec, Client},
+    convert::{delivery, duration_ms},
     error::ClientError,
     retry::{Safety, backoff_delay},
-    types::{Delivery, delivery, duration_ms},
+    types::Delivery,
 };
 
 /// A stream that lived this long counts as healthy: its failure starts the

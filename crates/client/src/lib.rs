@@ -3,14 +3,14 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), raftq_client::ClientError> {
-//! use raftq_client::{Client, ClientConfig, OutgoingMessage, proto};
+//! use raftq_client::{Client, ClientConfig, OutgoingMessage, QueueConfig};
 //! use std::time::Duration;
 //!
 //! let client = Client::connect(ClientConfig::new(["127.0.0.1:7001", "127.0.0.1:7002"]))?;
-//! client.create_queue("orders", proto::QueueConfig::default()).await?;
+//! client.create_queue("orders", QueueConfig::default().lease(Duration::from_secs(60))).await?;
 //! let result = client.publish_one("orders", OutgoingMessage::new("order #1")).await?;
 //! for delivery in client.receive("orders", 10, Duration::from_secs(5), None).await? {
-//!     println!("{} {:?}", delivery.id(), delivery.body());
+//!     println!("{} {:?}", delivery.message_id(), delivery.body());
 //!     delivery.ack().await?;
 //! }
 //! # let _ = result; Ok(()) }
@@ -28,9 +28,14 @@
 //!   default; turmoil or anything else via [`Client::with_connector`]).
 //! - `client`: [`Client`] — channel cache, leader tracking, the retry loop.
 //! - `queue_api`, `cluster_api`: one method per RPC of `Queue` and `Cluster`.
-//! - `types`: [`OutgoingMessage`], [`Receipt`], [`Delivery`], and every
-//!   conversion to and from the wire types (other results are the wire
-//!   types themselves, re-exported as [`proto`]).
+//! - `types`: the client's own vocabulary, everything the methods take and
+//!   return: [`OutgoingMessage`], [`Receipt`], [`Delivery`], [`Message`],
+//!   [`QueueConfig`], [`QueueInfo`], [`ClusterStatus`], [`Membership`], ...
+//!   Names match the proto's (`message_id`, `delivery_count`,
+//!   `lease_expires_at_ms`); durations are [`std::time::Duration`]s.
+//! - `convert`: every conversion between those and the wire types
+//!   (re-exported as [`proto`] for whoever needs them raw), as `From` /
+//!   `TryFrom` impls.
 //! - `publisher`: [`Publisher`], batching in a background task.
 //! - `consumer`: [`Consumer`], a resubscribing stream over Subscribe.
 //!
@@ -89,6 +94,7 @@ mod cluster_api;
 mod config;
 mod connector;
 mod consumer;
+mod convert;
 mod error;
 mod publisher;
 mod queue_api;
@@ -106,7 +112,13 @@ pub use consumer::Consumer;
 pub use error::{ClientError, ErrorReason, code_name};
 pub use publisher::{PendingPublish, Publisher};
 pub use tonic::Code;
-pub use types::{Delivery, OutgoingMessage, Receipt};
+pub use types::{
+    ClusterStatus, DeadLetterInfo, Delivery, HistoryEvent, Member, Membership, Message, MessageState, NackOutcome,
+    NodeRole, NodeStatus, Order, OutgoingMessage, PeekPage, PublishResult, QueueConfig, QueueInfo, QueueStats, Receipt,
+    ResolvedQueueConfig, StateDigest,
+};
 
-/// The wire types (`raftq.v1`) the API takes and returns.
+/// The wire types (`raftq.v1`), for whoever needs them raw; the client's
+/// methods take and return its own types, which convert to and from these
+/// with `From` / `TryFrom`.
 pub use raftq_proto::v1 as proto;

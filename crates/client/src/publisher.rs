@@ -20,10 +20,7 @@ use tokio::{
 };
 
 use crate::{
-    client::Client,
-    config::PublisherConfig,
-    error::ClientError,
-    types::{OutgoingMessage, publish_message},
+    client::Client, config::PublisherConfig, convert::publish_message, error::ClientError, types::OutgoingMessage,
 };
 
 /// Most messages waiting in the channel to the batching task; beyond this

@@ -8,9 +8,13 @@ use raftq_proto::v1::{self as proto, queue_client::QueueClient};
 
 use crate::{
     client::{Budget, CallSpec, Client},
+    convert::{delivery, duration_ms, missing, publish_message, state_filter},
     error::ClientError,
     retry::Safety::{Idempotent, NotIdempotent},
-    types::{Delivery, OutgoingMessage, Receipt, delivery, duration_ms, publish_message},
+    types::{
+        Delivery, Message, MessageState, NackOutcome, OutgoingMessage, PeekPage, PublishResult, QueueConfig, QueueInfo,
+        Receipt,
+    },
 };
 
 /// Most pages `list_queues` follows: the cluster holds at most 10,000
@@ -39,30 +43,30 @@ impl Client {
     }
 
     /// Creates a queue; unset config fields take their defaults.
-    pub async fn create_queue(&self, name: &str, config: proto::QueueConfig) -> Result<proto::QueueInfo, ClientError> {
-        let req = proto::CreateQueueRequest { queue: name.to_owned(), config: Some(config) };
+    pub async fn create_queue(&self, name: &str, config: QueueConfig) -> Result<QueueInfo, ClientError> {
+        let req = proto::CreateQueueRequest { queue: name.to_owned(), config: Some(config.into()) };
         let resp = self
             .queue_call(CallSpec::leader("create_queue", NotIdempotent), req, |mut c, r| {
                 Box::pin(async move { c.create_queue(r).await })
             })
             .await?;
-        resp.queue.ok_or_else(|| missing("CreateQueueResponse.queue"))
+        resp.queue.ok_or_else(|| missing("CreateQueueResponse.queue"))?.try_into()
     }
 
     /// A queue's resolved config and current stats.
-    pub async fn get_queue(&self, name: &str) -> Result<proto::QueueInfo, ClientError> {
+    pub async fn get_queue(&self, name: &str) -> Result<QueueInfo, ClientError> {
         let req = proto::GetQueueRequest { queue: name.to_owned() };
         let resp = self
             .queue_call(CallSpec::leader("get_queue", Idempotent), req, |mut c, r| {
                 Box::pin(async move { c.get_queue(r).await })
             })
             .await?;
-        resp.queue.ok_or_else(|| missing("GetQueueResponse.queue"))
+        resp.queue.ok_or_else(|| missing("GetQueueResponse.queue"))?.try_into()
     }
 
     /// Every queue whose name starts with `prefix`, in name order (follows
     /// the pages; each page is its own linearizable read).
-    pub async fn list_queues(&self, prefix: &str) -> Result<Vec<proto::QueueInfo>, ClientError> {
+    pub async fn list_queues(&self, prefix: &str) -> Result<Vec<QueueInfo>, ClientError> {
         let mut queues = Vec::new();
         let mut start_after = String::new();
         for _ in 0..LIST_PAGES_MAX {
@@ -76,7 +80,9 @@ impl Client {
                     Box::pin(async move { c.list_queues(r).await })
                 })
                 .await?;
-            queues.extend(page.queues);
+            for queue in page.queues {
+                queues.push(queue.try_into()?);
+            }
             if page.next_start_after.is_empty() {
                 return Ok(queues);
             }
@@ -89,14 +95,14 @@ impl Client {
     }
 
     /// Changes the config fields that are set in `config`.
-    pub async fn update_queue(&self, name: &str, config: proto::QueueConfig) -> Result<proto::QueueInfo, ClientError> {
-        let req = proto::UpdateQueueRequest { queue: name.to_owned(), config: Some(config) };
+    pub async fn update_queue(&self, name: &str, config: QueueConfig) -> Result<QueueInfo, ClientError> {
+        let req = proto::UpdateQueueRequest { queue: name.to_owned(), config: Some(config.into()) };
         let resp = self
             .queue_call(CallSpec::leader("update_queue", NotIdempotent), req, |mut c, r| {
                 Box::pin(async move { c.update_queue(r).await })
             })
             .await?;
-        resp.queue.ok_or_else(|| missing("UpdateQueueResponse.queue"))
+        resp.queue.ok_or_else(|| missing("UpdateQueueResponse.queue"))?.try_into()
     }
 
     /// Deletes a queue and its messages; returns how many went with it.
@@ -130,7 +136,7 @@ impl Client {
         &self,
         queue: &str,
         messages: Vec<OutgoingMessage>,
-    ) -> Result<Vec<proto::PublishResult>, ClientError> {
+    ) -> Result<Vec<PublishResult>, ClientError> {
         let messages = messages
             .into_iter()
             .map(|mut message| {
@@ -142,11 +148,7 @@ impl Client {
     }
 
     /// Publishes one message.
-    pub async fn publish_one(
-        &self,
-        queue: &str,
-        message: OutgoingMessage,
-    ) -> Result<proto::PublishResult, ClientError> {
+    pub async fn publish_one(&self, queue: &str, message: OutgoingMessage) -> Result<PublishResult, ClientError> {
         let mut results = self.publish(queue, vec![message]).await?;
         results.pop().ok_or_else(|| missing("PublishResponse.results"))
     }
@@ -156,7 +158,7 @@ impl Client {
         &self,
         queue: &str,
         messages: Vec<proto::PublishMessage>,
-    ) -> Result<Vec<proto::PublishResult>, ClientError> {
+    ) -> Result<Vec<PublishResult>, ClientError> {
         debug_assert!(messages.iter().all(|m| !m.idempotency_key.is_empty()), "every publish carries a key");
         let count = messages.len();
         let req = proto::PublishRequest { queue: queue.to_owned(), messages };
@@ -168,7 +170,7 @@ impl Client {
         if resp.results.len() != count {
             return Err(ClientError::Protocol(format!("{} results for {count} messages", resp.results.len())));
         }
-        Ok(resp.results)
+        Ok(resp.results.into_iter().map(Into::into).collect())
     }
 
     /// Leases up to `max_messages` (1..=1000) visible messages, waiting up
@@ -215,7 +217,7 @@ impl Client {
         delay: Option<Duration>,
         dead_letter: bool,
         reason: &str,
-    ) -> Result<proto::NackResponse, ClientError> {
+    ) -> Result<NackOutcome, ClientError> {
         let req = proto::NackRequest {
             receipt: Some(receipt.into()),
             delay_ms: delay.map(duration_ms),
@@ -225,7 +227,8 @@ impl Client {
         self.queue_call(CallSpec::leader("nack", NotIdempotent), req, |mut c, r| {
             Box::pin(async move { c.nack(r).await })
         })
-        .await
+        .await?
+        .try_into()
     }
 
     /// Sets a live lease to end `lease` from now; returns the new deadline.
@@ -239,29 +242,36 @@ impl Client {
         Ok(resp.lease_expires_at_ms)
     }
 
-    /// One page of messages in `state` (UNSPECIFIED = any) with ids above
-    /// `after_id`, without changing them. `limit` 0 = 100, at most 1000.
+    /// One page of messages in `state` (`None` = any) with ids above
+    /// `after_id` (`None` = from the first), without changing them; pass the
+    /// page's `next_after_id` for the next. `limit` 0 = 100, at most 1000.
     pub async fn peek(
         &self,
         queue: &str,
-        state: proto::MessageState,
-        after_id: u64,
+        state: Option<MessageState>,
+        after_id: Option<u64>,
         limit: u32,
-    ) -> Result<proto::PeekResponse, ClientError> {
-        let req = proto::PeekRequest { queue: queue.to_owned(), state: state.into(), after_id, limit };
+    ) -> Result<PeekPage, ClientError> {
+        let req = proto::PeekRequest {
+            queue: queue.to_owned(),
+            state: state_filter(state).into(),
+            after_id: after_id.unwrap_or(0),
+            limit,
+        };
         self.queue_call(CallSpec::leader("peek", Idempotent), req, |mut c, r| Box::pin(async move { c.peek(r).await }))
-            .await
+            .await?
+            .try_into()
     }
 
     /// One message by id, with its state and history.
-    pub async fn inspect(&self, queue: &str, id: u64) -> Result<proto::MessageView, ClientError> {
-        let req = proto::InspectRequest { queue: queue.to_owned(), message_id: id };
+    pub async fn inspect(&self, queue: &str, message_id: u64) -> Result<Message, ClientError> {
+        let req = proto::InspectRequest { queue: queue.to_owned(), message_id };
         let resp = self
             .queue_call(CallSpec::leader("inspect", Idempotent), req, |mut c, r| {
                 Box::pin(async move { c.inspect(r).await })
             })
             .await?;
-        resp.message.ok_or_else(|| missing("InspectResponse.message"))
+        resp.message.ok_or_else(|| missing("InspectResponse.message"))?.try_into()
     }
 
     /// Moves up to `max_messages` (0 = all) dead letters back to their
@@ -274,9 +284,4 @@ impl Client {
         let resp = self.queue_call(spec, req, |mut c, r| Box::pin(async move { c.redrive(r).await })).await?;
         Ok(resp.moved)
     }
-}
-
-/// A response field the protocol says is always set was missing.
-pub(crate) fn missing(field: &str) -> ClientError {
-    ClientError::Protocol(format!("{field} missing"))
 }

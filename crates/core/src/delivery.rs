@@ -37,8 +37,8 @@ pub(crate) fn check_live(kv: &dyn KvRead, now_ms: u64, field: &str, receipt: &Re
         );
     };
     let (kind, refusal) = match message.state {
-        MessageState::Leased { attempt, deadline_ms } if attempt == receipt.attempt => {
-            if deadline_ms > now_ms {
+        MessageState::Leased { attempt, lease_expires_at_ms } if attempt == receipt.attempt => {
+            if lease_expires_at_ms > now_ms {
                 return Ok(Lease { queue, message });
             }
             (Reason::LeaseExpired, "lease ended; the message will be redelivered")
@@ -57,7 +57,7 @@ impl Ctx<'_, '_> {
         let now_ms = self.now_ms();
         let mut queue = self.must_queue(name)?;
         let lease_ms = lease_ms.unwrap_or(queue.config.lease_ms);
-        let deadline_ms = now_ms.saturating_add(lease_ms);
+        let lease_expires_at_ms = now_ms.saturating_add(lease_ms);
         // Nothing else becomes ready while this runs, so the first
         // `max_messages` ready ids in delivery order are the candidates.
         let direction = match queue.config.order {
@@ -92,16 +92,16 @@ impl Ctx<'_, '_> {
             // Saturating: 4 billion deliveries of one message cannot happen
             // in practice; if it did, receipts would repeat, not wrap.
             let attempt = message.delivery_count.saturating_add(1);
-            self.set_state(&mut queue, &mut message, MessageState::Leased { attempt, deadline_ms });
+            self.set_state(&mut queue, &mut message, MessageState::Leased { attempt, lease_expires_at_ms });
             message.delivery_count = attempt;
-            message.record(HistoryEvent::Delivered { at_ms: now_ms, attempt, lease_deadline_ms: deadline_ms });
+            message.record(HistoryEvent::Delivered { at_ms: now_ms, attempt, lease_expires_at_ms });
             self.put_message(&mut queue, counted, &message);
             let mut delivered = message;
             delivered.history.clear();
             deliveries.push(Delivery {
                 message: delivered,
                 receipt: Receipt { queue: name.to_string(), message_id: id, attempt },
-                lease_deadline_ms: deadline_ms,
+                lease_expires_at_ms,
             });
             queue.stats.delivered_total += 1;
             match direction {
@@ -162,17 +162,13 @@ impl Ctx<'_, '_> {
         let now_ms = self.now_ms();
         let Lease { mut queue, mut message } = check_live(self.kv, now_ms, "receipt", receipt)?;
         let counted = message.size_bytes();
-        let deadline_ms = now_ms.saturating_add(lease_ms);
-        let state = MessageState::Leased { attempt: receipt.attempt, deadline_ms };
+        let lease_expires_at_ms = now_ms.saturating_add(lease_ms);
+        let state = MessageState::Leased { attempt: receipt.attempt, lease_expires_at_ms };
         self.set_state(&mut queue, &mut message, state);
-        message.record(HistoryEvent::LeaseExtended {
-            at_ms: now_ms,
-            attempt: receipt.attempt,
-            lease_deadline_ms: deadline_ms,
-        });
+        message.record(HistoryEvent::LeaseExtended { at_ms: now_ms, attempt: receipt.attempt, lease_expires_at_ms });
         self.put_message(&mut queue, counted, &message);
         self.save_queue(&queue);
-        Ok(Outcome::LeaseExtended { deadline_ms })
+        Ok(Outcome::LeaseExtended { lease_expires_at_ms })
     }
 
     /// The one failure path (nack, lease end): dead-letter the message if it

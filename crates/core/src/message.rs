@@ -14,8 +14,8 @@ pub enum MessageState {
     Ready,
     /// Not visible before `visible_at_ms` (publish delay, retry backoff).
     Delayed { visible_at_ms: u64 },
-    /// Leased to the holder of receipt `attempt` until `deadline_ms`.
-    Leased { attempt: u32, deadline_ms: u64 },
+    /// Leased to the holder of receipt `attempt` until `lease_expires_at_ms`.
+    Leased { attempt: u32, lease_expires_at_ms: u64 },
     /// Failed too often and parked here (no dead-letter queue to move to);
     /// `Redrive` makes it ready again.
     Dead,
@@ -62,12 +62,12 @@ pub enum HistoryEvent {
     Delivered {
         at_ms: u64,
         attempt: u32,
-        lease_deadline_ms: u64,
+        lease_expires_at_ms: u64,
     },
     LeaseExtended {
         at_ms: u64,
         attempt: u32,
-        lease_deadline_ms: u64,
+        lease_expires_at_ms: u64,
     },
     LeaseExpired {
         at_ms: u64,

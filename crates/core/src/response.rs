@@ -29,7 +29,7 @@ pub enum Outcome {
     },
     Nacked(NackOutcome),
     LeaseExtended {
-        deadline_ms: u64,
+        lease_expires_at_ms: u64,
     },
     Redriven {
         moved: u64,
@@ -52,7 +52,7 @@ pub struct Delivery {
     /// The message as delivered (history left out).
     pub message: Message,
     pub receipt: Receipt,
-    pub lease_deadline_ms: u64,
+    pub lease_expires_at_ms: u64,
 }
 
 /// What became of a nacked message.

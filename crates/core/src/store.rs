@@ -274,7 +274,7 @@ fn space_cursor(value: &[u8]) -> Io<u64> {
 pub(crate) fn state_due(state: &MessageState) -> Option<u64> {
     match *state {
         MessageState::Delayed { visible_at_ms } => Some(visible_at_ms),
-        MessageState::Leased { deadline_ms, .. } => Some(deadline_ms),
+        MessageState::Leased { lease_expires_at_ms, .. } => Some(lease_expires_at_ms),
         MessageState::Ready | MessageState::Dead => None,
     }
 }
@@ -389,7 +389,7 @@ impl Ctx<'_, '_> {
                 self.kv.put_new(keys::ready(queue.space, id), Vec::new());
             }
             MessageState::Dead => stats.dead += 1,
-            MessageState::Delayed { visible_at_ms: due } | MessageState::Leased { deadline_ms: due, .. } => {
+            MessageState::Delayed { visible_at_ms: due } | MessageState::Leased { lease_expires_at_ms: due, .. } => {
                 if matches!(state, MessageState::Delayed { .. }) {
                     stats.delayed += 1;
                 } else {
@@ -417,7 +417,7 @@ impl Ctx<'_, '_> {
                 self.kv.delete_known(keys::ready(queue.space, id), Vec::new());
             }
             MessageState::Dead => stats.dead -= 1,
-            MessageState::Delayed { visible_at_ms: due } | MessageState::Leased { deadline_ms: due, .. } => {
+            MessageState::Delayed { visible_at_ms: due } | MessageState::Leased { lease_expires_at_ms: due, .. } => {
                 if matches!(state, MessageState::Delayed { .. }) {
                     stats.delayed -= 1;
                 } else {

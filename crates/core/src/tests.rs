@@ -130,6 +130,7 @@ fn queue_count_is_bounded() {
     }
     let over = s.apply(T0, &Command::CreateQueue { name: "one-more".into(), config: Default::default() });
     assert!(matches!(over, Err(QueueError::ResourceExhausted { .. })), "{over:?}");
+    assert_eq!(over.expect_err("refused").reason(), crate::Reason::QueueLimitReached);
 }
 
 #[test]
@@ -156,7 +157,7 @@ fn publish_assigns_increasing_ids_and_fifo_delivers_oldest_first() {
     assert_eq!(ids(&got), [1, 2]);
     assert_eq!(got[0].message.body, Bytes::from_static(b"a"));
     assert_eq!(got[0].receipt, Receipt { queue: "q".into(), message_id: 1, attempt: 1 });
-    assert_eq!(got[0].lease_deadline_ms, T0 + 2 + LEASE_MS_DEFAULT);
+    assert_eq!(got[0].lease_expires_at_ms, T0 + 2 + LEASE_MS_DEFAULT);
     assert_eq!(ids(&receive(&mut s, T0 + 3, "q", 10)), [3, 4]);
     assert!(receive(&mut s, T0 + 4, "q", 10).is_empty(), "leased messages are invisible");
 }
@@ -300,7 +301,7 @@ fn extend_moves_the_deadline_from_now() {
     publish(&mut s, T0, "q", &["a"]);
     let d = receive(&mut s, T0, "q", 1).remove(0);
     let extended = s.apply(T0 + 900, &Command::ExtendLease { receipt: d.receipt.clone(), lease_ms: 5_000 });
-    assert_eq!(extended, Ok(Outcome::LeaseExtended { deadline_ms: T0 + 5_900 }));
+    assert_eq!(extended, Ok(Outcome::LeaseExtended { lease_expires_at_ms: T0 + 5_900 }));
     assert!(receive(&mut s, T0 + 5_899, "q", 1).is_empty(), "still leased");
     ack(&mut s, T0 + 5_899, &[&d.receipt]).unwrap();
 }

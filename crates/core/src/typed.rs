@@ -95,7 +95,7 @@ impl Command {
 
     /// Moves a lease's deadline; answers the new deadline (ms).
     pub fn extend_lease(receipt: Receipt, lease_ms: u64) -> Typed<u64> {
-        typed!(Command::ExtendLease { receipt, lease_ms }, Outcome::LeaseExtended { deadline_ms } => deadline_ms)
+        typed!(Command::ExtendLease { receipt, lease_ms }, Outcome::LeaseExtended { lease_expires_at_ms } => lease_expires_at_ms)
     }
 
     /// Moves dead letters back; answers how many moved.

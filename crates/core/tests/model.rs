@@ -181,7 +181,7 @@ fn peek_all(s: &QueueState, name: &str, filter: StateFilter, page: u32) -> Vec<M
 fn state_due(state: &MessageState) -> Option<u64> {
     match *state {
         MessageState::Delayed { visible_at_ms } => Some(visible_at_ms),
-        MessageState::Leased { deadline_ms, .. } => Some(deadline_ms),
+        MessageState::Leased { lease_expires_at_ms, .. } => Some(lease_expires_at_ms),
         MessageState::Ready | MessageState::Dead => None,
     }
 }
@@ -596,7 +596,9 @@ impl Harness {
             .msgs
             .values()
             .filter_map(|(q, m)| match m.state {
-                MessageState::Leased { attempt, deadline_ms } => Some(((q.clone(), m.id), (attempt, deadline_ms))),
+                MessageState::Leased { attempt, lease_expires_at_ms } => {
+                    Some(((q.clone(), m.id), (attempt, lease_expires_at_ms)))
+                }
                 _ => None,
             })
             .collect();
@@ -621,10 +623,10 @@ impl Harness {
                 }
                 Some((q1, m1)) if q1 == q0 && m1.id == m0.id => self.check_timer_transition(q0, m0, m1),
                 Some((q1, m1)) => {
-                    let MessageState::Leased { attempt, deadline_ms } = m0.state else {
+                    let MessageState::Leased { attempt, lease_expires_at_ms } = m0.state else {
                         panic!("{q0}/{} moved to {q1}/{} as time passed but was not leased", m0.id, m1.id)
                     };
-                    assert!(deadline_ms <= now, "moved before its lease ended");
+                    assert!(lease_expires_at_ms <= now, "moved before its lease ended");
                     let config = self.config(q0);
                     assert!(budget_spent(config, m0), "dead-lettered by lease end with budget left");
                     assert_eq!(config.dead_letter_queue.as_deref(), Some(q1.as_str()), "moved to a non-DLQ");
@@ -648,7 +650,7 @@ impl Harness {
                 assert_eq!(m1, &with_events(m0, MessageState::Ready, &[]), "a delay ended wrongly");
                 self.count("delay ended");
             }
-            MessageState::Leased { attempt, deadline_ms } if deadline_ms <= now => {
+            MessageState::Leased { attempt, lease_expires_at_ms } if lease_expires_at_ms <= now => {
                 let config = self.config(queue);
                 let spent = budget_spent(config, m0);
                 let expired = HistoryEvent::LeaseExpired { at_ms: now, attempt };
@@ -998,11 +1000,11 @@ impl Harness {
         for (d, (tag, m1)) in deliveries.iter().zip(ready) {
             let attempt = m1.delivery_count + 1;
             assert_eq!(d.receipt, Receipt { queue: queue.into(), message_id: m1.id, attempt });
-            assert_eq!(d.lease_deadline_ms, deadline);
+            assert_eq!(d.lease_expires_at_ms, deadline);
             let mut want = with_events(
                 m1,
-                MessageState::Leased { attempt, deadline_ms: deadline },
-                &[HistoryEvent::Delivered { at_ms: self.now, attempt, lease_deadline_ms: deadline }],
+                MessageState::Leased { attempt, lease_expires_at_ms: deadline },
+                &[HistoryEvent::Delivered { at_ms: self.now, attempt, lease_expires_at_ms: deadline }],
             );
             want.delivery_count = attempt;
             assert_eq!(o2.msgs.get(&tag), Some(&(queue.to_string(), want.clone())), "a delivered message as stored");
@@ -1148,12 +1150,12 @@ impl Harness {
         }
         let r = &h.receipt;
         let deadline = self.now + lease_ms;
-        assert_eq!(resp, &Ok(Outcome::LeaseExtended { deadline_ms: deadline }));
+        assert_eq!(resp, &Ok(Outcome::LeaseExtended { lease_expires_at_ms: deadline }));
         let (tag, m1) = o1.at(&r.queue, r.message_id).expect("a live lease's message exists");
         let want = with_events(
             m1,
-            MessageState::Leased { attempt: r.attempt, deadline_ms: deadline },
-            &[HistoryEvent::LeaseExtended { at_ms: self.now, attempt: r.attempt, lease_deadline_ms: deadline }],
+            MessageState::Leased { attempt: r.attempt, lease_expires_at_ms: deadline },
+            &[HistoryEvent::LeaseExtended { at_ms: self.now, attempt: r.attempt, lease_expires_at_ms: deadline }],
         );
         assert_eq!(o2.msgs.get(&tag), Some(&(r.queue.clone(), want)), "extended message");
         self.model.leases.insert((r.queue.clone(), r.message_id), (r.attempt, deadline));

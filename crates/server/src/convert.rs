@@ -126,13 +126,16 @@ pub fn state_filter(value: i32) -> Result<core::StateFilter, Status> {
 fn history_to_pb(event: &core::HistoryEvent) -> pb::HistoryEvent {
     use pb::history_event::{self as h, Kind};
     let (at_ms, kind) = match event {
-        core::HistoryEvent::Delivered { at_ms, attempt, lease_deadline_ms } => (
+        core::HistoryEvent::Delivered { at_ms, attempt, lease_expires_at_ms } => (
             *at_ms,
-            Kind::Delivered(h::Delivered { delivery_count: *attempt, lease_expires_at_ms: *lease_deadline_ms }),
+            Kind::Delivered(h::Delivered { delivery_count: *attempt, lease_expires_at_ms: *lease_expires_at_ms }),
         ),
-        core::HistoryEvent::LeaseExtended { at_ms, attempt, lease_deadline_ms } => (
+        core::HistoryEvent::LeaseExtended { at_ms, attempt, lease_expires_at_ms } => (
             *at_ms,
-            Kind::LeaseExtended(h::LeaseExtended { delivery_count: *attempt, lease_expires_at_ms: *lease_deadline_ms }),
+            Kind::LeaseExtended(h::LeaseExtended {
+                delivery_count: *attempt,
+                lease_expires_at_ms: *lease_expires_at_ms,
+            }),
         ),
         core::HistoryEvent::LeaseExpired { at_ms, attempt } => {
             (*at_ms, Kind::LeaseExpired(h::LeaseExpired { delivery_count: *attempt }))
@@ -162,7 +165,7 @@ pub fn message_to_pb(m: &core::Message, with_history: bool) -> pb::MessageView {
     let (state, visible_at_ms, lease_expires_at_ms) = match m.state {
         core::MessageState::Ready => (pb::MessageState::Ready, 0, 0),
         core::MessageState::Delayed { visible_at_ms } => (pb::MessageState::Delayed, visible_at_ms, 0),
-        core::MessageState::Leased { deadline_ms, .. } => (pb::MessageState::Leased, 0, deadline_ms),
+        core::MessageState::Leased { lease_expires_at_ms, .. } => (pb::MessageState::Leased, 0, lease_expires_at_ms),
         core::MessageState::Dead => (pb::MessageState::Dead, 0, 0),
     };
     let mut history: Vec<pb::HistoryEvent> = Vec::new();
@@ -200,7 +203,7 @@ pub fn delivery_to_pb(d: &core::Delivery) -> pb::Delivery {
     pb::Delivery {
         message: Some(message_to_pb(&d.message, false)),
         receipt: Some(receipt_to_pb(&d.receipt)),
-        lease_expires_at_ms: d.lease_deadline_ms,
+        lease_expires_at_ms: d.lease_expires_at_ms,
     }
 }
 

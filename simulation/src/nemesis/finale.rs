@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use raftq_client::{Client, Code, proto};
+use raftq_client::{Client, Code, QueueConfig};
 use tokio::time::{sleep, timeout};
 
 use super::{HostCommand, Nemesis};
@@ -63,7 +63,8 @@ impl Nemesis {
         for queue in [WORK_QUEUE, DEAD_LETTER_QUEUE] {
             let depth = match timeout(Duration::from_secs(3), client.get_queue(queue)).await {
                 Ok(Ok(info)) => {
-                    info.stats.map_or("?".to_owned(), |s| (s.ready + s.leased + s.delayed + s.dead).to_string())
+                    let s = info.stats;
+                    (s.ready + s.leased + s.delayed + s.dead).to_string()
                 }
                 _ => "?".to_owned(),
             };
@@ -77,15 +78,14 @@ impl Nemesis {
     async fn remaining_values(&self) -> BTreeSet<String> {
         let mut values = BTreeSet::new();
         for (n, queue) in [WORK_QUEUE, DEAD_LETTER_QUEUE].into_iter().enumerate() {
-            let mut after = 0;
+            let mut after = None;
             for page in 0..100 {
                 let client = self.shared.client_starting_at(n + page);
-                let any = proto::MessageState::Unspecified;
-                let Ok(Ok(found)) = timeout(Duration::from_secs(3), client.peek(queue, any, after, 1000)).await else {
+                let Ok(Ok(found)) = timeout(Duration::from_secs(3), client.peek(queue, None, after, 1000)).await else {
                     continue;
                 };
                 values.extend(found.messages.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()));
-                if found.next_after_id == 0 {
+                if found.next_after_id.is_none() {
                     break;
                 }
                 after = found.next_after_id;
@@ -114,13 +114,12 @@ impl Nemesis {
     async fn stuck_messages(&self, client: &Client) -> String {
         let mut parts = Vec::new();
         for queue in [WORK_QUEUE, DEAD_LETTER_QUEUE] {
-            let any = proto::MessageState::Unspecified;
-            match timeout(Duration::from_secs(3), client.peek(queue, any, 0, 5)).await {
+            match timeout(Duration::from_secs(3), client.peek(queue, None, None, 5)).await {
                 Ok(Ok(page)) => parts.extend(page.messages.iter().map(|m| {
                     format!(
                         "{queue}/{} {:?} deliveries={} visible_at={} lease_until={} now={}",
                         m.message_id,
-                        m.state(),
+                        m.state,
                         m.delivery_count,
                         m.visible_at_ms,
                         m.lease_expires_at_ms,
@@ -147,7 +146,7 @@ impl Nemesis {
         while elapsed_ms() < deadline {
             attempt += 1;
             let client = self.shared.client_starting_at(attempt);
-            match client.create_queue("final-barrier", proto::QueueConfig::default()).await {
+            match client.create_queue("final-barrier", QueueConfig::default()).await {
                 Ok(_) => break,
                 Err(e) if e.code() == Code::AlreadyExists => break,
                 Err(e) => {

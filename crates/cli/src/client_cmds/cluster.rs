@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use raftq_client::{Client, DigestScan, NodeDigest, ReplicaCheck, proto};
+use raftq_client::{
+    Client, ClusterStatus, DigestScan, Member, Membership, NodeDigest, NodeRole, NodeStatus, ReplicaCheck,
+};
 use serde_json::{Value, json};
 
 /// Cluster administration.
@@ -128,23 +130,23 @@ pub(super) async fn run(client: &Client, command: ClusterCommand, json: bool) ->
     Ok(())
 }
 
-/// A node's role, lowercase. UNSPECIFIED (the answering node does not know)
-/// is filled in where it is certain: the known leader is `leader`, a
+/// A node's role, lowercase. An unknown role (the answering node does not
+/// know) is filled in where it is certain: the known leader is `leader`, a
 /// non-voter is `learner`; otherwise `unknown`.
-pub(crate) fn role_name(node: &proto::NodeStatus, leader_id: Option<u64>) -> &'static str {
-    match node.role() {
-        proto::NodeRole::Leader => "leader",
-        proto::NodeRole::Follower => "follower",
-        proto::NodeRole::Candidate => "candidate",
-        proto::NodeRole::Learner => "learner",
-        proto::NodeRole::Unspecified if leader_id == Some(node.node_id) => "leader",
-        proto::NodeRole::Unspecified if !node.voter => "learner",
-        proto::NodeRole::Unspecified => "unknown",
+pub(crate) fn role_name(node: &NodeStatus, leader_id: Option<u64>) -> &'static str {
+    match node.role {
+        NodeRole::Leader => "leader",
+        NodeRole::Follower => "follower",
+        NodeRole::Candidate => "candidate",
+        NodeRole::Learner => "learner",
+        NodeRole::Unknown if leader_id == Some(node.node_id) => "leader",
+        NodeRole::Unknown if !node.voter => "learner",
+        NodeRole::Unknown => "unknown",
     }
 }
 
 /// `cluster status --json`.
-pub(crate) fn status_json(s: &proto::StatusResponse) -> Value {
+pub(crate) fn status_json(s: &ClusterStatus) -> Value {
     let nodes: Vec<Value> = s
         .nodes
         .iter()
@@ -166,7 +168,7 @@ pub(crate) fn status_json(s: &proto::StatusResponse) -> Value {
         .collect();
     let mut j = json!({
         "leader": s.leader_id,
-        "leader_address": (!s.leader_address.is_empty()).then_some(&s.leader_address),
+        "leader_address": s.leader_address,
         "term": s.term,
         "answered_by": s.node_id,
         "version": s.version,
@@ -180,7 +182,7 @@ pub(crate) fn status_json(s: &proto::StatusResponse) -> Value {
 
 /// `value` if `n` is the answering node's own entry, else `None`: the
 /// others' indexes are not known to it.
-fn own(s: &proto::StatusResponse, n: &proto::NodeStatus, value: u64) -> Option<u64> {
+fn own(s: &ClusterStatus, n: &NodeStatus, value: u64) -> Option<u64> {
     (n.node_id == s.node_id).then_some(value)
 }
 
@@ -257,9 +259,9 @@ pub(crate) fn verify_text(check: &ReplicaCheck) -> String {
 }
 
 /// `cluster status` for prose.
-pub(crate) fn status_table(s: &proto::StatusResponse) -> String {
+pub(crate) fn status_table(s: &ClusterStatus) -> String {
     let leader = match s.leader_id {
-        Some(id) => format!("node {id} ({})", s.leader_address),
+        Some(id) => format!("node {id} ({})", s.leader_address.as_deref().unwrap_or_default()),
         None => "none".into(),
     };
     let mut out = format!("term {}, leader {leader}, as seen by node {} (raftq {})\n", s.term, s.node_id, s.version);
@@ -300,8 +302,8 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 /// A membership for JSON: `voters` and `learners`, each `{id, address}`.
-pub(crate) fn membership_json(m: &proto::Membership) -> Value {
-    let members = |ms: &[proto::Member]| -> Vec<Value> {
+pub(crate) fn membership_json(m: &Membership) -> Value {
+    let members = |ms: &[Member]| -> Vec<Value> {
         ms.iter()
             .map(|m| json!({ "node_id": m.node_id, "address": m.address, "peer_address": m.peer_address }))
             .collect()
@@ -310,8 +312,8 @@ pub(crate) fn membership_json(m: &proto::Membership) -> Value {
 }
 
 /// A membership for prose.
-pub(crate) fn membership_text(m: &proto::Membership) -> String {
-    let members = |ms: &[proto::Member]| {
+pub(crate) fn membership_text(m: &Membership) -> String {
+    let members = |ms: &[Member]| {
         if ms.is_empty() {
             return "-".to_owned();
         }
@@ -323,7 +325,7 @@ pub(crate) fn membership_text(m: &proto::Membership) -> String {
     format!("voters: {}\nlearners: {}", members(&m.voters), members(&m.learners))
 }
 
-fn print_membership(m: &proto::Membership, json: bool, headline: &str) {
+fn print_membership(m: &Membership, json: bool, headline: &str) {
     if json {
         println!("{}", membership_json(m));
     } else {

@@ -5,7 +5,9 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
-use raftq_client::{BATCH_BYTES_MAX, BATCH_MESSAGES_MAX, Client, OutgoingMessage, RECEIVE_WAIT_MAX, Receipt, proto};
+use raftq_client::{
+    BATCH_BYTES_MAX, BATCH_MESSAGES_MAX, Client, MessageState, NackOutcome, OutgoingMessage, RECEIVE_WAIT_MAX, Receipt,
+};
 use serde_json::json;
 use tokio::{
     io::{AsyncBufRead, AsyncBufReadExt as _, BufReader},
@@ -88,13 +90,14 @@ pub enum StateArg {
 }
 
 impl StateArg {
-    pub(crate) fn to_proto(self) -> proto::MessageState {
+    /// Peek's filter: `None` = any state.
+    pub(crate) fn to_state(self) -> Option<MessageState> {
         match self {
-            Self::Ready => proto::MessageState::Ready,
-            Self::Leased => proto::MessageState::Leased,
-            Self::Delayed => proto::MessageState::Delayed,
-            Self::Dead => proto::MessageState::Dead,
-            Self::Any => proto::MessageState::Unspecified,
+            Self::Ready => Some(MessageState::Ready),
+            Self::Leased => Some(MessageState::Leased),
+            Self::Delayed => Some(MessageState::Delayed),
+            Self::Dead => Some(MessageState::Dead),
+            Self::Any => None,
         }
     }
 }
@@ -334,25 +337,28 @@ pub(super) async fn ack(client: &Client, args: AckArgs, json: bool) -> Result<()
 }
 
 pub(super) async fn nack(client: &Client, args: NackArgs, json: bool) -> Result<()> {
-    let resp = client.nack(&args.receipt, args.delay, args.dead_letter, &args.reason).await?;
-    let dead = resp.outcome() == proto::NackOutcome::DeadLettered;
-    if json {
-        let outcome = if dead { "dead_lettered" } else { "redeliver" };
-        println!("{}", json!({ "outcome": outcome, "visible_at_ms": resp.visible_at_ms }));
-    } else if dead {
-        println!("dead-lettered {}", args.receipt);
-    } else {
-        println!("{} will be redelivered at {}", args.receipt, output::timestamp(resp.visible_at_ms));
+    let outcome = client.nack(&args.receipt, args.delay, args.dead_letter, &args.reason).await?;
+    match outcome {
+        NackOutcome::DeadLettered if json => {
+            println!("{}", json!({ "outcome": "dead_lettered", "visible_at_ms": 0 }))
+        }
+        NackOutcome::DeadLettered => println!("dead-lettered {}", args.receipt),
+        NackOutcome::Redeliver { visible_at_ms } if json => {
+            println!("{}", json!({ "outcome": "redeliver", "visible_at_ms": visible_at_ms }))
+        }
+        NackOutcome::Redeliver { visible_at_ms } => {
+            println!("{} will be redelivered at {}", args.receipt, output::timestamp(visible_at_ms))
+        }
     }
     Ok(())
 }
 
 pub(super) async fn peek(client: &Client, args: PeekArgs, json: bool) -> Result<()> {
     let mut shown = 0u64;
-    let mut after_id = 0;
+    let mut after_id = None;
     while shown < args.limit {
         let page_size = u32::try_from((args.limit - shown).min(BATCH_MESSAGES_MAX as u64)).unwrap_or(1);
-        let page = client.peek(&args.queue, args.state.to_proto(), after_id, page_size).await?;
+        let page = client.peek(&args.queue, args.state.to_state(), after_id, page_size).await?;
         for m in page.messages.iter().take(usize::try_from(args.limit - shown).unwrap_or(usize::MAX)) {
             if json {
                 println!("{}", output::message_json(m));
@@ -361,10 +367,12 @@ pub(super) async fn peek(client: &Client, args: PeekArgs, json: bool) -> Result<
             }
             shown += 1;
         }
-        if page.next_after_id == 0 || page.next_after_id <= after_id || page.messages.is_empty() {
-            break;
+        match page.next_after_id {
+            Some(next) if after_id.is_none_or(|after| next > after) && !page.messages.is_empty() => {
+                after_id = Some(next)
+            }
+            _ => break,
         }
-        after_id = page.next_after_id;
     }
     if shown == 0 && !json {
         // Say so rather than print nothing (acked messages are gone).

@@ -11,10 +11,7 @@ use std::{
 };
 
 use base64::Engine as _;
-use raftq_client::{
-    Receipt,
-    proto::{self, history_event::Kind},
-};
+use raftq_client::{HistoryEvent, Message, MessageState, Order, QueueInfo, Receipt};
 use serde_json::{Value, json};
 
 /// A body for JSON: `(value, is_base64)`.
@@ -47,7 +44,7 @@ pub(crate) fn duration(ms: u64) -> String {
 }
 
 /// One delivery, as `consume --json` prints it.
-pub(crate) fn delivery_json(message: &proto::MessageView, receipt: &Receipt, lease_expires_at_ms: u64) -> Value {
+pub(crate) fn delivery_json(message: &Message, receipt: &Receipt, lease_expires_at_ms: u64) -> Value {
     let (body, body_base64) = body_json(&message.body);
     json!({
         "queue": receipt.queue,
@@ -63,24 +60,23 @@ pub(crate) fn delivery_json(message: &proto::MessageView, receipt: &Receipt, lea
 }
 
 /// One delivery, as `consume` prints it: `id=<id> delivery=<n> <body>`.
-pub(crate) fn delivery_line(message: &proto::MessageView) -> String {
+pub(crate) fn delivery_line(message: &Message) -> String {
     format!("id={} delivery={} {}", message.message_id, message.delivery_count, body_text(&message.body))
 }
 
 /// A message state's lowercase name.
-pub(crate) fn state_name(state: proto::MessageState) -> &'static str {
+pub(crate) fn state_name(state: MessageState) -> &'static str {
     match state {
-        proto::MessageState::Unspecified => "unknown",
-        proto::MessageState::Ready => "ready",
-        proto::MessageState::Delayed => "delayed",
-        proto::MessageState::Leased => "leased",
-        proto::MessageState::Dead => "dead",
+        MessageState::Ready => "ready",
+        MessageState::Delayed => "delayed",
+        MessageState::Leased => "leased",
+        MessageState::Dead => "dead",
     }
 }
 
 /// A message for `peek --json` and `inspect --json` (with `history` when
 /// the server sent it).
-pub(crate) fn message_json(m: &proto::MessageView) -> Value {
+pub(crate) fn message_json(m: &Message) -> Value {
     let (body, body_base64) = body_json(&m.body);
     let dead_letter = m.dead_letter.as_ref().map(|d| {
         json!({
@@ -93,7 +89,7 @@ pub(crate) fn message_json(m: &proto::MessageView) -> Value {
     });
     json!({
         "message_id": m.message_id,
-        "state": state_name(m.state()),
+        "state": state_name(m.state),
         "body": body,
         "body_base64": body_base64,
         "attributes": m.attributes,
@@ -102,20 +98,20 @@ pub(crate) fn message_json(m: &proto::MessageView) -> Value {
         "visible_at_ms": m.visible_at_ms,
         "lease_expires_at_ms": m.lease_expires_at_ms,
         "expires_at_ms": m.expires_at_ms,
-        "idempotency_key": m.idempotency_key,
+        "idempotency_key": m.idempotency_key.as_deref().unwrap_or_default(),
         "dead_letter": dead_letter,
         "history": m.history.iter().map(history_json).collect::<Vec<_>>(),
     })
 }
 
 /// A message for `peek`: `id=<id> state=<state> delivery=<n> <body>`.
-pub(crate) fn message_line(m: &proto::MessageView) -> String {
-    format!("id={} state={} delivery={} {}", m.message_id, state_name(m.state()), m.delivery_count, body_text(&m.body))
+pub(crate) fn message_line(m: &Message) -> String {
+    format!("id={} state={} delivery={} {}", m.message_id, state_name(m.state), m.delivery_count, body_text(&m.body))
 }
 
 /// A message for `inspect`: fields, then history, one per line.
-pub(crate) fn message_details(m: &proto::MessageView) -> String {
-    let mut out = format!("id:             {}\nstate:          {}\n", m.message_id, state_name(m.state()));
+pub(crate) fn message_details(m: &Message) -> String {
+    let mut out = format!("id:             {}\nstate:          {}\n", m.message_id, state_name(m.state));
     let mut field = |name: &str, value: String| {
         let _ = writeln!(out, "{:<16}{value}", format!("{name}:"));
     };
@@ -124,7 +120,7 @@ pub(crate) fn message_details(m: &proto::MessageView) -> String {
     field("visible", timestamp(m.visible_at_ms));
     field("lease expires", timestamp(m.lease_expires_at_ms));
     field("expires", timestamp(m.expires_at_ms));
-    field("key", if m.idempotency_key.is_empty() { "-".into() } else { m.idempotency_key.clone() });
+    field("key", m.idempotency_key.clone().unwrap_or_else(|| "-".into()));
     let mut attributes: Vec<String> = m.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
     attributes.sort();
     field("attributes", if attributes.is_empty() { "-".into() } else { attributes.join(" ") });
@@ -146,25 +142,30 @@ pub(crate) fn message_details(m: &proto::MessageView) -> String {
 }
 
 /// One history event for JSON: `at_ms`, `event` and the event's fields.
-pub(crate) fn history_json(e: &proto::HistoryEvent) -> Value {
-    let (event, fields) = match &e.kind {
-        Some(Kind::Published(k)) => ("published", json!({ "visible_at_ms": k.visible_at_ms })),
-        Some(Kind::Delivered(k)) => {
-            ("delivered", json!({ "delivery_count": k.delivery_count, "lease_expires_at_ms": k.lease_expires_at_ms }))
+pub(crate) fn history_json(e: &HistoryEvent) -> Value {
+    let (event, fields) = match e {
+        HistoryEvent::Published { visible_at_ms, .. } => ("published", json!({ "visible_at_ms": visible_at_ms })),
+        HistoryEvent::Delivered { delivery_count, lease_expires_at_ms, .. } => {
+            ("delivered", json!({ "delivery_count": delivery_count, "lease_expires_at_ms": lease_expires_at_ms }))
         }
-        Some(Kind::LeaseExtended(k)) => (
-            "lease_extended",
-            json!({ "delivery_count": k.delivery_count, "lease_expires_at_ms": k.lease_expires_at_ms }),
-        ),
-        Some(Kind::LeaseExpired(k)) => ("lease_expired", json!({ "delivery_count": k.delivery_count })),
-        Some(Kind::Released(k)) => ("released", json!({ "delivery_count": k.delivery_count })),
-        Some(Kind::Nacked(k)) => ("nacked", json!({ "delivery_count": k.delivery_count, "reason": k.reason })),
-        Some(Kind::Requeued(k)) => ("requeued", json!({ "visible_at_ms": k.visible_at_ms })),
-        Some(Kind::DeadLettered(k)) => ("dead_lettered", json!({ "reason": k.reason, "target_queue": k.target_queue })),
-        Some(Kind::Redriven(k)) => ("redriven", json!({ "from_queue": k.from_queue })),
-        None => ("unknown", json!({})),
+        HistoryEvent::LeaseExtended { delivery_count, lease_expires_at_ms, .. } => {
+            ("lease_extended", json!({ "delivery_count": delivery_count, "lease_expires_at_ms": lease_expires_at_ms }))
+        }
+        HistoryEvent::LeaseExpired { delivery_count, .. } => {
+            ("lease_expired", json!({ "delivery_count": delivery_count }))
+        }
+        HistoryEvent::Released { delivery_count, .. } => ("released", json!({ "delivery_count": delivery_count })),
+        HistoryEvent::Nacked { delivery_count, reason, .. } => {
+            ("nacked", json!({ "delivery_count": delivery_count, "reason": reason }))
+        }
+        HistoryEvent::Requeued { visible_at_ms, .. } => ("requeued", json!({ "visible_at_ms": visible_at_ms })),
+        HistoryEvent::DeadLettered { reason, target_queue, .. } => {
+            ("dead_lettered", json!({ "reason": reason, "target_queue": target_queue.as_deref().unwrap_or_default() }))
+        }
+        HistoryEvent::Redriven { from_queue, .. } => ("redriven", json!({ "from_queue": from_queue })),
+        HistoryEvent::Unknown { .. } => ("unknown", json!({})),
     };
-    let mut object = json!({ "at_ms": e.at_ms, "event": event });
+    let mut object = json!({ "at_ms": e.at_ms(), "event": event });
     if let (Value::Object(object), Value::Object(fields)) = (&mut object, fields) {
         object.extend(fields);
     }
@@ -172,54 +173,63 @@ pub(crate) fn history_json(e: &proto::HistoryEvent) -> Value {
 }
 
 /// One history event for prose.
-pub(crate) fn history_line(e: &proto::HistoryEvent) -> String {
-    let what = match &e.kind {
-        Some(Kind::Published(k)) => format!("published, visible {}", timestamp(k.visible_at_ms)),
-        Some(Kind::Delivered(k)) => {
-            format!("delivered (attempt {}) under a lease until {}", k.delivery_count, timestamp(k.lease_expires_at_ms))
+pub(crate) fn history_line(e: &HistoryEvent) -> String {
+    let what = match e {
+        HistoryEvent::Published { visible_at_ms, .. } => format!("published, visible {}", timestamp(*visible_at_ms)),
+        HistoryEvent::Delivered { delivery_count, lease_expires_at_ms, .. } => {
+            format!("delivered (attempt {delivery_count}) under a lease until {}", timestamp(*lease_expires_at_ms))
         }
-        Some(Kind::LeaseExtended(k)) => {
-            format!("lease of attempt {} extended until {}", k.delivery_count, timestamp(k.lease_expires_at_ms))
+        HistoryEvent::LeaseExtended { delivery_count, lease_expires_at_ms, .. } => {
+            format!("lease of attempt {delivery_count} extended until {}", timestamp(*lease_expires_at_ms))
         }
-        Some(Kind::LeaseExpired(k)) => format!("lease of attempt {} expired", k.delivery_count),
-        Some(Kind::Released(k)) => format!("lease of attempt {} released (subscription ended)", k.delivery_count),
-        Some(Kind::Nacked(k)) => format!("nacked (attempt {}): {}", k.delivery_count, k.reason),
-        Some(Kind::Requeued(k)) => format!("requeued, visible {}", timestamp(k.visible_at_ms)),
-        Some(Kind::DeadLettered(k)) if k.target_queue.is_empty() => format!("dead, parked here: {}", k.reason),
-        Some(Kind::DeadLettered(k)) => format!("dead-lettered to {}: {}", k.target_queue, k.reason),
-        Some(Kind::Redriven(k)) => format!("redriven from {}", k.from_queue),
-        None => "unknown event".into(),
+        HistoryEvent::LeaseExpired { delivery_count, .. } => format!("lease of attempt {delivery_count} expired"),
+        HistoryEvent::Released { delivery_count, .. } => {
+            format!("lease of attempt {delivery_count} released (subscription ended)")
+        }
+        HistoryEvent::Nacked { delivery_count, reason, .. } => format!("nacked (attempt {delivery_count}): {reason}"),
+        HistoryEvent::Requeued { visible_at_ms, .. } => format!("requeued, visible {}", timestamp(*visible_at_ms)),
+        HistoryEvent::DeadLettered { reason, target_queue: None, .. } => format!("dead, parked here: {reason}"),
+        HistoryEvent::DeadLettered { reason, target_queue: Some(target), .. } => {
+            format!("dead-lettered to {target}: {reason}")
+        }
+        HistoryEvent::Redriven { from_queue, .. } => format!("redriven from {from_queue}"),
+        HistoryEvent::Unknown { .. } => "unknown event".into(),
     };
-    format!("{}  {what}", timestamp(e.at_ms))
+    format!("{}  {what}", timestamp(e.at_ms()))
 }
 
 /// A queue order's lowercase name.
-pub(crate) fn order_name(order: proto::Order) -> &'static str {
+pub(crate) fn order_name(order: Order) -> &'static str {
     match order {
-        proto::Order::Lifo => "lifo",
-        proto::Order::Fifo | proto::Order::Unspecified => "fifo",
+        Order::Lifo => "lifo",
+        Order::Fifo => "fifo",
     }
 }
 
+/// A duration in whole ms, as the JSON output gives durations.
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// A queue (config and stats) for JSON.
-pub(crate) fn queue_json(q: &proto::QueueInfo) -> Value {
-    let config = q.config.clone().unwrap_or_default();
-    let stats = q.stats.unwrap_or_default();
+pub(crate) fn queue_json(q: &QueueInfo) -> Value {
+    let config = &q.config;
+    let stats = &q.stats;
     json!({
         "name": q.name,
         "created_at_ms": q.created_at_ms,
         "config": {
-            "order": order_name(config.order()),
-            "lease_ms": config.lease_ms,
+            "order": order_name(config.order),
+            "lease_ms": ms(config.lease),
             "max_deliveries": config.max_deliveries,
-            "dead_letter_queue": config.dead_letter_queue,
-            "message_ttl_ms": config.message_ttl_ms,
+            "dead_letter_queue": config.dead_letter_queue.as_deref().unwrap_or_default(),
+            "message_ttl_ms": ms(config.message_ttl),
             "max_length": config.max_length,
             "max_bytes": config.max_bytes,
-            "default_delay_ms": config.default_delay_ms,
-            "dedup_window_ms": config.dedup_window_ms,
-            "backoff_base_ms": config.backoff_base_ms,
-            "backoff_max_ms": config.backoff_max_ms,
+            "default_delay_ms": ms(config.default_delay),
+            "dedup_window_ms": ms(config.dedup_window),
+            "backoff_base_ms": ms(config.backoff_base),
+            "backoff_max_ms": ms(config.backoff_max),
             "max_message_bytes": config.max_message_bytes,
         },
         "stats": {
@@ -242,12 +252,11 @@ pub(crate) fn queue_json(q: &proto::QueueInfo) -> Value {
 }
 
 /// A queue for prose: name, stats, counters, config.
-pub(crate) fn queue_details(q: &proto::QueueInfo) -> String {
-    let c = q.config.clone().unwrap_or_default();
-    let s = q.stats.unwrap_or_default();
-    let ms = |v: Option<u64>| v.map_or("-".into(), duration);
-    let num = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
-    let dlq = c.dead_letter_queue.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "-".into());
+pub(crate) fn queue_details(q: &QueueInfo) -> String {
+    let c = &q.config;
+    let s = &q.stats;
+    let time = |d: Duration| duration(ms(d));
+    let dlq = c.dead_letter_queue.as_deref().unwrap_or("-");
     format!(
         "queue {} (created {})\n\
          \x20 now:      ready {}  leased {}  delayed {}  dead {}  bytes {}  oldest ready {}\n\
@@ -270,30 +279,30 @@ pub(crate) fn queue_details(q: &proto::QueueInfo) -> String {
         s.dead_lettered_total,
         s.redriven_total,
         s.duplicates_total,
-        order_name(c.order()),
-        ms(c.lease_ms),
-        c.max_deliveries.map_or("-".into(), |v| v.to_string()),
+        order_name(c.order),
+        time(c.lease),
+        c.max_deliveries,
         dlq,
-        ms(c.message_ttl_ms),
-        num(c.max_length),
-        num(c.max_bytes),
-        ms(c.default_delay_ms),
-        ms(c.dedup_window_ms),
-        ms(c.backoff_base_ms),
-        ms(c.backoff_max_ms),
-        c.max_message_bytes.map_or("-".into(), |v| v.to_string()),
+        time(c.message_ttl),
+        c.max_length,
+        c.max_bytes,
+        time(c.default_delay),
+        time(c.dedup_window),
+        time(c.backoff_base),
+        time(c.backoff_max),
+        c.max_message_bytes,
     )
 }
 
 /// Queues as a table for prose.
-pub(crate) fn queue_table(queues: &[proto::QueueInfo]) -> String {
+pub(crate) fn queue_table(queues: &[QueueInfo]) -> String {
     let width = queues.iter().map(|q| q.name.len()).max().unwrap_or(0).max(4);
     let mut out = format!(
         "{:<width$}  {:>8}  {:>8}  {:>8}  {:>8}  {:>12}\n",
         "NAME", "READY", "LEASED", "DELAYED", "DEAD", "BYTES"
     );
     for q in queues {
-        let s = q.stats.unwrap_or_default();
+        let s = &q.stats;
         let _ = writeln!(
             out,
             "{:<width$}  {:>8}  {:>8}  {:>8}  {:>8}  {:>12}",

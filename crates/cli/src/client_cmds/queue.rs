@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use raftq_client::{Client, proto};
+use raftq_client::{Client, Order, QueueConfig, QueueInfo};
 use serde_json::json;
 
 use super::{output, parse_duration};
@@ -101,24 +101,23 @@ pub struct QueueConfigArgs {
 }
 
 impl QueueConfigArgs {
-    /// The wire config: only the flags given are set.
-    pub fn to_proto(&self) -> proto::QueueConfig {
-        let ms = |d: Option<Duration>| d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        proto::QueueConfig {
+    /// The client's config: only the flags given are set.
+    pub fn to_config(&self) -> QueueConfig {
+        QueueConfig {
             order: self.order.map(|o| match o {
-                OrderArg::Fifo => proto::Order::Fifo.into(),
-                OrderArg::Lifo => proto::Order::Lifo.into(),
+                OrderArg::Fifo => Order::Fifo,
+                OrderArg::Lifo => Order::Lifo,
             }),
-            lease_ms: ms(self.lease),
+            lease: self.lease,
             max_deliveries: self.max_deliveries,
             dead_letter_queue: self.dead_letter_queue.clone(),
-            message_ttl_ms: ms(self.ttl),
+            message_ttl: self.ttl,
             max_length: self.max_length,
             max_bytes: self.max_bytes,
-            default_delay_ms: ms(self.delay),
-            dedup_window_ms: ms(self.dedup_window),
-            backoff_base_ms: ms(self.backoff_base),
-            backoff_max_ms: ms(self.backoff_max),
+            default_delay: self.delay,
+            dedup_window: self.dedup_window,
+            backoff_base: self.backoff_base,
+            backoff_max: self.backoff_max,
             max_message_bytes: self.max_message_bytes,
         }
     }
@@ -127,7 +126,7 @@ impl QueueConfigArgs {
 pub(super) async fn run(client: &Client, command: QueueCommand, json: bool) -> Result<()> {
     match command {
         QueueCommand::Create { name, config } => {
-            let info = client.create_queue(&name, config.to_proto()).await?;
+            let info = client.create_queue(&name, config.to_config()).await?;
             print_queue(&info, json, &format!("created queue {name}"));
         }
         QueueCommand::Get { name } => print_queue(&client.get_queue(&name).await?, json, ""),
@@ -145,7 +144,7 @@ pub(super) async fn run(client: &Client, command: QueueCommand, json: bool) -> R
             if config == QueueConfigArgs::default() {
                 bail!("nothing to update: give at least one setting, e.g. --lease 1m");
             }
-            let info = client.update_queue(&name, config.to_proto()).await?;
+            let info = client.update_queue(&name, config.to_config()).await?;
             print_queue(&info, json, &format!("updated queue {name}"));
         }
         QueueCommand::Delete { name } => {
@@ -168,7 +167,7 @@ pub(super) async fn run(client: &Client, command: QueueCommand, json: bool) -> R
     Ok(())
 }
 
-fn print_queue(info: &proto::QueueInfo, json: bool, headline: &str) {
+fn print_queue(info: &QueueInfo, json: bool, headline: &str) {
     if json {
         println!("{}", output::queue_json(info));
         return;

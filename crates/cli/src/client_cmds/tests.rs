@@ -4,7 +4,10 @@ use std::{collections::HashMap, time::Duration};
 
 use bytes::Bytes;
 use clap::{CommandFactory as _, Parser};
-use raftq_client::{OutgoingMessage, Receipt, proto};
+use raftq_client::{
+    ClusterStatus, HistoryEvent, Member, Membership, Message, MessageState, NodeRole, NodeStatus, Order,
+    OutgoingMessage, QueueConfig, QueueInfo, QueueStats, Receipt, ResolvedQueueConfig, StateDigest,
+};
 use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 
@@ -67,17 +70,20 @@ fn queue_create_maps_every_flag() {
         panic!("not queue create");
     };
     assert_eq!(name, "orders");
-    let wire = config.to_proto();
-    assert_eq!(wire.lease_ms, Some(30_000));
-    assert_eq!(wire.max_deliveries, Some(5));
-    assert_eq!(wire.dead_letter_queue.as_deref(), Some("orders.dlq"));
-    assert_eq!(wire.message_ttl_ms, Some(3_600_000));
-    assert_eq!((wire.max_length, wire.max_bytes), (Some(1000), Some(1_048_576)));
-    assert_eq!(wire.order(), proto::Order::Lifo);
-    assert_eq!(wire.default_delay_ms, Some(250));
-    assert_eq!(wire.dedup_window_ms, Some(300_000));
-    assert_eq!((wire.backoff_base_ms, wire.backoff_max_ms), (Some(1000), Some(60_000)));
-    assert_eq!(wire.max_message_bytes, Some(2048));
+    let config = config.to_config();
+    assert_eq!(config.lease, Some(Duration::from_secs(30)));
+    assert_eq!(config.max_deliveries, Some(5));
+    assert_eq!(config.dead_letter_queue.as_deref(), Some("orders.dlq"));
+    assert_eq!(config.message_ttl, Some(Duration::from_secs(3_600)));
+    assert_eq!((config.max_length, config.max_bytes), (Some(1000), Some(1_048_576)));
+    assert_eq!(config.order, Some(Order::Lifo));
+    assert_eq!(config.default_delay, Some(Duration::from_millis(250)));
+    assert_eq!(config.dedup_window, Some(Duration::from_secs(300)));
+    assert_eq!(
+        (config.backoff_base, config.backoff_max),
+        (Some(Duration::from_secs(1)), Some(Duration::from_secs(60)))
+    );
+    assert_eq!(config.max_message_bytes, Some(2048));
 }
 
 #[test]
@@ -86,7 +92,7 @@ fn queue_update_sets_only_what_is_given() {
     else {
         panic!("not queue update");
     };
-    assert_eq!(config.to_proto(), proto::QueueConfig { lease_ms: Some(300_000), ..Default::default() });
+    assert_eq!(config.to_config(), QueueConfig::default().lease(Duration::from_secs(300)));
     assert!(matches!(ok(&["queue", "list"]), ClientCommand::Queue(QueueCommand::List { prefix }) if prefix.is_empty()));
     assert!(
         matches!(ok(&["queue", "list", "--prefix", "ord"]), ClientCommand::Queue(QueueCommand::List { prefix }) if prefix == "ord")
@@ -155,7 +161,8 @@ fn receipts_ack_nack_peek_inspect_dlq() {
     let ClientCommand::Peek(args) = ok(&["peek", "q"]) else { panic!("not peek") };
     assert_eq!((args.state, args.limit), (StateArg::Any, 100));
     let ClientCommand::Peek(args) = ok(&["peek", "q", "--state", "dead", "--limit", "5"]) else { panic!("not peek") };
-    assert_eq!((args.state.to_proto(), args.limit), (proto::MessageState::Dead, 5));
+    assert_eq!((args.state.to_state(), args.limit), (Some(MessageState::Dead), 5));
+    assert_eq!(StateArg::Any.to_state(), None);
     assert!(matches!(ok(&["inspect", "q", "42"]), ClientCommand::Inspect(a) if a.id == 42));
     let ClientCommand::Dlq(DlqCommand::Redrive { queue, max, rate }) =
         ok(&["dlq", "redrive", "q.dlq", "--max", "10", "--rate", "100/s"])
@@ -186,14 +193,20 @@ fn cluster_commands() {
     assert!(matches!(ok(&["cluster", "snapshot"]), ClientCommand::Cluster(ClusterCommand::Snapshot { node: None })));
 }
 
-fn view(id: u64, body: &'static [u8]) -> proto::MessageView {
-    proto::MessageView {
+fn view(id: u64, body: &'static [u8]) -> Message {
+    Message {
         message_id: id,
         body: Bytes::from_static(body),
         attributes: HashMap::from([("k".to_owned(), "v".to_owned())]),
+        state: MessageState::Leased,
         delivery_count: 2,
-        state: proto::MessageState::Leased.into(),
-        ..Default::default()
+        published_at_ms: 0,
+        visible_at_ms: 0,
+        lease_expires_at_ms: 0,
+        expires_at_ms: 0,
+        idempotency_key: None,
+        dead_letter: None,
+        history: vec![],
     }
 }
 
@@ -219,20 +232,8 @@ fn deliveries_print_text_or_base64() {
 fn messages_and_history() {
     let mut m = view(5, b"x");
     m.history = vec![
-        proto::HistoryEvent {
-            at_ms: 1_000,
-            kind: Some(proto::history_event::Kind::Delivered(proto::history_event::Delivered {
-                delivery_count: 1,
-                lease_expires_at_ms: 31_000,
-            })),
-        },
-        proto::HistoryEvent {
-            at_ms: 2_000,
-            kind: Some(proto::history_event::Kind::Nacked(proto::history_event::Nacked {
-                delivery_count: 1,
-                reason: "boom".into(),
-            })),
-        },
+        HistoryEvent::Delivered { at_ms: 1_000, delivery_count: 1, lease_expires_at_ms: 31_000 },
+        HistoryEvent::Nacked { at_ms: 2_000, delivery_count: 1, reason: "boom".into() },
     ];
     let j = output::message_json(&m);
     assert_eq!(j["state"], "leased");
@@ -250,15 +251,15 @@ fn messages_and_history() {
 
 #[test]
 fn queues() {
-    let info = proto::QueueInfo {
+    let info = QueueInfo {
         name: "orders".into(),
-        config: Some(proto::QueueConfig {
-            order: Some(proto::Order::Fifo.into()),
-            lease_ms: Some(30_000),
-            dead_letter_queue: Some(String::new()),
-            ..Default::default()
-        }),
-        stats: Some(proto::QueueStats { ready: 3, published_total: 7, ..Default::default() }),
+        config: ResolvedQueueConfig {
+            order: Order::Fifo,
+            lease: Duration::from_secs(30),
+            dead_letter_queue: None,
+            ..ResolvedQueueConfig::default()
+        },
+        stats: QueueStats { ready: 3, published_total: 7, ..Default::default() },
         created_at_ms: 1,
     };
     let j = output::queue_json(&info);
@@ -275,10 +276,10 @@ fn queues() {
 
 #[test]
 fn cluster_status_json_shape() {
-    let node = |id, role: proto::NodeRole, voter| proto::NodeStatus {
+    let node = |id, role: NodeRole, voter| NodeStatus {
         node_id: id,
         address: format!("127.0.0.1:710{id}"),
-        role: role.into(),
+        role,
         voter,
         last_log_index: 10,
         committed_index: 9,
@@ -287,18 +288,18 @@ fn cluster_status_json_shape() {
         matched_index: (id != 2).then_some(7),
         snapshot_index: 5,
     };
-    let status = proto::StatusResponse {
+    let status = ClusterStatus {
         leader_id: Some(1),
-        leader_address: "127.0.0.1:7101".into(),
+        leader_address: Some("127.0.0.1:7101".into()),
         term: 4,
         nodes: vec![
-            node(1, proto::NodeRole::Unspecified, true),
-            node(2, proto::NodeRole::Follower, true),
-            node(3, proto::NodeRole::Unspecified, true),
-            node(4, proto::NodeRole::Learner, false),
+            node(1, NodeRole::Unknown, true),
+            node(2, NodeRole::Follower, true),
+            node(3, NodeRole::Unknown, true),
+            node(4, NodeRole::Learner, false),
         ],
         node_id: 2,
-        digest: Some(proto::StateDigest { applied_index: 8, digest: "ab".repeat(16), full_digest: String::new() }),
+        digest: Some(StateDigest { applied_index: 8, digest: "ab".repeat(16), full_digest: None }),
         version: "0.1.0".into(),
     };
     let j = cluster::status_json(&status);
@@ -322,11 +323,19 @@ fn cluster_status_json_shape() {
     assert_eq!(j["digest"], json!({ "applied_index": 8, "digest": "ab".repeat(16) }));
     let table = cluster::status_table(&status);
     assert!(table.contains("MATCHED") && table.contains("state digest of node 2 at applied index 8"), "{table}");
-    let leaderless = cluster::status_json(&proto::StatusResponse { term: 5, ..Default::default() });
+    let leaderless = cluster::status_json(&ClusterStatus {
+        node_id: 0,
+        leader_id: None,
+        leader_address: None,
+        term: 5,
+        nodes: vec![],
+        digest: None,
+        version: String::new(),
+    });
     assert_eq!(leaderless["leader"], serde_json::Value::Null);
     assert!(cluster::status_table(&status).contains("leader node 1 (127.0.0.1:7101)"));
-    let membership = proto::Membership {
-        voters: vec![proto::Member { node_id: 1, address: "a:1".into(), peer_address: "a:2".into() }],
+    let membership = Membership {
+        voters: vec![Member { node_id: 1, address: "a:1".into(), peer_address: "a:2".into() }],
         learners: vec![],
     };
     assert_eq!(

@@ -11,7 +11,7 @@ use std::{
 };
 
 use futures_util::Stream;
-use raftq_client::{ClientConfig, RetryPolicy, proto};
+use raftq_client::{ClientConfig, ResolvedQueueConfig, RetryPolicy, proto};
 use raftq_proto::v1::{
     cluster_server::{Cluster, ClusterServer},
     queue_server::{Queue, QueueServer},
@@ -126,9 +126,26 @@ fn unavailable(hint: Option<&str>) -> Status {
 
 fn delivery(queue: &str, id: u64, body: bytes::Bytes) -> proto::Delivery {
     proto::Delivery {
-        message: Some(proto::MessageView { message_id: id, body, delivery_count: 1, ..Default::default() }),
+        message: Some(proto::MessageView {
+            message_id: id,
+            body,
+            delivery_count: 1,
+            state: proto::MessageState::Leased.into(),
+            lease_expires_at_ms: 1_000,
+            ..Default::default()
+        }),
         receipt: Some(proto::Receipt { queue: queue.to_owned(), message_id: id, delivery_count: 1 }),
         lease_expires_at_ms: 1_000,
+    }
+}
+
+/// A new queue as the server describes it: the resolved default config.
+fn queue_info(name: String) -> proto::QueueInfo {
+    proto::QueueInfo {
+        name,
+        config: Some(ResolvedQueueConfig::default().into()),
+        stats: Some(proto::QueueStats::default()),
+        created_at_ms: 1,
     }
 }
 
@@ -169,8 +186,7 @@ impl Queue for Node {
         req: Request<proto::CreateQueueRequest>,
     ) -> Result<Response<proto::CreateQueueResponse>, Status> {
         self.gate("create_queue").await?;
-        let info = proto::QueueInfo { name: req.into_inner().queue, ..Default::default() };
-        Ok(Response::new(proto::CreateQueueResponse { queue: Some(info) }))
+        Ok(Response::new(proto::CreateQueueResponse { queue: Some(queue_info(req.into_inner().queue)) }))
     }
 
     async fn get_queue(
@@ -194,7 +210,7 @@ impl Queue for Node {
             "b" => "c",
             _ => return Ok(Response::new(proto::ListQueuesResponse::default())),
         };
-        let queues = vec![proto::QueueInfo { name: next.into(), ..Default::default() }];
+        let queues = vec![queue_info(next.into())];
         let next_start_after = if next == "c" { String::new() } else { next.into() };
         Ok(Response::new(proto::ListQueuesResponse { queues, next_start_after }))
     }

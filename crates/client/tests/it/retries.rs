@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use raftq_client::{Client, ClientError, Code, OutgoingMessage, proto};
+use raftq_client::{Client, ClientError, Code, OutgoingMessage, QueueConfig};
 
 use crate::fake::{Fake, Script, config, dead_addr};
 
@@ -50,7 +50,7 @@ async fn a_publish_that_committed_before_failing_is_answered_from_the_dedup_wind
 async fn a_refused_connection_is_retried_even_for_mutations() {
     let node = Fake::start(Script::default()).await;
     let client = Client::connect(config(&[&dead_addr().await, &node.addr])).unwrap();
-    let info = client.create_queue("orders", proto::QueueConfig::default()).await.unwrap();
+    let info = client.create_queue("orders", QueueConfig::default()).await.unwrap();
     assert_eq!(info.name, "orders");
     assert_eq!(node.calls("create_queue"), 1);
     assert_eq!(client.leader().as_deref(), Some(node.addr.as_str()));
@@ -62,7 +62,7 @@ async fn a_mutation_that_timed_out_is_not_retried() {
     let mut config = config(&[&node.addr]);
     config.request_timeout = Duration::from_millis(100);
     let client = Client::connect(config).unwrap();
-    let err = client.create_queue("orders", proto::QueueConfig::default()).await.unwrap_err();
+    let err = client.create_queue("orders", QueueConfig::default()).await.unwrap_err();
     assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
     assert_eq!(err.code(), Code::DeadlineExceeded);
     assert_eq!(node.calls("create_queue"), 1, "may have committed: not sent again");
