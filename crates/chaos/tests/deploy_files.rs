@@ -41,6 +41,22 @@ fn merged(node: &Yaml) -> Yaml {
     }
 }
 
+/// `text` as compose reads it with no variable set: each `${NAME:-default}`
+/// replaced by its default.
+fn defaults(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').map(|e| start + e).unwrap_or_else(|| panic!("unclosed ${{ in {text}"));
+        let inner = &rest[start + 2..end];
+        let (_, default) = inner.split_once(":-").unwrap_or_else(|| panic!("{inner} has no default"));
+        out.push_str(default);
+        rest = &rest[end + 1..];
+    }
+    out + rest
+}
+
 fn str_of<'a>(node: &'a Yaml, what: &str) -> &'a str {
     node.as_str().unwrap_or_else(|| panic!("{what}: expected a string, got {node:?}"))
 }
@@ -68,10 +84,15 @@ fn compose_file_runs_three_healthy_nodes() {
         let env = &node["environment"];
         let id = str_of(&env["RAFTQ_NODE_ID"], "RAFTQ_NODE_ID");
         ids.insert(id.to_owned());
-        let listen_port = str_of(&env["RAFTQ_LISTEN"], "RAFTQ_LISTEN").rsplit_once(':').unwrap().1;
-        let peer_port = str_of(&env["RAFTQ_PEER_LISTEN"], "RAFTQ_PEER_LISTEN").rsplit_once(':').unwrap().1;
-        let name = str_of(&node["container_name"], "container_name");
-        let peers = str_of(&env["RAFTQ_PEERS"], "RAFTQ_PEERS");
+        let listen = defaults(str_of(&env["RAFTQ_LISTEN"], "RAFTQ_LISTEN"));
+        let listen_port = listen.rsplit_once(':').unwrap().1;
+        let peer_listen = defaults(str_of(&env["RAFTQ_PEER_LISTEN"], "RAFTQ_PEER_LISTEN"));
+        let peer_port = peer_listen.rsplit_once(':').unwrap().1;
+        // The nodes know each other by hostname (the service name); the
+        // container is named after the project, `raftq` by default.
+        let name = str_of(&node["hostname"], "hostname");
+        assert_eq!(defaults(str_of(&node["container_name"], "container_name")), name, "default project");
+        let peers = defaults(str_of(&env["RAFTQ_PEERS"], "RAFTQ_PEERS"));
         assert!(
             peers.split(',').any(|p| p == format!("{id}={name}:{listen_port}/{name}:{peer_port}")),
             "{name} advertises itself in {peers}"
@@ -83,16 +104,15 @@ fn compose_file_runs_three_healthy_nodes() {
         let test = list(&node["healthcheck"]["test"], "healthcheck.test");
         let test: Vec<&str> = test.iter().map(|t| str_of(t, "test")).collect();
         assert_eq!(&test[..3], ["CMD", "/usr/local/bin/raftq", "health"], "the binary checks itself");
-        assert!(test.contains(&format!("127.0.0.1:{listen_port}").as_str()), "{test:?}");
-        for port in list(&node["ports"], "ports") {
-            let port = str_of(port, "port");
+        let test: Vec<String> = test.iter().map(|t| defaults(t)).collect();
+        assert!(test.contains(&format!("127.0.0.1:{listen_port}")), "{test:?}");
+        let ports: Vec<String> = list(&node["ports"], "ports").iter().map(|p| defaults(str_of(p, "port"))).collect();
+        for port in &ports {
             assert!(port.starts_with("127.0.0.1:"), "{port} is published on loopback only");
         }
         let published = format!("127.0.0.1:{listen_port}:{listen_port}");
-        assert!(list(&node["ports"], "ports").iter().any(|p| p.as_str() == Some(&published)), "{published}");
-        let peer_published = list(&node["ports"], "ports")
-            .iter()
-            .any(|p| p.as_str().is_some_and(|p| p.ends_with(&format!(":{peer_port}"))));
+        assert!(ports.contains(&published), "{published}");
+        let peer_published = ports.iter().any(|p| p.ends_with(&format!(":{peer_port}")));
         assert!(!peer_published, "{name}: the peer port stays on the compose network");
         // Auth is on, from files in the secrets mount.
         let mounts: Vec<&str> = list(&node["volumes"], "volumes").iter().map(|v| str_of(v, "volume")).collect();
