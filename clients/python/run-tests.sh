@@ -11,6 +11,9 @@
 #              built with cargo only if it does not exist. Ports:
 #              $RAFTQ_DEV_BASE_PORT+1..3 (default 7100) for clients and
 #              $RAFTQ_DEV_PEER_BASE_PORT+1..3 (default 7150) for peers.
+#              Only here do the failover tests run (RAFTQ_TEST_CAN_KILL=dev):
+#              they SIGKILL the leader and restart it; the nodes they
+#              restarted are stopped with the cluster.
 #   neither    use the cluster in $RAFTQ_SERVERS (with RAFTQ_TOKEN,
 #              RAFTQ_TLS_*); without it the integration tests are skipped
 #
@@ -42,6 +45,14 @@ data=""
 results="$(mktemp -d)"
 cleanup() {
     local status=$?
+    # Nodes a failover test restarted (pytest stops them itself, unless it
+    # died first): they are not children of `raftq dev`.
+    if [[ -n "$data" && -s "$data/restarted.pids" ]]; then
+        while read -r pid; do
+            kill -TERM "$pid" 2>/dev/null || true
+        done <"$data/restarted.pids"
+        sleep 1
+    fi
     if [[ -n "$dev_pid" ]]; then
         kill -TERM "$dev_pid" 2>/dev/null || true
         wait "$dev_pid" 2>/dev/null || true
@@ -98,9 +109,10 @@ run_pytest unit -m "not integration"
 case "$mode" in
 --compose)
     deploy/up.sh >/dev/null
-    export RAFTQ_SERVERS=127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103
     source deploy/lib.sh
+    export RAFTQ_SERVERS="$RAFTQ_COMPOSE_SERVERS"
     export_client_secrets # auth and mutual TLS are on
+    unset RAFTQ_TEST_CAN_KILL # the failover tests kill dev nodes only
     ;;
 --dev)
     raftq="${RAFTQ_BIN:-$CARGO_TARGET_DIR/release/raftq}"
@@ -119,6 +131,7 @@ case "$mode" in
     dev_pid=$!
     export RAFTQ_SERVERS="127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))"
     unset RAFTQ_TOKEN RAFTQ_TOKEN_FILE RAFTQ_TLS_CA RAFTQ_TLS_CERT RAFTQ_TLS_KEY
+    export RAFTQ_TEST_CAN_KILL=dev RAFTQ_TEST_PIDFILE="$data/restarted.pids"
     # Bounded wait until node 1 knows a leader (and the dev cluster still runs).
     for _ in $(seq 1 120); do
         kill -0 "$dev_pid" 2>/dev/null || { cat "$data/dev.log" >&2; exit 1; }

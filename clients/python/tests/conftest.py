@@ -3,6 +3,7 @@ the live-cluster fixtures of the integration tests."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -13,6 +14,7 @@ from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 import raftq
+import raftq.aio
 from raftq.client import _Node
 
 # -- hand-made errors ----------------------------------------------------------
@@ -130,6 +132,64 @@ def fake_client(
     return client, log, clock
 
 
+class AsyncFakeStub(FakeStub):
+    """FakeStub for the asyncio client: each call is awaitable (a unary
+    call) and a stream answer gets the `read()` of a grpc.aio stream."""
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        def call(request: Any, timeout: Any = None, metadata: Any = None) -> Any:
+            self._log.append((self._addr, method, request, timeout))
+            try:
+                answer = self._handler(self._addr, method, request)
+            except Exception as e:  # raised when awaited, as grpc.aio does
+                return _raise(e)
+            if hasattr(answer, "read"):
+                return answer
+            return _value(answer)
+
+        return call
+
+
+async def _value(answer: Any) -> Any:
+    return answer
+
+
+async def _raise(error: Exception) -> Any:
+    raise error
+
+
+class AsyncFakeClock(FakeClock):
+    async def async_sleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+
+def fake_async_client(
+    servers: Sequence[str], handler: Callable[[str, str, Any], Any], timeout: float = 10.0
+) -> Tuple[raftq.aio.Client, List[Tuple[str, str, Any, Any]], AsyncFakeClock]:
+    """`fake_client` for `raftq.aio.Client`."""
+    client = raftq.aio.Client(list(servers), timeout=timeout)
+    log: List[Tuple[str, str, Any, Any]] = []
+    clock = AsyncFakeClock()
+    nodes = {addr: _Node(None, AsyncFakeStub(addr, handler, log), AsyncFakeStub(addr, handler, log)) for addr in servers}
+
+    def node(addr: str) -> _Node:
+        if addr not in nodes:
+            raise AssertionError(f"dialled unconfigured server {addr}")
+        return nodes[addr]
+
+    client._node = node  # type: ignore[method-assign]
+    client._clock = clock
+    client._sleep = clock.async_sleep
+    client._random = lambda: 0.5
+    return client, log, clock
+
+
+def run(coro: Any) -> Any:
+    """Runs a coroutine to completion on a fresh event loop (the tests use
+    plain pytest: no asyncio plugin)."""
+    return asyncio.run(coro)
+
+
 # -- integration fixtures ------------------------------------------------------
 
 
@@ -162,3 +222,14 @@ def queue_name(client: raftq.Client, request: Any):
             client.delete_queue(info.name)
         except raftq.RaftqError:
             pass
+
+
+@pytest.fixture(scope="session")
+def dev_nodes(tmp_path_factory: Any):
+    """Kills and restarts nodes of the local dev cluster (failover tests);
+    the nodes it restarted are stopped when the session ends."""
+    from failover import Nodes
+
+    nodes = Nodes(str(tmp_path_factory.mktemp("restarted-nodes")))
+    yield nodes
+    nodes.stop()

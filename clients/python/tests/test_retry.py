@@ -120,3 +120,83 @@ def test_connect_failure_is_retried_for_every_call():
 def test_next_server_round_robin():
     assert [next_server(SERVERS, s) for s in SERVERS] == ["b:2", "c:3", "a:1"]
     assert next_server(SERVERS, "elsewhere:9") == "a:1"
+
+
+# -- Attempts and Resubscribe: the loops both clients drive -------------------
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_attempts_mark_writes_in_doubt_and_stop():
+    from raftq._retry import Attempts, Route
+
+    route = Route(SERVERS)
+    attempts = Attempts(route, Safety.WRITE, 5.0, Clock(), lambda: 0.5)
+    assert attempts.next() == pytest.approx(5.0) and attempts.addr == "a:1"
+    e = err(rich_error(grpc.StatusCode.UNKNOWN, "outcome unknown", "OUTCOME_UNKNOWN", {"leader": "b:2"}))
+    assert attempts.failed(e) is None
+    assert attempts.error() is e and e.in_doubt
+
+
+def test_attempts_of_a_read_redirect_then_back_off_and_never_doubt():
+    from raftq._retry import Attempts, Route
+
+    route = Route(SERVERS)
+    clock = Clock()
+    attempts = Attempts(route, Safety.READ, 5.0, clock, lambda: 0.5)
+    attempts.next()
+    assert attempts.failed(err(not_leader("c:3"))) == 0.0
+    assert attempts.addr == route.leader == "c:3"
+    attempts.next()
+    broken = err(FakeRpcError(grpc.StatusCode.UNAVAILABLE, "Socket closed"))
+    wait = attempts.failed(broken)
+    assert wait == pytest.approx(backoff_delay(1, 0.5)) and not broken.in_doubt
+    assert attempts.addr == "a:1", "the next server after c:3"
+    attempts.succeeded()
+    assert route.leader == "a:1"
+
+
+def test_attempts_give_up_when_the_wait_would_pass_the_deadline():
+    from raftq._retry import Attempts, Route
+
+    clock = Clock()
+    attempts = Attempts(Route(SERVERS), Safety.PUBLISH, 1.0, clock, lambda: 0.5)
+    attempts.next()
+    clock.now = 0.99
+    assert attempts.failed(err(rich_error(grpc.StatusCode.UNAVAILABLE, "no", "NO_LEADER", retry_ms=500))) is None
+    clock.now = 1.0
+    assert attempts.next() is None
+    assert attempts.error().reason.name == "NO_LEADER"
+
+
+def test_attempts_without_any_time_raise_deadline_exceeded():
+    from raftq._retry import Attempts, Route
+
+    attempts = Attempts(Route(SERVERS), Safety.READ, 0.0, Clock(), lambda: 0.5)
+    assert attempts.next() is None
+    assert attempts.error().code == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_resubscribe_gives_up_after_its_timeout_of_failures_and_a_delivery_resets_it():
+    from raftq._retry import Resubscribe, Route
+
+    route = Route(SERVERS)
+    clock = Clock()
+    policy = Resubscribe(route, 2.0, clock, lambda: 0.5)
+    down = err(FakeRpcError(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses"))
+    assert policy.ended(down, "a:1") > 0 and route.leader == "b:2"
+    clock.now = 1.9
+    assert policy.ended(down, "b:2") is not None
+    clock.now = 2.0
+    assert policy.ended(down, "c:3") is None
+    policy.delivered("c:3")
+    assert route.leader == "c:3"
+    assert policy.ended(down, "c:3") is not None, "a delivery starts the window over"
+    gone = err(rich_error(grpc.StatusCode.NOT_FOUND, "gone", "QUEUE_NOT_FOUND"))
+    assert policy.ended(gone, "a:1") is None

@@ -9,16 +9,22 @@
             print(message.body)
             message.ack()
 
+`raftq.aio.Client` is the same client for asyncio (`await client.publish(...)`).
 See docs/clients-python.md in the raftq repository.
 """
 
+from . import aio
+from .aio import AsyncSubscription
 from .client import DEFAULT_SERVERS, MAX_GRPC_MESSAGE_BYTES, Client, Subscription
 from .errors import ErrorReason, FieldViolation, RaftqError
-from .types import Message, NackOutcome, PublishResult, Receipt
+from .types import AsyncMessage, BaseMessage, Message, NackOutcome, PublishResult, Receipt
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncMessage",
+    "AsyncSubscription",
+    "BaseMessage",
     "Client",
     "DEFAULT_SERVERS",
     "ErrorReason",
@@ -31,4 +37,5 @@ __all__ = [
     "Receipt",
     "Subscription",
     "__version__",
+    "aio",
 ]
