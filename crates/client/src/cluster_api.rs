@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use raftq_proto::v1::{self as proto, cluster_client::ClusterClient};
 
 use crate::{
-    client::{CallSpec, Client, Target},
+    client::{Budget, CallSpec, Client, Target},
     convert::missing,
     error::ClientError,
     retry::Safety::{Idempotent, NotIdempotent},
@@ -251,7 +251,9 @@ impl Client {
         let req =
             proto::AddLearnerRequest { node_id, address: address.to_owned(), peer_address: peer_address.to_owned() };
         let (resp, _) = self
-            .cluster_call(CallSpec::leader("add_learner", NotIdempotent), req, |mut c, r| {
+            // The server answers once the learner has caught up (a snapshot
+            // and the log): no per-attempt timeout, as for a redrive.
+            .cluster_call(CallSpec::leader("add_learner", NotIdempotent).budget(Budget::Unbounded), req, |mut c, r| {
                 Box::pin(async move { c.add_learner(r).await })
             })
             .await?;

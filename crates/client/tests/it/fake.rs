@@ -38,6 +38,9 @@ pub struct Script {
     /// Answer this many of the next TransferLeader calls with ABORTED
     /// (another node won the election); then OK.
     pub transfer_aborted: usize,
+    /// AddLearner answers after this long (the server answers once the
+    /// learner has caught up, which can take long).
+    pub learner_catch_up: Duration,
     /// Cluster.Status: this node's id, the leader it knows, its address.
     pub node_id: u64,
     pub leader: Option<(u64, String)>,
@@ -346,9 +349,16 @@ impl Cluster for Node {
 
     async fn add_learner(
         &self,
-        _: Request<proto::AddLearnerRequest>,
+        req: Request<proto::AddLearnerRequest>,
     ) -> Result<Response<proto::AddLearnerResponse>, Status> {
-        Err(Status::unimplemented("fake"))
+        self.gate("add_learner").await?;
+        let wait = self.lock().learner_catch_up;
+        tokio::time::sleep(wait).await;
+        let r = req.into_inner();
+        let learner = proto::Member { node_id: r.node_id, address: r.address, peer_address: r.peer_address };
+        Ok(Response::new(proto::AddLearnerResponse {
+            membership: Some(proto::Membership { voters: vec![], learners: vec![learner] }),
+        }))
     }
 
     async fn promote_node(

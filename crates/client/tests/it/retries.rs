@@ -68,6 +68,20 @@ async fn a_mutation_that_timed_out_is_not_retried() {
     assert_eq!(node.calls("create_queue"), 1, "may have committed: not sent again");
 }
 
+/// AddLearner answers once the learner has caught up, which may take far
+/// longer than one request's timeout: the client waits for it (it used to
+/// report DEADLINE_EXCEEDED while the server went on adding the learner).
+#[tokio::test]
+async fn add_learner_waits_for_the_catch_up_past_the_request_timeout() {
+    let node = Fake::start(Script { learner_catch_up: Duration::from_millis(500), ..Script::default() }).await;
+    let mut config = config(&[&node.addr]);
+    config.request_timeout = Duration::from_millis(100);
+    let client = Client::connect(config).unwrap();
+    let membership = client.add_learner(4, "n4:7101", "n4:7151").await.expect("added after the catch-up");
+    assert_eq!(membership.learners.len(), 1);
+    assert_eq!(node.calls("add_learner"), 1);
+}
+
 #[tokio::test]
 async fn a_read_that_timed_out_is_retried_until_max_attempts() {
     let node = Fake::start(Script { hang: true, ..Script::default() }).await;
