@@ -41,5 +41,6 @@ mod leases;
 mod membership;
 mod restart;
 mod snapshot_catchup;
+mod stale_read;
 mod tls;
 mod workload;
