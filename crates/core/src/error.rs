@@ -95,7 +95,7 @@ impl QueueError {
 
     /// The queue `name` does not exist.
     pub(crate) fn queue_not_found(name: &str) -> Self {
-        Self::NotFound { kind: Reason::QueueNotFound, what: format!("queue {name:?}"), queue: Some(name.into()) }
+        Self::named_queue_not_found("queue", name)
     }
 
     /// The queue `name` does not exist, where `field` names it.
@@ -138,16 +138,6 @@ impl QueueError {
             | Self::FailedPrecondition { field, .. }
             | Self::ResourceExhausted { field, .. } => Some(field),
             Self::NotFound { .. } | Self::AlreadyExists { .. } => None,
-        }
-    }
-
-    /// The text after the field, for a field violation's description.
-    pub fn description(&self) -> String {
-        match self {
-            Self::InvalidArgument { reason, .. }
-            | Self::FailedPrecondition { reason, .. }
-            | Self::ResourceExhausted { reason, .. } => reason.clone(),
-            other => other.to_string(),
         }
     }
 

@@ -261,7 +261,7 @@ pub fn read_error(error: RaftError<TypeConfig, LinearizableReadError<TypeConfig>
     match error {
         RaftError::APIError(LinearizableReadError::ForwardToLeader(forward)) => not_leader(&forward),
         RaftError::APIError(other) => no_leader(&format!("cannot confirm leadership: {other}")),
-        RaftError::Fatal(fatal) => fatal_error(fatal),
+        RaftError::Fatal(error) => fatal(error),
     }
 }
 
@@ -277,11 +277,8 @@ pub fn store_failed(message: String) -> Status {
     rich(Code::Internal, message, reason::STORE_FAULT, Detail::default())
 }
 
+/// UNAVAILABLE: Raft stopped on this node.
 pub fn fatal(error: impl std::fmt::Display) -> Status {
-    fatal_error(error)
-}
-
-fn fatal_error(error: impl std::fmt::Display) -> Status {
     node_stopped(&format!("raft stopped on this node: {error}"))
 }
 
