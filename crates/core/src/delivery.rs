@@ -9,15 +9,15 @@ use crate::error::{QueueError, Reason};
 use crate::keys::{self, Parts};
 use crate::kv::{Direction, KvRead};
 use crate::limits::{PEEK_SCAN_MAX, RECEIVE_BYTES_MAX};
-use crate::message::{DeadLetterInfo, HistoryEvent, Message, MessageState};
+use crate::message::{Content, DeadLetterInfo, Head, HistoryEvent, MessageState};
 use crate::response::{Delivery, NackOutcome, Outcome};
 use crate::retry::retry_delay_ms;
-use crate::store::{Ctx, Fail, Io, QueueRecord, Step, decode, load_message, load_queue};
+use crate::store::{Ctx, Fail, Io, QueueRecord, Step, decode, load_content, load_head, load_queue};
 
 /// A live lease, checked: its queue and message, ready to change.
 pub(crate) struct Lease {
     pub queue: QueueRecord,
-    pub message: Message,
+    pub message: Head,
 }
 
 /// Checks that `receipt` names a live lease as of `now_ms`; `field` names
@@ -31,7 +31,7 @@ pub(crate) fn check_live(kv: &dyn KvRead, now_ms: u64, field: &str, receipt: &Re
         )
         .into());
     };
-    let Some(message) = load_message(kv, queue.space, receipt.message_id)? else {
+    let Some(message) = load_head(kv, queue.space, receipt.message_id)? else {
         return Err(
             QueueError::precondition(Reason::ReceiptUnknown, field, "receipt unknown: the message is gone").into()
         );
@@ -84,11 +84,12 @@ impl Ctx<'_, '_> {
         for id in ids {
             let mut message = self.message(queue.space, id)?;
             let counted = message.size_bytes();
-            let size = message.body.len();
+            let size = message.content_bytes as usize;
             if !deliveries.is_empty() && body_bytes + size > RECEIVE_BYTES_MAX {
                 break;
             }
             body_bytes += size;
+            let content = load_content(self.kv, queue.space, id)?;
             // Saturating: 4 billion deliveries of one message cannot happen
             // in practice; if it did, receipts would repeat, not wrap.
             let attempt = message.delivery_count.saturating_add(1);
@@ -99,7 +100,7 @@ impl Ctx<'_, '_> {
             let mut delivered = message;
             delivered.history.clear();
             deliveries.push(Delivery {
-                message: delivered,
+                message: delivered.with_content(content),
                 receipt: Receipt { queue: name.to_string(), message_id: id, attempt },
                 lease_expires_at_ms,
             });
@@ -178,7 +179,7 @@ impl Ctx<'_, '_> {
     pub(crate) fn fail_delivery(
         &mut self,
         queue: &mut QueueRecord,
-        mut message: Message,
+        mut message: Head,
         counted: u64,
         delay_ms: Option<u64>,
         dead_letter: bool,
@@ -212,7 +213,7 @@ impl Ctx<'_, '_> {
     fn dead_letter(
         &mut self,
         queue: &mut QueueRecord,
-        mut message: Message,
+        mut message: Head,
         counted: u64,
         reason: &str,
     ) -> Io<Option<String>> {
@@ -250,35 +251,36 @@ impl Ctx<'_, '_> {
             self.put_message(queue, counted, &message);
             return Ok(None);
         };
+        let content = load_content(self.kv, queue.space, message.id)?;
         self.remove_message(queue, message.id)?;
         message.record(event);
-        self.move_into(&mut target, message, Some(info));
+        self.move_into(&mut target, message, &content, Some(info));
         self.save_queue(&target);
         Ok(Some(target.name))
     }
 
-    /// Stores `old` in queue `target` as a new, ready message (new id, fresh
-    /// delivery count, the target's TTL), keeping body, attributes and
-    /// history. The caller saves `target`.
-    fn move_into(&mut self, target: &mut QueueRecord, old: Message, dead_letter: Option<DeadLetterInfo>) -> u64 {
+    /// Stores `old` (with `content`) in queue `target` as a new, ready
+    /// message (new id, fresh delivery count, the target's TTL), keeping
+    /// body, attributes and history. The caller saves `target`.
+    fn move_into(
+        &mut self,
+        target: &mut QueueRecord,
+        old: Head,
+        content: &Content,
+        dead_letter: Option<DeadLetterInfo>,
+    ) -> u64 {
         let now_ms = self.now_ms();
         let id = self.take_message_id();
         let ttl_ms = target.config.message_ttl_ms;
-        let message = Message {
-            id,
-            body: old.body,
-            attributes: old.attributes,
-            published_at_ms: now_ms,
-            delivery_count: 0,
-            redrive_base: 0,
-            state: MessageState::Ready,
-            expires_at_ms: (ttl_ms > 0).then(|| now_ms.saturating_add(ttl_ms)),
+        let expires_at_ms = (ttl_ms > 0).then(|| now_ms.saturating_add(ttl_ms));
+        let message = Head {
             idempotency_key: old.idempotency_key,
             dead_letter,
             history: old.history,
             history_dropped: old.history_dropped,
+            ..Head::new(id, now_ms, MessageState::Ready, expires_at_ms)
         };
-        self.insert_message(target, message);
+        self.insert_message(target, message, content);
         id
     }
 
@@ -291,8 +293,8 @@ impl Ctx<'_, '_> {
         // Source queues, as loaded and changed by this redrive.
         let mut sources: BTreeMap<String, Option<QueueRecord>> = BTreeMap::new();
         let mut candidates: Vec<(u64, Option<String>)> = Vec::new();
-        // What the choice needs of each message, not the message: a scan of
-        // up to PEEK_SCAN_MAX large messages must not hold their bodies.
+        // What the choice needs of each message, not its head: a scan of
+        // up to PEEK_SCAN_MAX messages must not hold their histories.
         struct Scanned {
             id: u64,
             dead: bool,
@@ -305,7 +307,7 @@ impl Ctx<'_, '_> {
         let mut fault = None;
         self.kv.scan(&prefix, &keys::prefix_end(&prefix), Direction::Forward, &mut |_, value| {
             seen += 1;
-            match decode::<Message>("message", value) {
+            match decode::<Head>("message", value) {
                 // Leased messages stay: their consumer may still ack them.
                 Ok(message) if matches!(message.state, MessageState::Leased { .. }) => {}
                 Ok(message) => scanned.push(Scanned {
@@ -362,9 +364,10 @@ impl Ctx<'_, '_> {
                     if target.would_overflow(1, message.size_bytes()).is_some() {
                         continue;
                     }
+                    let content = load_content(self.kv, queue.space, id)?;
                     self.remove_message(&mut queue, id)?;
                     message.record(HistoryEvent::Redriven { at_ms: now_ms, from_queue: Some(name.to_string()) });
-                    self.move_into(&mut target, message, None);
+                    self.move_into(&mut target, message, &content, None);
                     sources.insert(source, Some(target));
                 }
             }

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::keys::{self, Parts};
-use crate::kv::{Direction, KvRead, Pairs, full_digest, stored_digest};
-use crate::message::{Message, MessageState};
+use crate::kv::{Direction, KvRead, Pairs, full_digest, pair_hash, stored_digest};
+use crate::message::{Content, Head, MessageState};
 use crate::state::DedupCaps;
 use crate::store::{DedupEntry, Globals, QueueRecord, TIMER_STATE, TIMER_TTL, decode, state_due};
 
@@ -46,10 +46,10 @@ pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
     let doomed_spaces: BTreeSet<u64> =
         doomed_space_marks.iter().map(|(k, _)| u64s(k, 1).map(|v| v[0])).collect::<Result<_, _>>()?;
     // Every message, by space.
-    let mut messages: BTreeMap<(u64, u64), Message> = BTreeMap::new();
+    let mut messages: BTreeMap<(u64, u64), Head> = BTreeMap::new();
     for (key, value) in table(kv, keys::MESSAGE)? {
         let parts = u64s(&key, 2)?;
-        let message: Message = decode("message", &value).map_err(e)?;
+        let message: Head = decode("message", &value).map_err(e)?;
         if message.id != parts[1] || message.id == 0 || message.id >= g.next_message_id {
             return Err(format!("message {} stored under id {} (next id {})", message.id, parts[1], g.next_message_id));
         }
@@ -62,6 +62,22 @@ pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
             return Err(format!("message {}: leased under a stale attempt", message.id));
         }
         messages.insert((parts[0], parts[1]), message);
+    }
+    // Each head has its content, of the size and digest share it names,
+    // and no content is without a head.
+    let contents = table(kv, keys::CONTENT)?;
+    if contents.len() != messages.len() {
+        return Err(format!("{} message contents stored for {} messages", contents.len(), messages.len()));
+    }
+    for (key, value) in &contents {
+        let parts = u64s(key, 2)?;
+        let Some(head) = messages.get(&(parts[0], parts[1])) else {
+            return Err(format!("content of message {} in space {} has no head", parts[1], parts[0]));
+        };
+        let content: Content = decode("message content", value).map_err(e)?;
+        if content.bytes() != head.content_bytes || pair_hash(key, value) != head.content_hash {
+            return Err(format!("message {}: its head misdescribes its content", head.id));
+        }
     }
     // The ready and timer indexes, rebuilt from the messages.
     let mut ready = BTreeSet::new();

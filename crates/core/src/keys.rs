@@ -7,7 +7,8 @@
 //! | `Q` | name | [`QueueRecord`](crate::store::QueueRecord): config, counts, counters |
 //! | `U` | uid | queue name (live queues, for dedup eviction) |
 //! | `S` | space | queue name (live message spaces, for timers) |
-//! | `m` | space, id | [`Message`](crate::Message) |
+//! | `m` | space, id | the message's [`Head`](crate::message::Head): state, counts, history |
+//! | `b` | space, id | its [`Content`](crate::message::Content): body and attributes, never rewritten |
 //! | `r` | space, id | — ready index (FIFO = first, LIFO = last) |
 //! | `t` | due, space, id, kind | — every pending delay end, lease end and TTL |
 //! | `k` | uid, key | dedup entry: the id and when the key is forgotten |
@@ -30,6 +31,7 @@ pub(crate) const QUEUE: u8 = b'Q';
 pub(crate) const UID: u8 = b'U';
 pub(crate) const SPACE: u8 = b'S';
 pub(crate) const MESSAGE: u8 = b'm';
+pub(crate) const CONTENT: u8 = b'b';
 pub(crate) const READY: u8 = b'r';
 pub(crate) const TIMER: u8 = b't';
 pub(crate) const DEDUP: u8 = b'k';
@@ -144,6 +146,10 @@ pub(crate) fn space(space: u64) -> Vec<u8> {
 
 pub(crate) fn message(space: u64, id: u64) -> Vec<u8> {
     Key::new(MESSAGE).u64(space).u64(id).build()
+}
+
+pub(crate) fn content(space: u64, id: u64) -> Vec<u8> {
+    Key::new(CONTENT).u64(space).u64(id).build()
 }
 
 pub(crate) fn messages_of(space: u64) -> Vec<u8> {

@@ -176,6 +176,8 @@ pub struct Txn<'a> {
     writes: WriteSet,
     fresh: BTreeSet<Vec<u8>>,
     seen: Mutex<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// Keys whose base value is known only by its digest share.
+    hashed: BTreeMap<Vec<u8>, u128>,
 }
 
 impl std::fmt::Debug for Txn<'_> {
@@ -186,7 +188,13 @@ impl std::fmt::Debug for Txn<'_> {
 
 impl<'a> Txn<'a> {
     pub fn new(base: &'a dyn KvRead) -> Self {
-        Self { base, writes: WriteSet::new(), fresh: BTreeSet::new(), seen: Mutex::new(BTreeMap::new()) }
+        Self {
+            base,
+            writes: WriteSet::new(),
+            fresh: BTreeSet::new(),
+            seen: Mutex::new(BTreeMap::new()),
+            hashed: BTreeMap::new(),
+        }
     }
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
@@ -227,6 +235,17 @@ impl<'a> Txn<'a> {
         self.delete(key);
     }
 
+    /// Deletes a key the state holds with a value whose digest share
+    /// ([`pair_hash`]) is `hash`, without reading the value: a message's
+    /// content, whose share its head keeps. A wrong hash leaves the digest
+    /// wrong, which the full-scan check finds.
+    pub(crate) fn delete_hashed(&mut self, key: Vec<u8>, hash: u128) {
+        if !self.writes.contains_key(&key) {
+            self.hashed.insert(key.clone(), hash);
+        }
+        self.delete(key);
+    }
+
     /// The base's value under `key`, remembered for `finish`.
     fn base_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreFault> {
         let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -251,7 +270,7 @@ impl<'a> Txn<'a> {
     /// result as one batch; host keys ([`HOST_PREFIX`]) it adds are outside
     /// the digest.
     pub fn finish(self) -> Result<WriteSet, StoreFault> {
-        let Self { base, mut writes, fresh, seen } = self;
+        let Self { base, mut writes, fresh, seen, hashed } = self;
         let mut seen = seen.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         writes.remove(DIGEST_KEY);
         let mut digest = read_digest(base)?;
@@ -261,14 +280,17 @@ impl<'a> Txn<'a> {
             }
             let old = if fresh.contains(key) {
                 None
+            } else if let Some(hash) = hashed.get(key) {
+                Some(*hash)
             } else {
-                match seen.remove(key) {
+                let old = match seen.remove(key) {
                     Some(old) => old,
                     None => base.get(key)?,
-                }
+                };
+                old.map(|old| pair_hash(key, &old))
             };
             if let Some(old) = old {
-                digest = digest.wrapping_sub(pair_hash(key, &old));
+                digest = digest.wrapping_sub(old);
             }
             if let Some(new) = value {
                 digest = digest.wrapping_add(pair_hash(key, new));
@@ -354,7 +376,7 @@ impl KvRead for Txn<'_> {
 }
 
 /// One pair's share of the digest.
-fn pair_hash(key: &[u8], value: &[u8]) -> u128 {
+pub(crate) fn pair_hash(key: &[u8], value: &[u8]) -> u128 {
     let mut hasher = Sha256::new();
     hasher.update((key.len() as u32).to_be_bytes());
     hasher.update(key);

@@ -147,6 +147,80 @@ impl Message {
         let dead_letter = self.dead_letter.as_ref().map_or(0, |info| info.source_queue.len() + info.reason.len());
         (self.body.len() + attributes + history + dead_letter) as u64
     }
+}
+
+/// What a message carries that never changes once it is stored: its body
+/// and attributes. Stored apart from its [`Head`] (table `b`), so a
+/// receive, ack, nack or lease end rewrites a few dozen bytes, not the body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Content {
+    pub body: Bytes,
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Content {
+    /// Body and attribute bytes (what `max_message_bytes` limits).
+    pub(crate) fn bytes(&self) -> u64 {
+        let attributes: usize = self.attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
+        (self.body.len() + attributes) as u64
+    }
+}
+
+/// A message as the state machine stores it under table `m`: everything but
+/// its [`Content`], which it describes by size and digest share.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Head {
+    pub id: u64,
+    pub published_at_ms: u64,
+    /// Deliveries so far; never decreases (receipts depend on it).
+    pub delivery_count: u32,
+    /// `delivery_count` when this message was last redriven in place: the
+    /// `max_deliveries` budget counts deliveries since then.
+    pub redrive_base: u32,
+    pub state: MessageState,
+    /// Removed at this time if the queue has a TTL.
+    pub expires_at_ms: Option<u64>,
+    pub idempotency_key: Option<String>,
+    pub dead_letter: Option<DeadLetterInfo>,
+    /// Most recent events, oldest first, at most `HISTORY_EVENTS_MAX`.
+    pub history: VecDeque<HistoryEvent>,
+    /// Events dropped from the front of `history` to keep it bounded.
+    pub history_dropped: u64,
+    /// [`Content::bytes`] of its content.
+    pub content_bytes: u64,
+    /// The content pair's share of the state digest, so deleting the
+    /// content (ack, expiry, cleanup) need not read it back.
+    pub content_hash: u128,
+}
+
+impl Head {
+    /// A message just published or moved here: no deliveries, no history.
+    /// The content fields are set when it is stored.
+    pub(crate) fn new(id: u64, published_at_ms: u64, state: MessageState, expires_at_ms: Option<u64>) -> Self {
+        Self {
+            id,
+            published_at_ms,
+            delivery_count: 0,
+            redrive_base: 0,
+            state,
+            expires_at_ms,
+            idempotency_key: None,
+            dead_letter: None,
+            history: VecDeque::new(),
+            history_dropped: 0,
+            content_bytes: 0,
+            content_hash: 0,
+        }
+    }
+
+    /// What the message counts against its queue's `max_bytes`: its
+    /// content plus the text in its history and dead-letter record (see
+    /// [`Message::size_bytes`]).
+    pub(crate) fn size_bytes(&self) -> u64 {
+        let history: usize = self.history.iter().map(HistoryEvent::text_bytes).sum();
+        let dead_letter = self.dead_letter.as_ref().map_or(0, |info| info.source_queue.len() + info.reason.len());
+        self.content_bytes + (history + dead_letter) as u64
+    }
 
     pub(crate) fn record(&mut self, event: HistoryEvent) {
         if self.history.len() == HISTORY_EVENTS_MAX {
@@ -157,7 +231,25 @@ impl Message {
     }
 
     /// Deliveries counted against `max_deliveries`.
-    pub fn deliveries_since_redrive(&self) -> u32 {
+    pub(crate) fn deliveries_since_redrive(&self) -> u32 {
         self.delivery_count - self.redrive_base
+    }
+
+    /// The whole message, for an answer.
+    pub(crate) fn with_content(self, content: Content) -> Message {
+        Message {
+            id: self.id,
+            body: content.body,
+            attributes: content.attributes,
+            published_at_ms: self.published_at_ms,
+            delivery_count: self.delivery_count,
+            redrive_base: self.redrive_base,
+            state: self.state,
+            expires_at_ms: self.expires_at_ms,
+            idempotency_key: self.idempotency_key,
+            dead_letter: self.dead_letter,
+            history: self.history,
+            history_dropped: self.history_dropped,
+        }
     }
 }

@@ -9,9 +9,11 @@ use crate::error::QueueError;
 use crate::keys::{self, Parts};
 use crate::kv::{Direction, KvRead, StoreFault, stored_digest};
 use crate::limits::{LIST_QUEUES_MAX, PEEK_MESSAGES_MAX, PEEK_SCAN_MAX};
-use crate::message::{Message, StateFilter};
+use crate::message::{Head, Message, StateFilter};
 use crate::response::{PeekPage, QueueInfo};
-use crate::store::{self, Ctx, Fail, Globals, Io, QueueRecord, decode, load_message, load_queue, not_found};
+use crate::store::{
+    self, Ctx, Fail, Globals, Io, QueueRecord, decode, load_content, load_head, load_message, load_queue, not_found,
+};
 
 /// Read-side answers that may be refusals, over a store that may fail.
 pub type ReadResult<T> = Result<Result<T, QueueError>, StoreFault>;
@@ -29,7 +31,7 @@ pub(crate) fn info(kv: &dyn KvRead, queue: &QueueRecord, now_ms: u64) -> Io<Queu
     let mut stats = queue.stats.clone();
     stats.oldest_ready_age_ms = 0;
     if let Some(id) = store::first_ready(kv, queue, Direction::Forward)? {
-        let oldest = load_message(kv, queue.space, id)?
+        let oldest = load_head(kv, queue.space, id)?
             .ok_or_else(|| StoreFault(format!("ready message {id} of {:?} is missing", queue.name)))?;
         stats.oldest_ready_age_ms = now_ms.saturating_sub(oldest.published_at_ms);
     }
@@ -145,23 +147,23 @@ impl<'a> Reader<'a> {
         let limit = limit.clamp(1, PEEK_MESSAGES_MAX) as usize;
         let start = keys::message(queue.space, after_id.saturating_add(1));
         let end = keys::prefix_end(&keys::messages_of(queue.space));
-        let mut messages = Vec::new();
+        let mut heads = Vec::new();
         let mut last_seen = None;
         let mut scanned = 0usize;
         let mut complete = true;
         let mut fault = None;
         if after_id < u64::MAX {
             self.kv.scan(&start, &end, Direction::Forward, &mut |_, value| {
-                if messages.len() == limit || scanned == PEEK_SCAN_MAX {
+                if heads.len() == limit || scanned == PEEK_SCAN_MAX {
                     complete = false;
                     return false;
                 }
                 scanned += 1;
-                match decode::<Message>("message", value) {
-                    Ok(message) => {
-                        last_seen = Some(message.id);
-                        if filter.matches(&message.state) {
-                            messages.push(message);
+                match decode::<Head>("message", value) {
+                    Ok(head) => {
+                        last_seen = Some(head.id);
+                        if filter.matches(&head.state) {
+                            heads.push(head);
                         }
                         true
                     }
@@ -174,6 +176,11 @@ impl<'a> Reader<'a> {
         }
         if let Some(fault) = fault {
             return Err(fault);
+        }
+        let mut messages = Vec::with_capacity(heads.len());
+        for head in heads {
+            let content = load_content(self.kv, queue.space, head.id)?;
+            messages.push(head.with_content(content));
         }
         let next_after_id = if complete { None } else { last_seen };
         Ok(Ok(PeekPage { messages, next_after_id }))

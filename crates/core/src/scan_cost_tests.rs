@@ -18,6 +18,8 @@ struct TombstoneKv {
     map: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     steps: AtomicU64,
     gets: AtomicU64,
+    /// Point reads of a message's content (table `b`).
+    content_gets: AtomicU64,
     scans: AtomicU64,
 }
 
@@ -34,6 +36,9 @@ impl TombstoneKv {
 impl KvRead for TombstoneKv {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreFault> {
         self.gets.fetch_add(1, Ordering::Relaxed);
+        if key.first() == Some(&b'b') {
+            self.content_gets.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(self.map.get(key).cloned().flatten())
     }
 
@@ -80,22 +85,26 @@ struct Harness {
     worst: u64,
     /// The most point reads one command (and its `finish`) made.
     worst_gets: u64,
+    /// The last command's write set.
+    last_writes: WriteSet,
 }
 
 impl Harness {
     fn new(caps: DedupCaps) -> Self {
-        Self { kv: TombstoneKv::default(), caps, worst: 0, worst_gets: 0 }
+        Self { kv: TombstoneKv::default(), caps, worst: 0, worst_gets: 0, last_writes: WriteSet::new() }
     }
 
     fn apply(&mut self, time_ms: u64, command: &Command) -> Response {
         self.kv.take_steps();
         self.kv.gets.store(0, Ordering::Relaxed);
+        self.kv.content_gets.store(0, Ordering::Relaxed);
         let mut txn = Txn::new(&self.kv);
         let response = apply(&mut txn, self.caps, time_ms, command).expect("memory never fails");
         let steps = self.kv.take_steps();
         self.worst = self.worst.max(steps);
         let writes = txn.finish().expect("memory never fails");
         self.worst_gets = self.worst_gets.max(self.kv.gets.load(Ordering::Relaxed));
+        self.last_writes = writes.clone();
         self.kv.write(writes);
         response
     }
@@ -226,4 +235,42 @@ fn an_entry_with_nothing_to_clean_up_does_not_look_for_cleanup_work() {
     assert_eq!(h.kv.scans.load(Ordering::Relaxed), 0);
     let reads = h.read_steps(|r| assert_eq!(r.next_timer_ms().expect("read"), None));
     assert_eq!(reads, 0);
+}
+
+/// The last command's puts and deletes of message contents (table `b`),
+/// and its point reads of them.
+fn content_io(h: &Harness) -> (usize, usize, u64) {
+    let contents = h.last_writes.iter().filter(|(key, _)| key.first() == Some(&b'b'));
+    let (puts, deletes) = contents.fold((0, 0), |(p, d), (_, v)| if v.is_some() { (p + 1, d) } else { (p, d + 1) });
+    (puts, deletes, h.kv.content_gets.load(Ordering::Relaxed))
+}
+
+#[test]
+fn a_body_is_written_once_and_read_only_to_deliver_it() {
+    let mut h = Harness::new(DedupCaps::default());
+    let config = ConfigUpdate { lease_ms: Some(1_000), ..ConfigUpdate::default() };
+    h.apply(1, &Command::CreateQueue { name: "q".into(), config }).expect("create");
+    let body = Bytes::from(vec![7u8; 1_000]);
+    let messages = (0..10).map(|_| NewMessage { body: body.clone(), ..message(0, None) }).collect();
+    h.apply(1, &Command::Publish { queue: "q".into(), messages }).expect("publish");
+    assert_eq!(content_io(&h), (10, 0, 0), "publish writes each content once");
+    let receive = |max_messages| Command::Receive { queue: "q".into(), max_messages, lease_ms: None };
+    let first = received(h.apply(2, &receive(10)));
+    assert!(first.iter().all(|d| d.message.body == body));
+    assert_eq!(content_io(&h), (0, 0, 10), "receive reads each content it delivers and rewrites none");
+    let receipt = |i: usize| first[i].receipt.clone();
+    h.apply(3, &Command::ExtendLease { receipt: receipt(0), lease_ms: 5_000 }).expect("extend");
+    assert_eq!(content_io(&h), (0, 0, 0), "extend");
+    h.apply(3, &Command::Nack { receipt: receipt(1), delay_ms: Some(0), dead_letter: false, reason: "r".into() })
+        .expect("nack");
+    assert_eq!(content_io(&h), (0, 0, 0), "nack");
+    // Leases of 2..10 end at 1,002: their expiry makes them ready again.
+    h.apply(1_500, &Command::Tick).expect("tick");
+    assert_eq!(content_io(&h), (0, 0, 0), "lease expiry");
+    let second = received(h.apply(1_500, &receive(10)));
+    assert_eq!(second.len(), 9);
+    let receipts = std::iter::once(receipt(0)).chain(second.iter().map(|d| d.receipt.clone())).collect();
+    h.apply(1_500, &Command::Ack { receipts }).expect("ack");
+    assert_eq!(content_io(&h), (0, 10, 0), "ack deletes the contents without reading them");
+    check_invariants(&h.kv, h.caps).expect("invariants");
 }

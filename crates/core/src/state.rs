@@ -14,7 +14,7 @@ use crate::error::{Limit, QueueError, Reason};
 use crate::keys::{self, Parts};
 use crate::kv::{Direction, KvRead, MemKv, StoreFault, Txn};
 use crate::limits::*;
-use crate::message::{HistoryEvent, Message, MessageState};
+use crate::message::{Content, Head, HistoryEvent, Message, MessageState};
 use crate::response::{Outcome, PublishResult, Response};
 use crate::store::{Ctx, Fail, Globals, Io, QueueRecord, Step, TIMER_STATE, TIMER_TTL, encode, first_timer};
 
@@ -305,21 +305,11 @@ impl Ctx<'_, '_> {
             MessageState::Delayed { visible_at_ms: now_ms.saturating_add(delay_ms) }
         };
         let ttl_ms = queue.config.message_ttl_ms;
-        let message = Message {
-            id,
-            body: new.body.clone(),
-            attributes: new.attributes.clone(),
-            published_at_ms: now_ms,
-            delivery_count: 0,
-            redrive_base: 0,
-            state,
-            expires_at_ms: (ttl_ms > 0).then(|| now_ms.saturating_add(ttl_ms)),
-            idempotency_key: new.idempotency_key.clone(),
-            dead_letter: None,
-            history: Default::default(),
-            history_dropped: 0,
-        };
-        self.insert_message(queue, message);
+        let expires_at_ms = (ttl_ms > 0).then(|| now_ms.saturating_add(ttl_ms));
+        let message =
+            Head { idempotency_key: new.idempotency_key.clone(), ..Head::new(id, now_ms, state, expires_at_ms) };
+        let content = Content { body: new.body.clone(), attributes: new.attributes.clone() };
+        self.insert_message(queue, message, &content);
         let window_ms = queue.config.dedup_window_ms;
         if let Some(key) = &new.idempotency_key
             && window_ms > 0

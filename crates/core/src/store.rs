@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Order, QueueConfig};
 use crate::error::{Limit, QueueError};
 use crate::keys::{self, Parts};
-use crate::kv::{Direction, KvRead, StoreFault, Txn};
+use crate::kv::{Direction, KvRead, StoreFault, Txn, pair_hash};
 use crate::limits::{CLEANUP_PER_APPLY_MAX, DEDUP_EXPIRE_PER_APPLY_MAX};
-use crate::message::{Message, MessageState};
+use crate::message::{Content, Head, Message, MessageState};
 use crate::response::QueueStats;
 use crate::state::DedupCaps;
 
@@ -234,8 +234,22 @@ pub(crate) fn load_queue(kv: &dyn KvRead, name: &str) -> Io<Option<QueueRecord>>
     get(kv, "queue record", &keys::queue(name))
 }
 
-pub(crate) fn load_message(kv: &dyn KvRead, space: u64, id: u64) -> Io<Option<Message>> {
+/// A message's head (its state, counts and history; not its content).
+pub(crate) fn load_head(kv: &dyn KvRead, space: u64, id: u64) -> Io<Option<Head>> {
     get(kv, "message", &keys::message(space, id))
+}
+
+/// The content of a message whose head exists: its absence is a broken store.
+pub(crate) fn load_content(kv: &dyn KvRead, space: u64, id: u64) -> Io<Content> {
+    get(kv, "message content", &keys::content(space, id))?
+        .ok_or_else(|| StoreFault(format!("message {id} of space {space} has no content")))
+}
+
+/// A whole message: head and content.
+pub(crate) fn load_message(kv: &dyn KvRead, space: u64, id: u64) -> Io<Option<Message>> {
+    let Some(head) = load_head(kv, space, id)? else { return Ok(None) };
+    let content = load_content(kv, space, id)?;
+    Ok(Some(head.with_content(content)))
 }
 
 pub(crate) fn not_found(name: &str) -> QueueError {
@@ -303,22 +317,20 @@ impl Ctx<'_, '_> {
         self.kv.put(keys::queue(&queue.name), encode(queue));
     }
 
-    /// A message the indexes say exists: its absence is a broken store.
-    pub(crate) fn message(&self, space: u64, id: u64) -> Io<Message> {
-        load_message(self.kv, space, id)?
+    /// The head of a message the indexes say exists: its absence is a
+    /// broken store.
+    pub(crate) fn message(&self, space: u64, id: u64) -> Io<Head> {
+        load_head(self.kv, space, id)?
             .ok_or_else(|| StoreFault(format!("message {id} of space {space} is indexed but missing")))
     }
 
-    /// Stores `message` back in `queue` after a change; `counted` is its
-    /// [`Message::size_bytes`] as stored before (history text may have grown
-    /// or been dropped): the queue's byte count follows the difference.
-    pub(crate) fn put_message(&mut self, queue: &mut QueueRecord, counted: u64, message: &Message) {
+    /// Stores `message`'s head back in `queue` after a change (its content
+    /// never changes); `counted` is its [`Head::size_bytes`] as stored
+    /// before (history text may have grown or been dropped): the queue's
+    /// byte count follows the difference.
+    pub(crate) fn put_message(&mut self, queue: &mut QueueRecord, counted: u64, message: &Head) {
         queue.stats.total_bytes = (queue.stats.total_bytes + message.size_bytes()).saturating_sub(counted);
-        self.write_message(queue.space, message);
-    }
-
-    fn write_message(&mut self, space: u64, message: &Message) {
-        self.kv.put(keys::message(space, message.id), encode(message));
+        self.kv.put(keys::message(queue.space, message.id), encode(message));
     }
 
     pub(crate) fn take_message_id(&mut self) -> u64 {
@@ -333,9 +345,15 @@ impl Ctx<'_, '_> {
         uid
     }
 
-    /// Stores a message whose id was just taken: none of its keys can exist
-    /// yet, so they are written with [`Txn::put_new`].
-    pub(crate) fn insert_message(&mut self, queue: &mut QueueRecord, message: Message) {
+    /// Stores a message whose id was just taken, head and content: none of
+    /// its keys can exist yet, so they are written with [`Txn::put_new`].
+    /// Sets the head's content size and digest share.
+    pub(crate) fn insert_message(&mut self, queue: &mut QueueRecord, mut message: Head, content: &Content) {
+        let content_key = keys::content(queue.space, message.id);
+        let content_value = encode(content);
+        message.content_bytes = content.bytes();
+        message.content_hash = pair_hash(&content_key, &content_value);
+        self.kv.put_new(content_key, content_value);
         queue.stats.total_bytes += message.size_bytes();
         self.index_state(queue, message.id, &message.state);
         if let Some(due_ms) = message.expires_at_ms {
@@ -344,7 +362,7 @@ impl Ctx<'_, '_> {
         self.kv.put_new(keys::message(queue.space, message.id), encode(&message));
     }
 
-    pub(crate) fn remove_message(&mut self, queue: &mut QueueRecord, id: u64) -> Io<Message> {
+    pub(crate) fn remove_message(&mut self, queue: &mut QueueRecord, id: u64) -> Io<Head> {
         let message = self.message(queue.space, id)?;
         queue.stats.total_bytes -= message.size_bytes();
         self.unindex_state(queue, id, &message.state);
@@ -352,10 +370,11 @@ impl Ctx<'_, '_> {
         Ok(message)
     }
 
-    /// Deletes a message and its index and timer keys (counts untouched).
-    /// The index keys exist exactly as the message's state says (the
-    /// invariant check proves it), so they are deleted as known.
-    pub(crate) fn delete_message_keys(&mut self, space: u64, message: &Message) {
+    /// Deletes a message, its content and its index and timer keys (counts
+    /// untouched). The index keys exist exactly as the message's state says
+    /// (the invariant check proves it), so they are deleted as known; the
+    /// content is deleted by the digest share its head keeps, unread.
+    pub(crate) fn delete_message_keys(&mut self, space: u64, message: &Head) {
         let id = message.id;
         match state_due(&message.state) {
             Some(due) => self.kv.delete_known(keys::timer(due, space, id, TIMER_STATE), Vec::new()),
@@ -365,12 +384,13 @@ impl Ctx<'_, '_> {
         if let Some(due_ms) = message.expires_at_ms {
             self.kv.delete_known(keys::timer(due_ms, space, id, TIMER_TTL), Vec::new());
         }
+        self.kv.delete_hashed(keys::content(space, id), message.content_hash);
         self.kv.delete(keys::message(space, id));
     }
 
     /// Moves `message` to `state`, keeping counts, indexes and timers exact.
     /// The caller stores the message.
-    pub(crate) fn set_state(&mut self, queue: &mut QueueRecord, message: &mut Message, state: MessageState) {
+    pub(crate) fn set_state(&mut self, queue: &mut QueueRecord, message: &mut Head, state: MessageState) {
         self.unindex_state(queue, message.id, &message.state);
         self.index_state(queue, message.id, &state);
         message.state = state;
@@ -461,7 +481,7 @@ impl Ctx<'_, '_> {
             let from = keys::message(space, space_cursor(&cursor)?);
             let messages = first_n_in(self.kv, &from, &keys::prefix_end(&prefix), budget)?;
             for (key, value) in &messages {
-                let message: Message = decode("message", value)?;
+                let message: Head = decode("message", value)?;
                 self.kv.known(key, value.clone());
                 self.delete_message_keys(space, &message);
             }

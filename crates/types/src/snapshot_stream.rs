@@ -23,8 +23,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 /// Bumped on any change to the frame layout or the state's key layout
-/// (4: a member has a client and a peer address).
-pub const SNAPSHOT_STREAM_FORMAT_VERSION: u16 = 4;
+/// (4: a member has a client and a peer address; 5: a message's head and
+/// content are separate pairs).
+pub const SNAPSHOT_STREAM_FORMAT_VERSION: u16 = 5;
 /// Pair bytes per chunk (a single large pair may exceed it).
 pub const CHUNK_BYTES: usize = 1024 * 1024;
 /// Chunks a producer runs ahead of its consumer.

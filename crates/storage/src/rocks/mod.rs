@@ -48,8 +48,9 @@ const CF_FORMAT_1: &str = "sm";
 /// record; format 2 keeps it in the `state` column family; format 3 adds
 /// scan floors to the state's records (their encoding changed); format 4
 /// records two addresses per member (client and peer) in the log's and the
-/// state's membership.
-pub const STORAGE_FORMAT_VERSION: u8 = 4;
+/// state's membership; format 5 stores a message's body and attributes
+/// apart from its head (state, counts, history).
+pub const STORAGE_FORMAT_VERSION: u8 = 5;
 const META_FORMAT: &str = "state_format";
 
 /// Default [`StoreOptions::memory_budget_bytes`]: RocksDB's share of a

@@ -183,7 +183,7 @@ async fn a_data_dir_of_storage_format_1_is_refused_by_name() {
     }
     let err = RocksStore::open(dir.path()).await.unwrap_err();
     assert!(matches!(err, OpenError::Format { found: 1, .. }), "{err}");
-    assert!(err.to_string().contains("storage format 1, this build reads format 4"), "{err}");
+    assert!(err.to_string().contains("storage format 1, this build reads format 5"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +196,7 @@ async fn a_data_dir_of_storage_format_2_is_refused_by_name() {
     }
     let err = RocksStore::open(dir.path()).await.unwrap_err();
     assert!(matches!(err, OpenError::Format { found: 2, .. }), "{err}");
-    assert!(err.to_string().contains("storage format 2, this build reads format 4"), "{err}");
+    assert!(err.to_string().contains("storage format 2, this build reads format 5"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
