@@ -42,8 +42,8 @@ pub const RECEIVE_WAIT_MS_MAX: u64 = 20_000;
 
 /// Most messages one receive hands out.
 pub const RECEIVE_MESSAGES_MAX: u32 = 1_000;
-/// A receive stops adding messages once their bodies pass this many bytes
-/// (it always returns at least one message if one is visible).
+/// A receive stops adding messages once their bodies and attributes pass this
+/// many bytes (it always returns at least one message if one is visible).
 pub const RECEIVE_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Most receipts in one ack.
 pub const ACK_RECEIPTS_MAX: usize = 1_000;
