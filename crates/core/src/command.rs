@@ -37,7 +37,7 @@ pub struct NewMessage {
 impl NewMessage {
     /// Body plus attribute bytes: what counts against size limits.
     pub fn size_bytes(&self) -> usize {
-        self.body.len() + self.attributes.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+        crate::message::content_bytes(&self.body, &self.attributes)
     }
 
     fn validate(&self) -> Result<(), QueueError> {

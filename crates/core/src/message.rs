@@ -137,16 +137,23 @@ pub struct Message {
 }
 
 impl Message {
-    /// What the message counts against its queue's `max_bytes`: body and
-    /// attributes, plus the text it carries in its history and dead-letter
-    /// record (nack and dead-letter reasons, queue names), which a message
-    /// nacked many times with long reasons can make larger than its body.
+    /// What the message counts against its queue's `max_bytes` (see
+    /// [`Head::size_bytes`]).
     pub fn size_bytes(&self) -> u64 {
-        let attributes: usize = self.attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
-        let history: usize = self.history.iter().map(HistoryEvent::text_bytes).sum();
-        let dead_letter = self.dead_letter.as_ref().map_or(0, |info| info.source_queue.len() + info.reason.len());
-        (self.body.len() + attributes + history + dead_letter) as u64
+        (content_bytes(&self.body, &self.attributes) + text_bytes(&self.history, &self.dead_letter)) as u64
     }
+}
+
+/// Body plus attribute bytes: what `max_message_bytes` limits.
+pub(crate) fn content_bytes(body: &[u8], attributes: &BTreeMap<String, String>) -> usize {
+    body.len() + attributes.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+}
+
+/// The text a message carries besides its content: nack and dead-letter
+/// reasons and queue names in its history and dead-letter record.
+fn text_bytes(history: &VecDeque<HistoryEvent>, dead_letter: &Option<DeadLetterInfo>) -> usize {
+    let history: usize = history.iter().map(HistoryEvent::text_bytes).sum();
+    history + dead_letter.as_ref().map_or(0, |info| info.source_queue.len() + info.reason.len())
 }
 
 /// What a message carries that never changes once it is stored: its body
@@ -161,8 +168,7 @@ pub(crate) struct Content {
 impl Content {
     /// Body and attribute bytes (what `max_message_bytes` limits).
     pub(crate) fn bytes(&self) -> u64 {
-        let attributes: usize = self.attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
-        (self.body.len() + attributes) as u64
+        content_bytes(&self.body, &self.attributes) as u64
     }
 }
 
@@ -214,12 +220,11 @@ impl Head {
     }
 
     /// What the message counts against its queue's `max_bytes`: its
-    /// content plus the text in its history and dead-letter record (see
-    /// [`Message::size_bytes`]).
+    /// content, plus the text it carries in its history and dead-letter
+    /// record (nack and dead-letter reasons, queue names), which a message
+    /// nacked many times with long reasons can make larger than its body.
     pub(crate) fn size_bytes(&self) -> u64 {
-        let history: usize = self.history.iter().map(HistoryEvent::text_bytes).sum();
-        let dead_letter = self.dead_letter.as_ref().map_or(0, |info| info.source_queue.len() + info.reason.len());
-        self.content_bytes + (history + dead_letter) as u64
+        self.content_bytes + text_bytes(&self.history, &self.dead_letter) as u64
     }
 
     pub(crate) fn record(&mut self, event: HistoryEvent) {
