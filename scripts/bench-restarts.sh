@@ -118,6 +118,9 @@ done
 secs=$(since "$t0")
 echo "snapshot catch-up: node $follower now holds a snapshot at index $(own_field "$addr" snapshot_index) (0: caught up from the log alone)"
 echo "snapshot catch-up: node $follower installed ${state_mib} MiB of state (the leader's data dir) and caught up in $secs s ($(echo "$state_mib * 1.048576 / $secs" | bc) MB/s); largest RSS growth of the other nodes meanwhile ${peak_growth} MiB; its own RSS $(rss_mib "${pid_of[$follower]}") MiB"
+# The follower's own account of the install: pairs, bytes of the stream,
+# seconds from its first chunk to the switch, MB/s.
+echo "snapshot install (node $follower's log): $(grep 'installed a snapshot' "$logdir/node-$follower.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g')"
 "$bin" cluster promote "$follower" >/dev/null
 
 # 3. Whole cluster.

@@ -40,6 +40,14 @@ pub(crate) const DEDUP_BY_EXPIRY: u8 = b'X';
 pub(crate) const DOOMED_SPACE: u8 = b'Z';
 pub(crate) const DOOMED_DEDUP: u8 = b'Y';
 
+/// The tables that grow with the backlog (messages, contents, the ready,
+/// timer and dedup indexes), each written at one end of its own key range
+/// (new ids, later due times) and consumed at the other. A store may keep
+/// each of them apart from the rest (RocksDB: a column family each), so
+/// that what one table appends never shares a file's key range with
+/// another table's backlog; every other table is small.
+pub const GROWING_TABLES: [u8; 7] = [MESSAGE, CONTENT, READY, TIMER, DEDUP, DEDUP_BY_QUEUE, DEDUP_BY_EXPIRY];
+
 /// Builds a key from a table byte and parts.
 pub(crate) struct Key(Vec<u8>);
 

@@ -67,6 +67,7 @@ pub mod typed;
 pub use command::{Command, NewMessage, Receipt};
 pub use config::{ConfigUpdate, Order, QueueConfig, validate_queue_name};
 pub use error::{Limit, QueueError, Reason};
+pub use keys::GROWING_TABLES;
 pub use message::{DeadLetterInfo, HistoryEvent, Message, MessageState, StateFilter};
 pub use response::{Delivery, NackOutcome, Outcome, PeekPage, PublishResult, QueueInfo, QueueStats, Response};
 pub use snapshot::{SNAPSHOT_FORMAT_VERSION, SnapshotError};

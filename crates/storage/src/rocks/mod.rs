@@ -5,7 +5,10 @@
 //! - `meta`: `vote`, `last_purged`, `committed` → framed values;
 //!   `state_format` (the layout version) and `state_generation`.
 //! - `state`: the queue state, one generation byte then the core's key
-//!   (see `docs/storage.md`), and the applied log id and membership.
+//!   (see `docs/storage.md`), and the applied log id and membership;
+//!   `state_messages`, `state_contents`, `state_ready`, `state_timers`,
+//!   `state_dedup`, `state_dedup_by_queue`, `state_dedup_by_expiry`: the
+//!   tables that grow with the backlog, one each, keyed the same way.
 //!
 //! Every log write goes to RocksDB unsynced (readable at once) and then
 //! waits for the group-commit thread (`syncer`) to fsync the WAL before it
@@ -49,8 +52,9 @@ const CF_FORMAT_1: &str = "sm";
 /// scan floors to the state's records (their encoding changed); format 4
 /// records two addresses per member (client and peer) in the log's and the
 /// state's membership; format 5 stores a message's body and attributes
-/// apart from its head (state, counts, history).
-pub const STORAGE_FORMAT_VERSION: u8 = 5;
+/// apart from its head (state, counts, history); format 6 keeps each table
+/// that grows with the backlog in a column family of its own.
+pub const STORAGE_FORMAT_VERSION: u8 = 6;
 const META_FORMAT: &str = "state_format";
 
 /// Default [`StoreOptions::memory_budget_bytes`]: RocksDB's share of a
@@ -187,21 +191,22 @@ fn open_db(path: &Path, memory_budget_bytes: usize) -> Result<DB, rocksdb::Error
     // replayed at each start). Past this total RocksDB flushes the column
     // families holding the oldest file.
     opts.set_max_total_wal_size(WAL_BYTES_MAX);
-    let mut state = cf_options();
-    // The ready and timer indexes are queues: keys are deleted at the front
-    // as fast as they are added at the back. Compact files dense with
-    // deletions early, so finding the first live key stays cheap.
-    state.add_compact_on_deletion_collector_factory(10_000, 5_000, 0.5);
-    // Most point reads of the state are misses (is this idempotency key
-    // new?): a bloom filter over the memtable answers them without a
-    // skiplist walk, as the SST filters do for the files.
-    state.set_memtable_whole_key_filtering(true);
-    state.set_memtable_prefix_bloom_ratio(0.05);
-    let cfs = [
-        ColumnFamilyDescriptor::new(CF_LOG, cf_options()),
-        ColumnFamilyDescriptor::new(CF_META, cf_options()),
-        ColumnFamilyDescriptor::new(CF_STATE, state),
-    ];
+    let state = || {
+        let mut state = cf_options();
+        // The ready and timer indexes are queues: keys are deleted at the front
+        // as fast as they are added at the back. Compact files dense with
+        // deletions early, so finding the first live key stays cheap.
+        state.add_compact_on_deletion_collector_factory(10_000, 5_000, 0.5);
+        // Most point reads of the state are misses (is this idempotency key
+        // new?): a bloom filter over the memtable answers them without a
+        // skiplist walk, as the SST filters do for the files.
+        state.set_memtable_whole_key_filtering(true);
+        state.set_memtable_prefix_bloom_ratio(0.05);
+        state
+    };
+    let mut cfs =
+        vec![ColumnFamilyDescriptor::new(CF_LOG, cf_options()), ColumnFamilyDescriptor::new(CF_META, cf_options())];
+    cfs.extend(state::STATE_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, state())));
     DB::open_cf_descriptors(&opts, path, cfs)
 }
 

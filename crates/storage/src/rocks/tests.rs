@@ -183,20 +183,24 @@ async fn a_data_dir_of_storage_format_1_is_refused_by_name() {
     }
     let err = RocksStore::open(dir.path()).await.unwrap_err();
     assert!(matches!(err, OpenError::Format { found: 1, .. }), "{err}");
-    assert!(err.to_string().contains("storage format 1, this build reads format 5"), "{err}");
+    assert!(err.to_string().contains("storage format 1, this build reads format 6"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_data_dir_of_storage_format_2_is_refused_by_name() {
+async fn a_data_dir_of_storage_format_5_is_refused_by_name() {
+    // Format 5 kept the whole state in the one `state` column family.
     let dir = tempfile::tempdir().unwrap();
-    drop(RocksStore::open(dir.path()).await.unwrap());
     {
-        let db = DB::open_cf(&rocksdb::Options::default(), dir.path(), ["log", "meta", "state"]).unwrap();
-        db.put_cf(db.cf_handle("meta").unwrap(), "state_format", [2u8]).unwrap();
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let db = DB::open_cf(&opts, dir.path(), ["log", "meta", "state"]).unwrap();
+        db.put_cf(db.cf_handle("meta").unwrap(), "state_format", [5u8]).unwrap();
+        db.put_cf(db.cf_handle("state").unwrap(), [0, b'm', 1], b"a head").unwrap();
     }
     let err = RocksStore::open(dir.path()).await.unwrap_err();
-    assert!(matches!(err, OpenError::Format { found: 2, .. }), "{err}");
-    assert!(err.to_string().contains("storage format 2, this build reads format 5"), "{err}");
+    assert!(matches!(err, OpenError::Format { found: 5, .. }), "{err}");
+    assert!(err.to_string().contains("storage format 5, this build reads format 6"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,4 +322,77 @@ async fn the_compactor_gives_back_the_space_of_deleted_state() {
     compact().unwrap();
     let after = sst_bytes(dir.path());
     assert!(after < full / 10, "compacted: {after} of {full} bytes left");
+}
+
+/// The state is spread over several column families (one per growing
+/// table); to the core it must still be one ordered key space. Every range
+/// between a set of boundaries around and inside the family cuts, scanned
+/// both ways and stopped early or not, answers what an in-memory map does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_across_the_state_families_see_one_ordered_key_space() {
+    use raftq_core::kv::{Direction, KvRead, MemKv, WriteSet};
+
+    use crate::machine::StateStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (_log, sm) = RocksStore::open(dir.path()).await.unwrap();
+    let firsts = [b'#', b'G', b'Q', b'W', b'X', b'Y', b'b', b'c', b'k', b'm', b'r', b's', b't', b'x', b'y', 0xfe, 0xff];
+    let mut writes = WriteSet::new();
+    for first in firsts {
+        writes.insert(vec![first], Some(vec![first]));
+        for second in 0..3u8 {
+            writes.insert(vec![first, second], Some(vec![first, second, 7]));
+        }
+    }
+    let mut mem = MemKv::new();
+    mem.write(writes.clone());
+    sm.store().write(writes).unwrap();
+    // Deletes land in the right family too.
+    let deletes: WriteSet = [vec![b'm', 1], vec![b'Q'], vec![b'x', 0]].into_iter().map(|key| (key, None)).collect();
+    mem.write(deletes.clone());
+    sm.store().write(deletes).unwrap();
+
+    let collect = |kv: &dyn KvRead, start: &[u8], end: &[u8], direction, limit: usize| {
+        let mut out = Vec::new();
+        kv.scan(start, end, direction, &mut |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            out.len() < limit
+        })
+        .unwrap();
+        out
+    };
+    let bounds: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![b'#'],
+        vec![b'X'],
+        vec![b'X', 1],
+        vec![b'Y'],
+        vec![b'a'],
+        vec![b'b', 2],
+        vec![b'm'],
+        vec![b'm', 1],
+        vec![b'n'],
+        vec![b't', 1],
+        vec![b'x'],
+        vec![b'y'],
+        vec![0xff],
+        vec![0xff, 0xff],
+    ];
+    let mut compared = 0;
+    for start in &bounds {
+        for end in &bounds {
+            for direction in [Direction::Forward, Direction::Reverse] {
+                for limit in [1, 4, usize::MAX] {
+                    let ours = collect(sm.store(), start, end, direction, limit);
+                    let want = collect(&mem, start, end, direction, limit);
+                    assert_eq!(ours, want, "scan [{start:?}, {end:?}) {direction:?} limit {limit}");
+                    compared += ours.len();
+                }
+            }
+        }
+    }
+    assert!(compared > 1_000, "the ranges cover the keys: {compared}");
+    for key in [vec![b'm', 0], vec![b'm', 1], vec![b'Q'], vec![0xff, 2], vec![b'b']] {
+        assert_eq!(sm.store().get(&key).unwrap(), mem.get(&key).unwrap(), "get {key:?}");
+    }
 }
