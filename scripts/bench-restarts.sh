@@ -21,6 +21,13 @@ pidfile="$BENCH_PIDFILE"
 logdir="$BENCH_LOGDIR"
 
 now() { date +%s.%N; }
+# Every wait below gives up (failing the bench) after this many seconds.
+wait_secs="${RAFTQ_BENCH_WAIT_SECS:-900}"
+deadline=0
+arm() { deadline=$(( $(date +%s) + wait_secs )); }
+check_deadline() { # what
+    (( $(date +%s) < deadline )) || { echo "bench-restarts: gave up after ${wait_secs} s waiting for $1" >&2; exit 1; }
+}
 since() { echo "$(now) - $1" | bc; }
 json_field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -52,20 +59,27 @@ kill_node() { # id
 addr_of() { tr '\0' ' ' <"/proc/${pid_of[$1]}/cmdline" | sed -n 's/.*--listen \([^ ]*\).*/\1/p'; }
 peer_addr_of() { tr '\0' ' ' <"/proc/${pid_of[$1]}/cmdline" | sed -n 's/.*--peer-listen \([^ ]*\).*/\1/p'; }
 dir_of() { tr '\0' ' ' <"/proc/${pid_of[$1]}/cmdline" | sed -n 's/.*--data-dir \([^ ]*\).*/\1/p'; }
-status_json() { "$bin" --servers "$1" --json cluster status 2>/dev/null; }
-leader() { status_json "$RAFTQ_SERVERS" | json_field 'd["leader"]'; }
+# `--node`: that node's own view (`--servers` alone is answered by the leader).
+status_json() { "$bin" --servers "$1" --json cluster status --node "$1" 2>/dev/null; }
+leader() { "$bin" --servers "$RAFTQ_SERVERS" --json cluster status 2>/dev/null | json_field 'd["leader"]'; }
 own_field() { # addr field -> that field of the node's own status row (empty if it does not answer)
-    status_json "$1" | json_field "[n[\"$2\"] for n in d[\"nodes\"] if n[\"id\"] == d[\"answered_by\"]][0]" 2>/dev/null || true
+    status_json "$1" | json_field "[n[\"$2\"] for n in d[\"nodes\"] if n[\"node_id\"] == d[\"answered_by\"]][0]" 2>/dev/null || true
 }
 applied_of() { own_field "$1" last_applied; }
 # The leader's applied index, asked until it answers.
 leader_applied() {
     local got=""
-    until [[ -n "$got" && "$got" != None ]]; do got=$(applied_of "$(addr_of "$lead")"); done
+    arm
+    until [[ -n "$got" && "$got" != None ]]; do
+        check_deadline "the leader's applied index"
+        got=$(applied_of "$(addr_of "$lead")")
+    done
     echo "$got"
 }
 wait_applied() { # addr index
+    arm
     while true; do
+        check_deadline "$1 to apply $2"
         local got
         got=$(applied_of "$1")
         [[ -n "$got" && "$got" != None && "$got" -ge "$2" ]] && return
@@ -94,19 +108,23 @@ kill_node "$follower"
 state_mib=$(du -sm "$(dir_of "$lead")" | cut -f1)
 rm -rf "$dir"
 # A node that joins lists the other voters, not itself.
-cmd_of[$follower]=$(echo "${cmd_of[$follower]}" | sed "s/'--peers' '[^']*'/'--peers' '$(
-    for id in "${!pid_of[@]}"; do [[ $id != "$follower" ]] && echo -n "$id=$(addr_of "$id")/$(peer_addr_of "$id"),"; done | sed 's/,$//')'/")
+# (Addresses hold '/', so `sed` splits on '|'.)
+cmd_of[$follower]=$(echo "${cmd_of[$follower]}" | sed "s|'--peers' '[^']*'|'--peers' '$(
+    for id in "${!pid_of[@]}"; do [[ $id != "$follower" ]] && echo -n "$id=$(addr_of "$id")/$(peer_addr_of "$id"),"; done | sed 's/,$//')'|")
 declare -A rss_before
 for id in "${!pid_of[@]}"; do [[ $id != "$follower" ]] && rss_before[$id]=$(rss_mib "${pid_of[$id]}"); done
 start_node "$follower"
-until "$bin" --servers "$addr" cluster status >/dev/null 2>&1; do sleep 0.05; done
+arm
+until "$bin" --servers "$addr" cluster status --node "$addr" >/dev/null 2>&1; do check_deadline "node $follower to answer"; sleep 0.05; done
 target=$(leader_applied)
 t0=$(now)
 # The add waits for the learner to catch up and may time out first: the
 # loop below is what times the catch-up.
 "$bin" cluster add "$follower" "$addr" "$(peer_addr_of "$follower")" >/dev/null 2>&1 || true
 peak_growth=0
+arm
 while true; do
+    check_deadline "node $follower to catch up"
     for id in "${!rss_before[@]}"; do
         growth=$(( $(rss_mib "${pid_of[$id]}") - rss_before[$id] ))
         (( growth > peak_growth )) && peak_growth=$growth
@@ -129,5 +147,6 @@ for id in "${!pid_of[@]}"; do kill -9 "${pid_of[$id]}"; done
 for id in "${!pid_of[@]}"; do while kill -0 "${pid_of[$id]}" 2>/dev/null; do sleep 0.05; done; done
 t0=$(now)
 for id in "${!pid_of[@]}"; do start_node "$id"; done
-until "$bin" publish backlog-probe "after the restart" >/dev/null 2>&1; do sleep 0.05; done
+arm
+until "$bin" publish backlog-probe "after the restart" >/dev/null 2>&1; do check_deadline "a confirmed publish"; sleep 0.05; done
 echo "whole-cluster restart: first confirmed publish $(since "$t0") s after starting all three (kill -9)"

@@ -14,8 +14,15 @@ use serde_json::{Value, json};
 /// Cluster administration.
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
-    /// Show the leader, the term and every node's progress.
-    Status,
+    /// Show the leader, the term and every node's progress (as the leader
+    /// sees it, when one answers).
+    Status {
+        /// Ask only this node (host:port) and show its own view: its role,
+        /// term and applied index, without going to the leader (a
+        /// follower knows little of the others' progress).
+        #[arg(long, value_name = "ADDR")]
+        node: Option<String>,
+    },
     /// Check that the replicas hold identical state: ask every member for
     /// its state digest until all answer at the same applied index, then
     /// compare. Fails if they differ, or do not settle within --wait.
@@ -67,8 +74,11 @@ pub enum ClusterCommand {
 
 pub(super) async fn run(client: &Client, command: ClusterCommand, json: bool) -> Result<()> {
     match command {
-        ClusterCommand::Status => {
-            let status = client.cluster_status().await?;
+        ClusterCommand::Status { node } => {
+            let status = match node {
+                Some(addr) => client.cluster_status_of(&addr).await?,
+                None => client.cluster_status().await?,
+            };
             if json {
                 println!("{}", status_json(&status));
             } else {

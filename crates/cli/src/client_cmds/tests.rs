@@ -178,7 +178,11 @@ fn receipts_ack_nack_peek_inspect_dlq() {
 
 #[test]
 fn cluster_commands() {
-    assert!(matches!(ok(&["cluster", "status"]), ClientCommand::Cluster(ClusterCommand::Status)));
+    assert!(matches!(ok(&["cluster", "status"]), ClientCommand::Cluster(ClusterCommand::Status { node: None })));
+    assert!(matches!(
+        ok(&["cluster", "status", "--node", "127.0.0.1:7102"]),
+        ClientCommand::Cluster(ClusterCommand::Status { node: Some(addr) }) if addr == "127.0.0.1:7102"
+    ));
     assert!(matches!(
         ok(&["cluster", "add", "4", "127.0.0.1:7004", "127.0.0.1:7204"]),
         ClientCommand::Cluster(ClusterCommand::Add { id: 4, addr, peer_addr })
