@@ -136,9 +136,21 @@ impl RocksState {
         };
         // A snapshot install that crashed before its switch leaves staging
         // pairs in the other generation: drop them.
+        // Only where there are some: a range tombstone would make the
+        // family's next flushed file span from the live generation's keys
+        // to the staging one's, overlapping every file below it.
         let staging = 1 - generation;
         for name in STATE_FAMILIES {
-            db.delete_range_cf(cf(&db, name), [staging], [staging + 1]).map_err(rocks_err)?;
+            let mut opts = ReadOptions::default();
+            opts.set_iterate_lower_bound(vec![staging]);
+            opts.set_iterate_upper_bound(vec![staging + 1]);
+            let mut iter = db.raw_iterator_cf_opt(cf(&db, name), opts);
+            iter.seek_to_first();
+            iter.status().map_err(rocks_err)?;
+            if iter.valid() {
+                drop(iter);
+                db.delete_range_cf(cf(&db, name), [staging], [staging + 1]).map_err(rocks_err)?;
+            }
         }
         Ok(Self { db, origin, generation: Arc::new(AtomicU8::new(generation)), deleted: Arc::default() })
     }
