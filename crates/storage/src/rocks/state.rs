@@ -28,6 +28,9 @@ use raftq_core::kv::{Direction, KvRead, StoreFault, WriteSet};
 use rocksdb::{DB, ReadOptions, WriteBatch, WriteOptions};
 
 use super::{CF_META, CF_STATE, cf};
+use crate::error::{OpenError, rocks_io};
+use crate::machine::StateStore;
+use crate::snapshot_stream::{ChunkSender, Decoder, Encoder, SnapshotData};
 
 /// The state's column families: `state` (index 0) holds every table not
 /// named here and the host's pairs; the others hold one growing table
@@ -76,8 +79,7 @@ impl Layout {
     }
 
     /// The parts of `[start, end)` in each segment, in key order: (family,
-    /// from, to), `to` `None` for "every key after `from`" (bounded by the
-    /// caller's generation).
+    /// from, to).
     fn split<'a>(&'a self, start: &'a [u8], end: &'a [u8]) -> impl Iterator<Item = (usize, &'a [u8], &'a [u8])> {
         self.segments.iter().enumerate().filter_map(move |(i, (from, family))| {
             let lo = std::cmp::max(start, from.as_slice());
@@ -93,9 +95,12 @@ impl Layout {
 fn family(db: &DB, index: usize) -> &rocksdb::ColumnFamily {
     cf(db, STATE_FAMILIES[index])
 }
-use crate::error::{OpenError, rocks_io};
-use crate::machine::StateStore;
-use crate::snapshot_stream::{ChunkSender, Decoder, Encoder, SnapshotData};
+
+/// Every state family's handle, by index: looked up once per batch rather
+/// than by name for every key.
+fn families(db: &DB) -> [&rocksdb::ColumnFamily; STATE_FAMILIES.len()] {
+    STATE_FAMILIES.map(|name| cf(db, name))
+}
 
 /// `meta` key naming the active generation (one byte).
 const META_GENERATION: &str = "state_generation";
@@ -272,10 +277,11 @@ impl StateStore for RocksState {
 
     fn write(&self, writes: WriteSet) -> io::Result<()> {
         let generation = self.active();
+        let columns = families(&self.db);
         let mut batch = WriteBatch::default();
         let mut deleted = 0;
         for (key, value) in writes {
-            let column = family(&self.db, LAYOUT.family(&key));
+            let column = columns[LAYOUT.family(&key)];
             let key = prefixed(generation, &key);
             match value {
                 Some(value) => batch.put_cf(column, key, value),
@@ -318,6 +324,7 @@ impl StateStore for RocksState {
         }
         let mut no_wal = WriteOptions::default();
         no_wal.disable_wal(true);
+        let columns = families(&self.db);
         let mut decoder = Decoder::new();
         let (started, mut received, mut pair_count) = (std::time::Instant::now(), 0u64, 0u64);
         while let Some(chunk) = data.next_chunk().await {
@@ -327,7 +334,7 @@ impl StateStore for RocksState {
             pair_count += pairs.len() as u64;
             let mut batch = WriteBatch::default();
             for (key, value) in pairs {
-                batch.put_cf(family(&self.db, LAYOUT.family(&key)), prefixed(staging, &key), value);
+                batch.put_cf(columns[LAYOUT.family(&key)], prefixed(staging, &key), value);
             }
             self.db.write_opt(batch, &no_wal).map_err(rocks_io)?;
         }
@@ -337,8 +344,7 @@ impl StateStore for RocksState {
         // Staging skipped the WAL: make it durable before it becomes live.
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
-            let families: Vec<_> = STATE_FAMILIES.iter().map(|name| cf(&db, name)).collect();
-            db.flush_cfs_opt(&families, &rocksdb::FlushOptions::default()).map_err(rocks_io)
+            db.flush_cfs_opt(&families(&db), &rocksdb::FlushOptions::default()).map_err(rocks_io)
         })
         .await
         .map_err(|e| io::Error::other(format!("flush task failed: {e}")))??;
