@@ -187,22 +187,23 @@ pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
     }
     // Dedup: each key's three records agree; counts match.
     let mut per_uid: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut by_queue = BTreeSet::new();
-    let mut by_expiry = BTreeSet::new();
+    let mut by_queue = BTreeMap::new();
+    let mut by_expiry = BTreeMap::new();
     for (key, value) in &dedup_entries {
         let uid = u64s(key, 1)?[0];
         let entry: DedupEntry = decode("dedup entry", value).map_err(e)?;
         let dedup_key = std::str::from_utf8(&key[9..]).map_err(|_| "dedup key is not UTF-8".to_string())?;
         *per_uid.entry(uid).or_default() += 1;
-        by_queue.insert(keys::dedup_by_queue(uid, entry.expires_at_ms, dedup_key));
-        by_expiry.insert(keys::dedup_by_expiry(entry.expires_at_ms, uid, dedup_key));
+        // Both index keys hold the entry itself.
+        by_queue.insert(keys::dedup_by_queue(uid, entry.expires_at_ms, dedup_key), value.clone());
+        by_expiry.insert(keys::dedup_by_expiry(entry.expires_at_ms, uid, dedup_key), value.clone());
     }
-    let stored_by_queue: BTreeSet<Vec<u8>> = table(kv, keys::DEDUP_BY_QUEUE)?.into_iter().map(|(k, _)| k).collect();
-    let stored_by_expiry: BTreeSet<Vec<u8>> = table(kv, keys::DEDUP_BY_EXPIRY)?.into_iter().map(|(k, _)| k).collect();
+    let stored_by_queue: BTreeMap<Vec<u8>, Vec<u8>> = table(kv, keys::DEDUP_BY_QUEUE)?.into_iter().collect();
+    let stored_by_expiry: BTreeMap<Vec<u8>, Vec<u8>> = table(kv, keys::DEDUP_BY_EXPIRY)?.into_iter().collect();
     if stored_by_queue != by_queue || stored_by_expiry != by_expiry {
         return Err("a dedup index differs from a rebuild".into());
     }
-    if by_expiry.first().is_some_and(|first| *first < g.dedup_floor) {
+    if by_expiry.keys().next().is_some_and(|first| *first < g.dedup_floor) {
         return Err("a dedup expiry key sorts below the dedup floor".into());
     }
     let total: u64 = per_uid.values().sum();

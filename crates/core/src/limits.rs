@@ -78,14 +78,18 @@ pub const DEDUP_WINDOW_MS_MAX: u64 = 24 * 60 * 60 * 1000;
 /// 13k/s), the full window below `DEDUP_KEYS_MAX / window` per second
 /// (≈ 3.3k/s for 5 min).
 pub const DEDUP_KEYS_MAX: usize = 1_000_000;
-/// Most idempotency keys all queues together remember (the state lives in
-/// memory until it moves to RocksDB: ~200–250 bytes per key of ~40 bytes,
-/// so ~0.5 GB at this bound). When full, the key closest to the end of its
+/// Most idempotency keys all queues together remember (on disk: three
+/// records of the key, ~150 bytes for a key of ~30 bytes, so ~0.3 GB at
+/// this bound, before compaction overhead). When full, the key closest to the end of its
 /// window in *any* queue is forgotten early and counted in that queue's
 /// `dedup_evicted_total`. With one window length throughout, a key is kept
 /// for at least `DEDUP_KEYS_TOTAL_MAX / R` at R keyed publishes per second
 /// across the cluster.
 pub const DEDUP_KEYS_TOTAL_MAX: usize = 2_000_000;
+/// Dedup index keys one eviction reads ahead at most: a publish of n keyed
+/// messages into a full dedup table forgets n keys, found in one scan of
+/// the index rather than n.
+pub const DEDUP_EVICT_AHEAD_MAX: usize = 1_000;
 /// Longest retry backoff, in milliseconds.
 pub const BACKOFF_MS_MAX: u64 = 12 * 60 * 60 * 1000;
 /// Default ceiling of the retry backoff, in milliseconds.

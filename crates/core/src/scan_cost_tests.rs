@@ -172,7 +172,7 @@ fn lifo_receive_does_not_step_over_what_was_taken_before() {
 fn expiring_and_evicting_idempotency_keys_do_not_step_over_forgotten_ones() {
     // A one-second window and a per-queue bound of 100 keys: every publish
     // after the first hundred forgets a key, by expiry or by eviction.
-    let caps = DedupCaps { per_queue: 100, total: 150 };
+    let caps = DedupCaps { per_queue: 100, total: 150, ..DedupCaps::default() };
     let mut h = Harness::new(caps);
     let window = ConfigUpdate { dedup_window_ms: Some(1_000), ..ConfigUpdate::default() };
     h.apply(1, &Command::CreateQueue { name: "a".into(), config: window.clone() }).expect("create");
@@ -187,6 +187,33 @@ fn expiring_and_evicting_idempotency_keys_do_not_step_over_forgotten_ones() {
     }
     check_invariants(&h.kv, h.caps).expect("invariants");
     assert!(h.worst <= STEPS_MAX, "a publish stepped over {} keys after {ROUNDS} rounds", h.worst);
+}
+
+#[test]
+fn a_publish_into_a_full_dedup_table_finds_the_keys_to_forget_in_one_scan() {
+    let caps = DedupCaps { per_queue: 1_000, total: 2_000, ..DedupCaps::default() };
+    let mut h = Harness::new(caps);
+    let window = ConfigUpdate { dedup_window_ms: Some(60_000), ..ConfigUpdate::default() };
+    h.apply(1, &Command::CreateQueue { name: "q".into(), config: window }).expect("create");
+    let keyed = |batch: u64| (0..100).map(|i| message(i, Some(format!("key-{batch}-{i}")))).collect::<Vec<_>>();
+    for batch in 0..10 {
+        h.apply(2 + batch, &Command::Publish { queue: "q".into(), messages: keyed(batch) }).expect("publish");
+    }
+    // The table is full: each of the next 100 keys forgets one.
+    h.kv.scans.store(0, Ordering::Relaxed);
+    h.worst_gets = 0;
+    h.apply(20, &Command::Publish { queue: "q".into(), messages: keyed(10) }).expect("publish");
+    let info = read::Reader::new(&h.kv).queue_info("q").expect("read").expect("queue");
+    assert_eq!(info.stats.dedup_evicted_total, 100);
+    // This took a scan per forgotten key (a RocksDB iterator each: most of
+    // a publish's apply time past a million keys) and a point read of each
+    // forgotten key's entry, to delete it: 100 of each. Now the keys to
+    // forget come from one scan, with their entries.
+    let scans = h.kv.scans.load(Ordering::Relaxed);
+    assert!(scans <= 5, "a publish of 100 keys into a full table made {scans} scans");
+    // One read per new key (is it a duplicate?) and a few for the queue.
+    assert!(h.worst_gets <= 100 + 5, "a publish of 100 keys into a full table made {} point reads", h.worst_gets);
+    check_invariants(&h.kv, h.caps).expect("invariants");
 }
 
 #[test]

@@ -27,18 +27,23 @@ pub struct DedupCaps {
     pub per_queue: usize,
     /// Most keys all queues remember together.
     pub total: usize,
+    /// Most index keys one eviction reads ahead (`DEDUP_EVICT_AHEAD_MAX`;
+    /// tests set 1, the one-scan-per-key reference). Changes how many
+    /// scans an apply makes, never what it does: replicas may differ here.
+    pub evict_ahead: usize,
 }
 
 impl Default for DedupCaps {
     fn default() -> Self {
-        Self { per_queue: DEDUP_KEYS_MAX, total: DEDUP_KEYS_TOTAL_MAX }
+        Self { per_queue: DEDUP_KEYS_MAX, total: DEDUP_KEYS_TOTAL_MAX, evict_ahead: DEDUP_EVICT_AHEAD_MAX }
     }
 }
 
 impl DedupCaps {
-    /// Panics unless `0 < per_queue <= total` (as the constants are).
+    /// Panics unless `0 < per_queue <= total` (as the constants are) and
+    /// `evict_ahead > 0`.
     pub fn checked(self) -> Self {
-        assert!(0 < self.per_queue && self.per_queue <= self.total, "bad dedup caps {self:?}");
+        assert!(0 < self.per_queue && self.per_queue <= self.total && self.evict_ahead > 0, "bad dedup caps {self:?}");
         self
     }
 }
@@ -53,7 +58,7 @@ pub fn apply(
     command: &Command,
 ) -> Result<Response, StoreFault> {
     let g = Globals::load(txn)?;
-    let mut ctx = Ctx { kv: txn, g, caps };
+    let mut ctx = Ctx { kv: txn, g, caps, evict_ahead: None, keyed_ahead: 0 };
     ctx.advance_to(entry_time_ms)?;
     let result = command.validate().map_err(Fail::Reject).and_then(|()| ctx.dispatch(command));
     let response = match result {
@@ -262,6 +267,7 @@ impl Ctx<'_, '_> {
             } else {
                 if let Some(k) = key {
                     batch_keys.insert(k, i);
+                    self.keyed_ahead += 1;
                 }
                 fresh += 1;
                 fresh_bytes += message.size_bytes() as u64;

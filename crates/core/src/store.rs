@@ -298,6 +298,26 @@ pub(crate) struct Ctx<'t, 'a> {
     pub kv: &'t mut Txn<'a>,
     pub g: Globals,
     pub caps: DedupCaps,
+    /// The next keys an eviction will forget, read ahead in one scan (see
+    /// [`EvictAhead`]); `None` when nothing was read or it went stale.
+    pub evict_ahead: Option<EvictAhead>,
+    /// How many keyed messages this command may still store: how far an
+    /// eviction reads ahead.
+    pub keyed_ahead: usize,
+}
+
+/// Dedup index keys read ahead for eviction: the first keys at or past the
+/// floor of one queue's index (`uid: Some`) or of the cluster-wide one
+/// (`None`), in order, with their values. At the cap every new key forgets
+/// one old key; reading them one scan at a time (one store iterator per
+/// publish, most of the apply time past a million keys) or a batch at a
+/// time forgets exactly the same keys, as long as the batch stays the true
+/// head of its index: any other change to the dedup indexes drops it (see
+/// `forget_key`, `dedup_remember`).
+#[derive(Debug)]
+pub(crate) struct EvictAhead {
+    uid: Option<u64>,
+    pairs: std::collections::VecDeque<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Ctx<'_, '_> {
@@ -513,7 +533,7 @@ impl Ctx<'_, '_> {
                 let mut parts = Parts::of(key);
                 parts.u64();
                 let dedup_key = String::from_utf8_lossy(parts.rest()).into_owned();
-                self.forget_key(uid, &dedup_key, entry.expires_at_ms);
+                self.forget_key(uid, &dedup_key, &entry);
             }
             match entries.last() {
                 Some((last, _)) if entries.len() == budget => self.kv.put(mark, keys::successor(last)),
@@ -541,13 +561,16 @@ impl Ctx<'_, '_> {
     }
 
     /// Deletes one stored key's three records and counts it out of the
-    /// cluster-wide total (the caller counts it out of its queue).
-    fn forget_key(&mut self, uid: u64, key: &str, expires_at_ms: u64) {
-        // The two index keys exist exactly when the entry does.
-        self.kv.delete(keys::dedup(uid, key));
-        self.kv.delete_known(keys::dedup_by_queue(uid, expires_at_ms, key), Vec::new());
-        self.kv.delete_known(keys::dedup_by_expiry(expires_at_ms, uid, key), Vec::new());
+    /// cluster-wide total (the caller counts it out of its queue). All three
+    /// hold `entry` encoded, so none is read back. Drops the keys read ahead
+    /// for eviction: the caller puts them back if it took `key` from them.
+    fn forget_key(&mut self, uid: u64, key: &str, entry: &DedupEntry) {
+        let value = encode(entry);
+        self.kv.delete_known(keys::dedup(uid, key), value.clone());
+        self.kv.delete_known(keys::dedup_by_queue(uid, entry.expires_at_ms, key), value.clone());
+        self.kv.delete_known(keys::dedup_by_expiry(entry.expires_at_ms, uid, key), value);
         self.g.dedup_keys -= 1;
+        self.evict_ahead = None;
     }
 
     /// Forgets `queue`'s keys whose window has passed (at most a bounded
@@ -558,7 +581,7 @@ impl Ctx<'_, '_> {
         let end = keys::prefix_end(&prefix);
         let mut expired = Vec::new();
         let mut kept = None;
-        self.kv.scan(&keys::scan_start(&prefix, &queue.dedup_floor), &end, Direction::Forward, &mut |key, _| {
+        self.kv.scan(&keys::scan_start(&prefix, &queue.dedup_floor), &end, Direction::Forward, &mut |key, value| {
             let mut parts = Parts::of(key);
             parts.u64();
             let expires_at_ms = parts.u64();
@@ -566,13 +589,14 @@ impl Ctx<'_, '_> {
                 kept = Some(key.to_vec());
                 return false;
             }
-            expired.push((expires_at_ms, String::from_utf8_lossy(parts.rest()).into_owned()));
+            expired.push((String::from_utf8_lossy(parts.rest()).into_owned(), value.to_vec()));
             true
         })?;
         // The first key kept, or past the end: all before it are forgotten.
         queue.dedup_floor = kept.unwrap_or(end);
-        for (expires_at_ms, key) in expired {
-            self.forget_key(queue.uid, &key, expires_at_ms);
+        for (key, value) in expired {
+            let entry: DedupEntry = decode("dedup index entry", &value)?;
+            self.forget_key(queue.uid, &key, &entry);
             queue.dedup_keys -= 1;
         }
         Ok(())
@@ -583,38 +607,44 @@ impl Ctx<'_, '_> {
     /// `dedup_evicted_total` if its window had not ended. `current` is the
     /// queue being changed by the caller, updated in place if it is hit.
     fn dedup_evict_first(&mut self, uid: Option<u64>, current: &mut QueueRecord) -> Io<()> {
-        let (expires_at_ms, victim_uid, key) = match uid {
-            Some(uid) => {
-                debug_assert_eq!(uid, current.uid, "a queue evicts its own keys");
-                let prefix = keys::dedup_by_queue_of(uid);
-                let end = keys::prefix_end(&prefix);
-                let start = keys::scan_start(&prefix, &current.dedup_floor);
-                let Some((k, _)) = first_in(self.kv, &start, &end, Direction::Forward)? else {
-                    current.dedup_floor = end;
-                    return Ok(());
-                };
-                current.dedup_floor = keys::successor(&k);
-                let mut parts = Parts::of(&k);
-                let uid = parts.u64();
-                let expires_at_ms = parts.u64();
-                (expires_at_ms, uid, String::from_utf8_lossy(parts.rest()).into_owned())
-            }
-            None => {
-                let prefix = keys::table(keys::DEDUP_BY_EXPIRY);
-                let end = keys::prefix_end(&prefix);
-                let start = keys::scan_start(&prefix, &self.g.dedup_floor);
-                let Some((k, _)) = first_in(self.kv, &start, &end, Direction::Forward)? else {
-                    self.g.dedup_floor = end;
-                    return Ok(());
-                };
-                self.g.dedup_floor = keys::successor(&k);
-                let mut parts = Parts::of(&k);
-                let expires_at_ms = parts.u64();
-                let uid = parts.u64();
-                (expires_at_ms, uid, String::from_utf8_lossy(parts.rest()).into_owned())
+        debug_assert!(uid.is_none_or(|uid| uid == current.uid), "a queue evicts its own keys");
+        let (prefix, floor) = match uid {
+            Some(uid) => (keys::dedup_by_queue_of(uid), &mut current.dedup_floor),
+            None => (keys::table(keys::DEDUP_BY_EXPIRY), &mut self.g.dedup_floor),
+        };
+        let end = keys::prefix_end(&prefix);
+        let mut ahead = match self.evict_ahead.take() {
+            Some(ahead) if ahead.uid == uid && !ahead.pairs.is_empty() => ahead,
+            _ => {
+                let start = keys::scan_start(&prefix, floor);
+                let limit = self.keyed_ahead.clamp(1, self.caps.evict_ahead.max(1));
+                EvictAhead { uid, pairs: first_n_in(self.kv, &start, &end, limit)?.into() }
             }
         };
-        self.forget_key(victim_uid, &key, expires_at_ms);
+        let Some((k, value)) = ahead.pairs.pop_front() else {
+            *floor = end;
+            return Ok(());
+        };
+        *floor = keys::successor(&k);
+        let mut parts = Parts::of(&k);
+        let (victim_uid, expires_at_ms) = match uid {
+            Some(_) => {
+                let uid = parts.u64();
+                (uid, parts.u64())
+            }
+            None => {
+                let expires_at_ms = parts.u64();
+                (parts.u64(), expires_at_ms)
+            }
+        };
+        let key = String::from_utf8_lossy(parts.rest()).into_owned();
+        let entry: DedupEntry = decode("dedup index entry", &value)?;
+        if entry.expires_at_ms != expires_at_ms {
+            return Err(StoreFault(format!("dedup index key {k:?} names another expiry than its entry")));
+        }
+        self.forget_key(victim_uid, &key, &entry);
+        // The rest are still the first keys past the new floor.
+        self.evict_ahead = Some(ahead);
         let counts = expires_at_ms > self.now_ms();
         if victim_uid == current.uid {
             current.dedup_keys -= 1;
@@ -641,15 +671,18 @@ impl Ctx<'_, '_> {
         let caps = self.caps;
         let old: Option<DedupEntry> = get(self.kv, "dedup entry", &keys::dedup(queue.uid, key))?;
         if let Some(old) = old {
-            self.forget_key(queue.uid, key, old.expires_at_ms);
+            self.forget_key(queue.uid, key, &old);
             queue.dedup_keys -= 1;
         } else if queue.dedup_keys >= caps.per_queue as u64 {
             self.dedup_evict_first(Some(queue.uid), queue)?;
         } else if self.g.dedup_keys >= caps.total as u64 {
             self.dedup_evict_first(None, queue)?;
         }
-        let entry = DedupEntry { id, expires_at_ms };
-        self.kv.put(keys::dedup(queue.uid, key), encode(&entry));
+        self.keyed_ahead = self.keyed_ahead.saturating_sub(1);
+        // All three records hold the entry, so forgetting the key from
+        // either index needs no read of the others.
+        let value = encode(&DedupEntry { id, expires_at_ms });
+        self.kv.put(keys::dedup(queue.uid, key), value.clone());
         // The index keys name `expires_at_ms`, which is later than now; a
         // stored entry of this key (if any) has expired, so its index keys
         // name an earlier time: these two cannot exist yet.
@@ -657,12 +690,23 @@ impl Ctx<'_, '_> {
         if by_queue < queue.dedup_floor {
             queue.dedup_floor = by_queue.clone();
         }
-        self.kv.put_new(by_queue, Vec::new());
         let by_expiry = keys::dedup_by_expiry(expires_at_ms, queue.uid, key);
         if by_expiry < self.g.dedup_floor {
             self.g.dedup_floor = by_expiry.clone();
         }
-        self.kv.put_new(by_expiry, Vec::new());
+        // A key read ahead for eviction stays first only if the new key
+        // sorts after all of them (the usual case: one window, time moving
+        // forward).
+        if let Some(ahead) = &self.evict_ahead
+            && let Some((last, _)) = ahead.pairs.back()
+        {
+            let new = if ahead.uid.is_some() { &by_queue } else { &by_expiry };
+            if ahead.uid.is_some_and(|uid| uid != queue.uid) || new <= last {
+                self.evict_ahead = None;
+            }
+        }
+        self.kv.put_new(by_queue, value.clone());
+        self.kv.put_new(by_expiry, value);
         self.g.dedup_keys += 1;
         queue.dedup_keys += 1;
         Ok(())

@@ -690,7 +690,7 @@ fn dedup_keys_are_bounded_across_queues() {
 }
 
 fn with_caps(per_queue: usize, total: usize, queues: &[&str], window_ms: u64) -> QueueState {
-    let mut s = QueueState::with_dedup_caps(DedupCaps { per_queue, total });
+    let mut s = QueueState::with_dedup_caps(DedupCaps { per_queue, total, ..DedupCaps::default() });
     for name in queues {
         create(&mut s, T0, name, ConfigUpdate { dedup_window_ms: Some(window_ms), ..Default::default() });
     }
@@ -789,10 +789,90 @@ fn replicas_with_small_caps_evict_the_same_keys() {
     assert!(evicted(&one).iter().sum::<u64>() > 0, "the test reaches the bounds");
 }
 
+/// One step of `reading_ahead_for_eviction_changes_nothing`.
+#[derive(Clone, Debug)]
+enum DedupStep {
+    /// Keyed (`Some(key index)`) or unkeyed messages into queue a or b.
+    Publish(bool, Vec<Option<u8>>),
+    /// A new window for queue a or b: a shorter one puts new keys before
+    /// old ones in the eviction order.
+    Window(bool, u64),
+    /// Delete queue a or b and create it again (its keys wait for cleanup).
+    Recreate(bool),
+    Tick,
+}
+
+fn dedup_step() -> impl proptest::strategy::Strategy<Value = (u64, DedupStep)> {
+    use proptest::prelude::*;
+    let step = prop_oneof![
+        6 => (any::<bool>(), proptest::collection::vec(proptest::option::weighted(0.9, 0u8..40), 1..12))
+            .prop_map(|(b, keys)| DedupStep::Publish(b, keys)),
+        2 => (any::<bool>(), prop_oneof![Just(0u64), Just(300), Just(2_000), Just(60_000)])
+            .prop_map(|(b, w)| DedupStep::Window(b, w)),
+        1 => any::<bool>().prop_map(DedupStep::Recreate),
+        1 => Just(DedupStep::Tick),
+    ];
+    (0u64..700, step)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+    /// Eviction reads the next keys of a full dedup table ahead in one
+    /// scan; that must forget exactly the keys that one scan per key
+    /// (`evict_ahead: 1`) forgets, whatever windows, deletes and batches
+    /// reorder: same responses, same state, step by step.
+    #[test]
+    fn reading_ahead_for_eviction_changes_nothing(
+        per_queue in 1usize..7,
+        extra in 0usize..6,
+        steps in proptest::collection::vec(dedup_step(), 1..60),
+    ) {
+        let caps = |evict_ahead| DedupCaps { per_queue, total: per_queue + extra, evict_ahead };
+        let mut one = QueueState::with_dedup_caps(caps(1));
+        let mut ahead = QueueState::with_dedup_caps(caps(DEDUP_EVICT_AHEAD_MAX));
+        let window = |w| ConfigUpdate { dedup_window_ms: Some(w), ..Default::default() };
+        let mut t = T0;
+        let mut commands = Vec::new();
+        for name in ["a", "b"] {
+            commands.push(Command::CreateQueue { name: name.into(), config: window(5_000) });
+        }
+        for (dt, step) in steps {
+            t += dt;
+            let name = |b: bool| if b { "a" } else { "b" }.to_string();
+            match step {
+                DedupStep::Publish(b, keys) => {
+                    let messages = keys
+                        .iter()
+                        .enumerate()
+                        .map(|(i, k)| match k {
+                            Some(k) => keyed(&format!("m{i}"), &format!("key-{k}")),
+                            None => msg(&format!("m{i}")),
+                        })
+                        .collect();
+                    commands.push(Command::Publish { queue: name(b), messages });
+                }
+                DedupStep::Window(b, w) => commands.push(Command::UpdateQueue { name: name(b), update: window(w) }),
+                DedupStep::Recreate(b) => {
+                    commands.push(Command::DeleteQueue { name: name(b) });
+                    commands.push(Command::CreateQueue { name: name(b), config: window(5_000) });
+                }
+                DedupStep::Tick => commands.push(Command::Tick),
+            }
+            for command in commands.drain(..) {
+                let (a, b) = (one.apply(t, &command), ahead.apply(t, &command));
+                proptest::prop_assert_eq!(&a, &b, "{:?}", command);
+                proptest::prop_assert_eq!(one.digest(), ahead.digest(), "state after {:?}", command);
+            }
+        }
+        one.check_invariants().map_err(proptest::test_runner::TestCaseError::fail)?;
+        ahead.check_invariants().map_err(proptest::test_runner::TestCaseError::fail)?;
+    }
+}
+
 #[test]
 #[should_panic(expected = "bad dedup caps")]
 fn dedup_caps_must_nest() {
-    let _ = QueueState::with_dedup_caps(DedupCaps { per_queue: 5, total: 4 });
+    let _ = QueueState::with_dedup_caps(DedupCaps { per_queue: 5, total: 4, ..DedupCaps::default() });
 }
 
 /// Purge and delete used to walk every message of the queue in one apply:

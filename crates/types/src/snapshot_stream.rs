@@ -24,8 +24,8 @@ use tokio::sync::mpsc;
 
 /// Bumped on any change to the frame layout or the state's key layout
 /// (4: a member has a client and a peer address; 5: a message's head and
-/// content are separate pairs).
-pub const SNAPSHOT_STREAM_FORMAT_VERSION: u16 = 5;
+/// content are separate pairs; 6: the dedup index keys hold the entry).
+pub const SNAPSHOT_STREAM_FORMAT_VERSION: u16 = 6;
 /// Pair bytes per chunk (a single large pair may exceed it).
 pub const CHUNK_BYTES: usize = 1024 * 1024;
 /// Chunks a producer runs ahead of its consumer.

@@ -53,8 +53,12 @@ const CF_FORMAT_1: &str = "sm";
 /// records two addresses per member (client and peer) in the log's and the
 /// state's membership; format 5 stores a message's body and attributes
 /// apart from its head (state, counts, history); format 6 keeps each table
-/// that grows with the backlog in a column family of its own.
-pub const STORAGE_FORMAT_VERSION: u8 = 6;
+/// that grows with the backlog in a column family of its own; format 7
+/// stores an idempotency key's entry in its two index keys as well.
+pub const STORAGE_FORMAT_VERSION: u8 = 7;
+/// Files in level 0 of a dedup family before they are compacted into
+/// level 1 (RocksDB's default is 4; see `open_db`).
+const DEDUP_L0_FILES: i32 = 16;
 const META_FORMAT: &str = "state_format";
 
 /// Default [`StoreOptions::memory_budget_bytes`]: RocksDB's share of a
@@ -191,12 +195,28 @@ fn open_db(path: &Path, memory_budget_bytes: usize) -> Result<DB, rocksdb::Error
     // replayed at each start). Past this total RocksDB flushes the column
     // families holding the oldest file.
     opts.set_max_total_wal_size(WAL_BYTES_MAX);
-    let state = || {
+    let state = |name: &str| {
         let mut state = cf_options();
-        // The ready and timer indexes are queues: keys are deleted at the front
-        // as fast as they are added at the back. Compact files dense with
-        // deletions early, so finding the first live key stays cheap.
-        state.add_compact_on_deletion_collector_factory(10_000, 5_000, 0.5);
+        if state::DEDUP_FAMILIES.contains(&name) {
+            // A queue at its bound of idempotency keys forgets its oldest
+            // key for every key it stores: each flushed file of these
+            // families is half deletions and spans the family's whole live
+            // range. Left to the defaults, the deletion-triggered
+            // compaction below picked every such file at once and every
+            // fourth flush rewrote the whole level below: 3.1 GB of
+            // compaction for 214 MB flushed (2,000,000 keyed publishes).
+            // Without the former and with sixteen files before the latter,
+            // 0.36 GB; point reads check up to sixteen more (cached) filters.
+            state.set_level_zero_file_num_compaction_trigger(DEDUP_L0_FILES);
+            state.set_level_zero_slowdown_writes_trigger(DEDUP_L0_FILES * 3);
+            state.set_level_zero_stop_writes_trigger(DEDUP_L0_FILES * 4);
+        } else {
+            // The ready and timer indexes are queues: keys are deleted at the
+            // front as fast as they are added at the back. Compact files
+            // dense with deletions early, so finding the first live key
+            // stays cheap.
+            state.add_compact_on_deletion_collector_factory(10_000, 5_000, 0.5);
+        }
         // Most point reads of the state are misses (is this idempotency key
         // new?): a bloom filter over the memtable answers them without a
         // skiplist walk, as the SST filters do for the files.
@@ -206,7 +226,7 @@ fn open_db(path: &Path, memory_budget_bytes: usize) -> Result<DB, rocksdb::Error
     };
     let mut cfs =
         vec![ColumnFamilyDescriptor::new(CF_LOG, cf_options()), ColumnFamilyDescriptor::new(CF_META, cf_options())];
-    cfs.extend(state::STATE_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, state())));
+    cfs.extend(state::STATE_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, state(name))));
     DB::open_cf_descriptors(&opts, path, cfs)
 }
 
