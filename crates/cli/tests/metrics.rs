@@ -117,6 +117,16 @@ fn metrics_endpoint_serves_raft_queue_and_rpc_metrics() {
     assert!(text.contains("# TYPE raftq_grpc_request_duration_seconds histogram"), "{text}");
     let all_publishes = ["rpc=\"Queue/Publish\"", "le=\"+Inf\""];
     assert_eq!(sample(&text, "raftq_grpc_request_duration_seconds_bucket", &all_publishes), Some(1.0));
+    // The store's memory by use, from RocksDB's own counts: the memtables
+    // hold the writes so far, and are charged to the block cache.
+    let text = wait_for("the storage memory gauges", Duration::from_secs(20), || {
+        get(http, "/metrics")
+            .map(|(_, body)| body)
+            .filter(|body| sample(body, "raftq_rocksdb_memtable_bytes", &[]).is_some_and(|bytes| bytes > 0.0))
+    });
+    assert!(sample(&text, "raftq_rocksdb_block_cache_bytes", &[]).is_some_and(|bytes| bytes > 0.0), "{text}");
+    assert!(sample(&text, "raftq_rocksdb_block_cache_pinned_bytes", &[]).is_some(), "{text}");
+    assert!(sample(&text, "raftq_rocksdb_table_readers_bytes", &[]).is_some(), "{text}");
 
     // SIGTERM stops the node cleanly, metrics endpoint and all.
     kill(Pid::from_raw(server.0.id() as i32), Signal::SIGTERM).unwrap();

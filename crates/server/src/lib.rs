@@ -250,6 +250,7 @@ where
     let raft_config = config.raft.openraft_config(&config.cluster_name)?;
     let applied_bytes = state_machine.applied_bytes();
     let compactor = state_machine.compactor();
+    let memory_probe = state_machine.memory_probe();
     let network = Network::new(connector).with_token(config.peer_token.as_deref());
     let raft = Raft::new(config.node_id, raft_config, network, log_store, state_machine)
         .await
@@ -269,6 +270,7 @@ where
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let ticker = tokio::spawn(ticker::run(node.clone(), stop_rx.clone()));
     let sampler = telemetry::spawn_sampler(node.clone(), stop_rx.clone());
+    let memory_sampler = memory_probe.and_then(|probe| telemetry::spawn_memory_sampler(probe, stop_rx.clone()));
     let disk_guard = config.disk.clone().map(|guard| tokio::spawn(disk::watch(node.clone(), guard, stop_rx.clone())));
     let every_bytes = config.raft.snapshot_every_bytes;
     let snapshot_trigger = (every_bytes > 0)
@@ -354,6 +356,9 @@ where
 
     let _ = ticker.await;
     let _ = health_task.await;
+    if let Some(sampler) = memory_sampler {
+        let _ = sampler.await;
+    }
     if let Some(sampler) = sampler {
         let _ = sampler.await;
     }

@@ -34,6 +34,12 @@ pub trait QueueMachine: RaftStateMachine<TypeConfig, SnapshotData = SnapshotData
     /// Reclaims the space of deleted data when called (blocking); `None`
     /// if the store has nothing to reclaim (in memory).
     fn compactor(&self) -> Option<raftq_storage::Compactor>;
+
+    /// Reads the store's own memory (caches, memtables); `None` if it has
+    /// none (in memory).
+    fn memory_probe(&self) -> Option<raftq_storage::MemoryProbe> {
+        None
+    }
 }
 
 impl<S: StateStore> QueueMachine for StateMachine<S> {
@@ -51,6 +57,10 @@ impl<S: StateStore> QueueMachine for StateMachine<S> {
 
     fn compactor(&self) -> Option<raftq_storage::Compactor> {
         StateMachine::compactor(self)
+    }
+
+    fn memory_probe(&self) -> Option<raftq_storage::MemoryProbe> {
+        StateMachine::memory_probe(self)
     }
 }
 

@@ -34,6 +34,34 @@ pub fn enable_metrics_sampler() {
     SAMPLER_ENABLED.store(true, Ordering::SeqCst);
 }
 
+/// How often the storage memory gauges are refreshed.
+const MEMORY_SAMPLE_PERIOD: Duration = Duration::from_secs(5);
+
+/// Samples the store's memory into the `raftq_rocksdb_*_bytes` gauges, if
+/// the sampler is enabled; stops when `stop` turns true.
+pub(crate) fn spawn_memory_sampler(
+    probe: raftq_storage::MemoryProbe,
+    mut stop: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    SAMPLER_ENABLED.load(Ordering::SeqCst).then(|| {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(MEMORY_SAMPLE_PERIOD);
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                let m = probe();
+                gauge!("raftq_rocksdb_block_cache_bytes").set(m.block_cache as f64);
+                gauge!("raftq_rocksdb_block_cache_pinned_bytes").set(m.block_cache_pinned as f64);
+                gauge!("raftq_rocksdb_memtable_bytes").set(m.memtables as f64);
+                gauge!("raftq_rocksdb_table_readers_bytes").set(m.table_readers as f64);
+            }
+        })
+    })
+}
+
 /// Starts the sampler if it is enabled; it stops when `stop` turns true.
 pub(crate) fn spawn_sampler<SM: QueueMachine>(
     node: Arc<Node<SM>>,

@@ -69,7 +69,7 @@ pub use raftq_types::{runtime, snapshot_stream};
 mod tests;
 
 pub use error::OpenError;
-pub use machine::{Compactor, Recount, SnapshotBuilder, StateMachine, StateStore, recount};
+pub use machine::{Compactor, MemoryProbe, Recount, SnapshotBuilder, StateMachine, StateStore, StoreMemory, recount};
 pub use mem::{MemDisk, MemLogStore, MemState, MemStateMachine, MemStore};
 pub use rocks::{RocksLogStore, RocksState, RocksStateMachine, RocksStore, StoreOptions};
 pub use types::*;

@@ -78,6 +78,29 @@ pub trait StateStore: Clone + Send + Sync + fmt::Debug + 'static {
     fn compactor(&self) -> Option<Compactor> {
         None
     }
+
+    /// What the store holds in memory now, if it keeps its own caches
+    /// (`None`: the state is an in-memory map, counted elsewhere).
+    fn memory(&self) -> Option<StoreMemory> {
+        None
+    }
+}
+
+/// Reads a store's memory now (see [`StateMachine::memory_probe`]).
+pub type MemoryProbe = Arc<dyn Fn() -> StoreMemory + Send + Sync>;
+
+/// A store's memory by use, in bytes (see [`StateStore::memory`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreMemory {
+    /// Blocks in the block cache, with the memtables' charge to it.
+    pub block_cache: u64,
+    /// The part of `block_cache` pinned (by readers, or as level-0
+    /// filters and indexes), which the cache cannot evict.
+    pub block_cache_pinned: u64,
+    /// Memtables, flushed or not, of every column family.
+    pub memtables: u64,
+    /// Open files' readers outside the cache.
+    pub table_readers: u64,
 }
 
 /// See [`StateStore::compactor`]: rewrites a store's files, and counts the
@@ -155,6 +178,13 @@ impl<S: StateStore> StateMachine<S> {
     /// See [`StateStore::compactor`].
     pub fn compactor(&self) -> Option<Compactor> {
         self.store.compactor()
+    }
+
+    /// A probe of the store's memory, if it has caches of its own.
+    pub fn memory_probe(&self) -> Option<MemoryProbe> {
+        self.store.memory()?;
+        let store = self.store.clone();
+        Some(Arc::new(move || store.memory().unwrap_or_default()))
     }
 
     /// The last applied log id.

@@ -391,6 +391,28 @@ impl StateStore for RocksState {
         let db = self.db.clone();
         Some(crate::machine::Compactor::new(Arc::new(move || compact_all(&db)), self.deleted.clone()))
     }
+
+    fn memory(&self) -> Option<crate::machine::StoreMemory> {
+        // Every family shares the one cache (asked through `log`: the
+        // default family, which asked alone, has a cache of its own);
+        // memtables and readers are per family. A property RocksDB cannot
+        // give counts as 0.
+        let db = &*self.db;
+        let whole = |name: &str| db.property_int_value_cf(cf(db, super::CF_LOG), name).ok().flatten().unwrap_or(0);
+        let families = [super::CF_LOG, super::CF_META].into_iter().chain(STATE_FAMILIES);
+        let (mut memtables, mut table_readers) = (0, 0);
+        for name in families {
+            let of = |property: &str| db.property_int_value_cf(cf(db, name), property).ok().flatten().unwrap_or(0);
+            memtables += of("rocksdb.size-all-mem-tables");
+            table_readers += of("rocksdb.estimate-table-readers-mem");
+        }
+        Some(crate::machine::StoreMemory {
+            block_cache: whole("rocksdb.block-cache-usage"),
+            block_cache_pinned: whole("rocksdb.block-cache-pinned-usage"),
+            memtables,
+            table_readers,
+        })
+    }
 }
 
 /// Compacts every column family down to its last level, dropping deleted
