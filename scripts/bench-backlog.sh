@@ -14,7 +14,12 @@
 #   RAFTQ_BENCH_MESSAGES (default 1000000), RAFTQ_BENCH_STEPS (default 4),
 #   RAFTQ_BENCH_PORT (default 7600), RAFTQ_BENCH_RESTARTS (default 1; 0
 #   skips the restarts), RAFTQ_SERVER_BIN (default
-#   $CARGO_TARGET_DIR/release/raftq)
+#   $CARGO_TARGET_DIR/release/raftq), RAFTQ_BENCH_WARMUP (default 0:
+#   messages published and drained on the bench queue first, so the
+#   measured run starts as under a steady keyed load, with the queue's
+#   table of idempotency keys full), RAFTQ_BENCH_KEEP_LOGS (a directory:
+#   each node's RocksDB LOG is copied there at the end, to count flushes
+#   and compactions)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -43,6 +48,12 @@ stop_all() {
     stop_dev_cluster
 }
 trap stop_all EXIT
+warmup="${RAFTQ_BENCH_WARMUP:-0}"
+if [[ "$warmup" != 0 ]]; then
+    echo "warmup: publishing and draining $warmup messages"
+    "$server_bin" --servers "$servers" bench --scenario drain --size 1024 --messages "$warmup" --batch 100 \
+        --inflight 16 --consumers 1 --receive-batch 500 | tail -n 3
+fi
 before_drain=()
 if [[ "$restarts" != 0 ]]; then
     before_drain=(--before-drain "scripts/bench-restarts.sh")
@@ -56,4 +67,8 @@ fi
 sleep 75
 for dir in ${dirs//,/ }; do
     echo "after drain + 75 s idle: $dir $(du -sm "$dir" | cut -f1) MiB"
+    if [[ -n "${RAFTQ_BENCH_KEEP_LOGS:-}" ]]; then
+        mkdir -p "$RAFTQ_BENCH_KEEP_LOGS"
+        find "$dir" -name LOG -exec cp {} "$RAFTQ_BENCH_KEEP_LOGS/$(basename "$dir").LOG" \;
+    fi
 done
