@@ -2,10 +2,11 @@
 # shellcheck shell=bash
 
 # System packages the build needs: a C++ compiler and libclang for RocksDB's
-# bindings (librocksdb-sys). Installed only if missing.
+# bindings (librocksdb-sys), make for the jemalloc RocksDB allocates through.
+# Installed only if missing.
 ensure_system_packages() {
     local missing=()
-    for pkg in g++ libclang-dev pkg-config; do
+    for pkg in g++ libclang-dev pkg-config make; do
         dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
     if ((${#missing[@]})); then
