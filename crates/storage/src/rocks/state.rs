@@ -45,8 +45,9 @@ pub(crate) const STATE_FAMILIES: [&str; 8] = [
     "state_dedup_by_queue",
     "state_dedup_by_expiry",
 ];
-/// The families of the three idempotency-key tables (`k`, `x`, `X`).
-pub(crate) const DEDUP_FAMILIES: [&str; 3] = ["state_dedup", "state_dedup_by_queue", "state_dedup_by_expiry"];
+/// The families of the three idempotency-key tables (`k`, `x`, `X`): the
+/// last three of `STATE_FAMILIES`.
+pub(crate) const DEDUP_FAMILIES: &[&str] = STATE_FAMILIES.split_at(5).1;
 /// The table byte of `STATE_FAMILIES[1..]`, in that order.
 const GROWING_FAMILY_TABLES: [u8; 7] = [b'm', b'b', b'r', b't', b'k', b'x', b'X'];
 

@@ -524,7 +524,9 @@ async fn dedup_families_are_not_compacted_for_their_deletions() {
     drop(RocksStore::open(dir.path()).await.unwrap());
     let families = recorded_family_options(dir.path());
     let has = |family: &str, option: &str| families[family].iter().any(|line| line.starts_with(option));
-    for family in super::state::DEDUP_FAMILIES {
+    let dedup = super::state::DEDUP_FAMILIES;
+    assert_eq!(dedup, ["state_dedup", "state_dedup_by_queue", "state_dedup_by_expiry"]);
+    for &family in dedup {
         assert!(has(family, "level0_file_num_compaction_trigger=16"), "{family}: {:?}", families[family]);
         assert!(!has(family, "table_properties_collectors={{id=CompactOnDeletionCollector"), "{family}");
     }
