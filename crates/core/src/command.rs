@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ConfigUpdate, QueueConfig, validate_queue_name};
 use crate::error::{Limit, QueueError, Reason};
 use crate::limits::*;
+use crate::topic::{Filter, TopicConfig};
 
 /// Names one lease on one message: the queue, the message id, and the
 /// delivery attempt that created the lease. A later delivery of the same
@@ -141,6 +142,30 @@ pub enum Command {
     },
     /// Lets time pass: processes due lease ends, delays and TTLs.
     Tick,
+    CreateTopic {
+        name: String,
+        config: TopicConfig,
+    },
+    /// Removes the topic and its bindings; the queues stay.
+    DeleteTopic {
+        name: String,
+    },
+    /// Binds `queue` to `topic` (or replaces the binding's filter).
+    Bind {
+        topic: String,
+        queue: String,
+        filter: Filter,
+    },
+    Unbind {
+        topic: String,
+        queue: String,
+    },
+    /// Stores each message in every bound queue whose filter matches: all
+    /// copies commit, or none.
+    PublishTopic {
+        topic: String,
+        messages: Vec<NewMessage>,
+    },
 }
 
 fn check_name(field: &str, name: &str) -> Result<(), QueueError> {
@@ -231,6 +256,24 @@ impl Command {
                 Ok(())
             }
             Command::Tick => Ok(()),
+            Command::CreateTopic { name, config } => {
+                check_name("topic", name)?;
+                config.validate()
+            }
+            Command::DeleteTopic { name } => check_name("topic", name),
+            Command::Bind { topic, queue, filter } => {
+                check_name("topic", topic)?;
+                check_name("queue", queue)?;
+                filter.validate("filter")
+            }
+            Command::Unbind { topic, queue } => {
+                check_name("topic", topic)?;
+                check_name("queue", queue)
+            }
+            Command::PublishTopic { topic, messages } => {
+                validate_messages(messages)?;
+                check_name("topic", topic)
+            }
         }
     }
 
@@ -242,6 +285,10 @@ impl Command {
 
 fn validate_publish(queue: &str, messages: &[NewMessage]) -> Result<(), QueueError> {
     check_name("queue", queue)?;
+    validate_messages(messages)
+}
+
+fn validate_messages(messages: &[NewMessage]) -> Result<(), QueueError> {
     if messages.is_empty() || messages.len() > PUBLISH_MESSAGES_MAX {
         return Err(QueueError::invalid(
             "messages",

@@ -22,11 +22,16 @@ pub enum Reason {
     RequestTooLarge,
     QueueLimitReached,
     UnsupportedFormat,
+    TopicNotFound,
+    TopicExists,
+    BindingNotFound,
+    Unroutable,
+    LimitReached,
 }
 
 impl Reason {
     /// Every reason, for tests that check them against the proto.
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 16] = [
         Reason::InvalidArgument,
         Reason::QueueNotFound,
         Reason::MessageNotFound,
@@ -38,6 +43,11 @@ impl Reason {
         Reason::RequestTooLarge,
         Reason::QueueLimitReached,
         Reason::UnsupportedFormat,
+        Reason::TopicNotFound,
+        Reason::TopicExists,
+        Reason::BindingNotFound,
+        Reason::Unroutable,
+        Reason::LimitReached,
     ];
 
     /// The name on the wire (a value of the proto's `ErrorReason`).
@@ -54,6 +64,11 @@ impl Reason {
             Reason::RequestTooLarge => "REQUEST_TOO_LARGE",
             Reason::QueueLimitReached => "QUEUE_LIMIT_REACHED",
             Reason::UnsupportedFormat => "UNSUPPORTED_FORMAT",
+            Reason::TopicNotFound => "TOPIC_NOT_FOUND",
+            Reason::TopicExists => "TOPIC_EXISTS",
+            Reason::BindingNotFound => "BINDING_NOT_FOUND",
+            Reason::Unroutable => "UNROUTABLE",
+            Reason::LimitReached => "LIMIT_REACHED",
         }
     }
 }
@@ -76,9 +91,9 @@ pub enum QueueError {
     /// The named queue or message does not exist. → NOT_FOUND
     #[error("{what} not found")]
     NotFound { kind: Reason, what: String, queue: Option<String> },
-    /// The queue name is taken. → ALREADY_EXISTS
-    #[error("queue {name:?} already exists")]
-    AlreadyExists { name: String },
+    /// The queue or topic name is taken (`kind` says which). → ALREADY_EXISTS
+    #[error("{} {name:?} already exists", if *.kind == Reason::TopicExists { "topic" } else { "queue" })]
+    AlreadyExists { kind: Reason, name: String },
     /// The lease named by a receipt has ended, was superseded, or is unknown;
     /// the message is, or will be, redelivered. → FAILED_PRECONDITION
     #[error("{field}: {reason}")]
@@ -103,6 +118,11 @@ impl QueueError {
         Self::NotFound { kind: Reason::QueueNotFound, what: format!("{field} {name:?}"), queue: Some(name.into()) }
     }
 
+    /// The topic `name` does not exist.
+    pub(crate) fn topic_not_found(name: &str) -> Self {
+        Self::NotFound { kind: Reason::TopicNotFound, what: format!("topic {name:?}"), queue: None }
+    }
+
     pub(crate) fn message_not_found(queue: &str, what: impl Into<String>) -> Self {
         Self::NotFound { kind: Reason::MessageNotFound, what: what.into(), queue: Some(queue.into()) }
     }
@@ -124,8 +144,8 @@ impl QueueError {
     pub fn reason(&self) -> Reason {
         match self {
             Self::InvalidArgument { .. } => Reason::InvalidArgument,
-            Self::AlreadyExists { .. } => Reason::QueueExists,
-            Self::NotFound { kind, .. }
+            Self::AlreadyExists { kind, .. }
+            | Self::NotFound { kind, .. }
             | Self::FailedPrecondition { kind, .. }
             | Self::ResourceExhausted { kind, .. } => *kind,
         }

@@ -9,6 +9,7 @@ use crate::kv::{Direction, KvRead, Pairs, full_digest, pair_hash, stored_digest}
 use crate::message::{Content, Head, MessageState};
 use crate::state::DedupCaps;
 use crate::store::{DedupEntry, Globals, QueueRecord, TIMER_STATE, TIMER_TTL, decode, state_due};
+use crate::topic::{Filter, TopicRecord};
 
 fn table(kv: &dyn KvRead, table: u8) -> Result<Pairs, String> {
     let prefix = keys::table(table);
@@ -177,7 +178,53 @@ pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
             ));
         }
     }
-    if table(kv, keys::UID)?.len() != live_uids.len() || table(kv, keys::SPACE)?.len() != live_spaces.len() {
+    let queue_uids = live_uids.len();
+    // Topics: identity, bindings both ways, binding counts.
+    let mut topics: BTreeMap<String, TopicRecord> = BTreeMap::new();
+    for (key, value) in table(kv, keys::TOPIC)? {
+        let topic: TopicRecord = decode("topic record", &value).map_err(e)?;
+        let name = std::str::from_utf8(&key[1..]).map_err(|_| "topic key is not UTF-8".to_string())?;
+        if topic.name != name {
+            return Err(format!("topic {name:?} stored as {:?}", topic.name));
+        }
+        if topic.uid == 0 || topic.uid >= g.next_queue_uid || !live_uids.insert(topic.uid) {
+            return Err(format!("topic {name:?} has a bad or shared uid"));
+        }
+        topic.config.validate().map_err(|err| format!("topic {name:?} config: {err}"))?;
+        let named = kv.get(&keys::topic_uid(topic.uid)).map_err(e)?.map(|v| decode::<String>("name", &v)).transpose();
+        if named.map_err(e)?.as_deref() != Some(name) {
+            return Err(format!("topic {name:?}: uid index is wrong"));
+        }
+        topics.insert(name.to_string(), topic);
+    }
+    if table(kv, keys::TOPIC_UID)?.len() != topics.len() {
+        return Err("topic uid index names a topic that does not exist".into());
+    }
+    let mut bound: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_queue_rebuilt = BTreeSet::new();
+    for (key, value) in table(kv, keys::BINDING)? {
+        let rest = &key[1..];
+        let zero = rest.iter().position(|b| *b == 0).ok_or("binding key without separator")?;
+        let topic = std::str::from_utf8(&rest[..zero]).map_err(|_| "binding topic is not UTF-8")?;
+        let queue = keys::second_name(&key).ok_or("binding queue is not UTF-8")?;
+        let filter: Filter = decode("binding filter", &value).map_err(e)?;
+        filter.validate("filter").map_err(|err| format!("binding {topic:?} → {queue:?}: {err}"))?;
+        if !topics.contains_key(topic) || kv.get(&keys::queue(queue)).map_err(e)?.is_none() {
+            return Err(format!("binding {topic:?} → {queue:?} names a missing topic or queue"));
+        }
+        *bound.entry(topic.to_string()).or_default() += 1;
+        by_queue_rebuilt.insert(keys::binding_by_queue(queue, topic));
+    }
+    let by_queue_stored: BTreeSet<Vec<u8>> = table(kv, keys::BINDING_BY_QUEUE)?.into_iter().map(|(k, _)| k).collect();
+    if by_queue_stored != by_queue_rebuilt {
+        return Err("the bindings-by-queue index differs from a rebuild".into());
+    }
+    for (name, topic) in &topics {
+        if bound.get(name).copied().unwrap_or(0) != topic.bindings {
+            return Err(format!("topic {name:?}: binding count differs from a rebuild"));
+        }
+    }
+    if table(kv, keys::UID)?.len() != queue_uids || table(kv, keys::SPACE)?.len() != live_spaces.len() {
         return Err("uid or space index names a queue that does not exist".into());
     }
     for (space, _) in messages.keys() {
@@ -221,6 +268,18 @@ pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
         }
         if queue.dedup_keys > caps.per_queue as u64 {
             return Err(format!("queue {:?} remembers more keys than its bound", queue.name));
+        }
+    }
+    for topic in topics.values() {
+        if per_uid.get(&topic.uid).copied().unwrap_or(0) != topic.dedup_keys {
+            return Err(format!("topic {:?}: dedup key count differs from a rebuild", topic.name));
+        }
+        let prefix = keys::dedup_by_queue_of(topic.uid);
+        if topic.dedup_floor > prefix && by_queue.range(prefix.clone()..topic.dedup_floor.clone()).next().is_some() {
+            return Err(format!("topic {:?}: a dedup expiry key sorts below its floor", topic.name));
+        }
+        if topic.dedup_keys > caps.per_queue as u64 {
+            return Err(format!("topic {:?} remembers more keys than its bound", topic.name));
         }
     }
     if g.dedup_keys > caps.total as u64 {

@@ -16,6 +16,10 @@
 //! | `X` | expiry, uid, key | — every dedup key by expiry (cluster-wide bound) |
 //! | `Z` | space | cleanup cursor: the next message id to delete (8 bytes, big-endian; empty = 0) |
 //! | `Y` | uid | cleanup cursor: the dedup key to continue from (empty = the first) |
+//! | `T` | name | [`TopicRecord`](crate::topic::TopicRecord): config, counts, counters |
+//! | `V` | uid | topic name (live topics, for dedup eviction) |
+//! | `B` | topic, 0, queue | a binding's [`Filter`](crate::topic::Filter) |
+//! | `P` | queue, 0, topic | — the bindings of a queue (removed with it) |
 //! | `#digest` | — | the state digest (see `kv`) |
 //!
 //! A queue's messages live in its *space*, a number it gets at create and
@@ -39,6 +43,10 @@ pub(crate) const DEDUP_BY_QUEUE: u8 = b'x';
 pub(crate) const DEDUP_BY_EXPIRY: u8 = b'X';
 pub(crate) const DOOMED_SPACE: u8 = b'Z';
 pub(crate) const DOOMED_DEDUP: u8 = b'Y';
+pub(crate) const TOPIC: u8 = b'T';
+pub(crate) const TOPIC_UID: u8 = b'V';
+pub(crate) const BINDING: u8 = b'B';
+pub(crate) const BINDING_BY_QUEUE: u8 = b'P';
 
 /// The tables that grow with the backlog (messages, contents, the ready,
 /// timer and dedup indexes), each written at one end of its own key range
@@ -202,6 +210,38 @@ pub(crate) fn doomed_space(space: u64) -> Vec<u8> {
 
 pub(crate) fn doomed_dedup(uid: u64) -> Vec<u8> {
     Key::new(DOOMED_DEDUP).u64(uid).build()
+}
+
+pub(crate) fn topic(name: &str) -> Vec<u8> {
+    Key::new(TOPIC).bytes(name.as_bytes()).build()
+}
+
+pub(crate) fn topic_uid(uid: u64) -> Vec<u8> {
+    Key::new(TOPIC_UID).u64(uid).build()
+}
+
+/// Names hold no zero byte (`[A-Za-z0-9._-]`), so the zero after the first
+/// name ends it: the keys of one first name form one contiguous range.
+pub(crate) fn binding(topic: &str, queue: &str) -> Vec<u8> {
+    Key::new(BINDING).bytes(topic.as_bytes()).u8(0).bytes(queue.as_bytes()).build()
+}
+
+pub(crate) fn bindings_of(topic: &str) -> Vec<u8> {
+    Key::new(BINDING).bytes(topic.as_bytes()).u8(0).build()
+}
+
+pub(crate) fn binding_by_queue(queue: &str, topic: &str) -> Vec<u8> {
+    Key::new(BINDING_BY_QUEUE).bytes(queue.as_bytes()).u8(0).bytes(topic.as_bytes()).build()
+}
+
+pub(crate) fn bindings_by_queue_of(queue: &str) -> Vec<u8> {
+    Key::new(BINDING_BY_QUEUE).bytes(queue.as_bytes()).u8(0).build()
+}
+
+/// The name after the zero byte of a binding key (`B` or `P`).
+pub(crate) fn second_name(key: &[u8]) -> Option<&str> {
+    let zero = key.iter().position(|b| *b == 0)?;
+    std::str::from_utf8(&key[zero + 1..]).ok()
 }
 
 /// Just the table byte: the prefix of a whole table.

@@ -22,6 +22,7 @@
 //! - `store`: the records, and the operations that keep indexes exact.
 //! - `state`: `apply`, time and timers, queue admin, publish; `QueueState`.
 //! - `delivery`: receive, ack, nack, extend, retry, dead letters, redrive.
+//! - [`topic`]: topics, bindings with attribute filters, fan-out publish.
 //! - [`read`]: the reads, over any consistent view.
 //! - `invariants`: the full-scan check of every index and count.
 //! - [`retry`]: exponential backoff with deterministic jitter.
@@ -62,6 +63,7 @@ pub mod retry;
 mod snapshot;
 mod state;
 mod store;
+pub mod topic;
 pub mod typed;
 
 pub use command::{Command, NewMessage, Receipt};
@@ -72,6 +74,9 @@ pub use message::{DeadLetterInfo, HistoryEvent, Message, MessageState, StateFilt
 pub use response::{Delivery, NackOutcome, Outcome, PeekPage, PublishResult, QueueInfo, QueueStats, Response};
 pub use snapshot::{SNAPSHOT_FORMAT_VERSION, SnapshotError};
 pub use state::{DedupCaps, QueueState, apply};
+pub use topic::{
+    BindingInfo, Condition, Filter, Test, TopicConfig, TopicCopy, TopicInfo, TopicPublishResult, TopicStats,
+};
 pub use typed::Typed;
 
 /// Checks every invariant of the state in a store by a full scan.
@@ -83,3 +88,5 @@ pub fn check_invariants(kv: &dyn kv::KvRead, caps: DedupCaps) -> Result<(), Stri
 mod scan_cost_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod topic_tests;

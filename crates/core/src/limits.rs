@@ -9,6 +9,27 @@ pub const QUEUE_NAME_BYTES_MAX: usize = 128;
 /// Most queues one cluster holds.
 pub const QUEUES_MAX: usize = 10_000;
 
+/// Most topics one cluster holds. Topic names follow the queue name rules.
+pub const TOPICS_MAX: usize = 10_000;
+/// Most bindings (bound queues) one topic has.
+pub const BINDINGS_PER_TOPIC_MAX: usize = 1_000;
+/// Most topics one queue is bound to.
+pub const BINDINGS_PER_QUEUE_MAX: usize = 100;
+/// Most conditions in one binding's filter (all must hold).
+pub const FILTER_CONDITIONS_MAX: usize = 16;
+/// Most values in one `one_of` condition.
+pub const FILTER_VALUES_MAX: usize = 64;
+/// Most bytes of attribute keys and values one filter names in all.
+pub const FILTER_BYTES_MAX: usize = 4096;
+/// Most copies one topic publish stores in all (matching bound queues ×
+/// messages): one request never turns into an unbounded state write.
+pub const TOPIC_COPIES_MAX: usize = 10_000;
+/// Most bytes (bodies plus attributes) one topic publish stores over all
+/// its copies.
+pub const TOPIC_COPY_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Most topics one list returns.
+pub const LIST_TOPICS_MAX: u32 = 1_000;
+
 /// Default largest message body plus attributes, in bytes (per queue, configurable).
 pub const MESSAGE_BYTES_DEFAULT: u32 = 1024 * 1024;
 /// Hard cap on `max_message_bytes`: no queue may allow more.
@@ -120,6 +141,10 @@ const _: () = assert!(DEDUP_WINDOW_MS_DEFAULT <= DEDUP_WINDOW_MS_MAX);
 const _: () = assert!(DEDUP_KEYS_MAX <= DEDUP_KEYS_TOTAL_MAX);
 const _: () = assert!(BACKOFF_MAX_MS_DEFAULT <= BACKOFF_MS_MAX);
 const _: () = assert!(PEEK_MESSAGES_MAX as usize <= PEEK_SCAN_MAX);
+// A full batch always fits one copy of each message, and one message fits
+// every binding of a topic.
+const _: () = assert!(PUBLISH_MESSAGES_MAX <= TOPIC_COPIES_MAX && BINDINGS_PER_TOPIC_MAX <= TOPIC_COPIES_MAX);
+const _: () = assert!(PUBLISH_BYTES_MAX <= TOPIC_COPY_BYTES_MAX);
 // The envelope covers the variable-length fields a message carries besides
 // its body and attributes (key, its queue's and a dead-letter source
 // queue's names, a dead-letter reason), plus 256 bytes of fixed fields.

@@ -8,12 +8,13 @@ use crate::delivery::check_live;
 use crate::error::QueueError;
 use crate::keys::{self, Parts};
 use crate::kv::{Direction, KvRead, StoreFault, stored_digest};
-use crate::limits::{LIST_QUEUES_MAX, PEEK_MESSAGES_MAX, PEEK_SCAN_MAX};
+use crate::limits::{LIST_QUEUES_MAX, LIST_TOPICS_MAX, PEEK_MESSAGES_MAX, PEEK_SCAN_MAX};
 use crate::message::{Head, Message, StateFilter};
 use crate::response::{PeekPage, QueueInfo};
 use crate::store::{
     self, Ctx, Fail, Globals, Io, QueueRecord, decode, load_content, load_head, load_message, load_queue, not_found,
 };
+use crate::topic::{TopicInfo, TopicRecord, load_topic};
 
 /// Read-side answers that may be refusals, over a store that may fail.
 pub type ReadResult<T> = Result<Result<T, QueueError>, StoreFault>;
@@ -131,6 +132,61 @@ impl<'a> Reader<'a> {
         records.truncate(limit);
         let now_ms = self.now_ms()?;
         let page = records.iter().map(|record| info(self.kv, record, now_ms)).collect::<Io<Vec<_>>>()?;
+        let next = if more { page.last().map(|info| info.name.clone()) } else { None };
+        Ok((page, next))
+    }
+
+    pub fn topic_info(&self, name: &str) -> ReadResult<TopicInfo> {
+        if let Err(e) = validate_queue_name(name) {
+            return Ok(Err(e.in_field("topic")));
+        }
+        match load_topic(self.kv, name)? {
+            Some(topic) => Ok(Ok(crate::topic::info(self.kv, &topic)?)),
+            None => Ok(Err(QueueError::topic_not_found(name))),
+        }
+    }
+
+    /// Topics whose name starts with `prefix`, after `start_after`, in name
+    /// order, with their bindings; the second value is where the next page
+    /// starts, if any. A page holds at most `limit` topics and stops early
+    /// once it holds `LIST_TOPICS_MAX` bindings in all.
+    pub fn list_topics(
+        &self,
+        prefix: &str,
+        start_after: &str,
+        limit: u32,
+    ) -> Result<(Vec<TopicInfo>, Option<String>), StoreFault> {
+        let limit = limit.clamp(1, LIST_TOPICS_MAX) as usize;
+        let from = if start_after.as_bytes() >= prefix.as_bytes() {
+            keys::successor(&keys::topic(start_after))
+        } else {
+            keys::topic(prefix)
+        };
+        let end = keys::prefix_end(&keys::topic(prefix));
+        let mut records = Vec::new();
+        let mut fault = None;
+        self.kv.scan(&from, &end, Direction::Forward, &mut |_, value| {
+            match decode::<TopicRecord>("topic record", value) {
+                Ok(record) => records.push(record),
+                Err(e) => fault = Some(e),
+            }
+            fault.is_none() && records.len() <= limit
+        })?;
+        if let Some(fault) = fault {
+            return Err(fault);
+        }
+        let mut more = records.len() > limit;
+        records.truncate(limit);
+        let mut page = Vec::with_capacity(records.len());
+        let mut bindings = 0u64;
+        for record in &records {
+            if bindings >= u64::from(LIST_TOPICS_MAX) {
+                more = true;
+                break;
+            }
+            bindings += record.bindings;
+            page.push(crate::topic::info(self.kv, record)?);
+        }
         let next = if more { page.last().map(|info| info.name.clone()) } else { None };
         Ok((page, next))
     }

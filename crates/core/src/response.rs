@@ -6,6 +6,7 @@ use crate::command::Receipt;
 use crate::config::QueueConfig;
 use crate::error::QueueError;
 use crate::message::Message;
+use crate::topic::{TopicInfo, TopicPublishResult};
 
 /// The answer to one command: an outcome, or a replicated rejection.
 pub type Response = Result<Outcome, QueueError>;
@@ -35,6 +36,14 @@ pub enum Outcome {
         moved: u64,
     },
     Ticked,
+    TopicCreated(TopicInfo),
+    TopicDeleted {
+        bindings_removed: u64,
+    },
+    TopicBound(TopicInfo),
+    TopicUnbound(TopicInfo),
+    /// One result per published message, in order.
+    TopicPublished(Vec<TopicPublishResult>),
 }
 
 /// The id a published message got, and whether it was a duplicate.

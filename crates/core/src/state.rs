@@ -6,8 +6,6 @@
 //! backwards, so a new leader with a slower clock cannot make a lease live
 //! again. [`QueueState`] is the same over an in-memory store, for tests.
 
-use std::collections::BTreeMap;
-
 use crate::command::{Command, NewMessage};
 use crate::config::{ConfigUpdate, QueueConfig};
 use crate::error::{Limit, QueueError, Reason};
@@ -88,6 +86,11 @@ impl Ctx<'_, '_> {
             Command::ExtendLease { receipt, lease_ms } => self.extend_lease(receipt, *lease_ms),
             Command::Redrive { queue, max_messages } => self.redrive(queue, *max_messages),
             Command::Tick => Ok(Outcome::Ticked),
+            Command::CreateTopic { name, config } => self.create_topic(name, config),
+            Command::DeleteTopic { name } => self.delete_topic(name),
+            Command::Bind { topic, queue, filter } => self.bind(topic, queue, filter),
+            Command::Unbind { topic, queue } => self.unbind(topic, queue),
+            Command::PublishTopic { topic, messages } => self.publish_topic(topic, messages),
         }
     }
 
@@ -175,7 +178,7 @@ impl Ctx<'_, '_> {
 
     fn create_queue(&mut self, name: &str, update: &ConfigUpdate) -> Step<Outcome> {
         if self.queue(name)?.is_some() {
-            return Err(QueueError::AlreadyExists { name: name.to_string() }.into());
+            return Err(QueueError::AlreadyExists { kind: Reason::QueueExists, name: name.to_string() }.into());
         }
         if self.queue_count()? >= QUEUES_MAX {
             return Err(QueueError::exhausted(
@@ -210,6 +213,7 @@ impl Ctx<'_, '_> {
 
     fn delete_queue(&mut self, name: &str) -> Step<Outcome> {
         let queue = self.must_queue(name)?;
+        self.unbind_queue(name)?;
         self.kv.delete(keys::queue(name));
         self.kv.delete(keys::uid(queue.uid));
         self.doom_space(queue.space);
@@ -234,74 +238,16 @@ impl Ctx<'_, '_> {
 
     fn publish(&mut self, name: &str, messages: &[NewMessage]) -> Step<Outcome> {
         let mut queue = self.must_queue(name)?;
-        let max_message_bytes = queue.config.max_message_bytes as usize;
-        // First pass: decide every message's fate without changing anything,
-        // so the batch commits whole or not at all.
-        let mut batch_keys: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut fresh = 0u64;
-        let mut fresh_bytes = 0u64;
-        let mut plan = Vec::with_capacity(messages.len());
-        for (i, message) in messages.iter().enumerate() {
-            if message.size_bytes() > max_message_bytes {
-                return Err(QueueError::exhausted(
-                    Reason::MessageTooLarge,
-                    format!("messages[{i}].body"),
-                    format!("{} bytes exceeds max_message_bytes {max_message_bytes}", message.size_bytes()),
-                    Limit {
-                        name: "max_message_bytes".into(),
-                        value: max_message_bytes as u64,
-                        queue: Some(name.into()),
-                    },
-                )
-                .into());
-            }
-            let key = message.idempotency_key.as_deref();
-            let seen = match key {
-                Some(k) => self.dedup_lookup(queue.uid, k)?,
-                None => None,
-            };
-            if let Some(id) = seen {
-                plan.push(Err(id));
-            } else if let Some(&first) = key.and_then(|k| batch_keys.get(k)) {
-                plan.push(Ok(Some(first)));
-            } else {
-                if let Some(k) = key {
-                    batch_keys.insert(k, i);
-                    self.keyed_ahead += 1;
-                }
-                fresh += 1;
-                fresh_bytes += message.size_bytes() as u64;
-                plan.push(Ok(None));
-            }
-        }
-        if let Some((reason, limit)) = queue.would_overflow(fresh, fresh_bytes) {
-            return Err(QueueError::exhausted(Reason::QueueFull, "queue", reason, limit).into());
-        }
-        // Only now, with the publish accepted, forget keys whose window has
-        // passed (lookups above already ignore them): a rejected command
-        // changes nothing but time.
-        self.dedup_expire(&mut queue)?;
-        // Second pass: store. `plan[i]` is Err(original id) for a key seen
-        // before, Ok(Some(j)) for a repeat of message j in this batch.
-        let mut results: Vec<PublishResult> = Vec::with_capacity(messages.len());
-        for (message, fate) in messages.iter().zip(plan) {
-            let result = match fate {
-                Err(id) => PublishResult { id, duplicate: true },
-                Ok(Some(first)) => PublishResult { id: results[first].id, duplicate: true },
-                Ok(None) => PublishResult { id: self.store_new(&mut queue, message)?, duplicate: false },
-            };
-            if result.duplicate {
-                queue.stats.duplicates_total += 1;
-            } else {
-                queue.stats.published_total += 1;
-            }
-            results.push(result);
-        }
+        // Decide every message's fate without changing anything, so the
+        // batch commits whole or not at all; then store.
+        let share: Vec<(usize, &NewMessage)> = messages.iter().enumerate().collect();
+        let plan = self.plan_publish(&queue, &share)?;
+        let stored = self.store_planned(&mut queue, &share, &plan)?;
         self.save_queue(&queue);
-        Ok(Outcome::Published(results))
+        Ok(Outcome::Published(stored.into_iter().map(|(id, duplicate)| PublishResult { id, duplicate }).collect()))
     }
 
-    fn store_new(&mut self, queue: &mut QueueRecord, new: &NewMessage) -> Io<u64> {
+    pub(crate) fn store_new(&mut self, queue: &mut QueueRecord, new: &NewMessage) -> Io<u64> {
         let now_ms = self.now_ms();
         let id = self.take_message_id();
         let delay_ms = new.delay_ms.unwrap_or(queue.config.default_delay_ms);
@@ -387,6 +333,14 @@ impl QueueState {
 
     pub fn list_queues(&self, prefix: &str, start_after: &str, limit: u32) -> (Vec<crate::QueueInfo>, Option<String>) {
         self.reader().list_queues(prefix, start_after, limit).expect("memory never fails")
+    }
+
+    pub fn topic_info(&self, name: &str) -> Result<crate::TopicInfo, QueueError> {
+        self.reader().topic_info(name).expect("memory never fails")
+    }
+
+    pub fn list_topics(&self, prefix: &str, start_after: &str, limit: u32) -> (Vec<crate::TopicInfo>, Option<String>) {
+        self.reader().list_topics(prefix, start_after, limit).expect("memory never fails")
     }
 
     pub fn peek(

@@ -218,6 +218,26 @@ impl QueueRecord {
     }
 }
 
+/// What owns a dedup table: a queue, or a topic. Both take their uid from
+/// one counter, so the dedup tables (`k`, `x`, `X`) hold both and the
+/// cluster-wide bound counts both.
+pub(crate) trait DedupOwner {
+    fn dedup_uid(&self) -> u64;
+    /// The keys it stores, the floor of its expiry index (`x`), and its
+    /// count of keys forgotten before their window ended.
+    fn dedup_book(&mut self) -> (&mut u64, &mut Vec<u8>, &mut u64);
+}
+
+impl DedupOwner for QueueRecord {
+    fn dedup_uid(&self) -> u64 {
+        self.uid
+    }
+
+    fn dedup_book(&mut self) -> (&mut u64, &mut Vec<u8>, &mut u64) {
+        (&mut self.dedup_keys, &mut self.dedup_floor, &mut self.stats.dedup_evicted_total)
+    }
+}
+
 /// What a timer does when it fires (the last byte of its key).
 pub(crate) const TIMER_STATE: u8 = 0;
 pub(crate) const TIMER_TTL: u8 = 1;
@@ -575,13 +595,15 @@ impl Ctx<'_, '_> {
 
     /// Forgets `queue`'s keys whose window has passed (at most a bounded
     /// number per call; lookups ignore the rest until then).
-    pub(crate) fn dedup_expire(&mut self, queue: &mut QueueRecord) -> Io<()> {
+    pub(crate) fn dedup_expire(&mut self, owner: &mut dyn DedupOwner) -> Io<()> {
         let now_ms = self.now_ms();
-        let prefix = keys::dedup_by_queue_of(queue.uid);
+        let uid = owner.dedup_uid();
+        let (_, floor, _) = owner.dedup_book();
+        let prefix = keys::dedup_by_queue_of(uid);
         let end = keys::prefix_end(&prefix);
         let mut expired = Vec::new();
         let mut kept = None;
-        self.kv.scan(&keys::scan_start(&prefix, &queue.dedup_floor), &end, Direction::Forward, &mut |key, value| {
+        self.kv.scan(&keys::scan_start(&prefix, floor), &end, Direction::Forward, &mut |key, value| {
             let mut parts = Parts::of(key);
             parts.u64();
             let expires_at_ms = parts.u64();
@@ -593,11 +615,11 @@ impl Ctx<'_, '_> {
             true
         })?;
         // The first key kept, or past the end: all before it are forgotten.
-        queue.dedup_floor = kept.unwrap_or(end);
+        *floor = kept.unwrap_or(end);
         for (key, value) in expired {
             let entry: DedupEntry = decode("dedup index entry", &value)?;
-            self.forget_key(queue.uid, &key, &entry);
-            queue.dedup_keys -= 1;
+            self.forget_key(uid, &key, &entry);
+            *owner.dedup_book().0 -= 1;
         }
         Ok(())
     }
@@ -606,10 +628,11 @@ impl Ctx<'_, '_> {
     /// queues if `uid` is `None`; counts it in its queue's
     /// `dedup_evicted_total` if its window had not ended. `current` is the
     /// queue being changed by the caller, updated in place if it is hit.
-    fn dedup_evict_first(&mut self, uid: Option<u64>, current: &mut QueueRecord) -> Io<()> {
-        debug_assert!(uid.is_none_or(|uid| uid == current.uid), "a queue evicts its own keys");
+    fn dedup_evict_first(&mut self, uid: Option<u64>, current: &mut dyn DedupOwner) -> Io<()> {
+        let current_uid = current.dedup_uid();
+        debug_assert!(uid.is_none_or(|uid| uid == current_uid), "an owner evicts its own keys");
         let (prefix, floor) = match uid {
-            Some(uid) => (keys::dedup_by_queue_of(uid), &mut current.dedup_floor),
+            Some(uid) => (keys::dedup_by_queue_of(uid), current.dedup_book().1),
             None => (keys::table(keys::DEDUP_BY_EXPIRY), &mut self.g.dedup_floor),
         };
         let end = keys::prefix_end(&prefix);
@@ -646,19 +669,28 @@ impl Ctx<'_, '_> {
         // The rest are still the first keys past the new floor.
         self.evict_ahead = Some(ahead);
         let counts = expires_at_ms > self.now_ms();
-        if victim_uid == current.uid {
-            current.dedup_keys -= 1;
-            current.stats.dedup_evicted_total += u64::from(counts);
+        if victim_uid == current_uid {
+            let (keys, _, evicted) = current.dedup_book();
+            *keys -= 1;
+            *evicted += u64::from(counts);
             return Ok(());
         }
-        // Another live queue's key, or a deleted queue's left-behind one.
-        let Some(name) = get::<String>(self.kv, "uid index", &keys::uid(victim_uid))? else { return Ok(()) };
-        let mut victim = self
-            .queue(&name)?
-            .ok_or_else(|| StoreFault(format!("uid {victim_uid} names queue {name:?}, which is missing")))?;
-        victim.dedup_keys -= 1;
-        victim.stats.dedup_evicted_total += u64::from(counts);
-        self.save_queue(&victim);
+        // Another live queue's or topic's key, or a deleted one's
+        // left-behind key.
+        if let Some(name) = get::<String>(self.kv, "uid index", &keys::uid(victim_uid))? {
+            let mut victim = self
+                .queue(&name)?
+                .ok_or_else(|| StoreFault(format!("uid {victim_uid} names queue {name:?}, which is missing")))?;
+            victim.dedup_keys -= 1;
+            victim.stats.dedup_evicted_total += u64::from(counts);
+            self.save_queue(&victim);
+        } else if let Some(name) = get::<String>(self.kv, "topic uid index", &keys::topic_uid(victim_uid))? {
+            let mut victim = crate::topic::load_topic(self.kv, &name)?
+                .ok_or_else(|| StoreFault(format!("uid {victim_uid} names topic {name:?}, which is missing")))?;
+            victim.dedup_keys -= 1;
+            victim.stats.dedup_evicted_total += u64::from(counts);
+            self.save_topic(&victim);
+        }
         Ok(())
     }
 
@@ -667,30 +699,38 @@ impl Ctx<'_, '_> {
     /// if all queues hold `total`, the key closest to expiry in any queue is.
     /// Deterministic: ordered by (expiry, key) in a queue and (expiry, queue
     /// uid, key) across queues.
-    pub(crate) fn dedup_remember(&mut self, queue: &mut QueueRecord, key: &str, id: u64, expires_at_ms: u64) -> Io<()> {
+    pub(crate) fn dedup_remember(
+        &mut self,
+        owner: &mut dyn DedupOwner,
+        key: &str,
+        id: u64,
+        expires_at_ms: u64,
+    ) -> Io<()> {
         let caps = self.caps;
-        let old: Option<DedupEntry> = get(self.kv, "dedup entry", &keys::dedup(queue.uid, key))?;
+        let uid = owner.dedup_uid();
+        let old: Option<DedupEntry> = get(self.kv, "dedup entry", &keys::dedup(uid, key))?;
         if let Some(old) = old {
-            self.forget_key(queue.uid, key, &old);
-            queue.dedup_keys -= 1;
-        } else if queue.dedup_keys >= caps.per_queue as u64 {
-            self.dedup_evict_first(Some(queue.uid), queue)?;
+            self.forget_key(uid, key, &old);
+            *owner.dedup_book().0 -= 1;
+        } else if *owner.dedup_book().0 >= caps.per_queue as u64 {
+            self.dedup_evict_first(Some(uid), owner)?;
         } else if self.g.dedup_keys >= caps.total as u64 {
-            self.dedup_evict_first(None, queue)?;
+            self.dedup_evict_first(None, owner)?;
         }
         self.keyed_ahead = self.keyed_ahead.saturating_sub(1);
         // All three records hold the entry, so forgetting the key from
         // either index needs no read of the others.
         let value = encode(&DedupEntry { id, expires_at_ms });
-        self.kv.put(keys::dedup(queue.uid, key), value.clone());
+        self.kv.put(keys::dedup(uid, key), value.clone());
         // The index keys name `expires_at_ms`, which is later than now; a
         // stored entry of this key (if any) has expired, so its index keys
         // name an earlier time: these two cannot exist yet.
-        let by_queue = keys::dedup_by_queue(queue.uid, expires_at_ms, key);
-        if by_queue < queue.dedup_floor {
-            queue.dedup_floor = by_queue.clone();
+        let by_queue = keys::dedup_by_queue(uid, expires_at_ms, key);
+        let (owner_keys, owner_floor, _) = owner.dedup_book();
+        if by_queue < *owner_floor {
+            *owner_floor = by_queue.clone();
         }
-        let by_expiry = keys::dedup_by_expiry(expires_at_ms, queue.uid, key);
+        let by_expiry = keys::dedup_by_expiry(expires_at_ms, uid, key);
         if by_expiry < self.g.dedup_floor {
             self.g.dedup_floor = by_expiry.clone();
         }
@@ -701,14 +741,14 @@ impl Ctx<'_, '_> {
             && let Some((last, _)) = ahead.pairs.back()
         {
             let new = if ahead.uid.is_some() { &by_queue } else { &by_expiry };
-            if ahead.uid.is_some_and(|uid| uid != queue.uid) || new <= last {
+            if ahead.uid.is_some_and(|ahead_uid| ahead_uid != uid) || new <= last {
                 self.evict_ahead = None;
             }
         }
         self.kv.put_new(by_queue, value.clone());
         self.kv.put_new(by_expiry, value);
         self.g.dedup_keys += 1;
-        queue.dedup_keys += 1;
+        *owner_keys += 1;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ use std::fmt;
 use crate::command::{Command, NewMessage, Receipt};
 use crate::config::ConfigUpdate;
 use crate::response::{Delivery, NackOutcome, Outcome, PublishResult, QueueInfo};
+use crate::topic::{Filter, TopicConfig, TopicInfo, TopicPublishResult};
 
 /// Takes a command's answer out of an outcome; the outcome back if it is
 /// another kind's.
@@ -98,6 +99,31 @@ impl Command {
         typed!(Command::ExtendLease { receipt, lease_ms }, Outcome::LeaseExtended { lease_expires_at_ms } => lease_expires_at_ms)
     }
 
+    /// Creates a topic; answers its info.
+    pub fn create_topic(name: String, config: TopicConfig) -> Typed<TopicInfo> {
+        typed!(Command::CreateTopic { name, config }, Outcome::TopicCreated(info) => info)
+    }
+
+    /// Deletes a topic; answers how many bindings went with it.
+    pub fn delete_topic(name: String) -> Typed<u64> {
+        typed!(Command::DeleteTopic { name }, Outcome::TopicDeleted { bindings_removed } => bindings_removed)
+    }
+
+    /// Binds a queue to a topic; answers the topic's info.
+    pub fn bind(topic: String, queue: String, filter: Filter) -> Typed<TopicInfo> {
+        typed!(Command::Bind { topic, queue, filter }, Outcome::TopicBound(info) => info)
+    }
+
+    /// Unbinds a queue from a topic; answers the topic's info.
+    pub fn unbind(topic: String, queue: String) -> Typed<TopicInfo> {
+        typed!(Command::Unbind { topic, queue }, Outcome::TopicUnbound(info) => info)
+    }
+
+    /// Publishes a batch to a topic; answers one result per message.
+    pub fn publish_topic(topic: String, messages: Vec<NewMessage>) -> Typed<Vec<TopicPublishResult>> {
+        typed!(Command::PublishTopic { topic, messages }, Outcome::TopicPublished(results) => results)
+    }
+
     /// Moves dead letters back; answers how many moved.
     pub fn redrive(queue: String, max_messages: u32) -> Typed<u64> {
         typed!(Command::Redrive { queue, max_messages }, Outcome::Redriven { moved } => moved)
@@ -141,7 +167,13 @@ mod tests {
         assert_eq!(nacked, NackOutcome::DeadLettered { queue: None });
         assert_eq!(run(&mut s, Command::redrive(name(), 10)), 1);
         assert_eq!(run(&mut s, Command::purge_queue(name())), 1);
-        assert_eq!(run(&mut s, Command::delete_queue(name())), 0);
+        let topic = || "t".to_string();
+        assert_eq!(run(&mut s, Command::create_topic(topic(), Default::default())).name, "t");
+        assert_eq!(run(&mut s, Command::bind(topic(), name(), Default::default())).bindings.len(), 1);
+        assert_eq!(run(&mut s, Command::publish_topic(topic(), vec![message()]))[0].copies.len(), 1);
+        assert!(run(&mut s, Command::unbind(topic(), name())).bindings.is_empty());
+        assert_eq!(run(&mut s, Command::delete_topic(topic())), 0);
+        assert_eq!(run(&mut s, Command::delete_queue(name())), 1);
     }
 
     #[test]
