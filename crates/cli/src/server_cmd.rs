@@ -234,6 +234,7 @@ impl ServerArgs {
                 max_inflight_requests: self.max_inflight_requests,
                 max_connections: self.max_connections,
             },
+            snapshot_spool: raftq_server::SnapshotSpool::Dir(self.data_dir.join("snapshot-spool")),
             disk: (self.min_free_disk_mb > 0).then(|| DiskGuard {
                 space: Arc::new(StatvfsSpace(self.data_dir.clone())),
                 reserve_bytes: self.min_free_disk_mb << 20,

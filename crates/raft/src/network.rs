@@ -276,9 +276,13 @@ impl Peer {
     }
 
     /// Streams `snapshot` to the peer, chunk by chunk as the store
-    /// produces them: neither end holds more than a few chunks. There is no
-    /// deadline on the whole transfer (a large state takes as long as it
-    /// takes); instead it fails if no chunk moves for `stall_timeout`.
+    /// produces them: the sender holds no more than a few chunks (the
+    /// receiver spools them, see `transport`). There is no deadline on the
+    /// whole transfer (a large state takes as long as it takes); instead it
+    /// fails if no chunk moves for `stall_timeout` while chunks are being
+    /// sent. Once the last one is out, the receiver installs what it
+    /// spooled, which takes as long as writing the state does; the peer
+    /// connection's keep-alive notices a receiver that died meanwhile.
     async fn send_snapshot(
         &mut self,
         vote: Vote,
@@ -288,6 +292,9 @@ impl Peer {
         let mut client = self.client().map_err(|e| tonic::Status::unavailable(e.to_string()))?;
         let meta = codec::encode(&(vote, snapshot.meta));
         let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        // Set once the last chunk is handed to the stream: the stall check
+        // ends there.
+        let sent_all = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let failure: Arc<Mutex<Option<String>>> = Arc::default();
         struct Feed {
             data: SnapshotData,
@@ -296,9 +303,10 @@ impl Peer {
             finished: bool,
         }
         let feed = Feed { data: snapshot.snapshot, meta: Some(meta), offset: 0, finished: false };
-        let (stream_progress, stream_failure) = (progress.clone(), failure.clone());
+        let (stream_progress, stream_failure, stream_sent_all) = (progress.clone(), failure.clone(), sent_all.clone());
         let chunks = futures_util::stream::unfold(feed, move |mut feed| {
-            let (progress, failure) = (stream_progress.clone(), stream_failure.clone());
+            let (progress, failure, sent_all) =
+                (stream_progress.clone(), stream_failure.clone(), stream_sent_all.clone());
             async move {
                 if feed.finished {
                     return None;
@@ -317,6 +325,9 @@ impl Peer {
                 feed.offset += chunk.data.len() as u64;
                 feed.finished = done;
                 progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if done {
+                    sent_all.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 Some((chunk, feed))
             }
         });
@@ -325,6 +336,9 @@ impl Peer {
             let mut seen = u64::MAX;
             loop {
                 tokio::time::sleep(stall_timeout).await;
+                if sent_all.load(std::sync::atomic::Ordering::Relaxed) {
+                    return std::future::pending().await;
+                }
                 let now = progress.load(std::sync::atomic::Ordering::Relaxed);
                 if now == seen {
                     return tonic::Status::deadline_exceeded(format!(

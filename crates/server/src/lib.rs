@@ -66,6 +66,7 @@ use openraft::storage::RaftLogStorage;
 use raftq_proto::v1::cluster_server::ClusterServer;
 use raftq_proto::v1::queue_server::QueueServer;
 use raftq_raft::network::{Connector, Network};
+pub use raftq_raft::transport::SnapshotSpool;
 use raftq_raft::transport::TransportService;
 use raftq_raft::{Peers, RaftSettings};
 use raftq_storage::TypeConfig;
@@ -106,6 +107,9 @@ pub struct ServerConfig {
     /// peer listener runs mutual TLS; off, a connection without a
     /// certificate would be refused.
     pub peer_identity: bool,
+    /// Where incoming snapshots wait until whole (a directory for a real
+    /// node: `DATA_DIR/snapshot-spool`; memory in the simulation).
+    pub snapshot_spool: SnapshotSpool,
 }
 
 /// Default HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` of the gRPC listener.
@@ -247,6 +251,7 @@ where
     PE: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
 {
     config.validate()?;
+    config.snapshot_spool.clean().map_err(|e| ServerError::Config(format!("snapshot spool: {e}")))?;
     let raft_config = config.raft.openraft_config(&config.cluster_name)?;
     let applied_bytes = state_machine.applied_bytes();
     let compactor = state_machine.compactor();
@@ -321,7 +326,7 @@ where
         .layer(rpc_metrics::RpcMetricsLayer)
         .layer(peer_identity::PeerIdentityLayer::new(members))
         .layer(auth::AuthLayer::new(config.auth.clone()))
-        .add_service(TransportService::server(raft.clone()))
+        .add_service(TransportService::server(raft.clone(), config.snapshot_spool.clone()))
         .serve_with_incoming_shutdown(conn_guard::guard(listeners.peer, PEER_CONNECTIONS_MAX, "peer"), async move {
             let _ = peer_stopping_rx.wait_for(|stopping| *stopping).await;
         });

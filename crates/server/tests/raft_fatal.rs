@@ -31,6 +31,7 @@ async fn serve_returns_an_error_when_raft_dies_of_a_storage_failure() {
         auth: None,
         peer_token: None,
         peer_identity: false,
+        snapshot_spool: raftq_server::SnapshotSpool::Memory,
         disk: None,
     };
     let server = tokio::spawn(raftq_server::serve(

@@ -118,6 +118,7 @@ fn config(raft: RaftSettings, disk: Option<DiskGuard>) -> ServerConfig {
         auth: None,
         peer_token: None,
         peer_identity: false,
+        snapshot_spool: raftq_server::SnapshotSpool::Memory,
         disk,
     }
 }
