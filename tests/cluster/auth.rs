@@ -14,8 +14,9 @@ const PEER: &str = "rq_test_peer";
 const APP: &str = "rq_test_app";
 const READER: &str = "rq_test_reader";
 
+/// A principal whose topic grants are its queue grants (same patterns).
 fn principal(name: &str, token: &str, queues: Vec<Grant>, admin: bool, peer: bool) -> Principal {
-    Principal { name: name.into(), tokens: vec![token_hash(token)], queues, admin, peer }
+    Principal { name: name.into(), tokens: vec![token_hash(token)], topics: queues.clone(), queues, admin, peer }
 }
 
 fn grant(pattern: &str, allow: &[Permission]) -> Grant {
@@ -98,6 +99,38 @@ async fn permissions_are_checked_before_anything_reaches_the_log() {
     reader.ack(&[got[0].receipt.clone()]).await.expect("reader acks");
     let names: Vec<String> = reader.list_queues("").await.expect("list").into_iter().map(|q| q.name).collect();
     assert_eq!(names, ["orders"], "reader sees only orders");
+    cluster.assert_running();
+}
+
+/// Topic grants are checked like queue grants: app may publish to the
+/// `orders*` topics but not manage them; binding needs `manage` on the topic
+/// and on the queue; publishing through a topic needs nothing on the bound
+/// queues.
+#[tokio::test(flavor = "multi_thread")]
+async fn topic_permissions_are_checked_before_anything_reaches_the_log() {
+    use raftq_client::{Filter, TopicConfig};
+    let mut cluster = Cluster::start("auth-topics", 3, options()).await;
+    let admin = cluster.client();
+    admin.create_queue("audit", QueueConfig::default()).await.expect("ops creates audit");
+    let app = cluster.client_with_token(Some(APP));
+    let denied = app.create_topic("orders-events", TopicConfig::default()).await.expect_err("app may not manage");
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    assert!(denied.to_string().contains("topic"), "{denied}");
+    admin.create_topic("orders-events", TopicConfig::default()).await.expect("ops creates the topic");
+    let bind = app.bind("orders-events", "audit", Filter::all()).await.expect_err("app may not bind");
+    assert_eq!(bind.code(), Code::PermissionDenied, "{bind:?}");
+    admin.bind("orders-events", "audit", Filter::all()).await.expect("ops binds");
+    // app has no permission at all on queue audit, yet its topic publish
+    // lands there: the binding is the permission.
+    app.publish_topic("orders-events", vec![OutgoingMessage::new("x")]).await.expect("app publishes to the topic");
+    assert_eq!(admin.get_queue("audit").await.expect("stats").stats.ready, 1);
+    let reader = cluster.client_with_token(Some(READER));
+    let refused = reader.publish_topic("orders-events", vec![OutgoingMessage::new("y")]).await.expect_err("reader");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    assert_eq!(admin.get_queue("audit").await.expect("stats").stats.ready, 1, "nothing was published");
+    let names: Vec<String> = app.list_topics("").await.expect("list").into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["orders-events"]);
+    assert!(reader.list_topics("").await.expect("list").is_empty(), "reader has no topic grant");
     cluster.assert_running();
 }
 

@@ -38,4 +38,9 @@ async fn bench_reports_and_checks_every_scenario() {
             assert!(report["end_to_end_latency"]["count"].as_u64() == Some(300), "{report}");
         }
     }
+    let report =
+        bench(&servers, &["--scenario", "topic", "--fanout", "3", "--messages", "300", "--inflight", "8"]).await;
+    assert_eq!((report["confirmed"].as_u64(), report["fanout"].as_u64()), (Some(300), Some(3)), "{report}");
+    assert_eq!(report["queues_wrong"], serde_json::json!([]), "{report}");
+    assert!(report["copies_per_sec"].as_f64().is_some_and(|v| v > 0.0), "{report}");
 }

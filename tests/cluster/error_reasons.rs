@@ -123,6 +123,7 @@ async fn auth_refusals_have_reasons() {
         name: name.into(),
         tokens: vec![token_hash(token)],
         queues,
+        topics: vec![],
         admin,
         peer,
     };

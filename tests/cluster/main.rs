@@ -43,4 +43,5 @@ mod restart;
 mod snapshot_catchup;
 mod stale_read;
 mod tls;
+mod topics;
 mod workload;

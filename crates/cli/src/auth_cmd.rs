@@ -40,6 +40,13 @@ pub struct TokenArgs {
     /// redrive, peek, inspect).
     #[arg(long = "manage", value_name = "PATTERN")]
     pub manage: Vec<String>,
+    /// Topic-name patterns it may publish to.
+    #[arg(long = "topic-publish", value_name = "PATTERN")]
+    pub topic_publish: Vec<String>,
+    /// Topic-name patterns it may manage (create, delete, bind, unbind;
+    /// binding also needs `--manage` on the queue).
+    #[arg(long = "topic-manage", value_name = "PATTERN")]
+    pub topic_manage: Vec<String>,
     /// Cluster administration: membership, leadership transfer, snapshots.
     #[arg(long)]
     pub admin: bool,
@@ -110,14 +117,10 @@ pub fn new_token() -> String {
     format!("rq_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
 }
 
-fn principal_for(args: &TokenArgs, token: &str) -> Result<Principal> {
+/// Grants by pattern, each with every permission asked for it.
+fn grants(asked: &[(Permission, &Vec<String>)]) -> Vec<Grant> {
     let mut by_pattern: Vec<Grant> = Vec::new();
-    let asked = [
-        (Permission::Publish, &args.publish),
-        (Permission::Consume, &args.consume),
-        (Permission::Manage, &args.manage),
-    ];
-    for (permission, patterns) in asked {
+    for &(permission, patterns) in asked {
         for pattern in patterns {
             match by_pattern.iter_mut().find(|g| &g.pattern == pattern) {
                 Some(grant) => grant.allow.push(permission),
@@ -125,10 +128,21 @@ fn principal_for(args: &TokenArgs, token: &str) -> Result<Principal> {
             }
         }
     }
+    by_pattern
+}
+
+fn principal_for(args: &TokenArgs, token: &str) -> Result<Principal> {
+    let queues = grants(&[
+        (Permission::Publish, &args.publish),
+        (Permission::Consume, &args.consume),
+        (Permission::Manage, &args.manage),
+    ]);
+    let topics = grants(&[(Permission::Publish, &args.topic_publish), (Permission::Manage, &args.topic_manage)]);
     let principal = Principal {
         name: args.name.clone(),
         tokens: vec![token_hash(token)],
-        queues: by_pattern,
+        queues,
+        topics,
         admin: args.admin,
         peer: args.peer,
     };
@@ -147,6 +161,10 @@ fn describe(principal: &Principal) -> String {
     for grant in &principal.queues {
         let allow: Vec<&str> = grant.allow.iter().map(|p| p.name()).collect();
         out.push_str(&format!("  queues {:?}: {}\n", grant.pattern, allow.join(", ")));
+    }
+    for grant in &principal.topics {
+        let allow: Vec<&str> = grant.allow.iter().map(|p| p.name()).collect();
+        out.push_str(&format!("  topics {:?}: {}\n", grant.pattern, allow.join(", ")));
     }
     out
 }
@@ -194,6 +212,8 @@ mod tests {
             publish: vec!["orders*".into()],
             consume: vec!["orders*".into(), "audit".into()],
             manage: vec![],
+            topic_publish: vec!["events.*".into()],
+            topic_manage: vec!["events.*".into()],
             admin: false,
             peer: false,
         };
@@ -207,6 +227,8 @@ mod tests {
         assert!(found.allows(Permission::Publish, "orders-eu") && found.allows(Permission::Consume, "orders-eu"));
         assert!(found.allows(Permission::Consume, "audit") && !found.allows(Permission::Publish, "audit"));
         assert!(describe(&found).contains("\"orders*\": publish, consume"), "{}", describe(&found));
+        assert!(found.allows_topic(Permission::Manage, "events.x") && !found.allows(Permission::Manage, "events.x"));
+        assert!(describe(&found).contains("topics \"events.*\": publish, manage"), "{}", describe(&found));
         let bad = TokenArgs { publish: vec!["a/b".into()], ..args };
         assert!(principal_for(&bad, &token).is_err());
     }

@@ -34,6 +34,11 @@ pub enum Scenario {
     /// (and `--data-dirs` sizes) as the backlog grows; then drain it with
     /// one consumer and print them again. How cost grows with the backlog.
     Backlog,
+    /// Producers publish to a topic with `--fanout` bound queues (every
+    /// message matches every binding); reports topic messages/s and
+    /// copies/s, then checks each queue holds one copy of every confirmed
+    /// message.
+    Topic,
     /// No cluster: append `--size` bytes and fdatasync, `--messages` times,
     /// in a file under `--dir`. The disk's commit latency, the floor of a
     /// single producer's confirm latency (G1 fsyncs before every OK).
@@ -81,6 +86,10 @@ pub struct BenchArgs {
     /// nodes' data dirs are on).
     #[arg(long, default_value = ".")]
     pub dir: std::path::PathBuf,
+    /// Topic scenario: queues bound to the topic (`QUEUE-topic`, queues
+    /// `QUEUE-fan-0`..).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub fanout: u32,
     /// Backlog scenario: how many steps the publishing is measured in.
     #[arg(long, default_value_t = 4)]
     pub steps: u64,
@@ -193,6 +202,9 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, base: ClientConfig, json
     if args.scenario == Scenario::Backlog {
         return backlog(&client, &producer_clients, &args, &totals, json).await;
     }
+    if args.scenario == Scenario::Topic {
+        return topic(&client, &producer_clients, &args, &totals, json).await;
+    }
     let consumers = match args.scenario {
         Scenario::Publish => 0,
         _ => args.consumers.unwrap_or(1),
@@ -230,6 +242,7 @@ fn spawn_producers(
     for task in 0..args.producers * args.inflight {
         let client = &clients[(task / args.inflight) as usize % clients.len()];
         let (client, totals, queue) = (client.clone(), totals.clone(), args.queue.clone());
+        let to_topic = args.scenario == Scenario::Topic;
         let (batch, size, limit) = (u64::from(args.batch), args.size, args.messages);
         tasks.push(tokio::spawn(async move {
             loop {
@@ -243,8 +256,13 @@ fn spawn_producers(
                 let last = if deadline.is_none() { (first + batch).min(limit) } else { first + batch };
                 let sent_us = totals.elapsed_us();
                 let messages = (first..last).map(|seq| OutgoingMessage::new(body(seq, sent_us, size))).collect();
-                match client.publish(&queue, messages).await {
-                    Ok(_) => {
+                let published = if to_topic {
+                    client.publish_topic(&topic_name(&queue), messages).await.map(|_| ())
+                } else {
+                    client.publish(&queue, messages).await.map(|_| ())
+                };
+                match published {
+                    Ok(()) => {
                         let took = totals.elapsed_us().saturating_sub(sent_us).max(1);
                         totals.confirm_us.lock().expect("lock").saturating_record(took);
                         totals.confirmed.lock().expect("lock").extend(first..last);
@@ -403,6 +421,87 @@ async fn backlog(
         println!("{}", serde_json::json!({ "scenario": "Backlog", "steps": rows, "after_drain": drained }));
     }
     report(args, totals, publish_secs, drain_secs, json)
+}
+
+/// The topic of the topic scenario.
+fn topic_name(queue: &str) -> String {
+    format!("{queue}-topic")
+}
+
+/// The topic scenario (see [`Scenario::Topic`]): the topic and its queues
+/// made fresh, producers only, then every queue's depth checked.
+async fn topic(
+    client: &Client,
+    producer_clients: &[Client],
+    args: &BenchArgs,
+    totals: &Arc<Totals>,
+    json: bool,
+) -> Result<()> {
+    let topic = topic_name(&args.queue);
+    match client.delete_topic(&topic).await {
+        Ok(_) => {}
+        Err(e) if e.code() == tonic::Code::NotFound => {}
+        Err(e) => return Err(e).context("deleting the bench topic"),
+    }
+    client.create_topic(&topic, raftq_client::TopicConfig::default()).await.context("creating the bench topic")?;
+    let queues: Vec<String> = (0..args.fanout).map(|i| format!("{}-fan-{i}", args.queue)).collect();
+    for queue in &queues {
+        match client.create_queue(queue, QueueConfig::default()).await {
+            Ok(_) => {}
+            Err(e) if e.code() == tonic::Code::AlreadyExists => {
+                client.purge_queue(queue).await.context("purging a bench queue")?;
+            }
+            Err(e) => return Err(e).context("creating a bench queue"),
+        }
+        client.bind(&topic, queue, raftq_client::Filter::all()).await.context("binding a bench queue")?;
+    }
+    let publish_started = Instant::now();
+    for producer in spawn_producers(producer_clients, args, totals) {
+        producer.await.context("producer task")??;
+    }
+    let publish_secs = publish_started.elapsed().as_secs_f64();
+    totals.producing.store(false, Ordering::SeqCst);
+    let confirmed = totals.confirmed.lock().expect("lock").len() as u64;
+    let failed = totals.failed.lock().expect("lock").len() as u64;
+    // Every queue holds one copy of each confirmed message (and of each
+    // failed one that committed anyway: at most `failed` more).
+    let mut wrong = Vec::new();
+    for queue in &queues {
+        let s = client.get_queue(queue).await.context("reading a bench queue")?.stats;
+        let held = s.ready + s.leased + s.delayed + s.dead;
+        if held < confirmed || held > confirmed + failed {
+            wrong.push(format!("{queue} holds {held}"));
+        }
+    }
+    let rate = confirmed as f64 / publish_secs;
+    let copies = rate * f64::from(args.fanout);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "scenario": "Topic", "fanout": args.fanout, "inflight": args.inflight, "batch": args.batch,
+                "size": args.size, "confirmed": confirmed, "publish_errors": totals.publish_errors.load(Ordering::Relaxed),
+                "publish_msgs_per_sec": rate.round(), "copies_per_sec": copies.round(),
+                "confirm_latency": percentiles(&totals.confirm_us.lock().expect("lock")),
+                "queues_wrong": wrong,
+            })
+        );
+    } else {
+        println!("scenario Topic, fan-out {}: {confirmed} confirmed in {publish_secs:.2}s", args.fanout);
+        println!("  publish: {rate:.0} msgs/s, {copies:.0} copies/s");
+        println!("  confirm latency: {}", percentiles(&totals.confirm_us.lock().expect("lock")));
+        println!(
+            "  check: every queue holds each confirmed message once: {}",
+            if wrong.is_empty() { "ok" } else { "NO" }
+        );
+    }
+    if !wrong.is_empty() {
+        bail!("bench check failed: {}", wrong.join(", "));
+    }
+    for queue in &queues {
+        client.purge_queue(queue).await.context("purging a bench queue")?;
+    }
+    Ok(())
 }
 
 /// The fsync scenario (see [`Scenario::Fsync`]).

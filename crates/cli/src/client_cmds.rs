@@ -1,9 +1,10 @@
-//! Client commands: `queue`, `publish`, `consume`, `ack`, `nack`, `peek`,
+//! Client commands: `queue`, `topic`, `publish`, `consume`, `ack`, `nack`, `peek`,
 //! `inspect`, `dlq`, `cluster`. Each parses its flags (clap), calls
 //! [`raftq_client::Client`], and prints prose, or JSON with `--json`
 //! (one object per result; one object per line for lists and streams).
 //!
 //! - `queue`: queue management and the queue config flags.
+//! - `topic`: topics, bindings and their filters, publish to a topic.
 //! - `messages`: publish, consume, ack, nack, peek, inspect, dlq redrive.
 //! - `cluster`: cluster status and membership.
 //! - `output`: every JSON shape and human line, as pure functions.
@@ -14,6 +15,7 @@ mod output;
 mod queue;
 #[cfg(test)]
 mod tests;
+mod topic;
 
 use std::time::Duration;
 
@@ -25,6 +27,7 @@ pub use self::{
     cluster::ClusterCommand,
     messages::{AckArgs, ConsumeArgs, DlqCommand, InspectArgs, NackArgs, PeekArgs, PublishArgs},
     queue::QueueCommand,
+    topic::TopicCommand,
 };
 
 /// The client commands, flattened into the binary's top-level commands.
@@ -49,6 +52,9 @@ pub enum ClientCommand {
     /// Dead-letter queues.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Topics: publish once, a copy in every bound queue that matches.
+    #[command(subcommand)]
+    Topic(TopicCommand),
     /// Cluster status and membership.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -67,6 +73,7 @@ pub async fn run(command: ClientCommand, servers: Vec<String>, base: ClientConfi
         ClientCommand::Peek(args) => messages::peek(&client, args, json).await,
         ClientCommand::Inspect(args) => messages::inspect(&client, args, json).await,
         ClientCommand::Dlq(cmd) => messages::dlq(&client, cmd, json).await,
+        ClientCommand::Topic(cmd) => topic::run(&client, cmd, json).await,
         ClientCommand::Cluster(cmd) => cluster::run(&client, cmd, json).await,
     }
 }

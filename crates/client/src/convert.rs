@@ -22,9 +22,10 @@ use crate::{
     client::Client,
     error::ClientError,
     types::{
-        ClusterStatus, DeadLetterInfo, Delivery, HistoryEvent, Member, Membership, Message, MessageState, NackOutcome,
-        NodeRole, NodeStatus, Order, OutgoingMessage, PeekPage, PublishResult, QueueConfig, QueueInfo, QueueStats,
-        Receipt, ResolvedQueueConfig, StateDigest,
+        Binding, ClusterStatus, Condition, DeadLetterInfo, Delivery, Filter, HistoryEvent, Member, Membership, Message,
+        MessageState, NackOutcome, NodeRole, NodeStatus, Order, OutgoingMessage, PeekPage, PublishResult, QueueConfig,
+        QueueInfo, QueueStats, Receipt, ResolvedQueueConfig, StateDigest, TopicConfig, TopicCopy, TopicInfo,
+        TopicPublishResult, TopicStats,
     },
 };
 
@@ -607,6 +608,100 @@ impl From<proto::Membership> for Membership {
         Self {
             voters: m.voters.into_iter().map(Into::into).collect(),
             learners: m.learners.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Topics
+// ---------------------------------------------------------------------------
+
+impl From<TopicConfig> for proto::TopicConfig {
+    fn from(c: TopicConfig) -> Self {
+        Self { require_route: c.require_route, dedup_window_ms: c.dedup_window.map(duration_ms) }
+    }
+}
+
+impl From<Filter> for proto::Filter {
+    fn from(f: Filter) -> Self {
+        use proto::filter_condition::Test;
+        let conditions = f
+            .conditions
+            .into_iter()
+            .map(|c| {
+                let (key, test) = match c {
+                    Condition::Equals(k, v) => (k, Test::Equals(v)),
+                    Condition::OneOf(k, values) => (k, Test::OneOf(proto::FilterValues { values })),
+                    Condition::Prefix(k, p) => (k, Test::Prefix(p)),
+                    Condition::Exists(k) => (k, Test::Exists(true)),
+                    Condition::NotExists(k) => (k, Test::NotExists(true)),
+                };
+                proto::FilterCondition { key, test: Some(test) }
+            })
+            .collect();
+        Self { conditions }
+    }
+}
+
+impl TryFrom<proto::Filter> for Filter {
+    type Error = ClientError;
+
+    fn try_from(f: proto::Filter) -> Result<Self, ClientError> {
+        use proto::filter_condition::Test;
+        let conditions = f
+            .conditions
+            .into_iter()
+            .map(|c| match c.test {
+                Some(Test::Equals(v)) => Ok(Condition::Equals(c.key, v)),
+                Some(Test::OneOf(values)) => Ok(Condition::OneOf(c.key, values.values)),
+                Some(Test::Prefix(p)) => Ok(Condition::Prefix(c.key, p)),
+                Some(Test::Exists(true)) => Ok(Condition::Exists(c.key)),
+                Some(Test::NotExists(true)) => Ok(Condition::NotExists(c.key)),
+                _ => Err(ClientError::Protocol(format!("filter condition on {:?} has no test", c.key))),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { conditions })
+    }
+}
+
+impl TryFrom<proto::TopicInfo> for TopicInfo {
+    type Error = ClientError;
+
+    fn try_from(t: proto::TopicInfo) -> Result<Self, ClientError> {
+        let config = t.config.ok_or_else(|| missing("TopicInfo.config"))?;
+        let stats = t.stats.unwrap_or_default();
+        let bindings = t
+            .bindings
+            .into_iter()
+            .map(|b| Ok(Binding { queue: b.queue, filter: b.filter.unwrap_or_default().try_into()? }))
+            .collect::<Result<_, ClientError>>()?;
+        Ok(Self {
+            name: t.name,
+            require_route: config.require_route,
+            dedup_window: Duration::from_millis(config.dedup_window_ms.unwrap_or_default()),
+            stats: TopicStats {
+                published_total: stats.published_total,
+                routed_copies_total: stats.routed_copies_total,
+                unrouted_total: stats.unrouted_total,
+                duplicates_total: stats.duplicates_total,
+                dedup_evicted_total: stats.dedup_evicted_total,
+            },
+            bindings,
+            created_at_ms: t.created_at_ms,
+        })
+    }
+}
+
+impl From<proto::TopicPublishResult> for TopicPublishResult {
+    fn from(r: proto::TopicPublishResult) -> Self {
+        Self {
+            message_id: r.message_id,
+            duplicate: r.duplicate,
+            copies: r
+                .copies
+                .into_iter()
+                .map(|c| TopicCopy { queue: c.queue, message_id: c.message_id, duplicate: c.duplicate })
+                .collect(),
         }
     }
 }

@@ -99,6 +99,7 @@ mod error;
 mod publisher;
 mod queue_api;
 mod retry;
+mod topic_api;
 mod types;
 
 pub use client::Client;
@@ -113,9 +114,10 @@ pub use error::{ClientError, ErrorReason, code_name};
 pub use publisher::{PendingPublish, Publisher};
 pub use tonic::Code;
 pub use types::{
-    ClusterStatus, DeadLetterInfo, Delivery, HistoryEvent, Member, Membership, Message, MessageState, NackOutcome,
-    NodeRole, NodeStatus, Order, OutgoingMessage, PeekPage, PublishResult, QueueConfig, QueueInfo, QueueStats, Receipt,
-    ResolvedQueueConfig, StateDigest,
+    Binding, ClusterStatus, Condition, DeadLetterInfo, Delivery, Filter, HistoryEvent, Member, Membership, Message,
+    MessageState, NackOutcome, NodeRole, NodeStatus, Order, OutgoingMessage, PeekPage, PublishResult, QueueConfig,
+    QueueInfo, QueueStats, Receipt, ResolvedQueueConfig, StateDigest, TopicConfig, TopicCopy, TopicInfo,
+    TopicPublishResult, TopicStats,
 };
 
 /// The wire types (`raftq.v1`), for whoever needs them raw; the client's

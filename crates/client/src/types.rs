@@ -662,3 +662,124 @@ mod tests {
         assert_eq!(m.idempotency_key.as_deref(), Some("key"));
     }
 }
+
+// ---------------------------------------------------------------------------
+// Topics
+// ---------------------------------------------------------------------------
+
+/// A topic's configuration, fixed at creation. `Default`: accept unrouted
+/// messages, the server's default dedup window (5 min).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicConfig {
+    /// Refuse a message that matches no binding (FAILED_PRECONDITION,
+    /// `UNROUTABLE`) instead of counting it as unrouted.
+    pub require_route: bool,
+    /// How long the topic remembers an idempotency key; `None` = the
+    /// server's default, zero = no dedup.
+    pub dedup_window: Option<Duration>,
+}
+
+/// One condition of a [`Filter`] on one attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// Present and equal to the value.
+    Equals(String, String),
+    /// Present and equal to one of the values.
+    OneOf(String, Vec<String>),
+    /// Present and starting with the value.
+    Prefix(String, String),
+    /// Present, any value.
+    Exists(String),
+    /// Absent.
+    NotExists(String),
+}
+
+/// A binding's filter: every condition must hold; none = every message.
+/// Build with [`Filter::all`] and the condition helpers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub conditions: Vec<Condition>,
+}
+
+impl Filter {
+    /// Matches every message.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    pub fn equals(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.conditions.push(Condition::Equals(key.into(), value.into()));
+        self
+    }
+
+    pub fn one_of<V: Into<String>>(mut self, key: impl Into<String>, values: impl IntoIterator<Item = V>) -> Self {
+        self.conditions.push(Condition::OneOf(key.into(), values.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    pub fn prefix(mut self, key: impl Into<String>, prefix: impl Into<String>) -> Self {
+        self.conditions.push(Condition::Prefix(key.into(), prefix.into()));
+        self
+    }
+
+    pub fn exists(mut self, key: impl Into<String>) -> Self {
+        self.conditions.push(Condition::Exists(key.into()));
+        self
+    }
+
+    pub fn not_exists(mut self, key: impl Into<String>) -> Self {
+        self.conditions.push(Condition::NotExists(key.into()));
+        self
+    }
+}
+
+/// One queue bound to a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub queue: String,
+    pub filter: Filter,
+}
+
+/// A topic's lifetime counters (replicated, never reset).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicStats {
+    pub published_total: u64,
+    pub routed_copies_total: u64,
+    pub unrouted_total: u64,
+    pub duplicates_total: u64,
+    pub dedup_evicted_total: u64,
+}
+
+/// A topic: its configuration (dedup window resolved), counters and
+/// bindings in queue name order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub require_route: bool,
+    pub dedup_window: Duration,
+    pub stats: TopicStats,
+    pub bindings: Vec<Binding>,
+    pub created_at_ms: u64,
+}
+
+/// One queue's copy of a topic message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicCopy {
+    pub queue: String,
+    /// The copy's id in `queue`.
+    pub message_id: u64,
+    /// The queue's own dedup window held the key: `message_id` is the
+    /// message it stored before.
+    pub duplicate: bool,
+}
+
+/// The outcome of publishing one message to a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicPublishResult {
+    /// The topic-level id (the original's for a duplicate).
+    pub message_id: u64,
+    /// The topic's dedup window held the key: nothing was stored.
+    pub duplicate: bool,
+    /// One per matching bound queue, in queue name order.
+    pub copies: Vec<TopicCopy>,
+}

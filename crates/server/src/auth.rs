@@ -77,6 +77,11 @@ pub struct Principal {
     pub tokens: Vec<String>,
     #[serde(default)]
     pub queues: Vec<Grant>,
+    /// Grants on topics, by topic-name pattern: `publish` to publish to a
+    /// topic, `manage` to create, delete, bind and unbind (binding also
+    /// needs `manage` on the queue); any grant lets it read the topic.
+    #[serde(default)]
+    pub topics: Vec<Grant>,
     /// Membership changes, leadership transfer, snapshots.
     #[serde(default)]
     pub admin: bool,
@@ -94,6 +99,16 @@ impl Principal {
     /// True if any grant matching `queue` allows anything (it may see it).
     pub fn sees(&self, queue: &str) -> bool {
         self.queues.iter().any(|grant| !grant.allow.is_empty() && pattern_matches(&grant.pattern, queue))
+    }
+
+    /// True if a topic grant matching `topic` allows `permission`.
+    pub fn allows_topic(&self, permission: Permission, topic: &str) -> bool {
+        self.topics.iter().any(|grant| grant.allow.contains(&permission) && pattern_matches(&grant.pattern, topic))
+    }
+
+    /// True if any topic grant matching `topic` allows anything.
+    pub fn sees_topic(&self, topic: &str) -> bool {
+        self.topics.iter().any(|grant| !grant.allow.is_empty() && pattern_matches(&grant.pattern, topic))
     }
 }
 
@@ -137,6 +152,12 @@ impl Policy {
             }
             for (j, grant) in principal.queues.iter().enumerate() {
                 check_pattern(&grant.pattern).map_err(|why| format!("{at}.queues[{j}].pattern: {why}"))?;
+            }
+            if principal.topics.len() > GRANTS_MAX {
+                return Err(format!("{at}.topics: more than {GRANTS_MAX} grants"));
+            }
+            for (j, grant) in principal.topics.iter().enumerate() {
+                check_pattern(&grant.pattern).map_err(|why| format!("{at}.topics[{j}].pattern: {why}"))?;
             }
             for (j, token) in principal.tokens.iter().enumerate() {
                 let hash = parse_hash(token).map_err(|why| format!("{at}.tokens[{j}]: {why}"))?;
@@ -327,6 +348,21 @@ pub(crate) fn require<T>(request: &tonic::Request<T>, permission: Permission, qu
     }
 }
 
+/// Checks that the caller may do `permission` on `topic` (see
+/// [`Principal::topics`]). Fails closed, as [`require`].
+pub(crate) fn require_topic<T>(request: &tonic::Request<T>, permission: Permission, topic: &str) -> Result<(), Status> {
+    match request.extensions().get::<Caller>() {
+        Some(Caller::Anyone) => Ok(()),
+        Some(Caller::Principal(p)) if p.allows_topic(permission, topic) => Ok(()),
+        Some(Caller::Principal(p)) => Err(crate::error::permission_denied(format!(
+            "principal {:?} lacks `{}` on topic {topic:?}",
+            p.name,
+            permission.name()
+        ))),
+        None => Err(crate::error::permission_denied("request was not authenticated")),
+    }
+}
+
 /// The caller of a request, if it passed the [`AuthLayer`].
 pub(crate) fn caller<T>(request: &tonic::Request<T>) -> Option<&Caller> {
     request.extensions().get::<Caller>()
@@ -458,6 +494,7 @@ mod tests {
                     name: "app".into(),
                     tokens: vec![hash("app-token")],
                     queues: vec![Grant { pattern: "orders*".into(), allow: vec![Permission::Publish] }],
+                    topics: vec![Grant { pattern: "events.*".into(), allow: vec![Permission::Publish] }],
                     admin: false,
                     peer: false,
                 },
@@ -468,6 +505,7 @@ mod tests {
                         pattern: "*".into(),
                         allow: vec![Permission::Publish, Permission::Consume, Permission::Manage],
                     }],
+                    topics: vec![],
                     admin: true,
                     peer: false,
                 },
@@ -475,6 +513,7 @@ mod tests {
                     name: "nodes".into(),
                     tokens: vec![hash("peer-token")],
                     queues: vec![],
+                    topics: vec![],
                     admin: false,
                     peer: true,
                 },
@@ -586,6 +625,19 @@ mod tests {
         assert_eq!(call(None, "/raftq.v1.RaftTransport/Vote", None).await, Ok("-".into()));
     }
 
+    #[test]
+    fn topic_grants_are_separate_from_queue_grants() {
+        let policy = policy();
+        let app = policy.principal("app-token").unwrap();
+        assert!(app.allows_topic(Permission::Publish, "events.orders"));
+        assert!(!app.allows_topic(Permission::Manage, "events.orders"));
+        assert!(!app.allows_topic(Permission::Publish, "orders"), "a queue grant is not a topic grant");
+        assert!(!app.allows(Permission::Publish, "events.orders"), "a topic grant is not a queue grant");
+        assert!(app.sees_topic("events.x") && !app.sees_topic("other"));
+        let bad = r#"{"principals":[{"name":"p","topics":[{"pattern":"a b","allow":["publish"]}]}]}"#;
+        assert!(Policy::from_json(bad).unwrap_err().contains("principals[0].topics[0].pattern"));
+    }
+
     #[tokio::test]
     async fn a_replaced_policy_applies_to_the_next_request() {
         let auth = Auth::new(policy());
@@ -595,6 +647,7 @@ mod tests {
             name: "app".into(),
             tokens: vec![hash("new-token")],
             queues: vec![],
+            topics: vec![],
             admin: false,
             peer: false,
         });

@@ -103,6 +103,99 @@ pub fn new_message(m: pb::PublishMessage) -> core::NewMessage {
     }
 }
 
+pub fn topic_config_from_pb(config: Option<pb::TopicConfig>) -> core::TopicConfig {
+    let config = config.unwrap_or_default();
+    let defaults = core::TopicConfig::default();
+    core::TopicConfig {
+        require_route: config.require_route,
+        dedup_window_ms: config.dedup_window_ms.unwrap_or(defaults.dedup_window_ms),
+    }
+}
+
+pub fn topic_config_to_pb(c: &core::TopicConfig) -> pb::TopicConfig {
+    pb::TopicConfig { require_route: c.require_route, dedup_window_ms: Some(c.dedup_window_ms) }
+}
+
+/// A filter from the wire: each condition must set exactly one test.
+pub fn filter_from_pb(filter: Option<pb::Filter>) -> Result<core::Filter, Status> {
+    use pb::filter_condition::Test as T;
+    let conditions = filter.map(|f| f.conditions).unwrap_or_default();
+    if conditions.len() > core::limits::FILTER_CONDITIONS_MAX {
+        return Err(invalid(
+            "filter.conditions",
+            format!("{} conditions exceeds {}", conditions.len(), core::limits::FILTER_CONDITIONS_MAX),
+        ));
+    }
+    let mut out = Vec::with_capacity(conditions.len());
+    for (i, condition) in conditions.into_iter().enumerate() {
+        let field = format!("filter.conditions[{i}]");
+        let test = match condition.test {
+            Some(T::Equals(value)) => core::Test::Equals(value),
+            Some(T::OneOf(values)) => core::Test::OneOf(values.values),
+            Some(T::Prefix(prefix)) => core::Test::Prefix(prefix),
+            Some(T::Exists(true)) => core::Test::Exists,
+            Some(T::NotExists(true)) => core::Test::NotExists,
+            Some(T::Exists(false) | T::NotExists(false)) | None => {
+                return Err(invalid(&field, "set one test: equals, one_of, prefix, exists or not_exists (true)"));
+            }
+        };
+        out.push(core::Condition { key: condition.key, test });
+    }
+    Ok(core::Filter { conditions: out })
+}
+
+pub fn filter_to_pb(filter: &core::Filter) -> pb::Filter {
+    use pb::filter_condition::Test as T;
+    let conditions = filter
+        .conditions
+        .iter()
+        .map(|c| pb::FilterCondition {
+            key: c.key.clone(),
+            test: Some(match &c.test {
+                core::Test::Equals(value) => T::Equals(value.clone()),
+                core::Test::OneOf(values) => T::OneOf(pb::FilterValues { values: values.clone() }),
+                core::Test::Prefix(prefix) => T::Prefix(prefix.clone()),
+                core::Test::Exists => T::Exists(true),
+                core::Test::NotExists => T::NotExists(true),
+            }),
+        })
+        .collect();
+    pb::Filter { conditions }
+}
+
+pub fn topic_info_to_pb(info: &core::TopicInfo) -> pb::TopicInfo {
+    let s = &info.stats;
+    pb::TopicInfo {
+        name: info.name.clone(),
+        config: Some(topic_config_to_pb(&info.config)),
+        stats: Some(pb::TopicStats {
+            published_total: s.published_total,
+            routed_copies_total: s.routed_copies_total,
+            unrouted_total: s.unrouted_total,
+            duplicates_total: s.duplicates_total,
+            dedup_evicted_total: s.dedup_evicted_total,
+        }),
+        bindings: info
+            .bindings
+            .iter()
+            .map(|b| pb::Binding { queue: b.queue.clone(), filter: Some(filter_to_pb(&b.filter)) })
+            .collect(),
+        created_at_ms: info.created_at_ms,
+    }
+}
+
+pub fn topic_result_to_pb(r: &core::TopicPublishResult) -> pb::TopicPublishResult {
+    pb::TopicPublishResult {
+        message_id: r.id,
+        duplicate: r.duplicate,
+        copies: r
+            .copies
+            .iter()
+            .map(|c| pb::TopicCopy { queue: c.queue.clone(), message_id: c.id, duplicate: c.duplicate })
+            .collect(),
+    }
+}
+
 pub fn receipt_from_pb(receipt: Option<pb::Receipt>, field: &str) -> Result<core::Receipt, Status> {
     let r = receipt.ok_or_else(|| invalid(field, "missing"))?;
     Ok(core::Receipt { queue: r.queue, message_id: r.message_id, attempt: r.delivery_count })

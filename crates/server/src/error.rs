@@ -137,7 +137,10 @@ pub fn queue_error(error: QueueError) -> Status {
     match &error {
         QueueError::InvalidArgument { field, reason } => detail.violation = Some((field, reason.clone())),
         QueueError::NotFound { queue: Some(queue), .. } => detail.info.push(("queue", queue.clone())),
-        QueueError::AlreadyExists { name } => detail.info.push(("queue", name.clone())),
+        QueueError::AlreadyExists { kind: raftq_core::Reason::TopicExists, name } => {
+            detail.info.push(("topic", name.clone()))
+        }
+        QueueError::AlreadyExists { name, .. } => detail.info.push(("queue", name.clone())),
         QueueError::ResourceExhausted { limit: Some(limit), .. } => {
             detail.info.push(("limit", limit.name.clone()));
             detail.info.push(("limit_value", limit.value.to_string()));

@@ -273,12 +273,17 @@ impl<SM: QueueMachine> Node<SM> {
     /// proposed; a retry is safe for any command).
     ///
     /// While the disk space guard reports the disk below its reserve,
-    /// commands that add data (publish, create queue) are refused the same
+    /// commands that add data (publish, create queue or topic) are refused the same
     /// way, naming the disk ([`crate::disk`]).
     pub async fn propose(&self, command: Command) -> Result<Outcome, Status> {
         command.validate().map_err(error::queue_error)?;
-        if matches!(command, Command::Publish { .. } | Command::CreateQueue { .. })
-            && let Some((available, reserve)) = self.disk.low()
+        if matches!(
+            command,
+            Command::Publish { .. }
+                | Command::CreateQueue { .. }
+                | Command::PublishTopic { .. }
+                | Command::CreateTopic { .. }
+        ) && let Some((available, reserve)) = self.disk.low()
         {
             // The reserve guards the disk of the node that proposes: a
             // follower short of disk sends the client to the leader

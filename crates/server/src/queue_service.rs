@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::Stream;
-use raftq_core::limits::{LIST_QUEUES_MAX, PEEK_MESSAGES_MAX, REDRIVE_MESSAGES_MAX};
+use raftq_core::limits::{LIST_QUEUES_MAX, LIST_TOPICS_MAX, PEEK_MESSAGES_MAX, REDRIVE_MESSAGES_MAX};
 use raftq_core::{Command, NackOutcome, validate_queue_name};
 use raftq_proto::v1 as pb;
 use raftq_proto::v1::queue_server::{Queue, QueueServer};
@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use crate::audit::Audit;
-use crate::auth::{Caller, Permission, require};
+use crate::auth::{Caller, Permission, require, require_topic};
 use crate::convert;
 use crate::error::{invalid, queue_error};
 use crate::node::{Node, QueueMachine};
@@ -68,6 +68,15 @@ fn require_any<T>(request: &Request<T>, name: &str) -> Result<(), Status> {
     }
     let who = crate::auth::caller(request).map_or("-", Caller::name);
     Err(crate::error::permission_denied(format!("principal {who:?} has no permission on queue {name:?}")))
+}
+
+/// GetTopic needs any topic permission on the topic.
+fn require_topic_any<T>(request: &Request<T>, name: &str) -> Result<(), Status> {
+    if [Permission::Publish, Permission::Manage].into_iter().any(|p| require_topic(request, p, name).is_ok()) {
+        return Ok(());
+    }
+    let who = crate::auth::caller(request).map_or("-", Caller::name);
+    Err(crate::error::permission_denied(format!("principal {who:?} has no permission on topic {name:?}")))
 }
 
 /// The queue a receipt names ("" if none: the validation answers for it).
@@ -319,6 +328,113 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         let r = request.into_inner();
         let name = r.queue.clone();
         audit.finish(&name, self.redrive_all(r).await)
+    }
+
+    async fn create_topic(
+        &self,
+        request: Request<pb::CreateTopicRequest>,
+    ) -> Result<Response<pb::CreateTopicResponse>, Status> {
+        let audit = Audit::start(&request, "create_topic");
+        if let Err(denied) = require_topic(&request, Permission::Manage, &request.get_ref().topic) {
+            return audit.finish(&request.get_ref().topic, Err(denied));
+        }
+        let r = request.into_inner();
+        let name = r.topic.clone();
+        let config = convert::topic_config_from_pb(r.config);
+        let result = self.node.propose_typed(Command::create_topic(r.topic, config)).await;
+        audit.finish(
+            &name,
+            result.map(|info| Response::new(pb::CreateTopicResponse { topic: Some(convert::topic_info_to_pb(&info)) })),
+        )
+    }
+
+    async fn get_topic(&self, request: Request<pb::GetTopicRequest>) -> Result<Response<pb::GetTopicResponse>, Status> {
+        require_topic_any(&request, &request.get_ref().topic)?;
+        let name = request.into_inner().topic;
+        check_name("topic", &name)?;
+        let info = self.node.read(move |state| state.topic_info(&name)).await?.map_err(queue_error)?;
+        Ok(Response::new(pb::GetTopicResponse { topic: Some(convert::topic_info_to_pb(&info)) }))
+    }
+
+    async fn list_topics(
+        &self,
+        request: Request<pb::ListTopicsRequest>,
+    ) -> Result<Response<pb::ListTopicsResponse>, Status> {
+        let caller = crate::auth::caller(&request).cloned();
+        let r = request.into_inner();
+        let limit = if r.limit == 0 { PAGE_SIZE_DEFAULT } else { r.limit };
+        if limit > LIST_TOPICS_MAX {
+            return Err(invalid("limit", format!("{limit} exceeds {LIST_TOPICS_MAX}")));
+        }
+        let (page, next) = self.node.read(move |state| state.list_topics(&r.prefix, &r.start_after, limit)).await?;
+        let visible = |name: &str| match &caller {
+            Some(Caller::Anyone) => true,
+            Some(Caller::Principal(p)) => p.sees_topic(name),
+            None => false,
+        };
+        Ok(Response::new(pb::ListTopicsResponse {
+            topics: page.iter().filter(|t| visible(&t.name)).map(convert::topic_info_to_pb).collect(),
+            next_start_after: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<pb::DeleteTopicRequest>,
+    ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
+        let audit = Audit::start(&request, "delete_topic");
+        if let Err(denied) = require_topic(&request, Permission::Manage, &request.get_ref().topic) {
+            return audit.finish(&request.get_ref().topic, Err(denied));
+        }
+        let name = request.into_inner().topic;
+        let result = self.node.propose_typed(Command::delete_topic(name.clone())).await;
+        audit.finish(&name, result.map(|bindings_removed| Response::new(pb::DeleteTopicResponse { bindings_removed })))
+    }
+
+    async fn bind(&self, request: Request<pb::BindRequest>) -> Result<Response<pb::BindResponse>, Status> {
+        let audit = Audit::start(&request, "bind");
+        let what = format!("{} -> {}", request.get_ref().topic, request.get_ref().queue);
+        // Binding lets the topic's publishers write into the queue: it
+        // needs `manage` on both.
+        let allowed = require_topic(&request, Permission::Manage, &request.get_ref().topic)
+            .and_then(|()| require(&request, Permission::Manage, &request.get_ref().queue));
+        if let Err(denied) = allowed {
+            return audit.finish(&what, Err(denied));
+        }
+        let r = request.into_inner();
+        let result = async {
+            let filter = convert::filter_from_pb(r.filter)?;
+            let info = self.node.propose_typed(Command::bind(r.topic, r.queue, filter)).await?;
+            Ok(Response::new(pb::BindResponse { topic: Some(convert::topic_info_to_pb(&info)) }))
+        };
+        audit.finish(&what, result.await)
+    }
+
+    async fn unbind(&self, request: Request<pb::UnbindRequest>) -> Result<Response<pb::UnbindResponse>, Status> {
+        let audit = Audit::start(&request, "unbind");
+        let what = format!("{} -> {}", request.get_ref().topic, request.get_ref().queue);
+        if let Err(denied) = require_topic(&request, Permission::Manage, &request.get_ref().topic) {
+            return audit.finish(&what, Err(denied));
+        }
+        let r = request.into_inner();
+        let result = self.node.propose_typed(Command::unbind(r.topic, r.queue)).await;
+        audit.finish(
+            &what,
+            result.map(|info| Response::new(pb::UnbindResponse { topic: Some(convert::topic_info_to_pb(&info)) })),
+        )
+    }
+
+    async fn publish_topic(
+        &self,
+        request: Request<pb::PublishTopicRequest>,
+    ) -> Result<Response<pb::PublishTopicResponse>, Status> {
+        require_topic(&request, Permission::Publish, &request.get_ref().topic)?;
+        let r = request.into_inner();
+        let messages = r.messages.into_iter().map(convert::new_message).collect();
+        let results = self.node.propose_typed(Command::publish_topic(r.topic, messages)).await?;
+        Ok(Response::new(pb::PublishTopicResponse {
+            results: results.iter().map(convert::topic_result_to_pb).collect(),
+        }))
     }
 }
 

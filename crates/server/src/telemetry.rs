@@ -25,6 +25,8 @@ const QUEUE_SAMPLE_EVERY_RAFT_SAMPLES: u32 = 5;
 /// Queues with per-queue series, in name order: bounds the series a
 /// cluster of 10,000 queues exports.
 pub const QUEUES_WITH_METRICS_MAX: u32 = raftq_core::limits::LIST_QUEUES_MAX;
+/// Topics with per-topic series, in name order (one page of topics).
+pub const TOPICS_WITH_METRICS_MAX: u32 = raftq_core::limits::LIST_TOPICS_MAX;
 
 static SAMPLER_ENABLED: AtomicBool = AtomicBool::new(false);
 
@@ -86,11 +88,16 @@ async fn sample<SM: QueueMachine>(node: Arc<Node<SM>>, mut stop: watch::Receiver
             // read-index round trip.
             let read = node
                 .local_read(|state| {
-                    Ok((state.list_queues("", "", QUEUES_WITH_METRICS_MAX)?.0, state.dedup_keys()? as usize))
+                    Ok((
+                        state.list_queues("", "", QUEUES_WITH_METRICS_MAX)?.0,
+                        state.list_topics("", "", TOPICS_WITH_METRICS_MAX)?.0,
+                        state.dedup_keys()? as usize,
+                    ))
                 })
                 .await;
-            if let Ok((queues, dedup_keys)) = read {
+            if let Ok((queues, topics, dedup_keys)) = read {
                 record_queues(&queues);
+                record_topics(&topics);
                 gauge!("raftq_dedup_keys").set(dedup_keys as f64);
             }
         }
@@ -132,6 +139,24 @@ fn record_proposals<SM: QueueMachine>(node: &Node<SM>) {
     gauge!("raftq_proposals_pending_max").set(q.limits.commands_max as f64);
     gauge!("raftq_proposals_pending_bytes_max").set(q.limits.bytes_max as f64);
     counter!("raftq_proposals_rejected_total").absolute(q.rejected_total);
+}
+
+/// Per-topic counters, from the state machine (replicated, never reset).
+fn record_topics(topics: &[raftq_core::TopicInfo]) {
+    gauge!("raftq_topics").set(topics.len() as f64);
+    for info in topics {
+        let s = &info.stats;
+        let topic = info.name.clone();
+        gauge!("raftq_topic_bindings", "topic" => topic.clone()).set(info.bindings.len() as f64);
+        for (name, value) in [
+            ("raftq_topic_published_total", s.published_total),
+            ("raftq_topic_routed_copies_total", s.routed_copies_total),
+            ("raftq_topic_unrouted_total", s.unrouted_total),
+            ("raftq_topic_duplicates_total", s.duplicates_total),
+        ] {
+            counter!(name, "topic" => topic.clone()).absolute(value);
+        }
+    }
 }
 
 fn record_queues(queues: &[QueueInfo]) {

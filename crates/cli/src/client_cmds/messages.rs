@@ -21,6 +21,13 @@ use super::{output, parse_attribute, parse_duration, parse_rate, parse_receipt};
 pub struct PublishArgs {
     /// Queue to publish to.
     pub queue: String,
+    #[command(flatten)]
+    pub content: MessageArgs,
+}
+
+/// The messages of a publish (to a queue or a topic).
+#[derive(Debug, Args)]
+pub struct MessageArgs {
     /// Message bodies, one message each. None: each line of stdin is one.
     pub bodies: Vec<String>,
     /// Idempotency key (only with exactly one message). Without it the
@@ -176,7 +183,19 @@ impl Batches {
     }
 }
 
+/// Where a publish goes.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Target<'a> {
+    Queue(&'a str),
+    Topic(&'a str),
+}
+
 pub(super) async fn publish(client: &Client, args: PublishArgs, json: bool) -> Result<()> {
+    publish_to(client, Target::Queue(&args.queue), args.content, json).await
+}
+
+/// Publishes each body (or each line of stdin) to `target`, in batches.
+pub(super) async fn publish_to(client: &Client, target: Target<'_>, args: MessageArgs, json: bool) -> Result<()> {
     let build = |body: Bytes| {
         let mut message = OutgoingMessage::new(body);
         message.attributes.extend(args.attributes.iter().cloned());
@@ -191,10 +210,10 @@ pub(super) async fn publish(client: &Client, args: PublishArgs, json: bool) -> R
         }
         for body in &args.bodies {
             if let Some(batch) = batches.push(build(Bytes::from(body.clone()))) {
-                publish_batch(client, &args.queue, batch, json).await?;
+                publish_batch(client, target, batch, json).await?;
             }
         }
-        return publish_batch(client, &args.queue, batches.take(), json).await;
+        return publish_batch(client, target, batches.take(), json).await;
     }
     // With --key the whole of stdin must be read first: it must be one line.
     let linger = if args.key.is_some() { None } else { Some(STDIN_LINGER) };
@@ -204,7 +223,7 @@ pub(super) async fn publish(client: &Client, args: PublishArgs, json: bool) -> R
         let line = match stdin.next(linger.filter(|_| !batches.batch.is_empty())).await? {
             Line::Text(line) => line,
             Line::Idle => {
-                publish_batch(client, &args.queue, batches.take(), json).await?;
+                publish_batch(client, target, batches.take(), json).await?;
                 continue;
             }
             Line::End => break,
@@ -214,20 +233,33 @@ pub(super) async fn publish(client: &Client, args: PublishArgs, json: bool) -> R
             bail!("--key needs exactly one message, but stdin has more than one line");
         }
         if let Some(batch) = batches.push(build(line)) {
-            publish_batch(client, &args.queue, batch, json).await?;
+            publish_batch(client, target, batch, json).await?;
         }
     }
     if args.key.is_some() && lines == 0 {
         bail!("--key needs exactly one message, but stdin is empty");
     }
-    publish_batch(client, &args.queue, batches.take(), json).await
+    publish_batch(client, target, batches.take(), json).await
 }
 
 /// Publishes one batch (nothing for an empty one) and prints the ids.
-async fn publish_batch(client: &Client, queue: &str, batch: Vec<OutgoingMessage>, json: bool) -> Result<()> {
+async fn publish_batch(client: &Client, target: Target<'_>, batch: Vec<OutgoingMessage>, json: bool) -> Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
+    let queue = match target {
+        Target::Queue(queue) => queue,
+        Target::Topic(topic) => {
+            for result in client.publish_topic(topic, batch).await? {
+                if json {
+                    println!("{}", output::topic_result_json(&result));
+                } else {
+                    println!("{}", output::topic_result_line(&result));
+                }
+            }
+            return Ok(());
+        }
+    };
     for result in client.publish(queue, batch).await? {
         if json {
             println!("{}", json!({ "message_id": result.message_id, "duplicate": result.duplicate }));

@@ -11,7 +11,9 @@ use std::{
 };
 
 use base64::Engine as _;
-use raftq_client::{HistoryEvent, Message, MessageState, Order, QueueInfo, Receipt};
+use raftq_client::{
+    Condition, Filter, HistoryEvent, Message, MessageState, Order, QueueInfo, Receipt, TopicInfo, TopicPublishResult,
+};
 use serde_json::{Value, json};
 
 /// A body for JSON: `(value, is_base64)`.
@@ -310,4 +312,130 @@ pub(crate) fn queue_table(queues: &[QueueInfo]) -> String {
         );
     }
     out
+}
+
+/// A filter as JSON: a list of `{key, test, value(s)}`.
+pub(crate) fn filter_json(filter: &Filter) -> Value {
+    let conditions: Vec<Value> = filter
+        .conditions
+        .iter()
+        .map(|c| match c {
+            Condition::Equals(k, v) => json!({ "key": k, "equals": v }),
+            Condition::OneOf(k, vs) => json!({ "key": k, "one_of": vs }),
+            Condition::Prefix(k, p) => json!({ "key": k, "prefix": p }),
+            Condition::Exists(k) => json!({ "key": k, "exists": true }),
+            Condition::NotExists(k) => json!({ "key": k, "not_exists": true }),
+        })
+        .collect();
+    Value::Array(conditions)
+}
+
+/// A filter as the CLI's own `--where` syntax, `-` for none.
+pub(crate) fn filter_text(filter: &Filter) -> String {
+    if filter.conditions.is_empty() {
+        return "(every message)".into();
+    }
+    let parts: Vec<String> = filter
+        .conditions
+        .iter()
+        .map(|c| match c {
+            Condition::Equals(k, v) => format!("{k}={v}"),
+            Condition::OneOf(k, vs) => format!("{k}={}", vs.join("|")),
+            Condition::Prefix(k, p) => format!("{k}^={p}"),
+            Condition::Exists(k) => k.clone(),
+            Condition::NotExists(k) => format!("!{k}"),
+        })
+        .collect();
+    parts.join(" and ")
+}
+
+/// A topic (config, counters, bindings) for JSON.
+pub(crate) fn topic_json(t: &TopicInfo) -> Value {
+    let s = &t.stats;
+    let bindings: Vec<Value> =
+        t.bindings.iter().map(|b| json!({ "queue": b.queue, "filter": filter_json(&b.filter) })).collect();
+    json!({
+        "name": t.name,
+        "created_at_ms": t.created_at_ms,
+        "config": { "require_route": t.require_route, "dedup_window_ms": ms(t.dedup_window) },
+        "stats": {
+            "published_total": s.published_total,
+            "routed_copies_total": s.routed_copies_total,
+            "unrouted_total": s.unrouted_total,
+            "duplicates_total": s.duplicates_total,
+            "dedup_evicted_total": s.dedup_evicted_total,
+        },
+        "bindings": bindings,
+    })
+}
+
+/// A topic for prose: counters, config, one line per binding.
+pub(crate) fn topic_details(t: &TopicInfo) -> String {
+    let s = &t.stats;
+    let mut out = format!(
+        "topic {} (created {})\n\
+         \x20 totals:   published {}  routed copies {}  unrouted {}  duplicates {}\n\
+         \x20 config:   require route {}  dedup window {}\n\
+         \x20 bindings: {}",
+        t.name,
+        timestamp(t.created_at_ms),
+        s.published_total,
+        s.routed_copies_total,
+        s.unrouted_total,
+        s.duplicates_total,
+        if t.require_route { "yes" } else { "no" },
+        duration(ms(t.dedup_window)),
+        t.bindings.len(),
+    );
+    for b in &t.bindings {
+        let _ = write!(out, "\n    {} <- {}", b.queue, filter_text(&b.filter));
+    }
+    out
+}
+
+/// Topics as a table for prose.
+pub(crate) fn topic_table(topics: &[TopicInfo]) -> String {
+    let width = topics.iter().map(|t| t.name.len()).max().unwrap_or(0).max(4);
+    let mut out =
+        format!("{:<width$}  {:>8}  {:>10}  {:>10}  {:>8}\n", "NAME", "BINDINGS", "PUBLISHED", "COPIES", "UNROUTED");
+    for t in topics {
+        let s = &t.stats;
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>8}  {:>10}  {:>10}  {:>8}",
+            t.name,
+            t.bindings.len(),
+            s.published_total,
+            s.routed_copies_total,
+            s.unrouted_total
+        );
+    }
+    out
+}
+
+/// One topic publish result for JSON.
+pub(crate) fn topic_result_json(r: &TopicPublishResult) -> Value {
+    let copies: Vec<Value> = r
+        .copies
+        .iter()
+        .map(|c| json!({ "queue": c.queue, "message_id": c.message_id, "duplicate": c.duplicate }))
+        .collect();
+    json!({ "message_id": r.message_id, "duplicate": r.duplicate, "copies": copies })
+}
+
+/// One topic publish result for prose: the topic id, then `queue/id` per
+/// copy (`(duplicate)` where nothing new was stored).
+pub(crate) fn topic_result_line(r: &TopicPublishResult) -> String {
+    if r.duplicate {
+        return format!("{} (duplicate)", r.message_id);
+    }
+    if r.copies.is_empty() {
+        return format!("{} (unrouted)", r.message_id);
+    }
+    let copies: Vec<String> = r
+        .copies
+        .iter()
+        .map(|c| format!("{}/{}{}", c.queue, c.message_id, if c.duplicate { " (duplicate)" } else { "" }))
+        .collect();
+    format!("{} -> {}", r.message_id, copies.join(" "))
 }

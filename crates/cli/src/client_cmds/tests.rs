@@ -131,10 +131,10 @@ fn publish_flags() {
     else {
         panic!("not publish");
     };
-    assert_eq!(args.bodies, ["a", "b"]);
-    assert_eq!(args.attributes, [("k".into(), "v=w".into()), ("x".into(), String::new())]);
-    assert_eq!(args.delay, Some(Duration::from_secs(2)));
-    assert_eq!(args.key.as_deref(), Some("k1"));
+    assert_eq!(args.content.bodies, ["a", "b"]);
+    assert_eq!(args.content.attributes, [("k".into(), "v=w".into()), ("x".into(), String::new())]);
+    assert_eq!(args.content.delay, Some(Duration::from_secs(2)));
+    assert_eq!(args.content.key.as_deref(), Some("k1"));
 }
 
 #[test]
@@ -409,4 +409,80 @@ fn small_parsers() {
     assert!(super::connect(vec!["a:1,b:2".into()], base()).is_ok());
     assert!(super::connect(vec!["a:1".into()], with_token("rq_x")).is_ok());
     assert!(super::connect(vec!["a:1".into()], with_token("two words")).is_err(), "a token must be a header value");
+}
+
+#[test]
+fn topic_commands_and_where_conditions() {
+    use raftq_client::Condition;
+
+    use super::topic::{TopicCommand, parse_condition};
+    let ClientCommand::Topic(TopicCommand::Bind(args)) =
+        ok(&["topic", "bind", "orders", "search", "--where", "kind=created|updated", "--where", "!test"])
+    else {
+        panic!("not a bind")
+    };
+    assert_eq!((args.topic.as_str(), args.queue.as_str()), ("orders", "search"));
+    assert_eq!(
+        args.conditions,
+        [
+            Condition::OneOf("kind".into(), vec!["created".into(), "updated".into()]),
+            Condition::NotExists("test".into())
+        ]
+    );
+    assert_eq!(parse_condition("region=eu"), Ok(Condition::Equals("region".into(), "eu".into())));
+    assert_eq!(parse_condition("path^=/api"), Ok(Condition::Prefix("path".into(), "/api".into())));
+    assert_eq!(parse_condition("urgent"), Ok(Condition::Exists("urgent".into())));
+    assert_eq!(parse_condition("k="), Ok(Condition::Equals("k".into(), String::new())));
+    for bad in ["", "!", "=v", "^=v"] {
+        assert!(parse_condition(bad).is_err(), "{bad:?} accepted");
+    }
+    let ClientCommand::Topic(TopicCommand::Publish(args)) =
+        ok(&["topic", "publish", "orders", "--attr", "kind=created", "--key", "k1", "body"])
+    else {
+        panic!("not a publish")
+    };
+    assert_eq!((args.topic.as_str(), args.content.key.as_deref()), ("orders", Some("k1")));
+    assert!(matches!(
+        ok(&["topic", "create", "t", "--require-route", "--dedup-window", "1m"]),
+        ClientCommand::Topic(TopicCommand::Create { require_route: true, dedup_window: Some(d), .. }) if d == Duration::from_secs(60)
+    ));
+}
+
+#[test]
+fn topic_results_and_details_print_every_copy() {
+    use raftq_client::{Binding, Filter, TopicCopy, TopicInfo, TopicPublishResult, TopicStats};
+    let copy = |queue: &str, id, duplicate| TopicCopy { queue: queue.into(), message_id: id, duplicate };
+    let routed =
+        TopicPublishResult { message_id: 5, duplicate: false, copies: vec![copy("a", 6, false), copy("b", 3, true)] };
+    assert_eq!(output::topic_result_line(&routed), "5 -> a/6 b/3 (duplicate)");
+    assert_eq!(
+        output::topic_result_json(&routed),
+        json!({"message_id": 5, "duplicate": false, "copies": [
+            {"queue": "a", "message_id": 6, "duplicate": false}, {"queue": "b", "message_id": 3, "duplicate": true}]})
+    );
+    let unrouted = TopicPublishResult { message_id: 9, duplicate: false, copies: vec![] };
+    assert_eq!(output::topic_result_line(&unrouted), "9 (unrouted)");
+    let again = TopicPublishResult { message_id: 5, duplicate: true, copies: vec![] };
+    assert_eq!(output::topic_result_line(&again), "5 (duplicate)");
+    let info = TopicInfo {
+        name: "orders".into(),
+        require_route: true,
+        dedup_window: Duration::from_secs(300),
+        stats: TopicStats { published_total: 7, ..TopicStats::default() },
+        bindings: vec![
+            Binding { queue: "billing".into(), filter: Filter::all() },
+            Binding { queue: "eu".into(), filter: Filter::all().equals("region", "eu").not_exists("test") },
+        ],
+        created_at_ms: 0,
+    };
+    let details = output::topic_details(&info);
+    assert!(details.contains("billing <- (every message)"), "{details}");
+    assert!(details.contains("eu <- region=eu and !test"), "{details}");
+    let json = output::topic_json(&info);
+    assert_eq!(
+        json["bindings"][1]["filter"],
+        json!([{"key": "region", "equals": "eu"}, {"key": "test", "not_exists": true}])
+    );
+    assert_eq!(json["config"], json!({"require_route": true, "dedup_window_ms": 300_000}));
+    assert!(output::topic_table(&[info]).contains("orders"));
 }

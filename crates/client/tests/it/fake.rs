@@ -325,6 +325,69 @@ impl Queue for Node {
     async fn redrive(&self, _: Request<proto::RedriveRequest>) -> Result<Response<proto::RedriveResponse>, Status> {
         Err(Status::unimplemented("fake"))
     }
+
+    async fn create_topic(
+        &self,
+        _: Request<proto::CreateTopicRequest>,
+    ) -> Result<Response<proto::CreateTopicResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn get_topic(&self, _: Request<proto::GetTopicRequest>) -> Result<Response<proto::GetTopicResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn list_topics(
+        &self,
+        _: Request<proto::ListTopicsRequest>,
+    ) -> Result<Response<proto::ListTopicsResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn delete_topic(
+        &self,
+        _: Request<proto::DeleteTopicRequest>,
+    ) -> Result<Response<proto::DeleteTopicResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn bind(&self, _: Request<proto::BindRequest>) -> Result<Response<proto::BindResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn unbind(&self, _: Request<proto::UnbindRequest>) -> Result<Response<proto::UnbindResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    /// As `publish`, one copy in one queue per message: enough to see the
+    /// keys a retried topic publish carries.
+    async fn publish_topic(
+        &self,
+        req: Request<proto::PublishTopicRequest>,
+    ) -> Result<Response<proto::PublishTopicResponse>, Status> {
+        let req = req.into_inner();
+        self.lock().publish_keys.push(req.messages.iter().map(|m| m.idempotency_key.clone()).collect());
+        self.gate("publish_topic").await?;
+        let mut s = self.lock();
+        let mut results = Vec::new();
+        for message in req.messages {
+            if let Some(&id) = s.dedup.get(&message.idempotency_key) {
+                results.push(proto::TopicPublishResult { message_id: id, duplicate: true, copies: vec![] });
+                continue;
+            }
+            s.next_id += 1;
+            let id = s.next_id;
+            s.dedup.insert(message.idempotency_key, id);
+            s.ready.push((id, message.body));
+            let copy = proto::TopicCopy { queue: "q".into(), message_id: id, duplicate: false };
+            results.push(proto::TopicPublishResult { message_id: id, duplicate: false, copies: vec![copy] });
+        }
+        if s.commit_then_fail > 0 {
+            s.commit_then_fail -= 1;
+            return Err(unavailable(s.hint.clone().as_deref()));
+        }
+        Ok(Response::new(proto::PublishTopicResponse { results }))
+    }
 }
 
 #[tonic::async_trait]

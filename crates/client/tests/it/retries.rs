@@ -47,6 +47,20 @@ async fn a_publish_that_committed_before_failing_is_answered_from_the_dedup_wind
 }
 
 #[tokio::test]
+async fn a_topic_publish_that_committed_before_failing_is_retried_with_the_same_keys() {
+    let node = Fake::start(Script { commit_then_fail: 1, ..Script::default() }).await;
+    let client = Client::connect(config(&[&node.addr])).unwrap();
+    let messages = vec![OutgoingMessage::new("a"), OutgoingMessage::new("b").with_idempotency_key("mine")];
+    let results = client.publish_topic("t", messages).await.unwrap();
+    assert!(results.iter().all(|r| r.duplicate), "answered from the dedup window: {results:?}");
+    assert_eq!(node.script().ready.len(), 2, "no duplicate stored");
+    let keys = node.script().publish_keys.clone();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], keys[1], "the retry carries the keys of the first attempt");
+    assert!(keys[0][0].starts_with(&client.client_id()) && keys[0][1] == "mine");
+}
+
+#[tokio::test]
 async fn a_refused_connection_is_retried_even_for_mutations() {
     let node = Fake::start(Script::default()).await;
     let client = Client::connect(config(&[&dead_addr().await, &node.addr])).unwrap();
