@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::history::{Call, Delivered, Lease, Op, Outcome, Reply};
-use crate::workload::WORK_QUEUE;
+use crate::workload::{FAN_QUEUES, WORK_QUEUE, kind_of, topic_routes};
 
 /// Examples of each kind of violation printed at most.
 const EXAMPLES_MAX: usize = 5;
@@ -165,13 +165,29 @@ pub fn check(ops: &[Op], undrained: &BTreeSet<String>) -> Verdict {
     verdict
 }
 
+/// Every value some publish tried, with what is known of its publishes. A
+/// topic publish of value `v` tries one value per queue its kind routes to,
+/// `v@QUEUE` (see `Delivered::value`): each copy must arrive in its queue
+/// (or none, if the publish was refused), and none anywhere else.
 fn publishes(ops: &[Op]) -> BTreeMap<String, Published> {
     let mut published: BTreeMap<String, Published> = BTreeMap::new();
     for op in ops {
-        let Call::Publish { values, delay_ms, .. } = &op.call else { continue };
-        for value in values {
+        let (values, delay_ms) = match &op.call {
+            Call::Publish { values, delay_ms, .. } => (values.clone(), *delay_ms),
+            Call::PublishTopic { values, .. } => {
+                let copies = values
+                    .iter()
+                    .flat_map(|value| {
+                        topic_routes(kind_of(value)).into_iter().map(move |queue| format!("{value}@{queue}"))
+                    })
+                    .collect();
+                (copies, 0)
+            }
+            _ => continue,
+        };
+        for value in &values {
             let entry = published.entry(value.clone()).or_default();
-            entry.delay_ms = *delay_ms;
+            entry.delay_ms = delay_ms;
             match op.outcome {
                 Outcome::Ok(_) => entry.ok = true,
                 Outcome::Info { .. } => entry.info = true,
@@ -326,11 +342,13 @@ fn check_delays(deliveries: &[Delivery<'_>], published: &BTreeMap<String, Publis
     }
 }
 
-/// One value (one idempotency key) is stored once per queue.
+/// One value (one idempotency key) is stored once per queue: a retried
+/// publish, to a queue or to the topic, stores no second copy.
 fn check_dedup(deliveries: &[Delivery<'_>], findings: &mut Findings) {
     let mut ids: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
     for delivery in deliveries {
-        if delivery.delivered.lease.queue == WORK_QUEUE {
+        let queue = delivery.delivered.lease.queue.as_str();
+        if queue == WORK_QUEUE || FAN_QUEUES.contains(&queue) {
             ids.entry(&delivery.delivered.value).or_default().insert(delivery.delivered.lease.id);
         }
     }
@@ -496,6 +514,46 @@ mod tests {
             (1, 1, 1, 1, 1)
         );
         assert_eq!(verdict.violations.len(), 3, "{:#?}", verdict.violations);
+    }
+
+    fn publish_topic(values: &[&str], outcome: Outcome) -> Op {
+        let values = values.iter().map(|v| v.to_string()).collect();
+        op(Call::PublishTopic { topic: crate::workload::TOPIC.into(), values }, outcome, 0)
+    }
+
+    fn receive_from(queue: &str, value: &str, id: u64) -> Op {
+        let delivered = Delivered {
+            lease: Lease { queue: queue.into(), id, attempt: 1 },
+            value: crate::workload::value_of(queue, value.as_bytes()),
+            lease_deadline_ms: 1_000,
+            published_at_ms: 0,
+        };
+        op(
+            Call::Receive { queue: queue.into(), max: 1, lease_ms: 100 },
+            Outcome::Ok(Reply::Received(vec![delivered])),
+            900,
+        )
+    }
+
+    #[test]
+    fn each_copy_of_a_topic_message_is_checked_in_its_own_queue() {
+        let confirmed =
+            Outcome::Ok(Reply::PublishedTopic { ids: vec![1, 2], copies: vec![], duplicates: vec![false; 2] });
+        let ops = vec![
+            // Kind a goes to fan-a and fan-ab; b only to fan-ab.
+            publish_topic(&["t0-1.a", "t0-2.b"], confirmed),
+            publish_topic(&["t0-3.c1"], fail()),
+            receive_from("fan-a", "t0-1.a", 10),
+            receive_from("fan-ab", "t0-2.b", 11),
+            // The copy of t0-1.a in fan-ab never came: lost. t0-2.b in
+            // fan-a was never routed there: unexpected. The refused c1
+            // publish arrived anyway: failed but delivered.
+            receive_from("fan-a", "t0-2.b", 12),
+            receive_from("fan-c", "t0-3.c1", 13),
+        ];
+        let verdict = check(&ops, &BTreeSet::new());
+        assert_eq!((verdict.lost, verdict.unexpected, verdict.failed_but_delivered), (1, 1, 1), "{verdict:#?}");
+        assert!(verdict.violations.iter().any(|v| v.contains("t0-1.a@fan-ab")), "{:#?}", verdict.violations);
     }
 
     #[test]

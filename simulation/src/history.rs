@@ -26,7 +26,8 @@ impl From<&raftq_client::Receipt> for Lease {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivered {
     pub lease: Lease,
-    /// The body: the unique value the producer published.
+    /// The body: the unique value the producer published; for a copy of a
+    /// topic message, `VALUE@QUEUE` (each copy is its own value to find).
     pub value: String,
     pub lease_deadline_ms: u64,
     pub published_at_ms: u64,
@@ -40,6 +41,13 @@ pub enum Call {
         queue: String,
         values: Vec<String>,
         delay_ms: u64,
+    },
+    /// One batch to a topic: every value is a message body and its
+    /// idempotency key, and ends in `.KIND`, the message's `kind`
+    /// attribute, which decides the queues it is routed to.
+    PublishTopic {
+        topic: String,
+        values: Vec<String>,
     },
     Receive {
         queue: String,
@@ -65,11 +73,22 @@ pub enum Call {
 /// What a successful call answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
-    Published { ids: Vec<u64>, duplicates: Vec<bool> },
+    Published {
+        ids: Vec<u64>,
+        duplicates: Vec<bool>,
+    },
+    /// Per message: its topic-level id, its copies (queue, id), duplicate.
+    PublishedTopic {
+        ids: Vec<u64>,
+        copies: Vec<Vec<(String, u64)>>,
+        duplicates: Vec<bool>,
+    },
     Received(Vec<Delivered>),
     Acked,
     Nacked,
-    Extended { deadline_ms: u64 },
+    Extended {
+        deadline_ms: u64,
+    },
 }
 
 /// How a call ended.

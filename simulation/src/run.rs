@@ -120,6 +120,7 @@ impl Driver {
                     auth: None,
                     peer_token: None,
                     peer_identity: false,
+                    snapshot_spool: raftq_server::SnapshotSpool::Memory,
                     disk: None,
                 };
                 let spec = NodeSpec::new(id, config, plan.seed);

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use raftq_client::{
-    Client, ClientConfig, ClientError, ClusterStatus, Delivery, OutgoingMessage, QueueConfig, RetryPolicy,
+    Client, ClientConfig, ClientError, ClusterStatus, Delivery, Filter, OutgoingMessage, QueueConfig, RetryPolicy,
+    TopicConfig,
 };
 use tokio::time::sleep;
 
@@ -25,6 +26,47 @@ use crate::plan::Plan;
 pub const WORK_QUEUE: &str = "work";
 /// `WORK_QUEUE`'s dead-letter queue.
 pub const DEAD_LETTER_QUEUE: &str = "dlq";
+/// The topic producers also publish to, with `require_route`: a message
+/// no binding matches is refused, and with it its whole batch.
+pub const TOPIC: &str = "events";
+/// The queues bound to [`TOPIC`], each with a filter on the `kind`
+/// attribute: `fan-a` kind = a, `fan-ab` kind one of a, b, `fan-c` kind
+/// starts with c. Kind `z` matches none.
+pub const FAN_QUEUES: [&str; 3] = ["fan-a", "fan-ab", "fan-c"];
+/// Every queue the workload consumes from.
+pub const ALL_QUEUES: [&str; 5] = [WORK_QUEUE, DEAD_LETTER_QUEUE, FAN_QUEUES[0], FAN_QUEUES[1], FAN_QUEUES[2]];
+/// Kinds of topic messages, and how often each is drawn (z: unroutable).
+const KINDS: [(&str, u32); 5] = [("a", 30), ("b", 25), ("c1", 20), ("c2", 20), ("z", 5)];
+
+/// The queues a topic message of `kind` must be copied to: what the
+/// bindings made in `setup` route, written out independently of them.
+pub fn topic_routes(kind: &str) -> Vec<&'static str> {
+    let mut routes = Vec::new();
+    if kind == "a" {
+        routes.push(FAN_QUEUES[0]);
+    }
+    if kind == "a" || kind == "b" {
+        routes.push(FAN_QUEUES[1]);
+    }
+    if kind.starts_with('c') {
+        routes.push(FAN_QUEUES[2]);
+    }
+    routes
+}
+
+/// The kind a topic value carries (after its last `.`).
+pub fn kind_of(value: &str) -> &str {
+    value.rsplit_once('.').map_or("", |(_, kind)| kind)
+}
+
+fn bindings() -> [(&'static str, Filter); 3] {
+    [
+        (FAN_QUEUES[0], Filter::all().equals("kind", "a")),
+        (FAN_QUEUES[1], Filter::all().one_of("kind", ["a", "b"])),
+        (FAN_QUEUES[2], Filter::all().prefix("kind", "c")),
+    ]
+}
+
 /// A queue that never exists: publishes to it must fail with NOT_FOUND.
 const MISSING_QUEUE: &str = "missing";
 /// A delay the server must refuse (more than 7 days).
@@ -47,7 +89,7 @@ pub struct Shared {
     pub producers_left: AtomicU32,
     /// Simulated elapsed ms of the final heal (0 until then).
     pub healed_at_ms: AtomicU64,
-    /// Both queues are empty after the final heal: consumers stop.
+    /// Every queue is empty after the final heal: consumers stop.
     pub drained: AtomicBool,
     /// Simulated elapsed ms when the drain completed.
     pub drained_at_ms: AtomicU64,
@@ -238,21 +280,58 @@ async fn setup(shared: &Shared) {
         .max_deliveries(shared.plan.max_deliveries)
         .dead_letter_queue(DEAD_LETTER_QUEUE);
     let mut attempt = 0;
-    for (name, config) in [(DEAD_LETTER_QUEUE, dlq), (WORK_QUEUE, work)] {
-        loop {
-            attempt += 1;
-            match shared.client_starting_at(attempt).create_queue(name, config.clone()).await {
-                Ok(_) => break,
-                Err(e) if e.code() == raftq_client::Code::AlreadyExists => break,
-                Err(e) if shared.past_workload() => {
-                    shared.note(format!("could not create queue {name} during the whole workload: {e}"));
-                    return;
-                }
-                Err(_) => sleep(Duration::from_millis(200)).await,
-            }
+    let fan = FAN_QUEUES.map(|name| (name, QueueConfig::default().lease(Duration::from_millis(shared.plan.lease_ms))));
+    for (name, config) in [(DEAD_LETTER_QUEUE, dlq), (WORK_QUEUE, work)].into_iter().chain(fan) {
+        let what = format!("create queue {name}");
+        let created = until_done(shared, &mut attempt, &what, |client| {
+            let config = config.clone();
+            async move { client.create_queue(name, config).await.map(|_| ()) }
+        });
+        if !created.await {
+            return;
+        }
+    }
+    let topic = TopicConfig { require_route: true, dedup_window: None };
+    let created = until_done(shared, &mut attempt, "create topic", |client| {
+        let topic = topic.clone();
+        async move { client.create_topic(TOPIC, topic).await.map(|_| ()) }
+    });
+    if !created.await {
+        return;
+    }
+    for (queue, filter) in bindings() {
+        let what = format!("bind {queue}");
+        let bound = until_done(shared, &mut attempt, &what, |client| {
+            let filter = filter.clone();
+            async move { client.bind(TOPIC, queue, filter).await.map(|_| ()) }
+        });
+        if !bound.await {
+            return;
         }
     }
     shared.setup_done.store(true, Ordering::SeqCst);
+}
+
+/// Runs one setup call until it succeeds (or finds it done before:
+/// ALREADY_EXISTS), each attempt from a fresh client; false (noted) if the
+/// workload ended first.
+async fn until_done<F, Fut>(shared: &Shared, attempt: &mut usize, what: &str, call: F) -> bool
+where
+    F: Fn(Client) -> Fut,
+    Fut: Future<Output = Result<(), ClientError>>,
+{
+    loop {
+        *attempt += 1;
+        match call(shared.client_starting_at(*attempt)).await {
+            Ok(()) => return true,
+            Err(e) if e.code() == raftq_client::Code::AlreadyExists => return true,
+            Err(e) if shared.past_workload() => {
+                shared.note(format!("could not {what} during the whole workload: {e}"));
+                return false;
+            }
+            Err(_) => sleep(Duration::from_millis(200)).await,
+        }
+    }
 }
 
 async fn wait_for_setup(shared: &Shared) {
@@ -282,6 +361,22 @@ pub async fn producer(shared: Arc<Shared>, process: u32) -> turmoil::Result {
         }
         if roll < 4 {
             publish(&shared, &client, process, WORK_QUEUE, vec![value], Some(INVALID_DELAY)).await;
+            continue;
+        }
+        if (14..34).contains(&roll) {
+            // To the topic: 1..3 messages of random kinds, all copied or
+            // none (a `z` among them refuses the batch).
+            let mut values = Vec::new();
+            for _ in 0..rng.u32(1..4) {
+                values.push(format!("t{process}-{n}.{}", pick_kind(&mut rng)));
+                n += 1;
+            }
+            for _ in 0..=PUBLISH_RETRIES_MAX {
+                if !publish_topic(&shared, &client, process, values.clone()).await {
+                    break;
+                }
+                sleep(Duration::from_millis(rng.u64(50..500))).await;
+            }
             continue;
         }
         let delay = (rng.u32(0..100) < 15).then(|| Duration::from_millis(rng.u64(100..3_000)));
@@ -337,6 +432,43 @@ async fn publish(
     matches!(result, Err(ref e) if Outcome::of_error(e).is_info())
 }
 
+fn pick_kind(rng: &mut fastrand::Rng) -> &'static str {
+    let total: u32 = KINDS.iter().map(|(_, weight)| weight).sum();
+    let mut roll = rng.u32(0..total);
+    for (kind, weight) in KINDS {
+        if roll < weight {
+            return kind;
+        }
+        roll -= weight;
+    }
+    unreachable!("the roll is below the total weight")
+}
+
+/// Publishes `values` to [`TOPIC`] as one batch, each with its kind as the
+/// `kind` attribute. Returns whether the outcome is unknown.
+async fn publish_topic(shared: &Shared, client: &Client, process: u32, values: Vec<String>) -> bool {
+    let messages = values
+        .iter()
+        .map(|value| {
+            OutgoingMessage::new(value.clone())
+                .with_idempotency_key(value.clone())
+                .with_attribute("kind", kind_of(value))
+        })
+        .collect();
+    let call = Call::PublishTopic { topic: TOPIC.to_owned(), values };
+    let result = shared
+        .invoke(process, call, client.publish_topic(TOPIC, messages), |results| Reply::PublishedTopic {
+            ids: results.iter().map(|r| r.message_id).collect(),
+            copies: results
+                .iter()
+                .map(|r| r.copies.iter().map(|c| (c.queue.clone(), c.message_id)).collect())
+                .collect(),
+            duplicates: results.iter().map(|r| r.duplicate).collect(),
+        })
+        .await;
+    matches!(result, Err(ref e) if Outcome::of_error(e).is_info())
+}
+
 /// What a consumer does with one delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Handling {
@@ -370,9 +502,9 @@ pub async fn consumer(shared: Arc<Shared>, process: u32) -> turmoil::Result {
         round += 1;
         let draining = shared.past_workload();
         let queue = match (draining, rng.u32(0..100)) {
-            (true, _) if round.is_multiple_of(2) => DEAD_LETTER_QUEUE,
-            (true, _) => WORK_QUEUE,
+            (true, _) => ALL_QUEUES[(round % ALL_QUEUES.len() as u64) as usize],
             (false, 0..20) => DEAD_LETTER_QUEUE,
+            (false, 20..35) => FAN_QUEUES[rng.usize(0..FAN_QUEUES.len())],
             (false, _) => WORK_QUEUE,
         };
         let (max, wait_ms) = if draining { (10, 300) } else { (rng.u32(1..4), rng.u64(0..800)) };
@@ -394,10 +526,10 @@ pub async fn consumer(shared: Arc<Shared>, process: u32) -> turmoil::Result {
         for delivery in deliveries {
             let handling = match (draining, pick_handling(&mut rng)) {
                 (true, _) => Handling::Ack,
-                // The DLQ has no DLQ of its own: a message dead-lettered
-                // there is parked for good (PRODUCT.md), and the drain
+                // Only the work queue has a DLQ: a message dead-lettered
+                // elsewhere is parked for good (PRODUCT.md), and the drain
                 // could never finish.
-                (false, Handling::DeadLetter) if queue == DEAD_LETTER_QUEUE => Handling::Nack,
+                (false, Handling::DeadLetter) if queue != WORK_QUEUE => Handling::Nack,
                 (false, handling) => handling,
             };
             handle(&shared, &client, process, &mut rng, &delivery, handling).await;
@@ -406,10 +538,17 @@ pub async fn consumer(shared: Arc<Shared>, process: u32) -> turmoil::Result {
     Ok(())
 }
 
+/// The value a delivery carries: its body, or `BODY@QUEUE` for a copy of
+/// a topic message (see [`Delivered::value`]).
+pub fn value_of(queue: &str, body: &[u8]) -> String {
+    let body = String::from_utf8_lossy(body);
+    if FAN_QUEUES.contains(&queue) { format!("{body}@{queue}") } else { body.into_owned() }
+}
+
 fn delivered(delivery: &Delivery) -> Delivered {
     Delivered {
         lease: Lease::from(&delivery.receipt),
-        value: String::from_utf8_lossy(delivery.body()).into_owned(),
+        value: value_of(&delivery.receipt.queue, delivery.body()),
         lease_deadline_ms: delivery.lease_expires_at_ms,
         published_at_ms: delivery.message.published_at_ms,
     }
@@ -424,7 +563,7 @@ async fn handle(
     handling: Handling,
 ) {
     let lease = Lease::from(&delivery.receipt);
-    let value = String::from_utf8_lossy(delivery.body()).into_owned();
+    let value = value_of(&delivery.receipt.queue, delivery.body());
     let receipt = &delivery.receipt;
     let lease_ms = shared.plan.lease_ms;
     match handling {

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
-use raftq_client::{DigestScan, QueueConfig};
+use raftq_client::{DigestScan, QueueConfig, TopicConfig};
 use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::check::{ReplicaDigests, Verdict, check, replica_digests};
 use crate::cluster::Cluster;
-use crate::workload::{Workload, WorkloadConfig};
+use crate::workload::{TopicLoad, Workload, WorkloadConfig};
 
 /// The faults this suite injects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
@@ -123,8 +123,15 @@ pub async fn run(
     cluster.heal_and_converge(timing.converge_limit).await.context("cluster not whole before the scenario")?;
     let queue = format!("chaos-{}-{run_id}", fault.name());
     let config = QueueConfig::default().lease(Duration::from_millis(LEASE_MS));
-    cluster.admin().create_queue(&queue, config).await.with_context(|| format!("creating {queue}"))?;
-    let mut load = Workload::start(&queue, &format!("{}-{run_id}", fault.name()), workload, || {
+    cluster.admin().create_queue(&queue, config.clone()).await.with_context(|| format!("creating {queue}"))?;
+    let topic = TopicLoad::for_queue(&queue);
+    let admin = cluster.admin();
+    admin.create_topic(&topic.topic, TopicConfig::default()).await.context("creating the topic")?;
+    for (fan_queue, filter) in topic.bindings() {
+        admin.create_queue(&fan_queue, config.clone()).await.with_context(|| format!("creating {fan_queue}"))?;
+        admin.bind(&topic.topic, &fan_queue, filter).await.with_context(|| format!("binding {fan_queue}"))?;
+    }
+    let mut load = Workload::start(&queue, &topic, &format!("{}-{run_id}", fault.name()), workload, || {
         cluster.client(workload.call_limit)
     })?;
     let mut events = Events { fault, started: load.started, lines: Vec::new() };
@@ -141,7 +148,11 @@ pub async fn run(
     let (attempts, end_ms) = load.stop_publishing().await;
     events.note(format!("publishers stopped after {} calls", attempts.len()));
     let drain_start = Instant::now();
-    let drained_empty = drain(cluster, &queue, timing.drain_limit).await;
+    let mut drained_empty = true;
+    for queue in std::iter::once(&queue).chain(topic.queues.iter().map(|(q, _)| q)) {
+        let left = timing.drain_limit.saturating_sub(drain_start.elapsed());
+        drained_empty &= drain(cluster, queue, left).await;
+    }
     let drain_ms = drain_start.elapsed().as_millis() as u64;
     events.note(format!("drain {} after {drain_ms} ms", if drained_empty { "done" } else { "INCOMPLETE" }));
     let log = load.stop_consuming().await;

@@ -1,12 +1,15 @@
 //! The workload that runs through every fault: publishers sending unique
 //! bodies (each keyed by its body, and retried with the same key until
-//! confirmed) and consumers receiving and acking. Everything they see is
-//! recorded for the check.
+//! confirmed), every other one to a topic whose bindings copy it into
+//! queues by its `kind` attribute, and consumers receiving and acking on
+//! every queue. Everything they see is recorded for the check, a topic
+//! message as one body per copy (`BODY@QUEUE`), so each copy must arrive
+//! in its queue exactly as a queue publish must.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use raftq_client::{Client, OutgoingMessage};
+use raftq_client::{Client, Filter, OutgoingMessage};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -55,6 +58,51 @@ pub struct WorkloadConfig {
     pub call_limit: Duration,
 }
 
+/// A topic the publishers also publish to, and its bound queues, each with
+/// the one `kind` it accepts (`None`: every kind). Messages alternate
+/// between kinds `a` and `b`.
+#[derive(Debug, Clone)]
+pub struct TopicLoad {
+    pub topic: String,
+    pub queues: Vec<(String, Option<String>)>,
+}
+
+impl TopicLoad {
+    /// The fan-out of the chaos scenarios: `{queue}-fan-a` takes kind a,
+    /// `{queue}-fan-all` every message.
+    pub fn for_queue(queue: &str) -> Self {
+        Self {
+            topic: format!("{queue}-topic"),
+            queues: vec![(format!("{queue}-fan-a"), Some("a".into())), (format!("{queue}-fan-all"), None)],
+        }
+    }
+
+    /// The filter each queue is bound with.
+    pub fn bindings(&self) -> Vec<(String, Filter)> {
+        self.queues
+            .iter()
+            .map(|(queue, kind)| {
+                let filter = kind.as_ref().map_or_else(Filter::all, |kind| Filter::all().equals("kind", kind.clone()));
+                (queue.clone(), filter)
+            })
+            .collect()
+    }
+
+    /// The body each copy of `body` (of `kind`) must arrive with.
+    fn copies(&self, body: &str, kind: &str) -> Vec<String> {
+        self.queues
+            .iter()
+            .filter(|(_, accepts)| accepts.as_deref().is_none_or(|k| k == kind))
+            .map(|(queue, _)| copy_body(body, queue))
+            .collect()
+    }
+}
+
+/// How a copy of topic message `body` in `queue` is recorded.
+fn copy_body(body: &str, queue: &str) -> String {
+    format!("{body}@{queue}")
+}
+
 /// The running workload.
 #[derive(Debug)]
 pub struct Workload {
@@ -68,10 +116,13 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// Starts publishers and consumers on `queue`; each gets its own
-    /// client from `make_client`. Bodies are `"{run}-p{n}-{seq}"`.
+    /// Starts publishers on `queue` and `topic`, consumers on `queue` and
+    /// on each of the topic's queues; each gets its own client from
+    /// `make_client`. Bodies are `"{run}-p{n}-{seq}"`, and
+    /// `"{run}-p{n}-{seq}.{kind}"` for the topic.
     pub fn start(
         queue: &str,
+        topic: &TopicLoad,
         run: &str,
         config: &WorkloadConfig,
         mut make_client: impl FnMut() -> anyhow::Result<Client>,
@@ -86,6 +137,7 @@ impl Workload {
             let publisher = Publisher {
                 client: make_client()?,
                 queue: queue.to_owned(),
+                topic: topic.clone(),
                 prefix: format!("{run}-p{n}"),
                 period,
                 started,
@@ -95,7 +147,10 @@ impl Workload {
         }
         let mut consumers = Vec::new();
         for _ in 0..config.consumers {
-            consumers.push(tokio::spawn(consume(make_client()?, queue.to_owned(), stop_c.clone())));
+            consumers.push(tokio::spawn(consume(make_client()?, queue.to_owned(), false, stop_c.clone())));
+        }
+        for (fan_queue, _) in &topic.queues {
+            consumers.push(tokio::spawn(consume(make_client()?, fan_queue.clone(), true, stop_c.clone())));
         }
         Ok(Self { started, confirmed, stop_publishers, stop_consumers, publishers, consumers })
     }
@@ -136,6 +191,7 @@ impl Workload {
 struct Publisher {
     client: Client,
     queue: String,
+    topic: TopicLoad,
     prefix: String,
     /// Time between publish calls.
     period: Duration,
@@ -159,22 +215,38 @@ impl Publisher {
             if *stop.borrow() {
                 return attempts;
             }
-            let body = format!("{}-{seq}", self.prefix);
+            // Odd sequence numbers go to the topic, alternating kinds.
+            let kind = if seq % 4 == 1 { "a" } else { "b" };
+            let to_topic = seq % 2 == 1;
+            let body =
+                if to_topic { format!("{}-{seq}.{kind}", self.prefix) } else { format!("{}-{seq}", self.prefix) };
             let message = OutgoingMessage::new(body.clone()).with_idempotency_key(body.clone());
-            let result = self.client.publish_one(&self.queue, message).await;
+            let result = if to_topic {
+                let message = message.with_attribute("kind", kind);
+                self.client.publish_topic(&self.topic.topic, vec![message]).await.map(|_| ())
+            } else {
+                self.client.publish_one(&self.queue, message).await.map(|_| ())
+            };
             let end_ms = self.started.elapsed().as_millis() as u64;
             let ok = result.is_ok();
             if ok {
                 seq += 1;
                 self.confirmed.send_modify(|n| *n += 1);
             }
-            attempts.push(PublishAttempt { body, end_ms, ok, error: result.err().map(|e| e.to_string()) });
+            let error = result.err().map(|e| e.to_string());
+            // A topic message is judged copy by copy.
+            let bodies = if to_topic { self.topic.copies(&body, kind) } else { vec![body] };
+            for body in bodies {
+                attempts.push(PublishAttempt { body, end_ms, ok, error: error.clone() });
+            }
         }
     }
 }
 
 /// One consuming task: receive, record, ack the batch.
-async fn consume(client: Client, queue: String, mut stop: watch::Receiver<bool>) -> ConsumerLog {
+/// `copies`: the queue holds copies of topic messages (recorded as
+/// `BODY@QUEUE`).
+async fn consume(client: Client, queue: String, copies: bool, mut stop: watch::Receiver<bool>) -> ConsumerLog {
     let mut log = ConsumerLog::default();
     while !*stop.borrow() {
         match client.receive(&queue, RECEIVE_MAX, RECEIVE_WAIT, None).await {
@@ -182,7 +254,10 @@ async fn consume(client: Client, queue: String, mut stop: watch::Receiver<bool>)
             Ok(deliveries) => {
                 let receipts: Vec<_> = deliveries.iter().map(|d| d.receipt.clone()).collect();
                 for delivery in &deliveries {
-                    let body = String::from_utf8_lossy(delivery.body()).into_owned();
+                    let mut body = String::from_utf8_lossy(delivery.body()).into_owned();
+                    if copies {
+                        body = copy_body(&body, &queue);
+                    }
                     log.deliveries.push(Delivered { body, id: delivery.message_id() });
                 }
                 match client.ack(&receipts).await {

@@ -11,7 +11,7 @@ use tokio::time::{sleep, timeout};
 use super::{HostCommand, Nemesis};
 use crate::history::{Call, Outcome};
 use crate::plan::DRAIN_DEADLINE_MS;
-use crate::workload::{DEAD_LETTER_QUEUE, WORK_QUEUE, elapsed_ms};
+use crate::workload::{ALL_QUEUES, elapsed_ms, value_of};
 
 /// How long after the drain the replicas may take to apply the same index.
 const CONVERGE_DEADLINE_MS: u64 = 15_000;
@@ -28,7 +28,7 @@ impl Nemesis {
         self.shared.healed_at_ms.store(elapsed_ms().max(1), Ordering::SeqCst);
     }
 
-    /// Waits until both queues are empty (and no producer runs), or the
+    /// Waits until every queue is empty (and no producer runs), or the
     /// drain deadline passes.
     pub(super) async fn watch_drain(&self) {
         let healed_at_ms = self.shared.healed_at_ms.load(Ordering::SeqCst);
@@ -47,7 +47,7 @@ impl Nemesis {
                 break;
             }
             if self.shared.producers_left.load(Ordering::SeqCst) == 0
-                && self.queue_depths(&client).await == "work=0 dlq=0"
+                && self.queue_depths(&client).await.split(' ').all(|part| part.ends_with("=0"))
             {
                 self.shared.drained_at_ms.store(elapsed_ms(), Ordering::SeqCst);
                 break;
@@ -57,10 +57,10 @@ impl Nemesis {
         self.shared.drained.store(true, Ordering::SeqCst);
     }
 
-    /// `work=N dlq=M`: messages in any state, or `?` if unknown.
+    /// `work=N dlq=M fan-a=...`: messages in any state, or `?` if unknown.
     async fn queue_depths(&self, client: &Client) -> String {
         let mut parts = Vec::new();
-        for queue in [WORK_QUEUE, DEAD_LETTER_QUEUE] {
+        for queue in ALL_QUEUES {
             let depth = match timeout(Duration::from_secs(3), client.get_queue(queue)).await {
                 Ok(Ok(info)) => {
                     let s = info.stats;
@@ -77,14 +77,14 @@ impl Nemesis {
     /// page, so a stuck client cannot hide them).
     async fn remaining_values(&self) -> BTreeSet<String> {
         let mut values = BTreeSet::new();
-        for (n, queue) in [WORK_QUEUE, DEAD_LETTER_QUEUE].into_iter().enumerate() {
+        for (n, queue) in ALL_QUEUES.into_iter().enumerate() {
             let mut after = None;
             for page in 0..100 {
                 let client = self.shared.client_starting_at(n + page);
                 let Ok(Ok(found)) = timeout(Duration::from_secs(3), client.peek(queue, None, after, 1000)).await else {
                     continue;
                 };
-                values.extend(found.messages.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()));
+                values.extend(found.messages.iter().map(|m| value_of(queue, &m.body)));
                 if found.next_after_id.is_none() {
                     break;
                 }
@@ -113,7 +113,7 @@ impl Nemesis {
     /// What is left in the queues, for a failed drain's report.
     async fn stuck_messages(&self, client: &Client) -> String {
         let mut parts = Vec::new();
-        for queue in [WORK_QUEUE, DEAD_LETTER_QUEUE] {
+        for queue in ALL_QUEUES {
             match timeout(Duration::from_secs(3), client.peek(queue, None, None, 5)).await {
                 Ok(Ok(page)) => parts.extend(page.messages.iter().map(|m| {
                     format!(
