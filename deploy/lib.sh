@@ -81,12 +81,15 @@ ensure_secrets() {
         "$raftq" tls gen --dir "$dir/tls" --node raftq-1 --node raftq-2 --node raftq-3 --client admin >/dev/null
         touch "$dir/tls/peer-identity"
     fi
-    [[ -s "$dir/auth.json" && -s "$dir/peer-token" && -s "$dir/admin-token" ]] && return 0
+    # An auth file from before topics existed grants none: make it again.
+    [[ -s "$dir/auth.json" && -s "$dir/peer-token" && -s "$dir/admin-token" ]] &&
+        grep -q '"topics"' "$dir/auth.json" && return 0
     echo "==> making tokens and the auth file in $dir"
     mkdir -p "$dir"
     local peer admin
     peer=$("$raftq" --json auth token --name raftq-nodes --peer)
-    admin=$("$raftq" --json auth token --name admin --admin --publish '*' --consume '*' --manage '*')
+    admin=$("$raftq" --json auth token --name admin --admin --publish '*' --consume '*' --manage '*' \
+        --topic-publish '*' --topic-manage '*')
     python3 - "$dir" "$peer" "$admin" <<'PY'
 import json, os, sys
 d, peer, admin = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])

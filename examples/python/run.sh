@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs the Python hello world — producer, then consumer with acks — against
-# a raftq cluster, in a virtualenv with the raftq Python client installed
-# from clients/python (and its grpcio / protobuf dependencies from PyPI).
+# Runs the Python hello world — producer, then consumer with acks — and then
+# the pub/sub scenario — pubsub.py: one publisher, a topic, two consumer
+# groups (queues billing and search bound to it) that each get every message
+# exactly once — against a raftq cluster, in a virtualenv with the raftq
+# Python client installed from clients/python (and its grpcio / protobuf
+# dependencies from PyPI).
 #
 # Usage: examples/python/run.sh [--compose | --dev]
 #   --compose  bring up deploy/docker-compose.yml (deploy/up.sh), take it
@@ -77,4 +80,9 @@ queue="hello-$(date +%s)-$$"
 echo "==> python producer.py / consumer.py on $RAFTQ_SERVERS, queue $queue"
 "$venv/bin/python" examples/python/producer.py --queue "$queue" --count 10
 "$venv/bin/python" examples/python/consumer.py --queue "$queue" --count 10 --idle-s 5
-echo "python example: 1 passed, 0 failed"
+
+# Its own names: the topic, and queues <topic>-billing and <topic>-search.
+topic="orders-$(date +%s)-$$"
+echo "==> python pubsub.py on $RAFTQ_SERVERS, topic $topic, consumer groups billing and search"
+"$venv/bin/python" examples/python/pubsub.py --topic "$topic" --groups billing,search --count 20 --idle-s 5
+echo "python example: 2 passed, 0 failed"

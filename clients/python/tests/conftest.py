@@ -224,6 +224,19 @@ def queue_name(client: raftq.Client, request: Any):
             pass
 
 
+@pytest.fixture
+def topic_name(client: raftq.Client, queue_name: str):
+    """A fresh topic name for the test (its queue name: topics and queues
+    have names of their own), deleted afterwards with any companion topics
+    named `<name>-*`. The queues stay for `queue_name` to delete."""
+    yield queue_name
+    for info in client.list_topics(prefix=queue_name):
+        try:
+            client.delete_topic(info.name)
+        except raftq.RaftqError:
+            pass
+
+
 @pytest.fixture(scope="session")
 def dev_nodes(tmp_path_factory: Any):
     """Kills and restarts nodes of the local dev cluster (failover tests);

@@ -190,6 +190,63 @@ def test_subscription_and_publish_survive_a_leader_change(queue_name):
     run(body())
 
 
+# -- topics ----------------------------------------------------------------------
+
+
+async def _drain(client, queue, count, wait_s=10.0):
+    got = []
+    deadline = time.monotonic() + wait_s
+    while len(got) < count and time.monotonic() < deadline:
+        got += await client.receive(queue, max_messages=10, wait_ms=1000)
+    got += await client.receive(queue, max_messages=10, wait_ms=200)
+    return got
+
+
+def test_topic_copies_each_message_to_the_queues_that_match(queue_name, topic_name):
+    everything, eu = f"{queue_name}-all", f"{queue_name}-eu"
+
+    async def body():
+        async with aclient() as client:
+            await client.create_queue(everything)
+            await client.create_queue(eu)
+            await client.create_topic(topic_name)
+            await client.bind(topic_name, everything)
+            eu_only = raftq.Filter().equals("region", "eu")
+            info = await client.bind(topic_name, eu, eu_only)
+            assert info.bindings == (raftq.Binding(everything), raftq.Binding(eu, eu_only))
+            assert [t.name for t in await client.list_topics(prefix=topic_name)] == [topic_name]
+
+            key = f"order-{uuid.uuid4()}"
+            results = await client.publish_topic(
+                topic_name,
+                [{"body": b"eu-1", "attributes": {"region": "eu"}, "idempotency_key": key}, b"none-1"],
+            )
+            assert [[c.queue for c in r.copies] for r in results] == [[everything, eu], [everything]]
+            got_all = await _drain(client, everything, 2)
+            got_eu = await _drain(client, eu, 1)
+            assert [m.body for m in got_all] == [b"eu-1", b"none-1"]
+            assert [(m.body, m.idempotency_key) for m in got_eu] == [(b"eu-1", key)]
+            assert await client.ack(got_all + got_eu) == 3
+
+            [again] = await client.publish_topic(topic_name, [{"body": b"eu-1", "idempotency_key": key}])
+            assert (again.message_id, again.duplicate, again.copies) == (results[0].message_id, True, ())
+            assert await client.receive(everything, wait_ms=300) == []
+            assert (await client.get_topic(topic_name)).stats.duplicates_total == 1
+
+            assert (await client.unbind(topic_name, eu)).bindings == (raftq.Binding(everything),)
+            with pytest.raises(RaftqError) as info:
+                await client.unbind(topic_name, eu)
+            assert info.value.reason is ErrorReason.BINDING_NOT_FOUND
+
+            assert await client.delete_topic(topic_name) == 1
+            with pytest.raises(RaftqError) as info:
+                await client.get_topic(topic_name)
+            assert info.value.reason is ErrorReason.TOPIC_NOT_FOUND
+            assert (await client.get_queue(everything)).stats.published_total == 2, "the queues stay"
+
+    run(body())
+
+
 # -- typed errors ----------------------------------------------------------------
 
 

@@ -135,6 +135,9 @@ def test_publish_retries_an_unknown_outcome_with_the_same_keys():
         lambda c: c.extend_lease(raftq.Receipt("q", 1, 1), 1000),
         lambda c: c.create_queue("q"),
         lambda c: c.redrive("q"),
+        lambda c: c.create_topic("t"),
+        lambda c: c.delete_topic("t"),
+        lambda c: c.unbind("t", "q"),
     ],
 )
 def test_ack_nack_receive_and_admin_are_not_retried_in_doubt(error, call):
@@ -148,6 +151,40 @@ def test_ack_nack_receive_and_admin_are_not_retried_in_doubt(error, call):
         assert len(log) == 1
         assert info.value.in_doubt
 
+    run(body())
+
+
+def test_topics_publish_with_keys_and_bind_are_retried_in_doubt():
+    def topic(name):
+        return queue_pb2.TopicInfo(name=name, config=queue_pb2.TopicConfig(dedup_window_ms=0))
+
+    def handler(addr, method, request):
+        if len(log) % 2 == 1:  # every first attempt: the outcome is unknown
+            raise rich_error(grpc.StatusCode.UNKNOWN, "outcome unknown", "OUTCOME_UNKNOWN", {"leader": "b:2"})
+        if method == "PublishTopic":
+            copies = [queue_pb2.TopicCopy(queue="q", message_id=8)]
+            return queue_pb2.PublishTopicResponse(
+                results=[queue_pb2.TopicPublishResult(message_id=7, copies=copies) for _ in request.messages]
+            )
+        if method == "ListTopics":
+            return queue_pb2.ListTopicsResponse(topics=[topic("t")])
+        return queue_pb2.BindResponse(topic=topic(request.topic))
+
+    async def body():
+        nonlocal log
+        client, log, _ = fake_async_client(SERVERS, handler)
+        [result] = await client.publish_topic("t", [{"body": "hé", "attributes": {"region": "eu"}}])
+        assert result == raftq.TopicPublishResult(7, False, (raftq.TopicCopy("q", 8),))
+        assert log[0][2] == log[1][2] and len(log[0][2].messages[0].idempotency_key) == 32
+        info = await client.bind("t", "q", raftq.Filter().prefix("region", "e"))
+        assert isinstance(info, raftq.TopicInfo) and info.dedup_window_ms == 0
+        assert log[2][2] == log[3][2] and log[2][2].filter.conditions[0].prefix == "e"
+        assert [t.name for t in await client.list_topics(page_size=2)] == ["t"]
+        assert len(log) == 6 and log[4][2] == log[5][2], "a read is retried too"
+        with pytest.raises(TypeError):
+            await client.publish_topic("t", b"one message")
+
+    log = []
     run(body())
 
 

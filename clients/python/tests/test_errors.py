@@ -22,6 +22,8 @@ def test_reason_from_name_is_unknown_safe():
     assert ErrorReason.from_name("") is ErrorReason.UNSPECIFIED
     assert ErrorReason.from_name("ERROR_REASON_UNSPECIFIED") is ErrorReason.UNSPECIFIED
     assert ErrorReason.from_name("A_REASON_FROM_THE_FUTURE") is ErrorReason.UNSPECIFIED
+    assert ErrorReason.from_name("UNROUTABLE") is ErrorReason.UNROUTABLE
+    assert ErrorReason.from_name("LIMIT_REACHED").value == 27
 
 
 def test_error_info_and_bad_request():

@@ -219,6 +219,113 @@ def test_subscription_and_publish_survive_a_leader_change(client, queue_name):
         sub.close()
 
 
+# -- topics --------------------------------------------------------------------
+
+
+def _drain(client, queue, count, wait_s=10.0):
+    """Receives until `count` messages came (or `wait_s` passed), then
+    checks that nothing more is there; returns them unacked."""
+    got = []
+    deadline = time.monotonic() + wait_s
+    while len(got) < count and time.monotonic() < deadline:
+        got += client.receive(queue, max_messages=10, wait_ms=1000)
+    got += client.receive(queue, max_messages=10, wait_ms=200)
+    return got
+
+
+def test_topic_copies_each_message_to_the_queues_that_match(client, queue_name, topic_name):
+    everything, eu = f"{queue_name}-all", f"{queue_name}-eu"
+    client.create_queue(everything)
+    client.create_queue(eu)
+    info = client.create_topic(topic_name)
+    assert (info.name, info.require_route, info.bindings) == (topic_name, False, ())
+    assert info.dedup_window_ms, "the server's default window"
+
+    client.bind(topic_name, everything)
+    eu_only = raftq.Filter().equals("region", "eu")
+    info = client.bind(topic_name, eu, eu_only)
+    assert info.bindings == (raftq.Binding(everything), raftq.Binding(eu, eu_only))
+    assert client.bind(topic_name, eu, eu_only).bindings == info.bindings, "binding again changes nothing"
+    assert [t.name for t in client.list_topics(prefix=topic_name)] == [topic_name]
+    assert client.get_topic(topic_name) == info
+
+    key = f"order-{uuid.uuid4()}"
+    results = client.publish_topic(
+        topic_name,
+        [
+            {"body": b"eu-1", "attributes": {"region": "eu"}, "idempotency_key": key},
+            {"body": b"us-1", "attributes": {"region": "us"}},
+            b"none-1",
+        ],
+    )
+    assert not any(r.duplicate for r in results)
+    assert [[c.queue for c in r.copies] for r in results] == [[everything, eu], [everything], [everything]]
+    assert len({r.message_id for r in results}) == 3
+
+    got_all = _drain(client, everything, 3)
+    got_eu = _drain(client, eu, 1)
+    assert [m.body for m in got_all] == [b"eu-1", b"us-1", b"none-1"]
+    assert [m.body for m in got_eu] == [b"eu-1"]
+    assert got_eu[0].attributes == {"region": "eu"}
+    assert got_eu[0].idempotency_key == key
+    assert len(got_all[1].idempotency_key) == 32, "the client keyed the keyless messages"
+    assert {(m.queue, m.message_id) for m in got_all + got_eu} == {
+        (c.queue, c.message_id) for r in results for c in r.copies
+    }
+    assert client.ack(got_all + got_eu) == 4
+
+    # The same key again: the topic answers `duplicate` and stores nothing.
+    [again] = client.publish_topic(topic_name, [{"body": b"eu-1", "attributes": {"region": "eu"}, "idempotency_key": key}])
+    assert (again.message_id, again.duplicate, again.copies) == (results[0].message_id, True, ())
+    assert client.receive(everything, wait_ms=300) == []
+    assert client.receive(eu, wait_ms=300) == []
+    stats = client.get_topic(topic_name).stats
+    assert (stats.published_total, stats.routed_copies_total, stats.unrouted_total, stats.duplicates_total) == (3, 4, 0, 1)
+
+    # Unbound, the queue gets nothing more; unbinding again is NOT_FOUND.
+    info = client.unbind(topic_name, eu)
+    assert info.bindings == (raftq.Binding(everything),)
+    with pytest.raises(RaftqError) as err:
+        client.unbind(topic_name, eu)
+    assert err.value.code == grpc.StatusCode.NOT_FOUND
+    assert err.value.reason is ErrorReason.BINDING_NOT_FOUND
+    [late] = client.publish_topic(topic_name, [{"body": b"eu-2", "attributes": {"region": "eu"}}])
+    assert [c.queue for c in late.copies] == [everything]
+    assert client.receive(eu, wait_ms=300) == []
+
+    # Deleting the topic leaves the queues and their messages.
+    assert client.delete_topic(topic_name) == 1
+    with pytest.raises(RaftqError) as err:
+        client.get_topic(topic_name)
+    assert err.value.reason is ErrorReason.TOPIC_NOT_FOUND
+    assert [m.body for m in client.peek(everything)] == [b"eu-2"]
+    assert client.get_queue(everything).stats.published_total == 4
+    assert client.get_queue(eu).stats.published_total == 1
+
+
+def test_topic_errors(client, queue_name, topic_name):
+    client.create_topic(topic_name, require_route=True, dedup_window_ms=0)
+    with pytest.raises(RaftqError) as err:
+        client.create_topic(topic_name)
+    assert err.value.code == grpc.StatusCode.ALREADY_EXISTS
+    assert err.value.reason is ErrorReason.TOPIC_EXISTS
+    info = client.get_topic(topic_name)
+    assert (info.require_route, info.dedup_window_ms) == (True, 0)
+
+    with pytest.raises(RaftqError) as err:
+        client.publish_topic(topic_name, [b"nowhere to go"])
+    assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert err.value.reason is ErrorReason.UNROUTABLE
+    assert client.get_topic(topic_name).stats.published_total == 0, "refused: nothing accepted"
+
+    with pytest.raises(RaftqError) as err:
+        client.bind(topic_name, f"{queue_name}-missing")
+    assert err.value.reason is ErrorReason.QUEUE_NOT_FOUND
+    with pytest.raises(RaftqError) as err:
+        client.publish_topic(f"{topic_name}-missing", [b"x"])
+    assert err.value.reason is ErrorReason.TOPIC_NOT_FOUND
+
+
 # -- typed errors (the contract of proto/raftq/v1/errors.proto) ---------------
 
 

@@ -13,6 +13,18 @@ from conftest import fake_async_client, fake_client, not_leader, rich_error, run
 
 SERVERS = ["a:1", "b:2", "c:3"]
 RECEIPT = raftq.Receipt("q", 5, 2)
+TOPIC = queue_pb2.TopicInfo(
+    name="t",
+    config=queue_pb2.TopicConfig(require_route=True, dedup_window_ms=60_000),
+    stats=queue_pb2.TopicStats(published_total=3, routed_copies_total=5),
+    bindings=[
+        queue_pb2.Binding(queue="q"),
+        queue_pb2.Binding(
+            queue="q-eu",
+            filter=queue_pb2.Filter(conditions=[queue_pb2.FilterCondition(key="region", equals="eu")]),
+        ),
+    ],
+)
 
 
 def answer(method, request):
@@ -27,6 +39,17 @@ def answer(method, request):
             lease_expires_at_ms=77,
         )
         return queue_pb2.ReceiveResponse(deliveries=[d])
+    if method == "PublishTopic":
+        return queue_pb2.PublishTopicResponse(
+            results=[
+                queue_pb2.TopicPublishResult(
+                    message_id=20 + i,
+                    duplicate=i == 1,
+                    copies=[] if i == 1 else [queue_pb2.TopicCopy(queue="q", message_id=30 + i)],
+                )
+                for i in range(len(request.messages))
+            ]
+        )
     return {
         "CreateQueue": queue_pb2.CreateQueueResponse(queue=queue_pb2.QueueInfo(name="q")),
         "GetQueue": queue_pb2.GetQueueResponse(queue=queue_pb2.QueueInfo(name="q")),
@@ -41,6 +64,12 @@ def answer(method, request):
         "Inspect": queue_pb2.InspectResponse(message=queue_pb2.MessageView(message_id=1)),
         "Redrive": queue_pb2.RedriveResponse(moved=2),
         "Status": cluster_pb2.StatusResponse(leader_address="b:2"),
+        "CreateTopic": queue_pb2.CreateTopicResponse(topic=TOPIC),
+        "GetTopic": queue_pb2.GetTopicResponse(topic=TOPIC),
+        "ListTopics": queue_pb2.ListTopicsResponse(topics=[TOPIC]),
+        "DeleteTopic": queue_pb2.DeleteTopicResponse(bindings_removed=2),
+        "Bind": queue_pb2.BindResponse(topic=TOPIC),
+        "Unbind": queue_pb2.UnbindResponse(topic=TOPIC),
     }[method]
 
 
@@ -48,7 +77,7 @@ def cluster():
     """A fresh fake cluster: a follower first, then (for some methods) an
     election in progress, then the leader: both clients must take the same
     path through it."""
-    elections = {"GetQueue": 1, "Ack": 2}
+    elections = {"GetQueue": 1, "Ack": 2, "Bind": 1, "PublishTopic": 2}
 
     def handler(addr, method, request):
         if addr == "a:1":
@@ -78,6 +107,16 @@ CALLS = {
     "inspect": (("q", 1), {}),
     "redrive": (("q",), {"max_messages": 5, "messages_per_second": 10}),
     "status": ((), {"include_digest": True}),
+    "create_topic": (("t",), {"require_route": True, "dedup_window_ms": 0}),
+    "get_topic": (("t",), {}),
+    "list_topics": (("p",), {"page_size": 5}),
+    "delete_topic": (("t",), {}),
+    "bind": (("t", "q-eu"), {"filter": raftq.Filter().equals("region", "eu").one_of("kind", ["a", "b"])}),
+    "unbind": (("t", "q"), {}),
+    "publish_topic": (
+        ("t", [{"body": b"x", "attributes": {"region": "eu"}, "idempotency_key": "k4"}, {"body": "y", "idempotency_key": "k5"}]),
+        {},
+    ),
 }
 
 

@@ -99,9 +99,10 @@ def test_replicated_refusals_are_not_retried():
         FakeRpcError(grpc.StatusCode.UNAVAILABLE, "Socket closed"),
     ],
 )
-def test_outcome_unknown_is_retried_only_for_publish_and_reads(e):
+def test_outcome_unknown_is_retried_only_for_publish_idempotent_writes_and_reads(e):
     assert decide(err(e), Safety.WRITE, "a:1", SERVERS).action is Action.FAIL
     assert decide(err(e), Safety.PUBLISH, "a:1", SERVERS).action is Action.NEXT
+    assert decide(err(e), Safety.IDEMPOTENT, "a:1", SERVERS).action is Action.NEXT
     assert decide(err(e), Safety.READ, "a:1", SERVERS).action is Action.NEXT
 
 
@@ -142,6 +143,32 @@ def test_attempts_mark_writes_in_doubt_and_stop():
     e = err(rich_error(grpc.StatusCode.UNKNOWN, "outcome unknown", "OUTCOME_UNKNOWN", {"leader": "b:2"}))
     assert attempts.failed(e) is None
     assert attempts.error() is e and e.in_doubt
+
+
+@pytest.mark.parametrize("safety", [Safety.PUBLISH, Safety.IDEMPOTENT])
+def test_attempts_retry_a_repeatable_write_in_doubt_and_keep_the_doubt(safety):
+    from raftq._retry import Attempts, Route
+
+    attempts = Attempts(Route(SERVERS), safety, 5.0, Clock(), lambda: 0.5)
+    attempts.next()
+    e = err(rich_error(grpc.StatusCode.UNKNOWN, "outcome unknown", "OUTCOME_UNKNOWN", {"leader": "b:2"}))
+    assert attempts.failed(e) == 0.0 and attempts.addr == "b:2"
+    assert e.in_doubt
+    attempts.next()
+    refused = err(rich_error(grpc.StatusCode.NOT_FOUND, "gone", "TOPIC_NOT_FOUND"))
+    assert attempts.failed(refused) is None
+    assert attempts.error() is refused and refused.in_doubt
+
+
+def test_topic_methods_declare_their_safety():
+    from raftq import _ops
+
+    assert _ops.get_topic("t").safety is Safety.READ
+    assert _ops.ListTopicsPages("", 0).next().safety is Safety.READ
+    assert _ops.publish_topic("t", [b"x"]).safety is Safety.PUBLISH
+    assert _ops.bind("t", "q", None).safety is Safety.IDEMPOTENT
+    for op in (_ops.create_topic("t", False, None), _ops.delete_topic("t"), _ops.unbind("t", "q")):
+        assert op.safety is Safety.WRITE, op.method
 
 
 def test_attempts_of_a_read_redirect_then_back_off_and_never_doubt():

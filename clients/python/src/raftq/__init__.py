@@ -9,6 +9,10 @@
             print(message.body)
             message.ack()
 
+Topics fan a message out to bound queues: `client.create_topic("orders")`,
+`client.bind("orders", "billing", raftq.Filter().equals("region", "eu"))`,
+`client.publish_topic("orders", [b"order 1"])`.
+
 `raftq.aio.Client` is the same client for asyncio (`await client.publish(...)`).
 See docs/clients-python.md in the raftq repository.
 """
@@ -17,7 +21,21 @@ from . import aio
 from .aio import AsyncSubscription
 from .client import DEFAULT_SERVERS, MAX_GRPC_MESSAGE_BYTES, Client, Subscription
 from .errors import ErrorReason, FieldViolation, RaftqError
-from .types import AsyncMessage, BaseMessage, Message, NackOutcome, PublishResult, Receipt
+from .types import (
+    AsyncMessage,
+    BaseMessage,
+    Binding,
+    Condition,
+    Filter,
+    Message,
+    NackOutcome,
+    PublishResult,
+    Receipt,
+    TopicCopy,
+    TopicInfo,
+    TopicPublishResult,
+    TopicStats,
+)
 
 __version__ = "0.1.0"
 
@@ -25,10 +43,13 @@ __all__ = [
     "AsyncMessage",
     "AsyncSubscription",
     "BaseMessage",
+    "Binding",
     "Client",
+    "Condition",
     "DEFAULT_SERVERS",
     "ErrorReason",
     "FieldViolation",
+    "Filter",
     "MAX_GRPC_MESSAGE_BYTES",
     "Message",
     "NackOutcome",
@@ -36,6 +57,10 @@ __all__ = [
     "RaftqError",
     "Receipt",
     "Subscription",
+    "TopicCopy",
+    "TopicInfo",
+    "TopicPublishResult",
+    "TopicStats",
     "__version__",
     "aio",
 ]

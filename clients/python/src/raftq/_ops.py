@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 
 from ._retry import Safety
-from .types import BaseMessage, NackOutcome, PublishResult, Receipt
+from .types import BaseMessage, Filter, NackOutcome, PublishResult, Receipt, TopicInfo, TopicPublishResult
 from .v1 import cluster_pb2, queue_pb2
 
 _ORDERS = {"fifo": queue_pb2.ORDER_FIFO, "lifo": queue_pb2.ORDER_LIFO}
@@ -28,6 +28,9 @@ _MESSAGE_KEYS = ("body", "attributes", "delay_ms", "idempotency_key")
 
 Body = Union[bytes, bytearray, memoryview, str]
 ReceiptLike = Union[BaseMessage, Receipt, queue_pb2.Receipt]
+#: A binding's filter: a `Filter`, a mapping of attribute to value (each
+#: must be equal), a `queue_pb2.Filter`, or None (every message).
+FilterLike = Union[None, Filter, Mapping[str, str], queue_pb2.Filter]
 
 
 def _same(response: Any) -> Any:
@@ -116,15 +119,7 @@ def publish(
 
 
 def publish_batch(queue: str, messages: Iterable[Any]) -> Op:
-    built = []
-    for item in messages:
-        if isinstance(item, Mapping):
-            unknown = set(item) - set(_MESSAGE_KEYS)
-            if unknown or "body" not in item:
-                raise TypeError(f"a message mapping takes the keys {_MESSAGE_KEYS} (body required), not {sorted(unknown)}")
-            built.append(publish_message(item["body"], item.get("attributes"), item.get("delay_ms"), item.get("idempotency_key")))
-        else:
-            built.append(publish_message(item, None, None, None))
+    built = publish_messages(messages)
     return _publish(queue, built, lambda r: [PublishResult(x.message_id, x.duplicate) for x in r.results])
 
 
@@ -222,6 +217,82 @@ def status(include_digest: bool) -> Op:
     return Op("cluster", "Status", cluster_pb2.StatusRequest(include_digest=include_digest), Safety.READ)
 
 
+# -- topics ------------------------------------------------------------------------
+
+
+def create_topic(name: str, require_route: bool, dedup_window_ms: Optional[int]) -> Op:
+    config = queue_pb2.TopicConfig(require_route=require_route)
+    if dedup_window_ms is not None:
+        config.dedup_window_ms = dedup_window_ms
+    request = queue_pb2.CreateTopicRequest(topic=name, config=config)
+    return Op("queue", "CreateTopic", request, Safety.WRITE, lambda r: TopicInfo._from_proto(r.topic))
+
+
+def get_topic(name: str) -> Op:
+    request = queue_pb2.GetTopicRequest(topic=name)
+    return Op("queue", "GetTopic", request, Safety.READ, lambda r: TopicInfo._from_proto(r.topic))
+
+
+class ListTopicsPages:
+    """ListTopics page by page, as `ListQueuesPages`; `result` holds
+    `TopicInfo`s."""
+
+    def __init__(self, prefix: str, page_size: int) -> None:
+        self._prefix = prefix
+        self._page_size = page_size
+        self._start_after = ""
+        self._done = False
+        self.result: List[TopicInfo] = []
+
+    def next(self) -> Optional[Op]:
+        if self._done:
+            return None
+        request = queue_pb2.ListTopicsRequest(prefix=self._prefix, start_after=self._start_after, limit=self._page_size)
+        return Op("queue", "ListTopics", request, Safety.READ)
+
+    def add(self, response: queue_pb2.ListTopicsResponse) -> None:
+        self.result.extend(TopicInfo._from_proto(t) for t in response.topics)
+        if not response.next_start_after or response.next_start_after <= self._start_after:
+            self._done = True
+        else:
+            self._start_after = response.next_start_after
+
+
+def delete_topic(name: str) -> Op:
+    request = queue_pb2.DeleteTopicRequest(topic=name)
+    return Op("queue", "DeleteTopic", request, Safety.WRITE, lambda r: r.bindings_removed)
+
+
+def bind(topic: str, queue: str, filter: FilterLike) -> Op:
+    """Binding a bound queue again sets its filter: a repeat leaves the
+    same state, so it is retried as an idempotent write."""
+    request = queue_pb2.BindRequest(topic=topic, queue=queue, filter=filter_proto(filter))
+    return Op("queue", "Bind", request, Safety.IDEMPOTENT, lambda r: TopicInfo._from_proto(r.topic))
+
+
+def unbind(topic: str, queue: str) -> Op:
+    """Not idempotent: a repeat of an unbind that did commit is
+    BINDING_NOT_FOUND."""
+    request = queue_pb2.UnbindRequest(topic=topic, queue=queue)
+    return Op("queue", "Unbind", request, Safety.WRITE, lambda r: TopicInfo._from_proto(r.topic))
+
+
+def publish_topic(topic: str, messages: Iterable[Any]) -> Op:
+    """Messages as for `publish_batch`, each keyed unless it has a key:
+    the topic's dedup window answers a repeat `duplicate` and stores
+    nothing, so it is retried as a publish."""
+    if isinstance(messages, (str, bytes, bytearray, memoryview, Mapping)):
+        raise TypeError("publish_topic takes a list of messages; for one message pass [message]")
+    request = queue_pb2.PublishTopicRequest(topic=topic, messages=publish_messages(messages))
+    return Op(
+        "queue",
+        "PublishTopic",
+        request,
+        Safety.PUBLISH,
+        lambda r: [TopicPublishResult._from_proto(x) for x in r.results],
+    )
+
+
 # -- request pieces ----------------------------------------------------------------
 
 
@@ -246,6 +317,36 @@ def publish_message(
     if delay_ms is not None:
         message.delay_ms = delay_ms
     return message
+
+
+def publish_messages(messages: Iterable[Any]) -> List[queue_pb2.PublishMessage]:
+    """The messages of a batch: each item a body, or a mapping with the
+    keys `_MESSAGE_KEYS` (body required)."""
+    built = []
+    for item in messages:
+        if isinstance(item, Mapping):
+            unknown = set(item) - set(_MESSAGE_KEYS)
+            if unknown or "body" not in item:
+                raise TypeError(f"a message mapping takes the keys {_MESSAGE_KEYS} (body required), not {sorted(unknown)}")
+            built.append(publish_message(item["body"], item.get("attributes"), item.get("delay_ms"), item.get("idempotency_key")))
+        else:
+            built.append(publish_message(item, None, None, None))
+    return built
+
+
+def filter_proto(filter: FilterLike) -> queue_pb2.Filter:
+    if filter is None:
+        return queue_pb2.Filter()
+    if isinstance(filter, Filter):
+        return filter.to_proto()
+    if isinstance(filter, queue_pb2.Filter):
+        return filter
+    if isinstance(filter, Mapping):
+        built = Filter()
+        for key, value in filter.items():
+            built = built.equals(key, value)
+        return built.to_proto()
+    raise TypeError(f"a filter is a raftq.Filter, a mapping {{attribute: value}} or None, not {type(filter).__name__}")
 
 
 def queue_config(config: Mapping[str, Any]) -> queue_pb2.QueueConfig:

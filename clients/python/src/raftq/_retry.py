@@ -32,17 +32,22 @@ class Safety(enum.Enum):
     """What sending a call twice can do, which decides whether a failure
     that leaves its outcome unknown is retried."""
 
-    #: Changes nothing (GetQueue, ListQueues, Peek, Inspect, Status): every
-    #: transient failure is retried.
+    #: Changes nothing (GetQueue, ListQueues, GetTopic, ListTopics, Peek,
+    #: Inspect, Status): every transient failure is retried.
     READ = "read"
-    #: Publish: every message carries an idempotency key, so a repeat of a
-    #: publish that did commit returns the original ids (`duplicate`).
-    #: Retried after UNKNOWN, DEADLINE_EXCEEDED and broken connections too.
+    #: Publish and PublishTopic: every message carries an idempotency key,
+    #: so a repeat of a publish that did commit returns the original ids
+    #: (`duplicate`) and stores nothing. Retried after UNKNOWN,
+    #: DEADLINE_EXCEEDED and broken connections too.
     PUBLISH = "publish"
-    #: Everything else (Ack, Nack, Receive, ExtendLease, queue admin,
-    #: Redrive): retried only when the server said nothing was done
-    #: (UNAVAILABLE; RESOURCE_EXHAUSTED with a retry delay), never when the
-    #: outcome is unknown.
+    #: A write whose repeat leaves the same state (Bind: binding a queue
+    #: that is bound already sets the same filter again). Retried as
+    #: PUBLISH is.
+    IDEMPOTENT = "idempotent"
+    #: Everything else (Ack, Nack, Receive, ExtendLease, queue and topic
+    #: admin but Bind, Redrive): retried only when the server said nothing
+    #: was done (UNAVAILABLE; RESOURCE_EXHAUSTED with a retry delay), never
+    #: when the outcome is unknown.
     WRITE = "write"
 
 

@@ -26,11 +26,11 @@ import grpc.aio
 
 from . import _ops, _retry
 from ._config import PathOrPem, env_kwargs, settings
-from ._ops import Body, Op, ReceiptLike
+from ._ops import Body, FilterLike, Op, ReceiptLike
 from ._retry import Safety
 from .client import _Node
 from .errors import RaftqError
-from .types import AsyncMessage, NackOutcome, PublishResult
+from .types import AsyncMessage, NackOutcome, PublishResult, TopicInfo, TopicPublishResult
 from .v1 import cluster_pb2, cluster_pb2_grpc, queue_pb2, queue_pb2_grpc
 
 __all__ = ["AsyncSubscription", "Client"]
@@ -259,6 +259,59 @@ class Client:
         except grpc.RpcError as e:
             err = RaftqError.from_rpc_error(e, server=server)
         raise err
+
+    # -- topics ------------------------------------------------------------
+
+    async def create_topic(
+        self,
+        name: str,
+        require_route: bool = False,
+        dedup_window_ms: Optional[int] = None,
+        *,
+        timeout: Optional[float] = None,
+    ) -> TopicInfo:
+        """Creates a topic (see `raftq.Client.create_topic`)."""
+        return await self._run(_ops.create_topic(name, require_route, dedup_window_ms), timeout)
+
+    async def get_topic(self, name: str, *, timeout: Optional[float] = None) -> TopicInfo:
+        """A topic's configuration, counters and bindings."""
+        return await self._run(_ops.get_topic(name), timeout)
+
+    async def list_topics(
+        self, prefix: str = "", *, page_size: int = 0, timeout: Optional[float] = None
+    ) -> List[TopicInfo]:
+        """Every topic whose name starts with `prefix`, in name order (all
+        pages; `timeout` applies to each page)."""
+        pages = _ops.ListTopicsPages(prefix, page_size)
+        op = pages.next()
+        while op is not None:
+            pages.add(await self._run(op, timeout))
+            op = pages.next()
+        return pages.result
+
+    async def delete_topic(self, name: str, *, timeout: Optional[float] = None) -> int:
+        """Deletes a topic and its bindings (the queues stay); returns how
+        many bindings went."""
+        return await self._run(_ops.delete_topic(name), timeout)
+
+    async def bind(
+        self, topic: str, queue: str, filter: FilterLike = None, *, timeout: Optional[float] = None
+    ) -> TopicInfo:
+        """Binds `queue` to `topic` with `filter` (or replaces its filter);
+        see `raftq.Client.bind`."""
+        return await self._run(_ops.bind(topic, queue, filter), timeout)
+
+    async def unbind(self, topic: str, queue: str, *, timeout: Optional[float] = None) -> TopicInfo:
+        """Removes a binding (BINDING_NOT_FOUND if there is none)."""
+        return await self._run(_ops.unbind(topic, queue), timeout)
+
+    async def publish_topic(
+        self, topic: str, messages: Iterable[Any], *, timeout: Optional[float] = None
+    ) -> List[TopicPublishResult]:
+        """Publishes 1..1000 messages to a topic, a copy in every bound queue
+        that matches, all or none; items and keys as for
+        `raftq.Client.publish_topic`."""
+        return await self._run(_ops.publish_topic(topic, messages), timeout)
 
     # -- the call loop -----------------------------------------------------
 

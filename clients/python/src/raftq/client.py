@@ -12,10 +12,10 @@ import grpc
 
 from . import _ops, _retry
 from ._config import DEFAULT_SERVERS, MAX_GRPC_MESSAGE_BYTES, PathOrPem, env_kwargs, settings
-from ._ops import Body, Op, ReceiptLike
+from ._ops import Body, FilterLike, Op, ReceiptLike
 from ._retry import Safety
 from .errors import RaftqError
-from .types import Message, NackOutcome, PublishResult
+from .types import Message, NackOutcome, PublishResult, TopicInfo, TopicPublishResult
 from .v1 import cluster_pb2, cluster_pb2_grpc, queue_pb2, queue_pb2_grpc
 
 __all__ = ["Client", "DEFAULT_SERVERS", "MAX_GRPC_MESSAGE_BYTES", "Subscription"]
@@ -295,6 +295,71 @@ class Client:
         except grpc.RpcError as e:
             err = RaftqError.from_rpc_error(e, server=server)
         raise err
+
+    # -- topics ------------------------------------------------------------
+
+    def create_topic(
+        self,
+        name: str,
+        require_route: bool = False,
+        dedup_window_ms: Optional[int] = None,
+        *,
+        timeout: Optional[float] = None,
+    ) -> TopicInfo:
+        """Creates a topic (its configuration is fixed from then on).
+        `require_route=True` refuses a message that matches no binding
+        (UNROUTABLE) instead of counting it as unrouted; `dedup_window_ms`
+        is how long the topic remembers an idempotency key (None = the
+        server's default, 5 min; 0 = no dedup). Raises RaftqError
+        TOPIC_EXISTS if the name is taken."""
+        return self._run(_ops.create_topic(name, require_route, dedup_window_ms), timeout)
+
+    def get_topic(self, name: str, *, timeout: Optional[float] = None) -> TopicInfo:
+        """A topic's configuration, counters and bindings."""
+        return self._run(_ops.get_topic(name), timeout)
+
+    def list_topics(self, prefix: str = "", *, page_size: int = 0, timeout: Optional[float] = None) -> List[TopicInfo]:
+        """Every topic whose name starts with `prefix`, in name order (all
+        pages; `timeout` applies to each page)."""
+        pages = _ops.ListTopicsPages(prefix, page_size)
+        op = pages.next()
+        while op is not None:
+            pages.add(self._run(op, timeout))
+            op = pages.next()
+        return pages.result
+
+    def delete_topic(self, name: str, *, timeout: Optional[float] = None) -> int:
+        """Deletes a topic and its bindings (the queues and their messages
+        stay); returns how many bindings went."""
+        return self._run(_ops.delete_topic(name), timeout)
+
+    def bind(
+        self, topic: str, queue: str, filter: FilterLike = None, *, timeout: Optional[float] = None
+    ) -> TopicInfo:
+        """Binds `queue` to `topic`: a message published to the topic is
+        copied to the queue if it matches `filter` (a `raftq.Filter`, or a
+        mapping of attribute to value that must all be equal; None = every
+        message). Binding a bound queue replaces its filter, so a retry is
+        harmless. Returns the topic with its bindings."""
+        return self._run(_ops.bind(topic, queue, filter), timeout)
+
+    def unbind(self, topic: str, queue: str, *, timeout: Optional[float] = None) -> TopicInfo:
+        """Removes a binding; returns the topic with its bindings. Raises
+        RaftqError BINDING_NOT_FOUND if the queue is not bound."""
+        return self._run(_ops.unbind(topic, queue), timeout)
+
+    def publish_topic(
+        self, topic: str, messages: Iterable[Any], *, timeout: Optional[float] = None
+    ) -> List[TopicPublishResult]:
+        """Publishes 1..1000 messages to a topic: each is stored once in every
+        bound queue whose filter it matches, all or none.
+
+        Items as for `publish_batch`. A message without an `idempotency_key`
+        gets one (a UUID), so retrying after a lost answer stores nothing
+        twice (within the topic's dedup window). Returns one
+        `TopicPublishResult` per message, in order, with its copies.
+        """
+        return self._run(_ops.publish_topic(topic, messages), timeout)
 
     # -- the call loop -----------------------------------------------------
 

@@ -77,6 +77,11 @@ class ErrorReason(enum.Enum):
     MEMBERSHIP_CHANGE_REFUSED = 20
     STORE_FAULT = 21
     NODE_NOT_FOUND = 22
+    TOPIC_NOT_FOUND = 23
+    TOPIC_EXISTS = 24
+    BINDING_NOT_FOUND = 25
+    UNROUTABLE = 26
+    LIMIT_REACHED = 27
 
     @classmethod
     def from_name(cls, name: str) -> "ErrorReason":
@@ -105,8 +110,8 @@ class RaftqError(Exception):
         reason_name: the reason exactly as the server sent it (a newer server
             may send a name `ErrorReason` does not have yet); "" if none.
         message: the server's (or the transport's) message, for people.
-        metadata: `ErrorInfo.metadata` (`queue`, `field`, `limit`,
-            `limit_value`, `leader`), as a dict of strings.
+        metadata: `ErrorInfo.metadata` (`queue`, `topic`, `field`,
+            `limit`, `limit_value`, `leader`), as a dict of strings.
         field_violations: the `BadRequest` violations (INVALID_ARGUMENT).
         retry_delay: how long to wait before retrying, in seconds, from
             `RetryInfo` or the `raftq-retry-after-ms` trailer; None when the

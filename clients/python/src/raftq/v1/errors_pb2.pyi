@@ -29,6 +29,11 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MEMBERSHIP_CHANGE_REFUSED: _ClassVar[ErrorReason]
     STORE_FAULT: _ClassVar[ErrorReason]
     NODE_NOT_FOUND: _ClassVar[ErrorReason]
+    TOPIC_NOT_FOUND: _ClassVar[ErrorReason]
+    TOPIC_EXISTS: _ClassVar[ErrorReason]
+    BINDING_NOT_FOUND: _ClassVar[ErrorReason]
+    UNROUTABLE: _ClassVar[ErrorReason]
+    LIMIT_REACHED: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INVALID_ARGUMENT: ErrorReason
 QUEUE_NOT_FOUND: ErrorReason
@@ -52,3 +57,8 @@ PERMISSION_DENIED: ErrorReason
 MEMBERSHIP_CHANGE_REFUSED: ErrorReason
 STORE_FAULT: ErrorReason
 NODE_NOT_FOUND: ErrorReason
+TOPIC_NOT_FOUND: ErrorReason
+TOPIC_EXISTS: ErrorReason
+BINDING_NOT_FOUND: ErrorReason
+UNROUTABLE: ErrorReason
+LIMIT_REACHED: ErrorReason

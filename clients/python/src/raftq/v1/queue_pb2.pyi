@@ -510,3 +510,195 @@ class RedriveResponse(_message.Message):
     MOVED_FIELD_NUMBER: _ClassVar[int]
     moved: int
     def __init__(self, moved: _Optional[int] = ...) -> None: ...
+
+class TopicConfig(_message.Message):
+    __slots__ = ("require_route", "dedup_window_ms")
+    REQUIRE_ROUTE_FIELD_NUMBER: _ClassVar[int]
+    DEDUP_WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
+    require_route: bool
+    dedup_window_ms: int
+    def __init__(self, require_route: bool = ..., dedup_window_ms: _Optional[int] = ...) -> None: ...
+
+class FilterValues(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FilterCondition(_message.Message):
+    __slots__ = ("key", "equals", "one_of", "prefix", "exists", "not_exists")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    EQUALS_FIELD_NUMBER: _ClassVar[int]
+    ONE_OF_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
+    NOT_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    equals: str
+    one_of: FilterValues
+    prefix: str
+    exists: bool
+    not_exists: bool
+    def __init__(self, key: _Optional[str] = ..., equals: _Optional[str] = ..., one_of: _Optional[_Union[FilterValues, _Mapping]] = ..., prefix: _Optional[str] = ..., exists: bool = ..., not_exists: bool = ...) -> None: ...
+
+class Filter(_message.Message):
+    __slots__ = ("conditions",)
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    conditions: _containers.RepeatedCompositeFieldContainer[FilterCondition]
+    def __init__(self, conditions: _Optional[_Iterable[_Union[FilterCondition, _Mapping]]] = ...) -> None: ...
+
+class Binding(_message.Message):
+    __slots__ = ("queue", "filter")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    filter: Filter
+    def __init__(self, queue: _Optional[str] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ...) -> None: ...
+
+class TopicStats(_message.Message):
+    __slots__ = ("published_total", "routed_copies_total", "unrouted_total", "duplicates_total", "dedup_evicted_total")
+    PUBLISHED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ROUTED_COPIES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    UNROUTED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DEDUP_EVICTED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    published_total: int
+    routed_copies_total: int
+    unrouted_total: int
+    duplicates_total: int
+    dedup_evicted_total: int
+    def __init__(self, published_total: _Optional[int] = ..., routed_copies_total: _Optional[int] = ..., unrouted_total: _Optional[int] = ..., duplicates_total: _Optional[int] = ..., dedup_evicted_total: _Optional[int] = ...) -> None: ...
+
+class TopicInfo(_message.Message):
+    __slots__ = ("name", "config", "stats", "bindings", "created_at_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    BINDINGS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    config: TopicConfig
+    stats: TopicStats
+    bindings: _containers.RepeatedCompositeFieldContainer[Binding]
+    created_at_ms: int
+    def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[TopicConfig, _Mapping]] = ..., stats: _Optional[_Union[TopicStats, _Mapping]] = ..., bindings: _Optional[_Iterable[_Union[Binding, _Mapping]]] = ..., created_at_ms: _Optional[int] = ...) -> None: ...
+
+class CreateTopicRequest(_message.Message):
+    __slots__ = ("topic", "config")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    config: TopicConfig
+    def __init__(self, topic: _Optional[str] = ..., config: _Optional[_Union[TopicConfig, _Mapping]] = ...) -> None: ...
+
+class CreateTopicResponse(_message.Message):
+    __slots__ = ("topic",)
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    topic: TopicInfo
+    def __init__(self, topic: _Optional[_Union[TopicInfo, _Mapping]] = ...) -> None: ...
+
+class GetTopicRequest(_message.Message):
+    __slots__ = ("topic",)
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    def __init__(self, topic: _Optional[str] = ...) -> None: ...
+
+class GetTopicResponse(_message.Message):
+    __slots__ = ("topic",)
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    topic: TopicInfo
+    def __init__(self, topic: _Optional[_Union[TopicInfo, _Mapping]] = ...) -> None: ...
+
+class ListTopicsRequest(_message.Message):
+    __slots__ = ("prefix", "start_after", "limit")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    START_AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    start_after: str
+    limit: int
+    def __init__(self, prefix: _Optional[str] = ..., start_after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListTopicsResponse(_message.Message):
+    __slots__ = ("topics", "next_start_after")
+    TOPICS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_START_AFTER_FIELD_NUMBER: _ClassVar[int]
+    topics: _containers.RepeatedCompositeFieldContainer[TopicInfo]
+    next_start_after: str
+    def __init__(self, topics: _Optional[_Iterable[_Union[TopicInfo, _Mapping]]] = ..., next_start_after: _Optional[str] = ...) -> None: ...
+
+class DeleteTopicRequest(_message.Message):
+    __slots__ = ("topic",)
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    def __init__(self, topic: _Optional[str] = ...) -> None: ...
+
+class DeleteTopicResponse(_message.Message):
+    __slots__ = ("bindings_removed",)
+    BINDINGS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    bindings_removed: int
+    def __init__(self, bindings_removed: _Optional[int] = ...) -> None: ...
+
+class BindRequest(_message.Message):
+    __slots__ = ("topic", "queue", "filter")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    queue: str
+    filter: Filter
+    def __init__(self, topic: _Optional[str] = ..., queue: _Optional[str] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ...) -> None: ...
+
+class BindResponse(_message.Message):
+    __slots__ = ("topic",)
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    topic: TopicInfo
+    def __init__(self, topic: _Optional[_Union[TopicInfo, _Mapping]] = ...) -> None: ...
+
+class UnbindRequest(_message.Message):
+    __slots__ = ("topic", "queue")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    queue: str
+    def __init__(self, topic: _Optional[str] = ..., queue: _Optional[str] = ...) -> None: ...
+
+class UnbindResponse(_message.Message):
+    __slots__ = ("topic",)
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    topic: TopicInfo
+    def __init__(self, topic: _Optional[_Union[TopicInfo, _Mapping]] = ...) -> None: ...
+
+class PublishTopicRequest(_message.Message):
+    __slots__ = ("topic", "messages")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    messages: _containers.RepeatedCompositeFieldContainer[PublishMessage]
+    def __init__(self, topic: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[PublishMessage, _Mapping]]] = ...) -> None: ...
+
+class TopicCopy(_message.Message):
+    __slots__ = ("queue", "message_id", "duplicate")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    message_id: int
+    duplicate: bool
+    def __init__(self, queue: _Optional[str] = ..., message_id: _Optional[int] = ..., duplicate: bool = ...) -> None: ...
+
+class TopicPublishResult(_message.Message):
+    __slots__ = ("message_id", "duplicate", "copies")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    COPIES_FIELD_NUMBER: _ClassVar[int]
+    message_id: int
+    duplicate: bool
+    copies: _containers.RepeatedCompositeFieldContainer[TopicCopy]
+    def __init__(self, message_id: _Optional[int] = ..., duplicate: bool = ..., copies: _Optional[_Iterable[_Union[TopicCopy, _Mapping]]] = ...) -> None: ...
+
+class PublishTopicResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[TopicPublishResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[TopicPublishResult, _Mapping]]] = ...) -> None: ...

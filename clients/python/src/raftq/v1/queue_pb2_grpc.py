@@ -110,6 +110,41 @@ class QueueStub(object):
                 request_serializer=raftq_dot_v1_dot_queue__pb2.RedriveRequest.SerializeToString,
                 response_deserializer=raftq_dot_v1_dot_queue__pb2.RedriveResponse.FromString,
                 _registered_method=True)
+        self.CreateTopic = channel.unary_unary(
+                '/raftq.v1.Queue/CreateTopic',
+                request_serializer=raftq_dot_v1_dot_queue__pb2.CreateTopicRequest.SerializeToString,
+                response_deserializer=raftq_dot_v1_dot_queue__pb2.CreateTopicResponse.FromString,
+                _registered_method=True)
+        self.GetTopic = channel.unary_unary(
+                '/raftq.v1.Queue/GetTopic',
+                request_serializer=raftq_dot_v1_dot_queue__pb2.GetTopicRequest.SerializeToString,
+                response_deserializer=raftq_dot_v1_dot_queue__pb2.GetTopicResponse.FromString,
+                _registered_method=True)
+        self.ListTopics = channel.unary_unary(
+                '/raftq.v1.Queue/ListTopics',
+                request_serializer=raftq_dot_v1_dot_queue__pb2.ListTopicsRequest.SerializeToString,
+                response_deserializer=raftq_dot_v1_dot_queue__pb2.ListTopicsResponse.FromString,
+                _registered_method=True)
+        self.DeleteTopic = channel.unary_unary(
+                '/raftq.v1.Queue/DeleteTopic',
+                request_serializer=raftq_dot_v1_dot_queue__pb2.DeleteTopicRequest.SerializeToString,
+                response_deserializer=raftq_dot_v1_dot_queue__pb2.DeleteTopicResponse.FromString,
+                _registered_method=True)
+        self.Bind = channel.unary_unary(
+                '/raftq.v1.Queue/Bind',
+                request_serializer=raftq_dot_v1_dot_queue__pb2.BindRequest.SerializeToString,
+                response_deserializer=raftq_dot_v1_dot_queue__pb2.BindResponse.FromString,
+                _registered_method=True)
+        self.Unbind = channel.unary_unary(
+                '/raftq.v1.Queue/Unbind',
+                request_serializer=raftq_dot_v1_dot_queue__pb2.UnbindRequest.SerializeToString,
+                response_deserializer=raftq_dot_v1_dot_queue__pb2.UnbindResponse.FromString,
+                _registered_method=True)
+        self.PublishTopic = channel.unary_unary(
+                '/raftq.v1.Queue/PublishTopic',
+                request_serializer=raftq_dot_v1_dot_queue__pb2.PublishTopicRequest.SerializeToString,
+                response_deserializer=raftq_dot_v1_dot_queue__pb2.PublishTopicResponse.FromString,
+                _registered_method=True)
 
 
 class QueueServicer(object):
@@ -281,6 +316,75 @@ class QueueServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateTopic(self, request, context):
+        """--- Topics: publish once, a copy in every bound queue that matches. ---
+
+        Creates a topic. ALREADY_EXISTS (TOPIC_EXISTS) if the name is taken;
+        RESOURCE_EXHAUSTED (LIMIT_REACHED, `limit` = `topics`) past 10,000.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTopic(self, request, context):
+        """Returns a topic's configuration, counters and bindings.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTopics(self, request, context):
+        """Lists topics in ascending name order, one page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTopic(self, request, context):
+        """Deletes a topic and its bindings. The bound queues and their messages
+        stay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Bind(self, request, context):
+        """Binds a queue to a topic, with an optional filter; binding a queue that
+        is already bound replaces its filter. Deleting a queue removes its
+        bindings. At most 1,000 bindings per topic and 100 per queue
+        (RESOURCE_EXHAUSTED, LIMIT_REACHED, `limit` = `bindings_per_topic` /
+        `bindings_per_queue`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unbind(self, request, context):
+        """Removes a binding. NOT_FOUND (BINDING_NOT_FOUND) if there is none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishTopic(self, request, context):
+        """Publishes 1..1000 messages to a topic in one log entry. Each message
+        is stored once in every bound queue whose filter it matches, with that
+        queue's ids, delay, TTL, limits and dedup rules. All or none: if any
+        copy would be refused (a full queue, a message over a queue's
+        max_message_bytes), the whole request is refused, naming the queue in
+        the error, and nothing is stored anywhere. A message that matches no
+        binding is accepted and counted as unrouted, unless the topic has
+        `require_route` (then FAILED_PRECONDITION, UNROUTABLE). Idempotency
+        keys are the topic's own: a retry within the topic's window is
+        answered `duplicate` and stores nothing in any queue. One request
+        stores at most 10,000 copies and 64 MiB over all copies
+        (RESOURCE_EXHAUSTED, REQUEST_TOO_LARGE, `limit` = `topic_copies` /
+        `topic_copy_bytes`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueueServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -358,6 +462,41 @@ def add_QueueServicer_to_server(servicer, server):
                     servicer.Redrive,
                     request_deserializer=raftq_dot_v1_dot_queue__pb2.RedriveRequest.FromString,
                     response_serializer=raftq_dot_v1_dot_queue__pb2.RedriveResponse.SerializeToString,
+            ),
+            'CreateTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTopic,
+                    request_deserializer=raftq_dot_v1_dot_queue__pb2.CreateTopicRequest.FromString,
+                    response_serializer=raftq_dot_v1_dot_queue__pb2.CreateTopicResponse.SerializeToString,
+            ),
+            'GetTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTopic,
+                    request_deserializer=raftq_dot_v1_dot_queue__pb2.GetTopicRequest.FromString,
+                    response_serializer=raftq_dot_v1_dot_queue__pb2.GetTopicResponse.SerializeToString,
+            ),
+            'ListTopics': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTopics,
+                    request_deserializer=raftq_dot_v1_dot_queue__pb2.ListTopicsRequest.FromString,
+                    response_serializer=raftq_dot_v1_dot_queue__pb2.ListTopicsResponse.SerializeToString,
+            ),
+            'DeleteTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTopic,
+                    request_deserializer=raftq_dot_v1_dot_queue__pb2.DeleteTopicRequest.FromString,
+                    response_serializer=raftq_dot_v1_dot_queue__pb2.DeleteTopicResponse.SerializeToString,
+            ),
+            'Bind': grpc.unary_unary_rpc_method_handler(
+                    servicer.Bind,
+                    request_deserializer=raftq_dot_v1_dot_queue__pb2.BindRequest.FromString,
+                    response_serializer=raftq_dot_v1_dot_queue__pb2.BindResponse.SerializeToString,
+            ),
+            'Unbind': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unbind,
+                    request_deserializer=raftq_dot_v1_dot_queue__pb2.UnbindRequest.FromString,
+                    response_serializer=raftq_dot_v1_dot_queue__pb2.UnbindResponse.SerializeToString,
+            ),
+            'PublishTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishTopic,
+                    request_deserializer=raftq_dot_v1_dot_queue__pb2.PublishTopicRequest.FromString,
+                    response_serializer=raftq_dot_v1_dot_queue__pb2.PublishTopicResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -766,6 +905,195 @@ class Queue(object):
             '/raftq.v1.Queue/Redrive',
             raftq_dot_v1_dot_queue__pb2.RedriveRequest.SerializeToString,
             raftq_dot_v1_dot_queue__pb2.RedriveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftq.v1.Queue/CreateTopic',
+            raftq_dot_v1_dot_queue__pb2.CreateTopicRequest.SerializeToString,
+            raftq_dot_v1_dot_queue__pb2.CreateTopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftq.v1.Queue/GetTopic',
+            raftq_dot_v1_dot_queue__pb2.GetTopicRequest.SerializeToString,
+            raftq_dot_v1_dot_queue__pb2.GetTopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTopics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftq.v1.Queue/ListTopics',
+            raftq_dot_v1_dot_queue__pb2.ListTopicsRequest.SerializeToString,
+            raftq_dot_v1_dot_queue__pb2.ListTopicsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftq.v1.Queue/DeleteTopic',
+            raftq_dot_v1_dot_queue__pb2.DeleteTopicRequest.SerializeToString,
+            raftq_dot_v1_dot_queue__pb2.DeleteTopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Bind(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftq.v1.Queue/Bind',
+            raftq_dot_v1_dot_queue__pb2.BindRequest.SerializeToString,
+            raftq_dot_v1_dot_queue__pb2.BindResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unbind(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftq.v1.Queue/Unbind',
+            raftq_dot_v1_dot_queue__pb2.UnbindRequest.SerializeToString,
+            raftq_dot_v1_dot_queue__pb2.UnbindResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftq.v1.Queue/PublishTopic',
+            raftq_dot_v1_dot_queue__pb2.PublishTopicRequest.SerializeToString,
+            raftq_dot_v1_dot_queue__pb2.PublishTopicResponse.FromString,
             options,
             channel_credentials,
             insecure,
