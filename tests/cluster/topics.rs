@@ -118,3 +118,37 @@ async fn a_topic_publish_reaches_exactly_the_matching_queues_once() {
     assert_eq!((twice.code(), twice.reason()), (Code::AlreadyExists, ErrorReason::TopicExists));
     cluster.assert_running();
 }
+
+/// The refusals only topics give, each with its reason and nothing stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn topic_refusals_have_reasons() {
+    let mut cluster = Cluster::start("topic-refusals", 3, Options::default()).await;
+    let client = cluster.client();
+    client.create_queue("eu", QueueConfig::default()).await.expect("create queue");
+    let strict = TopicConfig { require_route: true, dedup_window: None };
+    client.create_topic("strict", strict).await.expect("create topic");
+    client.bind("strict", "eu", Filter::all().equals("region", "eu")).await.expect("bind");
+    let messages = vec![
+        OutgoingMessage::new("eu").with_attribute("region", "eu"),
+        OutgoingMessage::new("us").with_attribute("region", "us"),
+    ];
+    let unroutable = client.publish_topic("strict", messages).await.expect_err("us matches no binding");
+    assert_eq!((unroutable.code(), unroutable.reason()), (Code::FailedPrecondition, ErrorReason::Unroutable));
+    assert_eq!(unroutable.info("field"), Some("messages[1]"), "{unroutable:?}");
+    assert_eq!(client.get_queue("eu").await.expect("stats").stats.ready, 0, "all or none");
+
+    let missing = client.unbind("strict", "nope").await.expect_err("not bound");
+    assert_eq!((missing.code(), missing.reason()), (Code::NotFound, ErrorReason::BindingNotFound));
+
+    // One queue bound to its most topics: one more binding is refused.
+    for i in 0..raftq_core::limits::BINDINGS_PER_QUEUE_MAX - 1 {
+        let name = format!("t{i}");
+        client.create_topic(&name, TopicConfig::default()).await.expect("create topic");
+        client.bind(&name, "eu", Filter::all()).await.expect("bind");
+    }
+    client.create_topic("one-more", TopicConfig::default()).await.expect("create topic");
+    let full = client.bind("one-more", "eu", Filter::all()).await.expect_err("eu has its most bindings");
+    assert_eq!((full.code(), full.reason()), (Code::ResourceExhausted, ErrorReason::LimitReached));
+    assert_eq!(full.info("limit"), Some("bindings_per_queue"), "{full:?}");
+    cluster.assert_running();
+}
