@@ -96,7 +96,19 @@ async fn deliver<SM: QueueMachine>(
         }
         let deliveries = node.propose_typed(Command::receive(request.queue.clone(), credit, request.lease_ms)).await?;
         if deliveries.is_empty() {
-            wait_visible(node, &mut metrics, &request.queue, Instant::now() + IDLE_CHECK).await?;
+            // Nothing visible: propose nothing until something may be (an
+            // applied publish, delay end or lease end makes the queue's
+            // ready index non-empty). Every `IDLE_CHECK` only the consumer
+            // and its token are looked at; an idle stream writes no log
+            // entry (it proposed an empty Receive every second before).
+            while !wait_visible(node, &mut metrics, &request.queue, Instant::now() + IDLE_CHECK).await? {
+                if tx.is_closed() {
+                    return Ok(());
+                }
+                if let Some(recheck) = recheck {
+                    recheck()?;
+                }
+            }
             continue;
         }
         for delivery in deliveries {

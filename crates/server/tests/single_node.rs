@@ -11,6 +11,9 @@
 //!   on a queue deleted while it waits answers NOT_FOUND at once (before: OK
 //!   and nothing, after its whole wait); inspecting an unknown id says what
 //!   absence can mean.
+//! - an idle Subscribe stream writes nothing to the log, and still delivers
+//!   a message published later at once. Before, it proposed an empty
+//!   Receive (a log entry, fsynced) every second.
 
 use std::io;
 use std::sync::Arc;
@@ -212,4 +215,36 @@ async fn missing_and_deleted_queues_answer_not_found_at_once() {
         "{}",
         unknown.message()
     );
+}
+
+/// The index of the node's last log entry, as it reports it.
+async fn last_log_index(addr: &str) -> u64 {
+    let mut cluster = ClusterClient::connect(format!("http://{addr}")).await.expect("connect");
+    let status = cluster.status(StatusRequest::default()).await.expect("status").into_inner();
+    status.nodes.iter().find(|n| n.node_id == status.node_id).expect("own status").last_log_index
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_subscription_writes_nothing_and_still_delivers_at_once() {
+    let (addr, mut client) = start(config(RaftSettings::default(), None)).await;
+    let subscribe = SubscribeRequest { queue: "jobs".into(), prefetch: 10, lease_ms: None };
+    let mut stream = client.subscribe(subscribe).await.expect("subscribe").into_inner();
+    // The stream's delivery loop makes one (empty) receive of its own,
+    // which may land after `before`; after that an idle stream must not
+    // propose (it did every second). Three idle checks' worth of waiting is
+    // the behaviour under test, so it is a sleep.
+    let before = last_log_index(&addr).await;
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let after = last_log_index(&addr).await;
+    assert!(after - before <= 1, "an idle subscription wrote {} log entries in 3.5 s", after - before);
+    let started = tokio::time::Instant::now();
+    client.publish(publish("wake up")).await.expect("publish");
+    let delivered = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .expect("delivered within 5 s")
+        .expect("stream ok")
+        .expect("a delivery");
+    let body = delivered.delivery.and_then(|d| d.message).map(|m| m.body).unwrap_or_default();
+    assert_eq!(&body[..], b"wake up");
+    assert!(started.elapsed() < Duration::from_secs(1), "delivered {:?} after the publish", started.elapsed());
 }
