@@ -488,8 +488,12 @@ async fn topic(
         );
     } else {
         println!("scenario Topic, fan-out {}: {confirmed} confirmed in {publish_secs:.2}s", args.fanout);
-        println!("  publish: {rate:.0} msgs/s, {copies:.0} copies/s");
-        println!("  confirm latency: {}", percentiles(&totals.confirm_us.lock().expect("lock")));
+        let latency = percentiles(&totals.confirm_us.lock().expect("lock"));
+        let mb = rate * args.size as f64 / 1_000_000.0;
+        print!(
+            "{}",
+            table(&[("publish (confirm latency)", rate, Some(mb), &latency), ("copies", copies, None, &latency)])
+        );
         println!(
             "  check: every queue holds each confirmed message once: {}",
             if wrong.is_empty() { "ok" } else { "NO" }
@@ -527,7 +531,7 @@ fn fsync_latency(args: &BenchArgs, json: bool) -> Result<()> {
         println!("{result}");
     } else {
         println!("fsync: {} appends of {} bytes + fdatasync in {}", args.messages, args.size, args.dir.display());
-        println!("  {rate:.0} syncs/s; latency: {}", result["fsync_latency"]);
+        print!("{}", table(&[("fsync", rate, None, &result["fsync_latency"])]));
     }
     Ok(())
 }
@@ -541,6 +545,28 @@ fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
         "p999_ms": ms(h.value_at_quantile(0.999)),
         "max_ms": ms(h.max()),
     })
+}
+
+/// The human report's rates and latencies as an aligned table, one row per
+/// `(what, per second, MB/s, latency percentiles as [`percentiles`] gives)`.
+fn table(rows: &[(&str, f64, Option<f64>, &serde_json::Value)]) -> String {
+    let width = rows.iter().map(|row| row.0.len()).max().unwrap_or(0).max(4);
+    let mut out = format!(
+        "  {:<width$}  {:>9}  {:>7}  {:>9}  {:>9}  {:>9}  {:>9}\n",
+        "", "per sec", "MB/s", "p50 ms", "p99 ms", "p999 ms", "max ms"
+    );
+    for (what, rate, mb, latency) in rows {
+        let ms = |key: &str| latency[key].as_f64().map_or("-".to_string(), |v| format!("{v:.2}"));
+        let mb = mb.map_or("-".to_string(), |mb| format!("{mb:.1}"));
+        out.push_str(&format!(
+            "  {what:<width$}  {rate:>9.0}  {mb:>7}  {:>9}  {:>9}  {:>9}  {:>9}\n",
+            ms("p50_ms"),
+            ms("p99_ms"),
+            ms("p999_ms"),
+            ms("max_ms")
+        ));
+    }
+    out
 }
 
 fn report(args: &BenchArgs, totals: &Totals, publish_secs: f64, drain_secs: f64, json: bool) -> Result<()> {
@@ -573,12 +599,18 @@ fn report(args: &BenchArgs, totals: &Totals, publish_secs: f64, drain_secs: f64,
         println!("{result}");
     } else {
         println!("scenario {:?}: {} confirmed in {publish_secs:.2}s", args.scenario, confirmed.len());
-        println!("  publish: {publish_rate:.0} msgs/s, {:.1} MB/s", mb(publish_rate));
-        println!("  confirm latency: {}", result["confirm_latency"]);
+        let mut rows =
+            vec![("publish (confirm latency)", publish_rate, Some(mb(publish_rate)), &result["confirm_latency"])];
         if args.scenario != Scenario::Publish {
-            println!("  consumed {} ({drain_rate:.0} msgs/s over {drain_secs:.2}s)", received.len());
-            println!("  end-to-end latency: {}", result["end_to_end_latency"]);
+            println!("  consumed {} in {drain_secs:.2}s", received.len());
+            rows.push((
+                "consume (end-to-end latency)",
+                drain_rate,
+                Some(mb(drain_rate)),
+                &result["end_to_end_latency"],
+            ));
         }
+        print!("{}", table(&rows));
         println!("  check: lost={lost} duplicated={duplicated} unexpected={unexpected} recovered={recovered}");
     }
     if lost > 0 || unexpected > 0 {
@@ -603,6 +635,21 @@ async fn run_before_drain(args: &BenchArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_human_report_is_an_aligned_table_in_milliseconds() {
+        let latency =
+            serde_json::json!({"count": 3, "p50_ms": 1.5, "p99_ms": 20.25, "p999_ms": 300.0, "max_ms": 1234.5});
+        let out =
+            table(&[("publish (confirm latency)", 10940.6, Some(11.2), &latency), ("fsync", 5996.0, None, &latency)]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(lines.iter().all(|l| l.len() == lines[0].len()), "columns line up:\n{out}");
+        assert!(lines[0].contains("per sec") && lines[0].contains("p999 ms"), "{out}");
+        assert!(lines[1].contains("10941") && lines[1].contains("11.2") && lines[1].contains("1234.50"), "{out}");
+        assert!(lines[2].contains("fsync") && lines[2].contains("-"), "{out}");
+        assert!(!out.contains('{'), "no raw JSON in human output:\n{out}");
+    }
 
     #[test]
     fn bodies_carry_sequence_and_time() {
