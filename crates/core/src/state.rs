@@ -56,7 +56,7 @@ pub fn apply(
     command: &Command,
 ) -> Result<Response, StoreFault> {
     let g = Globals::load(txn)?;
-    let mut ctx = Ctx { kv: txn, g, caps, evict_ahead: None, keyed_ahead: 0 };
+    let mut ctx = Ctx { kv: txn, g, caps, evict_ahead: None, keyed_ahead: 0, expire_left: DEDUP_EXPIRE_PER_APPLY_MAX };
     ctx.advance_to(entry_time_ms)?;
     let result = command.validate().map_err(Fail::Reject).and_then(|()| ctx.dispatch(command));
     let response = match result {

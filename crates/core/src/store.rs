@@ -10,7 +10,7 @@ use crate::config::{Order, QueueConfig};
 use crate::error::{Limit, QueueError};
 use crate::keys::{self, Parts};
 use crate::kv::{Direction, KvRead, StoreFault, Txn, pair_hash};
-use crate::limits::{CLEANUP_PER_APPLY_MAX, DEDUP_EXPIRE_PER_APPLY_MAX};
+use crate::limits::CLEANUP_PER_APPLY_MAX;
 use crate::message::{Content, Head, Message, MessageState};
 use crate::response::QueueStats;
 use crate::state::DedupCaps;
@@ -324,6 +324,10 @@ pub(crate) struct Ctx<'t, 'a> {
     /// How many keyed messages this command may still store: how far an
     /// eviction reads ahead.
     pub keyed_ahead: usize,
+    /// How many expired keys this entry may still forget, over every owner
+    /// it touches (a topic publish expires the topic's keys and each bound
+    /// queue's): [`crate::limits::DEDUP_EXPIRE_PER_APPLY_MAX`] per entry, not per owner.
+    pub expire_left: usize,
 }
 
 /// Dedup index keys read ahead for eviction: the first keys at or past the
@@ -593,9 +597,14 @@ impl Ctx<'_, '_> {
         self.evict_ahead = None;
     }
 
-    /// Forgets `queue`'s keys whose window has passed (at most a bounded
-    /// number per call; lookups ignore the rest until then).
+    /// Forgets `owner`'s keys whose window has passed, as many as this
+    /// entry's budget still allows (`expire_left`); lookups ignore the rest
+    /// until a later entry forgets them.
     pub(crate) fn dedup_expire(&mut self, owner: &mut dyn DedupOwner) -> Io<()> {
+        if self.expire_left == 0 {
+            return Ok(());
+        }
+        let budget = self.expire_left;
         let now_ms = self.now_ms();
         let uid = owner.dedup_uid();
         let (_, floor, _) = owner.dedup_book();
@@ -607,7 +616,7 @@ impl Ctx<'_, '_> {
             let mut parts = Parts::of(key);
             parts.u64();
             let expires_at_ms = parts.u64();
-            if expires_at_ms > now_ms || expired.len() == DEDUP_EXPIRE_PER_APPLY_MAX {
+            if expires_at_ms > now_ms || expired.len() == budget {
                 kept = Some(key.to_vec());
                 return false;
             }
@@ -616,6 +625,7 @@ impl Ctx<'_, '_> {
         })?;
         // The first key kept, or past the end: all before it are forgotten.
         *floor = kept.unwrap_or(end);
+        self.expire_left -= expired.len();
         for (key, value) in expired {
             let entry: DedupEntry = decode("dedup index entry", &value)?;
             self.forget_key(uid, &key, &entry);

@@ -570,28 +570,33 @@ impl Ctx<'_, '_> {
             }
             copies += routes.len();
             copy_bytes += routes.len() * message.size_bytes();
+            // Refused as soon as the bound is passed: the routes of the
+            // messages after it are never worked out.
+            if copies > TOPIC_COPIES_MAX {
+                return Err(QueueError::exhausted(
+                    Reason::RequestTooLarge,
+                    "messages",
+                    format!(
+                        "would store more than {TOPIC_COPIES_MAX} copies ({copies} by messages[{i}]); \
+                         publish fewer messages at once"
+                    ),
+                    Limit { name: "topic_copies".into(), value: TOPIC_COPIES_MAX as u64, queue: None },
+                )
+                .into());
+            }
+            if copy_bytes > TOPIC_COPY_BYTES_MAX {
+                return Err(QueueError::exhausted(
+                    Reason::RequestTooLarge,
+                    "messages",
+                    format!(
+                        "would store more than {TOPIC_COPY_BYTES_MAX} bytes over all copies \
+                         ({copy_bytes} by messages[{i}]); publish fewer messages at once"
+                    ),
+                    Limit { name: "topic_copy_bytes".into(), value: TOPIC_COPY_BYTES_MAX as u64, queue: None },
+                )
+                .into());
+            }
             fates.push(TopicFate::Fresh(routes));
-        }
-        if copies > TOPIC_COPIES_MAX {
-            return Err(QueueError::exhausted(
-                Reason::RequestTooLarge,
-                "messages",
-                format!("would store {copies} copies, more than {TOPIC_COPIES_MAX}; publish fewer messages at once"),
-                Limit { name: "topic_copies".into(), value: TOPIC_COPIES_MAX as u64, queue: None },
-            )
-            .into());
-        }
-        if copy_bytes > TOPIC_COPY_BYTES_MAX {
-            return Err(QueueError::exhausted(
-                Reason::RequestTooLarge,
-                "messages",
-                format!(
-                    "would store {copy_bytes} bytes over all copies, more than {TOPIC_COPY_BYTES_MAX}; \
-                     publish fewer messages at once"
-                ),
-                Limit { name: "topic_copy_bytes".into(), value: TOPIC_COPY_BYTES_MAX as u64, queue: None },
-            )
-            .into());
         }
         // Each bound queue's share, planned against its limits and dedup:
         // any refusal refuses the whole publish, before anything changed.

@@ -286,6 +286,51 @@ fn a_deleted_topics_idempotency_keys_are_cleaned_up() {
     s.check_invariants().unwrap();
 }
 
+/// A topic publish forgets expired keys of the topic and of every bound
+/// queue it stores a copy in; the bound on keys forgotten is per applied
+/// entry, not per owner (it was per owner: 1,000 × (1 + bound queues) in
+/// one entry, up to a million with a topic's thousand bindings).
+#[test]
+fn a_topic_publish_forgets_a_bounded_number_of_expired_keys_over_all_owners() {
+    let mut s = QueueState::new();
+    let queues = ["q0", "q1", "q2"];
+    let per_owner = DEDUP_EXPIRE_PER_APPLY_MAX + 1;
+    let keyed_batch = |prefix: &str, range: std::ops::Range<usize>| -> Vec<NewMessage> {
+        range.map(|i| keyed("m", &format!("{prefix}-{i}"))).collect()
+    };
+    topic(&mut s, "t", TopicConfig::default());
+    // The topic's own keys, before any binding (the messages go nowhere).
+    for start in (0..per_owner).step_by(PUBLISH_MESSAGES_MAX) {
+        publish(&mut s, T0, "t", keyed_batch("t", start..(start + PUBLISH_MESSAGES_MAX).min(per_owner))).unwrap();
+    }
+    for name in queues {
+        queue(&mut s, name, ConfigUpdate::default());
+        bind(&mut s, "t", name, vec![]).unwrap();
+        for start in (0..per_owner).step_by(PUBLISH_MESSAGES_MAX) {
+            let messages = keyed_batch(name, start..(start + PUBLISH_MESSAGES_MAX).min(per_owner));
+            ok(&mut s, T0, Command::Publish { queue: name.into(), messages });
+        }
+    }
+    let stored = 4 * per_owner;
+    assert_eq!(s.dedup_keys(), stored);
+    // Every window has passed: each publish forgets at most the bound.
+    let later = T0 + DEDUP_WINDOW_MS_DEFAULT + 1;
+    publish(&mut s, later, "t", vec![msg("late", &[])]).unwrap();
+    assert_eq!(s.dedup_keys(), stored - DEDUP_EXPIRE_PER_APPLY_MAX, "one entry forgot more than its bound");
+    s.check_invariants().unwrap();
+    // The rest go with the next publishes, the same bound each.
+    let mut publishes = 1;
+    while s.dedup_keys() > 0 {
+        let before = s.dedup_keys();
+        publish(&mut s, later + publishes, "t", vec![msg("late", &[])]).unwrap();
+        assert!(before - s.dedup_keys() <= DEDUP_EXPIRE_PER_APPLY_MAX);
+        publishes += 1;
+        assert!(publishes <= 5, "expired keys are left behind");
+    }
+    assert_eq!(publishes, stored.div_ceil(DEDUP_EXPIRE_PER_APPLY_MAX) as u64);
+    s.check_invariants().unwrap();
+}
+
 #[test]
 fn binding_counts_and_fan_out_are_bounded() {
     let mut s = QueueState::new();
@@ -311,6 +356,9 @@ fn binding_counts_and_fan_out_are_bounded() {
     let batch = (0..PUBLISH_MESSAGES_MAX).map(|_| msg("m", &[])).collect();
     let refused = publish(&mut s, T0, "one-more", batch).unwrap_err();
     assert_eq!(refused.reason(), Reason::RequestTooLarge);
+    // Refused at the first message past the bound; later ones are not routed.
+    let first_over = TOPIC_COPIES_MAX / fan_out;
+    assert!(refused.to_string().contains(&format!("messages[{first_over}]")), "{refused}");
     assert_eq!(depth(&s, "f0"), 0);
     s.check_invariants().unwrap();
 }
