@@ -215,7 +215,11 @@ pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
         *bound.entry(topic.to_string()).or_default() += 1;
         by_queue_rebuilt.insert(keys::binding_by_queue(queue, topic));
     }
-    let by_queue_stored: BTreeSet<Vec<u8>> = table(kv, keys::BINDING_BY_QUEUE)?.into_iter().map(|(k, _)| k).collect();
+    let by_queue_pairs = table(kv, keys::BINDING_BY_QUEUE)?;
+    if by_queue_pairs.iter().any(|(_, value)| !value.is_empty()) {
+        return Err("a bindings-by-queue index key holds a value".into());
+    }
+    let by_queue_stored: BTreeSet<Vec<u8>> = by_queue_pairs.into_iter().map(|(k, _)| k).collect();
     if by_queue_stored != by_queue_rebuilt {
         return Err("the bindings-by-queue index differs from a rebuild".into());
     }
@@ -223,6 +227,17 @@ pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
         if bound.get(name).copied().unwrap_or(0) != topic.bindings {
             return Err(format!("topic {name:?}: binding count differs from a rebuild"));
         }
+        if topic.bindings > crate::limits::BINDINGS_PER_TOPIC_MAX as u64 {
+            return Err(format!("topic {name:?} has more bindings than its bound"));
+        }
+    }
+    let mut per_queue_bindings: BTreeMap<&[u8], usize> = BTreeMap::new();
+    for key in &by_queue_stored {
+        let queue = &key[1..key.iter().position(|b| *b == 0).ok_or("bindings-by-queue key without separator")?];
+        *per_queue_bindings.entry(queue).or_default() += 1;
+    }
+    if per_queue_bindings.values().any(|n| *n > crate::limits::BINDINGS_PER_QUEUE_MAX) {
+        return Err("a queue has more bindings than its bound".into());
     }
     if table(kv, keys::UID)?.len() != queue_uids || table(kv, keys::SPACE)?.len() != live_spaces.len() {
         return Err("uid or space index names a queue that does not exist".into());
@@ -252,6 +267,13 @@ pub fn check(kv: &dyn KvRead, caps: DedupCaps) -> Result<(), String> {
     }
     if by_expiry.keys().next().is_some_and(|first| *first < g.dedup_floor) {
         return Err("a dedup expiry key sorts below the dedup floor".into());
+    }
+    // Keys belong to a live queue or topic, or to a deleted one's uid
+    // marked for cleanup.
+    let doomed_uids: BTreeSet<u64> =
+        doomed_dedup_marks.iter().map(|(k, _)| u64s(k, 1).map(|v| v[0])).collect::<Result<_, _>>()?;
+    if let Some(uid) = per_uid.keys().find(|uid| !live_uids.contains(uid) && !doomed_uids.contains(uid)) {
+        return Err(format!("idempotency keys of uid {uid}, neither a live queue or topic nor being cleaned"));
     }
     let total: u64 = per_uid.values().sum();
     if total != g.dedup_keys {

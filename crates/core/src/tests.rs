@@ -799,6 +799,13 @@ enum DedupStep {
     Window(bool, u64),
     /// Delete queue a or b and create it again (its keys wait for cleanup).
     Recreate(bool),
+    /// Keyed or unkeyed messages into topic `t`, bound to a and b: the
+    /// topic's keys and both copies' keys compete for the same bounds.
+    PublishTopic(Vec<Option<u8>>),
+    /// A new window for topic `t`.
+    TopicWindow(u64),
+    /// Delete topic `t` and create and bind it again.
+    RecreateTopic,
     Tick,
 }
 
@@ -810,6 +817,9 @@ fn dedup_step() -> impl proptest::strategy::Strategy<Value = (u64, DedupStep)> {
         2 => (any::<bool>(), prop_oneof![Just(0u64), Just(300), Just(2_000), Just(60_000)])
             .prop_map(|(b, w)| DedupStep::Window(b, w)),
         1 => any::<bool>().prop_map(DedupStep::Recreate),
+        4 => proptest::collection::vec(proptest::option::weighted(0.9, 0u8..40), 1..8).prop_map(DedupStep::PublishTopic),
+        1 => prop_oneof![Just(0u64), Just(300), Just(2_000), Just(60_000)].prop_map(DedupStep::TopicWindow),
+        1 => Just(DedupStep::RecreateTopic),
         1 => Just(DedupStep::Tick),
     ];
     (0u64..700, step)
@@ -820,7 +830,10 @@ proptest::proptest! {
     /// Eviction reads the next keys of a full dedup table ahead in one
     /// scan; that must forget exactly the keys that one scan per key
     /// (`evict_ahead: 1`) forgets, whatever windows, deletes and batches
-    /// reorder: same responses, same state, step by step.
+    /// reorder: same responses, same state, step by step. Queues and a
+    /// topic bound to both share the bounds, so a topic publish evicts
+    /// and expires keys of the topic and of the queues it stores copies
+    /// in within one entry; the invariants hold after every command.
     #[test]
     fn reading_ahead_for_eviction_changes_nothing(
         per_queue in 1usize..7,
@@ -836,25 +849,45 @@ proptest::proptest! {
         for name in ["a", "b"] {
             commands.push(Command::CreateQueue { name: name.into(), config: window(5_000) });
         }
+        let bind = |queue: &str| Command::Bind { topic: "t".into(), queue: queue.into(), filter: Filter::default() };
+        let topic_window = |w| TopicConfig { dedup_window_ms: w, ..Default::default() };
+        commands.push(Command::CreateTopic { name: "t".into(), config: topic_window(5_000) });
+        commands.extend([bind("a"), bind("b")]);
+        let keyed_batch = |keys: &[Option<u8>]| -> Vec<NewMessage> {
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| match k {
+                    Some(k) => keyed(&format!("m{i}"), &format!("key-{k}")),
+                    None => msg(&format!("m{i}")),
+                })
+                .collect()
+        };
         for (dt, step) in steps {
             t += dt;
             let name = |b: bool| if b { "a" } else { "b" }.to_string();
             match step {
                 DedupStep::Publish(b, keys) => {
-                    let messages = keys
-                        .iter()
-                        .enumerate()
-                        .map(|(i, k)| match k {
-                            Some(k) => keyed(&format!("m{i}"), &format!("key-{k}")),
-                            None => msg(&format!("m{i}")),
-                        })
-                        .collect();
-                    commands.push(Command::Publish { queue: name(b), messages });
+                    commands.push(Command::Publish { queue: name(b), messages: keyed_batch(&keys) });
+                }
+                DedupStep::PublishTopic(keys) => {
+                    commands.push(Command::PublishTopic { topic: "t".into(), messages: keyed_batch(&keys) });
+                }
+                DedupStep::TopicWindow(w) => {
+                    let config = topic_window(w);
+                    commands.push(Command::DeleteTopic { name: "t".into() });
+                    commands.push(Command::CreateTopic { name: "t".into(), config });
+                    commands.extend([bind("a"), bind("b")]);
                 }
                 DedupStep::Window(b, w) => commands.push(Command::UpdateQueue { name: name(b), update: window(w) }),
                 DedupStep::Recreate(b) => {
                     commands.push(Command::DeleteQueue { name: name(b) });
                     commands.push(Command::CreateQueue { name: name(b), config: window(5_000) });
+                    commands.push(bind(&name(b)));
+                }
+                DedupStep::RecreateTopic => {
+                    commands.push(Command::DeleteTopic { name: "t".into() });
+                    commands.push(Command::CreateTopic { name: "t".into(), config: topic_window(5_000) });
+                    commands.extend([bind("a"), bind("b")]);
                 }
                 DedupStep::Tick => commands.push(Command::Tick),
             }
@@ -862,6 +895,7 @@ proptest::proptest! {
                 let (a, b) = (one.apply(t, &command), ahead.apply(t, &command));
                 proptest::prop_assert_eq!(&a, &b, "{:?}", command);
                 proptest::prop_assert_eq!(one.digest(), ahead.digest(), "state after {:?}", command);
+                ahead.check_invariants().map_err(|e| proptest::test_runner::TestCaseError::fail(format!("after {command:?}: {e}")))?;
             }
         }
         one.check_invariants().map_err(proptest::test_runner::TestCaseError::fail)?;
