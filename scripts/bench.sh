@@ -3,7 +3,8 @@
 # fresh three-node `raftq dev` cluster on loopback (fsync on every commit,
 # as always), runs each `raftq bench` scenario against it, measures the
 # disk's fsync latency, and prints a Markdown table (raw JSON lines go to
-# $RAFTQ_BENCH_JSON, default $CARGO_TARGET_DIR/bench.jsonl).
+# $RAFTQ_BENCH_JSON, default $CARGO_TARGET_DIR/bench.jsonl); then the
+# throughput-latency curve (`raftq bench --sweep`) into docs/perf.
 #
 # Usage: scripts/bench.sh            (env: RAFTQ_BENCH_MESSAGES, default 100000;
 #                                    RAFTQ_DEV_SECURE=1: auth and mutual TLS on)
@@ -52,3 +53,9 @@ for name, raw in rows:
     print(f"| {name} | {rate:.0f} | {mb:.1f} | {lat(r['confirm_latency'])} | {lat(r['end_to_end_latency'])} | {r['lost']} / {r['duplicated']} |")
 PY
 echo "raw results: $json" >&2
+
+# The throughput-latency curve (open loop, end-to-end, 1 KiB, one message
+# per request): CSV and SVG into docs/perf, which README.md shows.
+echo "==> sweep: raftq bench --scenario end-to-end --sweep --inflight 1000 --out docs/perf" >&2
+"$raftq" --servers "$servers" bench --queue bench-sweep --scenario end-to-end --size 1024 --sweep --inflight 1000 \
+    --out docs/perf >&2

@@ -16,6 +16,8 @@ use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use raftq_client::{Client, ClientConfig, OutgoingMessage, QueueConfig};
 
+mod sweep;
+
 /// Ack requests in flight per consumer.
 const ACKS_IN_FLIGHT: usize = 4;
 /// The long poll of each bench consumer receive.
@@ -109,6 +111,28 @@ pub struct BenchArgs {
     /// the bench waits for it and fails if it fails.
     #[arg(long)]
     pub before_drain: Option<String>,
+    /// The throughput–latency curve: publish (or end-to-end) open loop at
+    /// rising offered rates, latency measured from each request's due time;
+    /// stops at the first rate not kept up with, then runs half of the
+    /// highest rate achieved; writes `sweep.csv` and `sweep.svg` to `--out`.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Sweep: the offered rates in msgs/s, comma-separated (default: from
+    /// `--sweep-start`, ×1.5 per step, `--sweep-steps` steps at most).
+    #[arg(long, value_delimiter = ',', requires = "sweep")]
+    pub rates: Vec<u64>,
+    /// Sweep: the first offered rate in msgs/s.
+    #[arg(long, default_value_t = 1_000)]
+    pub sweep_start: u64,
+    /// Sweep: how many rising rates at most.
+    #[arg(long, default_value_t = 12)]
+    pub sweep_steps: u32,
+    /// Sweep: how long each rate is offered.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub step_duration: Duration,
+    /// Sweep: the directory for `sweep.csv` and `sweep.svg`.
+    #[arg(long, default_value = "bench-sweep")]
+    pub out: std::path::PathBuf,
 }
 
 /// Counters and histograms shared by the workers.
@@ -187,6 +211,9 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, base: ClientConfig, json
             client.purge_queue(&args.queue).await.context("purging the bench queue")?;
         }
         Err(e) => return Err(e).context("creating the bench queue"),
+    }
+    if args.sweep {
+        return sweep::run(&client, &producer_clients, &args, json).await;
     }
     let totals = Arc::new(Totals {
         start: Instant::now(),
@@ -630,6 +657,19 @@ async fn run_before_drain(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+impl BenchArgs {
+    /// `raftq bench ARGS` parsed as the command line would be.
+    pub(crate) fn parse_for_test(args: &[&str]) -> Self {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        <Command as clap::Parser>::parse_from(std::iter::once("bench").chain(args.iter().copied())).bench
+    }
 }
 
 #[cfg(test)]
