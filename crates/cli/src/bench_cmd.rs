@@ -158,6 +158,22 @@ fn histogram() -> Histogram<u64> {
 }
 
 impl Totals {
+    /// Empty totals whose clock starts at `start` and whose sequence
+    /// numbers start at `first_seq`.
+    fn new(start: Instant, first_seq: u64) -> Self {
+        Self {
+            start,
+            next_seq: AtomicU64::new(first_seq),
+            confirmed: Mutex::new(HashSet::new()),
+            failed: Mutex::new(HashSet::new()),
+            publish_errors: AtomicU64::new(0),
+            received: Mutex::new(Vec::new()),
+            confirm_us: Mutex::new(histogram()),
+            e2e_us: Mutex::new(histogram()),
+            producing: AtomicBool::new(true),
+        }
+    }
+
     fn elapsed_us(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
     }
@@ -215,17 +231,7 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, base: ClientConfig, json
     if args.sweep {
         return sweep::run(&client, &producer_clients, &args, json).await;
     }
-    let totals = Arc::new(Totals {
-        start: Instant::now(),
-        next_seq: AtomicU64::new(0),
-        confirmed: Mutex::new(HashSet::new()),
-        failed: Mutex::new(HashSet::new()),
-        publish_errors: AtomicU64::new(0),
-        received: Mutex::new(Vec::new()),
-        confirm_us: Mutex::new(histogram()),
-        e2e_us: Mutex::new(histogram()),
-        producing: AtomicBool::new(true),
-    });
+    let totals = Arc::new(Totals::new(Instant::now(), 0));
     if args.scenario == Scenario::Backlog {
         return backlog(&client, &producer_clients, &args, &totals, json).await;
     }

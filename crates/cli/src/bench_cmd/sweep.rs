@@ -12,15 +12,15 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use hdrhistogram::Histogram;
 use raftq_client::{Client, OutgoingMessage};
 
-use super::{BenchArgs, Scenario, Totals, body, histogram, spawn_consumers};
+use super::{BenchArgs, Scenario, Totals, body, spawn_consumers};
 
 /// A step is saturated when it achieved less than this share of its
 /// offered rate.
@@ -146,17 +146,7 @@ async fn run_step(
 ) -> Result<Step> {
     // Due times and the totals' clock count from the same instant.
     let start = Instant::now();
-    let totals = Arc::new(Totals {
-        start,
-        next_seq: AtomicU64::new(*next_seq),
-        confirmed: Mutex::new(HashSet::new()),
-        failed: Mutex::new(HashSet::new()),
-        publish_errors: AtomicU64::new(0),
-        received: Mutex::new(Vec::new()),
-        confirm_us: Mutex::new(histogram()),
-        e2e_us: Mutex::new(histogram()),
-        producing: AtomicBool::new(true),
-    });
+    let totals = Arc::new(Totals::new(start, *next_seq));
     let consumers = match args.scenario {
         Scenario::EndToEnd => spawn_consumers(client, args, &totals, args.consumers.unwrap_or(1)),
         _ => Vec::new(),
@@ -172,6 +162,11 @@ async fn run_step(
         let due = due_us(k, batch, rate);
         tokio::time::sleep_until(started + Duration::from_micros(due)).await;
         let permit = in_flight.clone().acquire_owned().await.context("in-flight slots")?;
+        // Finished tasks are reaped as the schedule runs: the set holds at
+        // most the requests in flight, not the whole step.
+        while let Some(done) = tasks.try_join_next() {
+            done.context("publish task")?;
+        }
         let first = *next_seq + k * batch;
         let (client, totals, queue, size) =
             (producers[k as usize % producers.len()].clone(), totals.clone(), args.queue.clone(), args.size);
@@ -375,6 +370,7 @@ pub(super) fn plot(steps: &[Step], args: &BenchArgs, path: &Path) -> Result<()> 
 
 #[cfg(test)]
 mod tests {
+    use super::super::histogram;
     use super::*;
 
     fn step(offered: f64, achieved: f64, confirm_us: &[u64], e2e_us: &[u64]) -> Step {
