@@ -336,7 +336,13 @@ impl Caller {
 /// Checks that the caller may do `permission` on `queue`. Fails closed: a
 /// request that did not pass the [`AuthLayer`] has no caller and is denied.
 pub(crate) fn require<T>(request: &tonic::Request<T>, permission: Permission, queue: &str) -> Result<(), Status> {
-    match request.extensions().get::<Caller>() {
+    caller_may(request.extensions().get::<Caller>(), permission, queue)
+}
+
+/// [`require`] for a caller taken from a request earlier (a stream checks
+/// each of its messages).
+pub(crate) fn caller_may(caller: Option<&Caller>, permission: Permission, queue: &str) -> Result<(), Status> {
+    match caller {
         Some(Caller::Anyone) => Ok(()),
         Some(Caller::Principal(p)) if p.allows(permission, queue) => Ok(()),
         Some(Caller::Principal(p)) => Err(crate::error::permission_denied(format!(

@@ -48,9 +48,10 @@ pub mod reason {
     pub const STORE_FAULT: &str = "STORE_FAULT";
     pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
     pub const REQUEST_TOO_LARGE: &str = "REQUEST_TOO_LARGE";
+    pub const PUBLISH_WINDOW_EXCEEDED: &str = "PUBLISH_WINDOW_EXCEEDED";
     /// Every server reason, for the test against the proto.
     #[cfg(test)]
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         OVERLOADED,
         DISK_LOW,
         NOT_LEADER,
@@ -64,6 +65,7 @@ pub mod reason {
         STORE_FAULT,
         INVALID_ARGUMENT,
         REQUEST_TOO_LARGE,
+        PUBLISH_WINDOW_EXCEEDED,
     ];
 }
 
@@ -208,6 +210,14 @@ pub fn unavailable_with_hint(message: &str, leader_addr: Option<&str>) -> Status
 /// UNAVAILABLE: no leader is known, or leadership could not be confirmed.
 pub fn no_leader(message: &str) -> Status {
     rich(Code::Unavailable, message, reason::NO_LEADER, Detail { retry: Some(NO_LEADER_RETRY), ..Detail::default() })
+}
+
+/// RESOURCE_EXHAUSTED ending a PublishStream whose client sent past the
+/// window: `limit` is `requests` or `bytes`.
+pub fn publish_window_exceeded(limit: &'static str, value: u64, message: String) -> Status {
+    let detail =
+        Detail { info: vec![("limit", limit.into()), ("limit_value", value.to_string())], ..Detail::default() };
+    rich(Code::ResourceExhausted, message, reason::PUBLISH_WINDOW_EXCEEDED, detail)
 }
 
 /// UNAVAILABLE: Raft is not running here (shutting down or failed).

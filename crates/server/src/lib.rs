@@ -48,6 +48,7 @@ mod error;
 pub mod idle_compaction;
 mod node;
 mod peer_identity;
+mod publish_stream;
 mod queue_service;
 mod rpc_metrics;
 mod shed;

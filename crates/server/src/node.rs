@@ -276,6 +276,15 @@ impl<SM: QueueMachine> Node<SM> {
     /// commands that add data (publish, create queue or topic) are refused the same
     /// way, naming the disk ([`crate::disk`]).
     pub async fn propose(&self, command: Command) -> Result<Outcome, Status> {
+        self.submit(command)?.await
+    }
+
+    /// The first half of [`Node::propose`], done at once: validates the
+    /// command and puts it in the proposal queue (or refuses it), and
+    /// returns the future of its answer. Commands submitted one after
+    /// another go into the log in that order, whenever their futures are
+    /// polled (a stream of publishes keeps its order this way).
+    pub fn submit(&self, command: Command) -> Result<impl Future<Output = Result<Outcome, Status>> + use<SM>, Status> {
         command.validate().map_err(error::queue_error)?;
         if matches!(
             command,
@@ -288,12 +297,7 @@ impl<SM: QueueMachine> Node<SM> {
             // The reserve guards the disk of the node that proposes: a
             // follower short of disk sends the client to the leader
             // instead, as it would with space to spare.
-            let metrics = self.metrics_now();
-            if metrics.current_leader != Some(self.id) {
-                let membership = metrics.membership_config.membership();
-                let leader = metrics.current_leader.and_then(|id| membership.get_node(&id).map(|n| n.addr.clone()));
-                return Err(error::unavailable_with_hint("this node is not the leader", leader.as_deref()));
-            }
+            self.ensure_leader()?;
             return Err(error::disk_low(self.id, available, reserve));
         }
         let bytes = command_bytes(&command);
@@ -304,16 +308,44 @@ impl<SM: QueueMachine> Node<SM> {
             return Err(error::node_stopped("the node is shutting down"));
         }
         // Dropped after it was queued: it may already be in an entry.
-        answer.await.map_err(|_| error::outcome_unknown("the node stopped while the request was in flight", None))?
+        Ok(async move {
+            answer
+                .await
+                .map_err(|_| error::outcome_unknown("the node stopped while the request was in flight", None))?
+        })
+    }
+
+    /// Ok if this node believes it is the leader, else UNAVAILABLE with the
+    /// leader's address when known (NOT_LEADER) or NO_LEADER. A hint for
+    /// sending clients on early; a write is still refused by Raft itself
+    /// on a node that lost leadership meanwhile.
+    pub fn ensure_leader(&self) -> Result<(), Status> {
+        let metrics = self.metrics_now();
+        if metrics.current_leader == Some(self.id) {
+            return Ok(());
+        }
+        let membership = metrics.membership_config.membership();
+        let leader = metrics.current_leader.and_then(|id| membership.get_node(&id).map(|n| n.addr.clone()));
+        Err(error::unavailable_with_hint("this node is not the leader", leader.as_deref()))
     }
 
     /// [`Node::propose`] for a command built with its answer's type
     /// ([`raftq_core::typed`]): the caller gets that answer, typed. Another
     /// kind of outcome would be a state machine bug: INTERNAL.
     pub async fn propose_typed<A>(&self, typed: Typed<A>) -> Result<A, Status> {
+        self.submit_typed(typed)?.await
+    }
+
+    /// [`Node::submit`] for a typed command (see [`Node::propose_typed`]).
+    pub fn submit_typed<A>(
+        &self,
+        typed: Typed<A>,
+    ) -> Result<impl Future<Output = Result<A, Status>> + use<SM, A>, Status> {
         let (command, answer) = typed.into_parts();
-        let outcome = self.propose(command).await?;
-        answer(outcome).map_err(|other| Status::internal(format!("state machine answered {other:?}")))
+        let outcome = self.submit(command)?;
+        Ok(async move {
+            answer(outcome.await?).map_err(|other| Status::internal(format!("state machine answered {other:?}")))
+        })
     }
 
     /// Reads state after a read-index barrier: the answer reflects every

@@ -11,14 +11,14 @@ use raftq_core::{Command, NackOutcome, validate_queue_name};
 use raftq_proto::v1 as pb;
 use raftq_proto::v1::queue_server::{Queue, QueueServer};
 use tokio::time::Instant;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::audit::Audit;
 use crate::auth::{Caller, Permission, require, require_topic};
 use crate::convert;
 use crate::error::{invalid, queue_error};
 use crate::node::{Node, QueueMachine};
-use crate::subscribe;
+use crate::{publish_stream, subscribe};
 
 /// Longest long-poll a receive may ask for (PRODUCT.md: up to 20 s).
 pub const RECEIVE_WAIT_MS_MAX: u64 = raftq_core::limits::RECEIVE_WAIT_MS_MAX;
@@ -210,6 +210,33 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         Ok(Response::new(pb::PublishResponse {
             results: results.iter().map(|p| pb::PublishResult { message_id: p.id, duplicate: p.duplicate }).collect(),
         }))
+    }
+
+    type PublishStreamStream = Pin<Box<dyn Stream<Item = Result<pb::PublishStreamResponse, Status>> + Send + 'static>>;
+
+    async fn publish_stream(
+        &self,
+        request: Request<Streaming<pb::PublishStreamRequest>>,
+    ) -> Result<Response<Self::PublishStreamStream>, Status> {
+        // Opened on the leader only, so a client finds the leader when it
+        // opens the stream, as with a unary call.
+        self.node.ensure_leader()?;
+        // Each request is checked for its own queue; with auth on, the
+        // token is checked again too (revoked meanwhile: rejected).
+        let caller = crate::auth::caller(&request).cloned();
+        let token = match (&self.auth, request.extensions().get::<crate::auth::TokenHash>()) {
+            (Some(auth), Some(hash)) => Some((auth.clone(), *hash)),
+            _ => None,
+        };
+        let allowed: publish_stream::Allowed = Box::new(move |queue| {
+            crate::auth::caller_may(caller.as_ref(), Permission::Publish, queue)?;
+            match &token {
+                Some((auth, hash)) => auth.still_allows(hash, Permission::Publish, queue),
+                None => Ok(()),
+            }
+        });
+        let stream = publish_stream::start(self.node.clone(), request.into_inner(), allowed);
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn receive(&self, request: Request<pb::ReceiveRequest>) -> Result<Response<pb::ReceiveResponse>, Status> {

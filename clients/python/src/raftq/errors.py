@@ -82,6 +82,7 @@ class ErrorReason(enum.Enum):
     BINDING_NOT_FOUND = 25
     UNROUTABLE = 26
     LIMIT_REACHED = 27
+    PUBLISH_WINDOW_EXCEEDED = 28
 
     @classmethod
     def from_name(cls, name: str) -> "ErrorReason":

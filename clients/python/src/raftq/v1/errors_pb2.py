@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15raftq/v1/errors.proto\x12\x08raftq.v1*\xcb\x04\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x14\n\x10INVALID_ARGUMENT\x10\x01\x12\x13\n\x0fQUEUE_NOT_FOUND\x10\x02\x12\x15\n\x11MESSAGE_NOT_FOUND\x10\x03\x12\x10\n\x0cQUEUE_EXISTS\x10\x04\x12\x11\n\rLEASE_EXPIRED\x10\x05\x12\x13\n\x0fRECEIPT_UNKNOWN\x10\x06\x12\x0e\n\nQUEUE_FULL\x10\x07\x12\x15\n\x11MESSAGE_TOO_LARGE\x10\x08\x12\x15\n\x11REQUEST_TOO_LARGE\x10\t\x12\x17\n\x13QUEUE_LIMIT_REACHED\x10\n\x12\x0e\n\nOVERLOADED\x10\x0b\x12\x0c\n\x08\x44ISK_LOW\x10\x0c\x12\x0e\n\nNOT_LEADER\x10\r\x12\r\n\tNO_LEADER\x10\x0e\x12\x10\n\x0cNODE_STOPPED\x10\x0f\x12\x13\n\x0fOUTCOME_UNKNOWN\x10\x10\x12\x16\n\x12UNSUPPORTED_FORMAT\x10\x11\x12\x13\n\x0fUNAUTHENTICATED\x10\x12\x12\x15\n\x11PERMISSION_DENIED\x10\x13\x12\x1d\n\x19MEMBERSHIP_CHANGE_REFUSED\x10\x14\x12\x0f\n\x0bSTORE_FAULT\x10\x15\x12\x12\n\x0eNODE_NOT_FOUND\x10\x16\x12\x13\n\x0fTOPIC_NOT_FOUND\x10\x17\x12\x10\n\x0cTOPIC_EXISTS\x10\x18\x12\x15\n\x11\x42INDING_NOT_FOUND\x10\x19\x12\x0e\n\nUNROUTABLE\x10\x1a\x12\x11\n\rLIMIT_REACHED\x10\x1b\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15raftq/v1/errors.proto\x12\x08raftq.v1*\xe8\x04\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x14\n\x10INVALID_ARGUMENT\x10\x01\x12\x13\n\x0fQUEUE_NOT_FOUND\x10\x02\x12\x15\n\x11MESSAGE_NOT_FOUND\x10\x03\x12\x10\n\x0cQUEUE_EXISTS\x10\x04\x12\x11\n\rLEASE_EXPIRED\x10\x05\x12\x13\n\x0fRECEIPT_UNKNOWN\x10\x06\x12\x0e\n\nQUEUE_FULL\x10\x07\x12\x15\n\x11MESSAGE_TOO_LARGE\x10\x08\x12\x15\n\x11REQUEST_TOO_LARGE\x10\t\x12\x17\n\x13QUEUE_LIMIT_REACHED\x10\n\x12\x0e\n\nOVERLOADED\x10\x0b\x12\x0c\n\x08\x44ISK_LOW\x10\x0c\x12\x0e\n\nNOT_LEADER\x10\r\x12\r\n\tNO_LEADER\x10\x0e\x12\x10\n\x0cNODE_STOPPED\x10\x0f\x12\x13\n\x0fOUTCOME_UNKNOWN\x10\x10\x12\x16\n\x12UNSUPPORTED_FORMAT\x10\x11\x12\x13\n\x0fUNAUTHENTICATED\x10\x12\x12\x15\n\x11PERMISSION_DENIED\x10\x13\x12\x1d\n\x19MEMBERSHIP_CHANGE_REFUSED\x10\x14\x12\x0f\n\x0bSTORE_FAULT\x10\x15\x12\x12\n\x0eNODE_NOT_FOUND\x10\x16\x12\x13\n\x0fTOPIC_NOT_FOUND\x10\x17\x12\x10\n\x0cTOPIC_EXISTS\x10\x18\x12\x15\n\x11\x42INDING_NOT_FOUND\x10\x19\x12\x0e\n\nUNROUTABLE\x10\x1a\x12\x11\n\rLIMIT_REACHED\x10\x1b\x12\x1b\n\x17PUBLISH_WINDOW_EXCEEDED\x10\x1c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,5 +32,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'raftq.v1.errors_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ERRORREASON']._serialized_start=36
-  _globals['_ERRORREASON']._serialized_end=623
+  _globals['_ERRORREASON']._serialized_end=652
 # @@protoc_insertion_point(module_scope)

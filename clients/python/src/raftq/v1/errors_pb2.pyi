@@ -34,6 +34,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BINDING_NOT_FOUND: _ClassVar[ErrorReason]
     UNROUTABLE: _ClassVar[ErrorReason]
     LIMIT_REACHED: _ClassVar[ErrorReason]
+    PUBLISH_WINDOW_EXCEEDED: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INVALID_ARGUMENT: ErrorReason
 QUEUE_NOT_FOUND: ErrorReason
@@ -62,3 +63,4 @@ TOPIC_EXISTS: ErrorReason
 BINDING_NOT_FOUND: ErrorReason
 UNROUTABLE: ErrorReason
 LIMIT_REACHED: ErrorReason
+PUBLISH_WINDOW_EXCEEDED: ErrorReason

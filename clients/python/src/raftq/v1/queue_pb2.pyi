@@ -235,6 +235,63 @@ class PublishResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[PublishResult]
     def __init__(self, results: _Optional[_Iterable[_Union[PublishResult, _Mapping]]] = ...) -> None: ...
 
+class PublishStreamRequest(_message.Message):
+    __slots__ = ("sequence", "queue", "messages")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    queue: str
+    messages: _containers.RepeatedCompositeFieldContainer[PublishMessage]
+    def __init__(self, sequence: _Optional[int] = ..., queue: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[PublishMessage, _Mapping]]] = ...) -> None: ...
+
+class PublishWindow(_message.Message):
+    __slots__ = ("requests", "bytes")
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    requests: int
+    bytes: int
+    def __init__(self, requests: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class PublishConfirm(_message.Message):
+    __slots__ = ("sequence", "results")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    results: _containers.RepeatedCompositeFieldContainer[PublishResult]
+    def __init__(self, sequence: _Optional[int] = ..., results: _Optional[_Iterable[_Union[PublishResult, _Mapping]]] = ...) -> None: ...
+
+class StreamRejection(_message.Message):
+    __slots__ = ("sequence", "code", "message", "details", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    code: int
+    message: str
+    details: bytes
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, sequence: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., details: _Optional[bytes] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class PublishStreamResponse(_message.Message):
+    __slots__ = ("window", "confirm", "rejected")
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    CONFIRM_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    window: PublishWindow
+    confirm: PublishConfirm
+    rejected: StreamRejection
+    def __init__(self, window: _Optional[_Union[PublishWindow, _Mapping]] = ..., confirm: _Optional[_Union[PublishConfirm, _Mapping]] = ..., rejected: _Optional[_Union[StreamRejection, _Mapping]] = ...) -> None: ...
+
 class Receipt(_message.Message):
     __slots__ = ("queue", "message_id", "delivery_count")
     QUEUE_FIELD_NUMBER: _ClassVar[int]

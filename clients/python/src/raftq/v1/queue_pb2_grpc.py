@@ -70,6 +70,11 @@ class QueueStub(object):
                 request_serializer=raftq_dot_v1_dot_queue__pb2.PublishRequest.SerializeToString,
                 response_deserializer=raftq_dot_v1_dot_queue__pb2.PublishResponse.FromString,
                 _registered_method=True)
+        self.PublishStream = channel.stream_stream(
+                '/raftq.v1.Queue/PublishStream',
+                request_serializer=raftq_dot_v1_dot_queue__pb2.PublishStreamRequest.SerializeToString,
+                response_deserializer=raftq_dot_v1_dot_queue__pb2.PublishStreamResponse.FromString,
+                _registered_method=True)
         self.Receive = channel.unary_unary(
                 '/raftq.v1.Queue/Receive',
                 request_serializer=raftq_dot_v1_dot_queue__pb2.ReceiveRequest.SerializeToString,
@@ -208,6 +213,41 @@ class QueueServicer(object):
         excepted). A message whose idempotency_key was already seen in the
         queue's dedup window is not stored again; its result carries the
         original id with `duplicate = true`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishStream(self, request_iterator, context):
+        """Publishes over one long-lived bidirectional stream: the client sends
+        requests (each a Publish batch tagged with a client-chosen `sequence`),
+        the server answers each one exactly once, as its entry commits: a
+        confirm with the message ids, or a rejection carrying the status the
+        unary Publish would have returned. Answers may come in any order; each
+        carries its request's `sequence`.
+
+        Every request is the unary Publish in all but transport: the same
+        validation, limits, permissions, idempotency keys and G1 (a confirm is
+        sent only once the entry is committed on a majority and fsynced).
+        Requests on one stream to the same queue are stored in the order they
+        were sent, so their ids increase with their order on the stream.
+
+        Flow control: the server's first message grants a window: at most
+        `requests` requests and `bytes` bytes (the encoded size of each
+        request) unanswered at any time; an answer frees its request's share.
+        A request larger than `bytes` is allowed alone. A client that sends
+        past the window gets the stream ended with RESOURCE_EXHAUSTED (reason
+        PUBLISH_WINDOW_EXCEEDED); its requests still in flight may or may not
+        commit, as with any broken call.
+
+        The stream opens only on the leader: on a follower the call fails with
+        UNAVAILABLE and the `raftq-leader` hint, as unary calls do. If the node
+        loses leadership later, each request is rejected with the status it
+        would get (UNAVAILABLE, or UNKNOWN for an entry in doubt); the client
+        reopens the stream at the new leader and sends them again with the same
+        idempotency keys. The stream ends with OK once the client has closed its
+        side and every request is answered. A client that goes away loses
+        nothing that was confirmed to it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -422,6 +462,11 @@ def add_QueueServicer_to_server(servicer, server):
                     servicer.Publish,
                     request_deserializer=raftq_dot_v1_dot_queue__pb2.PublishRequest.FromString,
                     response_serializer=raftq_dot_v1_dot_queue__pb2.PublishResponse.SerializeToString,
+            ),
+            'PublishStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.PublishStream,
+                    request_deserializer=raftq_dot_v1_dot_queue__pb2.PublishStreamRequest.FromString,
+                    response_serializer=raftq_dot_v1_dot_queue__pb2.PublishStreamResponse.SerializeToString,
             ),
             'Receive': grpc.unary_unary_rpc_method_handler(
                     servicer.Receive,
@@ -689,6 +734,33 @@ class Queue(object):
             '/raftq.v1.Queue/Publish',
             raftq_dot_v1_dot_queue__pb2.PublishRequest.SerializeToString,
             raftq_dot_v1_dot_queue__pb2.PublishResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/raftq.v1.Queue/PublishStream',
+            raftq_dot_v1_dot_queue__pb2.PublishStreamRequest.SerializeToString,
+            raftq_dot_v1_dot_queue__pb2.PublishStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
