@@ -39,6 +39,7 @@ mod failover;
 mod harness;
 mod leases;
 mod membership;
+mod publish_stream;
 mod restart;
 mod snapshot_catchup;
 mod stale_read;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use raftq_client::{Client, ClientError, Message, OutgoingMessage, Receipt};
+use raftq_client::{Client, ClientError, Message, OutgoingMessage, PublishResult, PublishStream, Receipt};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep};
 
@@ -60,19 +60,49 @@ pub async fn publish_all(
     producers: usize,
     on_confirm: impl Fn(&Confirm) + Send + Sync + 'static,
 ) -> PublishOutcome {
+    publish_all_via(Via::Unary(client.clone()), queue, bodies, producers, on_confirm).await
+}
+
+/// How a workload publishes: unary calls, or one shared PublishStream.
+#[derive(Clone)]
+pub enum Via {
+    Unary(Client),
+    Stream(PublishStream),
+}
+
+impl Via {
+    async fn publish_one(&self, queue: &str, message: OutgoingMessage) -> Result<PublishResult, ClientError> {
+        match self {
+            Self::Unary(client) => client.publish_one(queue, message).await,
+            Self::Stream(stream) => {
+                let mut results = stream.publish(queue, vec![message]).await?;
+                Ok(results.pop().expect("one result per message"))
+            }
+        }
+    }
+}
+
+/// [`publish_all`] through `via`.
+pub async fn publish_all_via(
+    via: Via,
+    queue: &str,
+    bodies: Vec<String>,
+    producers: usize,
+    on_confirm: impl Fn(&Confirm) + Send + Sync + 'static,
+) -> PublishOutcome {
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicUsize::new(0));
     let on_confirm = Arc::new(on_confirm);
     let mut tasks = JoinSet::new();
     for _ in 0..producers {
-        let (client, queue, bodies, next, on_confirm) =
-            (client.clone(), queue.to_owned(), bodies.clone(), next.clone(), on_confirm.clone());
+        let (via, queue, bodies, next, on_confirm) =
+            (via.clone(), queue.to_owned(), bodies.clone(), next.clone(), on_confirm.clone());
         tasks.spawn(async move {
             let mut outcome = PublishOutcome::default();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else { return outcome };
-                match publish_until_confirmed(&client, &queue, body).await {
+                match publish_until_confirmed(&via, &queue, body).await {
                     Ok(confirm) => {
                         on_confirm(&confirm);
                         outcome.confirmed.push(confirm);
@@ -91,12 +121,12 @@ pub async fn publish_all(
     all
 }
 
-async fn publish_until_confirmed(client: &Client, queue: &str, body: &str) -> Result<Confirm, ClientError> {
+async fn publish_until_confirmed(via: &Via, queue: &str, body: &str) -> Result<Confirm, ClientError> {
     let first = Instant::now();
     loop {
         let started = Instant::now();
         let message = OutgoingMessage::new(body.to_owned()).with_idempotency_key(body);
-        match client.publish_one(queue, message).await {
+        match via.publish_one(queue, message).await {
             Ok(result) => {
                 return Ok(Confirm { body: body.to_owned(), id: result.message_id, started, done: Instant::now() });
             }

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use bytes::{BufMut, Bytes, BytesMut};
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
-use raftq_client::{Client, ClientConfig, OutgoingMessage, QueueConfig};
+use raftq_client::{Client, ClientConfig, ClientError, OutgoingMessage, PublishStream, QueueConfig};
 
 mod sweep;
 
@@ -81,6 +81,11 @@ pub struct BenchArgs {
     /// Messages per publish request.
     #[arg(long, default_value_t = 1)]
     pub batch: u32,
+    /// Publish with one unary Publish call per request instead of over one
+    /// PublishStream per producer (the default); the topic scenario is
+    /// always unary.
+    #[arg(long)]
+    pub unary: bool,
     /// Messages per receive (consumers).
     #[arg(long, default_value_t = 100)]
     pub receive_batch: u32,
@@ -265,16 +270,44 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, base: ClientConfig, json
     report(&args, &totals, publish_secs, drain_secs, json)
 }
 
+/// How a producer publishes: over its own PublishStream (the default), or
+/// with one unary call per request (`--unary`, and topics).
+#[derive(Clone)]
+struct Producer {
+    client: Client,
+    stream: Option<PublishStream>,
+}
+
+impl Producer {
+    fn new(client: &Client, args: &BenchArgs) -> Self {
+        let stream = (!args.unary && args.scenario != Scenario::Topic).then(|| client.publish_stream());
+        Self { client: client.clone(), stream }
+    }
+
+    /// One producer per `--producers`, producer i on connection i mod N.
+    fn all(clients: &[Client], args: &BenchArgs) -> Vec<Self> {
+        (0..args.producers as usize).map(|i| Self::new(&clients[i % clients.len()], args)).collect()
+    }
+
+    async fn publish(&self, queue: &str, messages: Vec<OutgoingMessage>) -> Result<(), ClientError> {
+        match &self.stream {
+            Some(stream) => stream.publish(queue, messages).await.map(|_| ()),
+            None => self.client.publish(queue, messages).await.map(|_| ()),
+        }
+    }
+}
+
 fn spawn_producers(
     clients: &[Client],
     args: &BenchArgs,
     totals: &Arc<Totals>,
 ) -> Vec<tokio::task::JoinHandle<Result<()>>> {
     let deadline = args.duration.map(|d| Instant::now() + d);
+    let producers = Producer::all(clients, args);
     let mut tasks = Vec::new();
     for task in 0..args.producers * args.inflight {
-        let client = &clients[(task / args.inflight) as usize % clients.len()];
-        let (client, totals, queue) = (client.clone(), totals.clone(), args.queue.clone());
+        let producer = producers[(task / args.inflight) as usize].clone();
+        let (totals, queue) = (totals.clone(), args.queue.clone());
         let to_topic = args.scenario == Scenario::Topic;
         let (batch, size, limit) = (u64::from(args.batch), args.size, args.messages);
         tasks.push(tokio::spawn(async move {
@@ -290,9 +323,9 @@ fn spawn_producers(
                 let sent_us = totals.elapsed_us();
                 let messages = (first..last).map(|seq| OutgoingMessage::new(body(seq, sent_us, size))).collect();
                 let published = if to_topic {
-                    client.publish_topic(&topic_name(&queue), messages).await.map(|_| ())
+                    producer.client.publish_topic(&topic_name(&queue), messages).await.map(|_| ())
                 } else {
-                    client.publish(&queue, messages).await.map(|_| ())
+                    producer.publish(&queue, messages).await
                 };
                 match published {
                     Ok(()) => {

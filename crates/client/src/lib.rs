@@ -36,7 +36,10 @@
 //! - `convert`: every conversion between those and the wire types
 //!   (re-exported as [`proto`] for whoever needs them raw), as `From` /
 //!   `TryFrom` impls.
-//! - `publisher`: [`Publisher`], batching in a background task.
+//! - `publish_stream`: [`PublishStream`], many publishes in flight on one
+//!   `PublishStream` call, falling back to unary retries.
+//! - `publisher`: [`Publisher`], batching in a background task (over a
+//!   `PublishStream`).
 //! - `consumer`: [`Consumer`], a resubscribing stream over Subscribe.
 //!
 //! # Leader discovery and retries
@@ -96,6 +99,7 @@ mod connector;
 mod consumer;
 mod convert;
 mod error;
+mod publish_stream;
 mod publisher;
 mod queue_api;
 mod retry;
@@ -111,6 +115,7 @@ pub use config::{
 pub use connector::{Connector, TcpConnector, endpoint};
 pub use consumer::Consumer;
 pub use error::{ClientError, ErrorReason, code_name};
+pub use publish_stream::PublishStream;
 pub use publisher::{PendingPublish, Publisher};
 pub use tonic::Code;
 pub use types::{

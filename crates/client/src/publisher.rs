@@ -1,5 +1,6 @@
-//! [`Publisher`]: batches single publishes into Publish requests in a
-//! background task.
+//! [`Publisher`]: batches single publishes into requests in a background
+//! task, sent over one [`PublishStream`] (falling back to unary Publish
+//! retries for any request the stream does not settle).
 //!
 //! Each message gets its idempotency key when it is enqueued, before any
 //! batch exists, so a batch retried after a leader failover carries the same
@@ -20,7 +21,8 @@ use tokio::{
 };
 
 use crate::{
-    client::Client, config::PublisherConfig, convert::publish_message, error::ClientError, types::OutgoingMessage,
+    client::Client, config::PublisherConfig, convert::publish_message, error::ClientError,
+    publish_stream::PublishStream, types::OutgoingMessage,
 };
 
 /// Most messages waiting in the channel to the batching task; beyond this
@@ -78,7 +80,7 @@ impl Client {
         let capacity = (config.max_batch_messages * config.max_inflight_batches).min(QUEUED_MESSAGES_MAX);
         let (tx, rx) = mpsc::channel(capacity);
         let batcher = Batcher {
-            client: self.clone(),
+            stream: self.publish_stream(),
             queue: Arc::from(queue),
             config,
             rx,
@@ -122,7 +124,7 @@ impl Publisher {
 
 /// The background task's state.
 struct Batcher {
-    client: Client,
+    stream: PublishStream,
     queue: Arc<str>,
     config: PublisherConfig,
     rx: mpsc::Receiver<Command>,
@@ -214,11 +216,11 @@ impl Batcher {
         let batch = std::mem::take(&mut self.batch);
         self.batch_bytes = 0;
         self.linger_until = None;
-        let client = self.client.clone();
+        let stream = self.stream.clone();
         let queue = Arc::clone(&self.queue);
         async move {
             let (messages, dones): (Vec<_>, Vec<_>) = batch.into_iter().map(|item| (item.message, item.done)).unzip();
-            match client.publish_keyed(&queue, messages).await {
+            match stream.publish_keyed(&queue, messages).await {
                 Ok(results) => {
                     for (done, result) in dones.into_iter().zip(results) {
                         let _ = done.send(Ok(result.message_id));

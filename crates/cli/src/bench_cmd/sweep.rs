@@ -20,7 +20,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use hdrhistogram::Histogram;
 use raftq_client::{Client, OutgoingMessage};
 
-use super::{BenchArgs, Scenario, Totals, body, spawn_consumers};
+use super::{BenchArgs, Producer, Scenario, Totals, body, spawn_consumers};
 
 /// A step is saturated when it achieved less than this share of its
 /// offered rate.
@@ -138,7 +138,7 @@ fn progress(step: &Step) {
 /// numbers continue from `next_seq` so no two steps share one.
 async fn run_step(
     client: &Client,
-    producers: &[Client],
+    clients: &[Client],
     args: &BenchArgs,
     rate: f64,
     next_seq: &mut u64,
@@ -151,6 +151,7 @@ async fn run_step(
         Scenario::EndToEnd => spawn_consumers(client, args, &totals, args.consumers.unwrap_or(1)),
         _ => Vec::new(),
     };
+    let producers = Producer::all(clients, args);
     let batch = u64::from(args.batch);
     let requests = ((args.step_duration.as_secs_f64() * rate / batch as f64).ceil() as u64).max(1);
     // The cap on requests in flight: when it is reached the schedule slips,
@@ -168,11 +169,11 @@ async fn run_step(
             done.context("publish task")?;
         }
         let first = *next_seq + k * batch;
-        let (client, totals, queue, size) =
+        let (producer, totals, queue, size) =
             (producers[k as usize % producers.len()].clone(), totals.clone(), args.queue.clone(), args.size);
         tasks.spawn(async move {
             let messages = (first..first + batch).map(|seq| OutgoingMessage::new(body(seq, due, size))).collect();
-            match client.publish(&queue, messages).await {
+            match producer.publish(&queue, messages).await {
                 Ok(_) => {
                     let took = totals.elapsed_us().saturating_sub(due).max(1);
                     totals.confirm_us.lock().expect("lock").saturating_record(took);

@@ -6,7 +6,8 @@ use anyhow::{Context as _, Result, bail};
 use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
 use raftq_client::{
-    BATCH_BYTES_MAX, BATCH_MESSAGES_MAX, Client, MessageState, NackOutcome, OutgoingMessage, RECEIVE_WAIT_MAX, Receipt,
+    BATCH_BYTES_MAX, BATCH_MESSAGES_MAX, Client, MessageState, NackOutcome, OutgoingMessage, PublishStream,
+    RECEIVE_WAIT_MAX, Receipt,
 };
 use serde_json::json;
 use tokio::{
@@ -194,8 +195,12 @@ pub(super) async fn publish(client: &Client, args: PublishArgs, json: bool) -> R
     publish_to(client, Target::Queue(&args.queue), args.content, json).await
 }
 
-/// Publishes each body (or each line of stdin) to `target`, in batches.
+/// Publishes each body (or each line of stdin) to `target`, in batches, one
+/// after another (queue batches over a PublishStream), so the ids print in
+/// order and a failure stops before the next batch.
 pub(super) async fn publish_to(client: &Client, target: Target<'_>, args: MessageArgs, json: bool) -> Result<()> {
+    let stream = client.publish_stream();
+    let sender = &Sender { client, stream: &stream };
     let build = |body: Bytes| {
         let mut message = OutgoingMessage::new(body);
         message.attributes.extend(args.attributes.iter().cloned());
@@ -210,10 +215,10 @@ pub(super) async fn publish_to(client: &Client, target: Target<'_>, args: Messag
         }
         for body in &args.bodies {
             if let Some(batch) = batches.push(build(Bytes::from(body.clone()))) {
-                publish_batch(client, target, batch, json).await?;
+                publish_batch(sender, target, batch, json).await?;
             }
         }
-        return publish_batch(client, target, batches.take(), json).await;
+        return publish_batch(sender, target, batches.take(), json).await;
     }
     // With --key the whole of stdin must be read first: it must be one line.
     let linger = if args.key.is_some() { None } else { Some(STDIN_LINGER) };
@@ -223,7 +228,7 @@ pub(super) async fn publish_to(client: &Client, target: Target<'_>, args: Messag
         let line = match stdin.next(linger.filter(|_| !batches.batch.is_empty())).await? {
             Line::Text(line) => line,
             Line::Idle => {
-                publish_batch(client, target, batches.take(), json).await?;
+                publish_batch(sender, target, batches.take(), json).await?;
                 continue;
             }
             Line::End => break,
@@ -233,24 +238,30 @@ pub(super) async fn publish_to(client: &Client, target: Target<'_>, args: Messag
             bail!("--key needs exactly one message, but stdin has more than one line");
         }
         if let Some(batch) = batches.push(build(line)) {
-            publish_batch(client, target, batch, json).await?;
+            publish_batch(sender, target, batch, json).await?;
         }
     }
     if args.key.is_some() && lines == 0 {
         bail!("--key needs exactly one message, but stdin is empty");
     }
-    publish_batch(client, target, batches.take(), json).await
+    publish_batch(sender, target, batches.take(), json).await
+}
+
+/// The client, and the stream queue publishes go over.
+struct Sender<'a> {
+    client: &'a Client,
+    stream: &'a PublishStream,
 }
 
 /// Publishes one batch (nothing for an empty one) and prints the ids.
-async fn publish_batch(client: &Client, target: Target<'_>, batch: Vec<OutgoingMessage>, json: bool) -> Result<()> {
+async fn publish_batch(sender: &Sender<'_>, target: Target<'_>, batch: Vec<OutgoingMessage>, json: bool) -> Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
     let queue = match target {
         Target::Queue(queue) => queue,
         Target::Topic(topic) => {
-            for result in client.publish_topic(topic, batch).await? {
+            for result in sender.client.publish_topic(topic, batch).await? {
                 if json {
                     println!("{}", output::topic_result_json(&result));
                 } else {
@@ -260,7 +271,7 @@ async fn publish_batch(client: &Client, target: Target<'_>, batch: Vec<OutgoingM
             return Ok(());
         }
     };
-    for result in client.publish(queue, batch).await? {
+    for result in sender.stream.publish(queue, batch).await? {
         if json {
             println!("{}", json!({ "message_id": result.message_id, "duplicate": result.duplicate }));
         } else {

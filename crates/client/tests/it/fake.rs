@@ -30,6 +30,10 @@ pub struct Script {
     /// Apply this many of the next publishes, then answer UNAVAILABLE (a
     /// leader that lost leadership after its entry committed).
     pub commit_then_fail: usize,
+    /// PublishStream: after answering this many requests, the next one is
+    /// stored but the stream ends with UNAVAILABLE instead of its answer
+    /// (a connection lost after the commit).
+    pub stream_break_after: Option<usize>,
     /// Every call hangs (a node that accepts but never answers).
     pub hang: bool,
     /// Subscribe streams end with UNAVAILABLE (and `hint`) after this many
@@ -179,6 +183,32 @@ impl Node {
 }
 
 type Deliveries = Pin<Box<dyn Stream<Item = Result<proto::SubscribeResponse, Status>> + Send>>;
+type PublishAnswers = Pin<Box<dyn Stream<Item = Result<proto::PublishStreamResponse, Status>> + Send>>;
+
+/// The window the fake's PublishStream grants.
+pub const STREAM_WINDOW: u32 = 64;
+
+/// Stores keyed messages as a publish does (a key seen before answers its
+/// id as a duplicate); then fails as scripted by `commit_then_fail`.
+fn store(s: &mut Script, messages: Vec<proto::PublishMessage>) -> Result<Vec<proto::PublishResult>, Status> {
+    let mut results = Vec::new();
+    for message in messages {
+        if let Some(&id) = s.dedup.get(&message.idempotency_key) {
+            results.push(proto::PublishResult { message_id: id, duplicate: true });
+            continue;
+        }
+        s.next_id += 1;
+        let id = s.next_id;
+        s.dedup.insert(message.idempotency_key, id);
+        s.ready.push((id, message.body));
+        results.push(proto::PublishResult { message_id: id, duplicate: false });
+    }
+    if s.commit_then_fail > 0 {
+        s.commit_then_fail -= 1;
+        return Err(unavailable(s.hint.clone().as_deref()));
+    }
+    Ok(results)
+}
 
 #[tonic::async_trait]
 impl Queue for Node {
@@ -243,24 +273,66 @@ impl Queue for Node {
         let req = req.into_inner();
         self.lock().publish_keys.push(req.messages.iter().map(|m| m.idempotency_key.clone()).collect());
         self.gate("publish").await?;
-        let mut s = self.lock();
-        let mut results = Vec::new();
-        for message in req.messages {
-            if let Some(&id) = s.dedup.get(&message.idempotency_key) {
-                results.push(proto::PublishResult { message_id: id, duplicate: true });
-                continue;
-            }
-            s.next_id += 1;
-            let id = s.next_id;
-            s.dedup.insert(message.idempotency_key, id);
-            s.ready.push((id, message.body));
-            results.push(proto::PublishResult { message_id: id, duplicate: false });
-        }
-        if s.commit_then_fail > 0 {
-            s.commit_then_fail -= 1;
-            return Err(unavailable(s.hint.clone().as_deref()));
-        }
+        let results = store(&mut self.lock(), req.messages)?;
         Ok(Response::new(proto::PublishResponse { results }))
+    }
+
+    type PublishStreamStream = PublishAnswers;
+
+    async fn publish_stream(
+        &self,
+        req: Request<tonic::Streaming<proto::PublishStreamRequest>>,
+    ) -> Result<Response<Self::PublishStreamStream>, Status> {
+        use proto::publish_stream_response::Kind;
+        self.gate("publish_stream").await?;
+        let mut inbound = req.into_inner();
+        let script = Arc::clone(&self.script);
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_WINDOW as usize + 1);
+        let window = proto::PublishWindow { requests: STREAM_WINDOW, bytes: 4 << 20 };
+        tx.try_send(Ok(proto::PublishStreamResponse { kind: Some(Kind::Window(window)) })).unwrap();
+        tokio::spawn(async move {
+            while let Ok(Some(request)) = inbound.message().await {
+                let kind = {
+                    let mut s = script.lock().unwrap();
+                    s.calls.push("publish_stream_request");
+                    s.publish_keys.push(request.messages.iter().map(|m| m.idempotency_key.clone()).collect());
+                    let stored = store(&mut s, request.messages);
+                    let break_now = s.stream_break_after == Some(0);
+                    if let Some(n) = s.stream_break_after.as_mut() {
+                        *n = n.saturating_sub(1);
+                    }
+                    if break_now {
+                        s.stream_break_after = None;
+                        None
+                    } else {
+                        Some(match stored {
+                            Ok(results) => Kind::Confirm(proto::PublishConfirm { sequence: request.sequence, results }),
+                            Err(status) => Kind::Rejected(proto::StreamRejection {
+                                sequence: request.sequence,
+                                code: status.code() as i32,
+                                message: status.message().to_owned(),
+                                details: status.details().to_vec().into(),
+                                metadata: status
+                                    .metadata()
+                                    .get("raftq-leader")
+                                    .and_then(|v| v.to_str().ok())
+                                    .map(|leader| ("raftq-leader".to_owned(), leader.to_owned()))
+                                    .into_iter()
+                                    .collect(),
+                            }),
+                        })
+                    }
+                };
+                let Some(kind) = kind else {
+                    let _ = tx.send(Err(unavailable(None))).await;
+                    return;
+                };
+                if tx.send(Ok(proto::PublishStreamResponse { kind: Some(kind) })).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
     async fn receive(&self, req: Request<proto::ReceiveRequest>) -> Result<Response<proto::ReceiveResponse>, Status> {

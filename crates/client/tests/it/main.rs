@@ -4,5 +4,6 @@
 
 mod consumer;
 mod fake;
+mod publish_stream;
 mod publisher;
 mod retries;

@@ -49,13 +49,34 @@ async fn batches_hold_at_most_max_batch_bytes() {
 
 #[tokio::test]
 async fn a_retried_batch_carries_the_keys_assigned_at_enqueue() {
-    let node = Fake::start(Script { unavailable: 1, ..Script::default() }).await;
+    // Stored, then rejected on the stream: the unary retry brings the same
+    // keys and is answered from the dedup window.
+    let node = Fake::start(Script { commit_then_fail: 1, ..Script::default() }).await;
     let client = Client::connect(config(&[&node.addr])).unwrap();
     let publisher = client.publisher("q", publisher_config(10, 4 << 20, Duration::ZERO)).unwrap();
     assert_eq!(publisher.publish(OutgoingMessage::new("x")).await.unwrap(), 1);
     let batches = node.script().publish_keys.clone();
     assert_eq!(batches.len(), 2);
     assert_eq!(batches[0], batches[1]);
+    assert_eq!((node.calls("publish_stream_request"), node.calls("publish")), (1, 1));
+    assert_eq!(node.script().ready.len(), 1, "stored once");
+}
+
+#[tokio::test]
+async fn the_publisher_sends_its_batches_over_one_stream() {
+    let node = Fake::start(Script::default()).await;
+    let client = Client::connect(config(&[&node.addr])).unwrap();
+    let publisher = client.publisher("q", publisher_config(10, 4 << 20, Duration::ZERO)).unwrap();
+    let mut pending = Vec::new();
+    for i in 0..100 {
+        pending.push(publisher.enqueue(OutgoingMessage::new(format!("m{i}"))).await.unwrap());
+    }
+    for p in pending {
+        p.await.unwrap();
+    }
+    assert_eq!(node.calls("publish_stream"), 1, "one stream opened");
+    assert_eq!(node.calls("publish"), 0, "no unary publish");
+    assert!(node.calls("publish_stream_request") >= 10);
 }
 
 #[tokio::test]

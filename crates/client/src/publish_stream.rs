@@ -1,0 +1,335 @@
+//! [`PublishStream`]: publishes over one `Queue.PublishStream` to the
+//! leader, many requests in flight on one HTTP/2 stream, each confirmed as
+//! its entry commits.
+//!
+//! The stream is the fast path; the unary Publish with its retry loop is
+//! the safe one. A request the stream could not settle (the stream broke,
+//! the node lost leadership or was overloaded, no answer in
+//! `request_timeout`) is sent again through [`Client::publish`]'s path with
+//! the same idempotency keys, so it is stored once whatever happened to the
+//! first attempt; only a final answer (a confirm, or an error the unary call
+//! would not retry either, like NOT_FOUND) ends it. A broken stream is
+//! reopened, at the leader, by the next request.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use prost::Message as _;
+use raftq_proto::v1 as proto;
+use raftq_proto::v1::publish_stream_response::Kind;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
+use tonic::metadata::MetadataMap;
+
+use crate::client::{CallSpec, Client};
+use crate::convert::publish_message;
+use crate::error::ClientError;
+use crate::retry::{Decision, Safety, decide};
+use crate::types::{OutgoingMessage, PublishResult};
+
+/// Requests buffered between the publishers and the call's encoder: the
+/// encoder takes what is there into one write.
+const REQUESTS_BUFFERED: usize = 256;
+
+/// A publisher over one long-lived stream. Cheap to clone (clones share
+/// the stream); any number of tasks may publish through it at once, up to
+/// the window the server grants (more wait for room).
+#[derive(Clone)]
+pub struct PublishStream {
+    client: Client,
+    /// The open session, if any; replaced when it breaks. Locked while a
+    /// session opens, so concurrent publishers open one, not many.
+    session: Arc<tokio::sync::Mutex<Option<Arc<Session>>>>,
+}
+
+impl fmt::Debug for PublishStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublishStream").field("client", &self.client).finish_non_exhaustive()
+    }
+}
+
+/// One open `PublishStream` call. Dropping it closes the client's side;
+/// the server then answers what is in flight and ends the call.
+struct Session {
+    addr: String,
+    tx: mpsc::Sender<proto::PublishStreamRequest>,
+    shared: Arc<Shared>,
+    /// The window's byte bound, to cap one request's share.
+    window_bytes: u32,
+}
+
+/// What a session's reader task shares with its publishers.
+struct Shared {
+    /// Requests unanswered, by sequence number.
+    waiting: Mutex<HashMap<u64, Waiter>>,
+    next_sequence: AtomicU64,
+    /// Set (and the semaphores closed) once the stream has ended.
+    broken: AtomicBool,
+    requests: Arc<Semaphore>,
+    bytes: Arc<Semaphore>,
+}
+
+/// A request waiting for its answer; its share of the window is given back
+/// when the answer arrives.
+struct Waiter {
+    done: oneshot::Sender<Result<Vec<PublishResult>, ClientError>>,
+    _window: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+}
+
+impl Client {
+    /// A [`PublishStream`]; no I/O until the first publish.
+    pub fn publish_stream(&self) -> PublishStream {
+        PublishStream { client: self.clone(), session: Arc::default() }
+    }
+}
+
+impl PublishStream {
+    /// Publishes 1..=1000 messages to `queue` as one all-or-nothing batch,
+    /// as [`Client::publish`] does (keys assigned the same way), over the
+    /// stream.
+    pub async fn publish(
+        &self,
+        queue: &str,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<Vec<PublishResult>, ClientError> {
+        let messages = messages
+            .into_iter()
+            .map(|mut message| {
+                self.client.assign_key(&mut message);
+                publish_message(message)
+            })
+            .collect();
+        self.publish_keyed(queue, messages).await
+    }
+
+    /// Publishes wire messages whose keys are already assigned.
+    pub(crate) async fn publish_keyed(
+        &self,
+        queue: &str,
+        messages: Vec<proto::PublishMessage>,
+    ) -> Result<Vec<PublishResult>, ClientError> {
+        debug_assert!(messages.iter().all(|m| !m.idempotency_key.is_empty()), "every publish carries a key");
+        let count = messages.len();
+        let started = tokio::time::Instant::now();
+        let request = proto::PublishStreamRequest { sequence: 0, queue: queue.to_owned(), messages };
+        let err = match self.try_stream(request.clone()).await {
+            Ok(results) if results.len() == count => return Ok(results),
+            Ok(results) => {
+                return Err(ClientError::Protocol(format!("{} results for {count} messages", results.len())));
+            }
+            Err((err, addr)) => match decide(&err, Safety::Idempotent, &addr) {
+                Decision::Fail => return Err(err),
+                _ => err,
+            },
+        };
+        // Not settled by the stream: the unary path's retries (the same keys,
+        // so a first attempt that did commit is answered as a duplicate).
+        tracing::debug!(error = %err, "raftq publish stream did not settle a request; retrying it unary");
+        let retried = self.client.publish_keyed(queue, request.messages).await;
+        // If the stream attempt may have committed, a final failure must
+        // say so, as the unary retry loop's own does.
+        retried.map_err(|last| if err.is_ambiguous() { in_doubt(last, started.elapsed()) } else { last })
+    }
+
+    /// One attempt over the stream; on failure the error and the node that
+    /// gave it.
+    async fn try_stream(
+        &self,
+        request: proto::PublishStreamRequest,
+    ) -> Result<Vec<PublishResult>, (ClientError, String)> {
+        let session = self.session().await?;
+        let timeout = self.client.config().request_timeout;
+        let result = match tokio::time::timeout(timeout, session.publish(request)).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(ClientError::Timeout { addr: session.addr.clone(), timeout }),
+        };
+        result.map_err(|err| {
+            // A node-level failure (not the leader any more, unreachable, no
+            // answer): the next request opens a new stream. An overloaded
+            // node or a refused request keeps it.
+            if matches!(decide(&err, Safety::Idempotent, &session.addr), Decision::Redirect(_) | Decision::Backoff) {
+                session.shared.break_off(None);
+            }
+            (err, session.addr.clone())
+        })
+    }
+
+    /// The open session, or a new one.
+    async fn session(&self) -> Result<Arc<Session>, (ClientError, String)> {
+        let mut current = self.session.lock().await;
+        if let Some(session) = current.as_ref().filter(|s| !s.shared.broken.load(Ordering::SeqCst)) {
+            return Ok(session.clone());
+        }
+        *current = None;
+        let session = Arc::new(Session::open(&self.client).await?);
+        *current = Some(session.clone());
+        Ok(session)
+    }
+}
+
+impl Session {
+    /// Opens a stream at the leader (through the client's retry loop) and
+    /// reads the window it grants.
+    async fn open(client: &Client) -> Result<Self, (ClientError, String)> {
+        let opened = client
+            .call(CallSpec::leader("publish_stream", Safety::Idempotent), |channel| {
+                let mut stub = Client::queue_stub(channel);
+                async move {
+                    let (tx, rx) = mpsc::channel(REQUESTS_BUFFERED);
+                    let mut inbound = stub.publish_stream(ReceiverStream::new(rx)).await?;
+                    let window = match inbound.get_mut().message().await? {
+                        Some(proto::PublishStreamResponse { kind: Some(Kind::Window(window)) }) => window,
+                        other => {
+                            return Err(tonic::Status::internal(format!(
+                                "PublishStream: the first message is not the window: {other:?}"
+                            )));
+                        }
+                    };
+                    Ok(tonic::Response::new((window, inbound.into_inner(), tx)))
+                }
+            })
+            .await;
+        let ((window, inbound, tx), addr) = opened.map_err(|err| (err, client.leader().unwrap_or_default()))?;
+        if window.requests == 0 || window.bytes == 0 {
+            let err = ClientError::Protocol(format!("PublishStream granted an empty window: {window:?}"));
+            return Err((err, addr));
+        }
+        let window_bytes = u32::try_from(window.bytes).unwrap_or(u32::MAX);
+        let shared = Arc::new(Shared {
+            waiting: Mutex::default(),
+            next_sequence: AtomicU64::new(1),
+            broken: AtomicBool::new(false),
+            requests: Arc::new(Semaphore::new(window.requests as usize)),
+            bytes: Arc::new(Semaphore::new(window_bytes as usize)),
+        });
+        tokio::spawn(read_answers(inbound, shared.clone(), addr.clone()));
+        Ok(Self { addr, tx, shared, window_bytes })
+    }
+
+    /// Sends one request when the window has room and waits for its answer.
+    async fn publish(&self, mut request: proto::PublishStreamRequest) -> Result<Vec<PublishResult>, ClientError> {
+        let broken = || ClientError::Transport {
+            addr: self.addr.clone(),
+            message: "the publish stream ended".into(),
+            connect: false,
+        };
+        let shared = &self.shared;
+        let share = u32::try_from(request.encoded_len()).unwrap_or(u32::MAX).min(self.window_bytes);
+        let requests = shared.requests.clone().acquire_owned().await.map_err(|_| broken())?;
+        let bytes = shared.bytes.clone().acquire_many_owned(share).await.map_err(|_| broken())?;
+        let sequence = shared.next_sequence.fetch_add(1, Ordering::Relaxed);
+        request.sequence = sequence;
+        let (done, answer) = oneshot::channel();
+        lock(&shared.waiting).insert(sequence, Waiter { done, _window: (requests, bytes) });
+        // Registered before it is sent, so the answer always finds it; the
+        // reader marks the session broken before it fails what is waiting,
+        // so a request registered after that is taken back here.
+        let unsent = shared.broken.load(Ordering::SeqCst) || self.tx.send(request).await.is_err();
+        if unsent && lock(&shared.waiting).remove(&sequence).is_some() {
+            return Err(broken());
+        }
+        answer.await.unwrap_or_else(|_| Err(broken()))
+    }
+}
+
+impl Shared {
+    /// Ends the session: no new requests, and every waiting one fails with
+    /// `err` (or a broken-stream error), to be retried by its publisher.
+    fn break_off(&self, err: Option<ClientError>) {
+        self.broken.store(true, Ordering::SeqCst);
+        self.requests.close();
+        self.bytes.close();
+        if let Some(err) = err {
+            for (_, waiter) in lock(&self.waiting).drain() {
+                let _ = waiter.done.send(Err(err.clone()));
+            }
+        }
+    }
+}
+
+/// The session's reader: hands each answer to its request, and when the
+/// stream ends fails whatever is still waiting.
+async fn read_answers(mut inbound: Streaming<proto::PublishStreamResponse>, shared: Arc<Shared>, addr: String) {
+    let ended = loop {
+        let answer = match inbound.message().await {
+            Ok(Some(answer)) => answer,
+            Ok(None) => {
+                break ClientError::Transport {
+                    addr: addr.clone(),
+                    message: "the publish stream ended".into(),
+                    connect: false,
+                };
+            }
+            Err(status) => break ClientError::from_status(status, &addr),
+        };
+        let (sequence, result) = match answer.kind {
+            Some(Kind::Confirm(confirm)) => {
+                (confirm.sequence, Ok(confirm.results.into_iter().map(PublishResult::from).collect()))
+            }
+            Some(Kind::Rejected(rejected)) => (rejected.sequence, Err(rejected_error(rejected, &addr))),
+            other => {
+                break ClientError::Protocol(format!("PublishStream: unexpected message {other:?}"));
+            }
+        };
+        let Some(waiter) = lock(&shared.waiting).remove(&sequence) else {
+            break ClientError::Protocol(format!("PublishStream: an answer to unknown sequence {sequence}"));
+        };
+        let _ = waiter.done.send(result);
+    };
+    tracing::debug!(addr, error = %ended, "raftq publish stream ended");
+    shared.break_off(Some(ended));
+}
+
+/// `last`, the final error of a retry after an attempt in doubt, marked as
+/// such (one more attempt counted: the stream's).
+fn in_doubt(last: ClientError, elapsed: std::time::Duration) -> ClientError {
+    match last {
+        ClientError::RetriesExhausted { attempts, elapsed, last, .. } => {
+            ClientError::RetriesExhausted { attempts: attempts + 1, elapsed, last, in_doubt: true }
+        }
+        last => ClientError::RetriesExhausted { attempts: 2, elapsed, last: Box::new(last), in_doubt: true },
+    }
+}
+
+/// A rejection as the error its unary call would have given.
+fn rejected_error(rejected: proto::StreamRejection, addr: &str) -> ClientError {
+    let mut metadata = MetadataMap::new();
+    for (key, value) in &rejected.metadata {
+        if let (Ok(key), Ok(value)) =
+            (key.parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>(), value.parse())
+        {
+            metadata.insert(key, value);
+        }
+    }
+    let code = tonic::Code::from_i32(rejected.code);
+    ClientError::from_status(
+        tonic::Status::with_details_and_metadata(code, rejected.message, rejected.details, metadata),
+        addr,
+    )
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejection_reads_as_the_unary_error_with_its_hint() {
+        let rejected = proto::StreamRejection {
+            sequence: 3,
+            code: tonic::Code::Unavailable as i32,
+            message: "this node is not the leader".into(),
+            details: bytes::Bytes::new(),
+            metadata: [("raftq-leader".to_owned(), "10.0.0.9:7000".to_owned())].into(),
+        };
+        let err = rejected_error(rejected, "10.0.0.1:7000");
+        assert_eq!(err.leader_hint(), Some("10.0.0.9:7000"));
+        assert_eq!(decide(&err, Safety::Idempotent, "10.0.0.1:7000"), Decision::Redirect("10.0.0.9:7000".into()));
+    }
+}
