@@ -42,6 +42,7 @@ pub mod auth;
 pub mod clock;
 mod cluster_service;
 pub mod conn_guard;
+mod consume;
 mod convert;
 mod disk;
 mod error;

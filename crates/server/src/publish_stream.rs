@@ -166,9 +166,18 @@ fn response(kind: pb::publish_stream_response::Kind) -> pb::PublishStreamRespons
     pb::PublishStreamResponse { kind: Some(kind) }
 }
 
+/// Counts one answered request of a stream, as `raftq_grpc_requests_total`
+/// counts calls: `raftq_stream_requests_total{rpc, kind, code}`.
+pub(crate) fn count_answer(rpc: &'static str, kind: &'static str, code: tonic::Code) {
+    metrics::counter!("raftq_stream_requests_total", "rpc" => rpc, "kind" => kind, "code" => format!("{code:?}"))
+        .increment(1);
+}
+
 /// A request's answer: its results, or its status as a rejection.
 fn answer(sequence: u64, result: Result<Vec<raftq_core::PublishResult>, Status>) -> pb::PublishStreamResponse {
     use pb::publish_stream_response::Kind;
+    let code = result.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+    count_answer("Queue/PublishStream", "publish", code);
     response(match result {
         Ok(results) => Kind::Confirm(pb::PublishConfirm {
             sequence,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::Stream;
 use raftq_core::limits::{LIST_QUEUES_MAX, LIST_TOPICS_MAX, PEEK_MESSAGES_MAX, REDRIVE_MESSAGES_MAX};
-use raftq_core::{Command, NackOutcome, validate_queue_name};
+use raftq_core::{Command, NackOutcome, Typed, validate_queue_name};
 use raftq_proto::v1 as pb;
 use raftq_proto::v1::queue_server::{Queue, QueueServer};
 use tokio::time::Instant;
@@ -18,7 +18,7 @@ use crate::auth::{Caller, Permission, require, require_topic};
 use crate::convert;
 use crate::error::{invalid, queue_error};
 use crate::node::{Node, QueueMachine};
-use crate::{publish_stream, subscribe};
+use crate::{consume, publish_stream, subscribe};
 
 /// Longest long-poll a receive may ask for (PRODUCT.md: up to 20 s).
 pub const RECEIVE_WAIT_MS_MAX: u64 = raftq_core::limits::RECEIVE_WAIT_MS_MAX;
@@ -80,12 +80,54 @@ fn require_topic_any<T>(request: &Request<T>, name: &str) -> Result<(), Status> 
 }
 
 /// The queue a receipt names ("" if none: the validation answers for it).
-fn receipt_queue(receipt: Option<&pb::Receipt>) -> &str {
+pub(crate) fn receipt_queue(receipt: Option<&pb::Receipt>) -> &str {
     receipt.map_or("", |r| r.queue.as_str())
 }
 
 fn check_name(field: &str, name: &str) -> Result<(), Status> {
     validate_queue_name(name).map_err(|e| queue_error(e.in_field(field)))
+}
+
+/// The queues an Ack's receipts name, each once.
+pub(crate) fn ack_queues(request: &pb::AckRequest) -> Vec<&str> {
+    let mut queues: Vec<&str> = request.receipts.iter().map(|r| r.queue.as_str()).collect();
+    queues.sort_unstable();
+    queues.dedup();
+    queues
+}
+
+/// The Ack command of a request (receipts named `receipts[i]`).
+pub(crate) fn ack_command(request: pb::AckRequest) -> Result<Typed<u64>, Status> {
+    let receipts = request
+        .receipts
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| convert::receipt_from_pb(Some(r), &format!("receipts[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Command::ack(receipts))
+}
+
+/// The Nack command of a request.
+pub(crate) fn nack_command(request: pb::NackRequest) -> Result<Typed<NackOutcome>, Status> {
+    let receipt = convert::receipt_from_pb(request.receipt, "receipt")?;
+    Ok(Command::nack(receipt, request.delay_ms, request.dead_letter, request.reason))
+}
+
+pub(crate) fn nack_response(outcome: NackOutcome) -> pb::NackResponse {
+    match outcome {
+        NackOutcome::Redeliver { visible_at_ms } => {
+            pb::NackResponse { outcome: pb::NackOutcome::Redeliver as i32, visible_at_ms }
+        }
+        NackOutcome::DeadLettered { .. } => {
+            pb::NackResponse { outcome: pb::NackOutcome::DeadLettered as i32, visible_at_ms: 0 }
+        }
+    }
+}
+
+/// The ExtendLease command of a request.
+pub(crate) fn extend_command(request: pb::ExtendLeaseRequest) -> Result<Typed<u64>, Status> {
+    let receipt = convert::receipt_from_pb(request.receipt, "receipt")?;
+    Ok(Command::extend_lease(receipt, request.lease_ms))
 }
 
 /// Waits (without polling) until `queue` may have a visible message, or
@@ -223,18 +265,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         self.node.ensure_leader()?;
         // Each request is checked for its own queue; with auth on, the
         // token is checked again too (revoked meanwhile: rejected).
-        let caller = crate::auth::caller(&request).cloned();
-        let token = match (&self.auth, request.extensions().get::<crate::auth::TokenHash>()) {
-            (Some(auth), Some(hash)) => Some((auth.clone(), *hash)),
-            _ => None,
-        };
-        let allowed: publish_stream::Allowed = Box::new(move |queue| {
-            crate::auth::caller_may(caller.as_ref(), Permission::Publish, queue)?;
-            match &token {
-                Some((auth, hash)) => auth.still_allows(hash, Permission::Publish, queue),
-                None => Ok(()),
-            }
-        });
+        let allowed = self.allowed(&request, Permission::Publish);
         let stream = publish_stream::start(self.node.clone(), request.into_inner(), allowed);
         Ok(Response::new(Box::pin(stream)))
     }
@@ -278,37 +309,29 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    type ConsumeStream = Pin<Box<dyn Stream<Item = Result<pb::ConsumeResponse, Status>> + Send + 'static>>;
+
+    async fn consume(
+        &self,
+        request: Request<Streaming<pb::ConsumeRequest>>,
+    ) -> Result<Response<Self::ConsumeStream>, Status> {
+        let allowed = self.allowed(&request, Permission::Consume);
+        let stream = consume::start(self.node.clone(), request.into_inner(), Arc::from(allowed)).await?;
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn ack(&self, request: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
-        let mut queues: Vec<&str> = request.get_ref().receipts.iter().map(|r| r.queue.as_str()).collect();
-        queues.sort_unstable();
-        queues.dedup();
-        for queue in queues {
+        for queue in ack_queues(request.get_ref()) {
             require(&request, Permission::Consume, queue)?;
         }
-        let receipts = request
-            .into_inner()
-            .receipts
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| convert::receipt_from_pb(Some(r), &format!("receipts[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let acked = self.node.propose_typed(Command::ack(receipts)).await?;
+        let acked = self.node.propose_typed(ack_command(request.into_inner())?).await?;
         Ok(Response::new(pb::AckResponse { acked }))
     }
 
     async fn nack(&self, request: Request<pb::NackRequest>) -> Result<Response<pb::NackResponse>, Status> {
         require(&request, Permission::Consume, receipt_queue(request.get_ref().receipt.as_ref()))?;
-        let r = request.into_inner();
-        let receipt = convert::receipt_from_pb(r.receipt, "receipt")?;
-        let nack = Command::nack(receipt, r.delay_ms, r.dead_letter, r.reason);
-        Ok(Response::new(match self.node.propose_typed(nack).await? {
-            NackOutcome::Redeliver { visible_at_ms } => {
-                pb::NackResponse { outcome: pb::NackOutcome::Redeliver as i32, visible_at_ms }
-            }
-            NackOutcome::DeadLettered { .. } => {
-                pb::NackResponse { outcome: pb::NackOutcome::DeadLettered as i32, visible_at_ms: 0 }
-            }
-        }))
+        let outcome = self.node.propose_typed(nack_command(request.into_inner())?).await?;
+        Ok(Response::new(nack_response(outcome)))
     }
 
     async fn extend_lease(
@@ -316,9 +339,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         request: Request<pb::ExtendLeaseRequest>,
     ) -> Result<Response<pb::ExtendLeaseResponse>, Status> {
         require(&request, Permission::Consume, receipt_queue(request.get_ref().receipt.as_ref()))?;
-        let r = request.into_inner();
-        let receipt = convert::receipt_from_pb(r.receipt, "receipt")?;
-        let lease_expires_at_ms = self.node.propose_typed(Command::extend_lease(receipt, r.lease_ms)).await?;
+        let lease_expires_at_ms = self.node.propose_typed(extend_command(request.into_inner())?).await?;
         Ok(Response::new(pb::ExtendLeaseResponse { lease_expires_at_ms }))
     }
 
@@ -466,6 +487,24 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
 }
 
 impl<SM: QueueMachine> QueueService<SM> {
+    /// For a stream that acts on many queues: whether the request's caller
+    /// has `permission` on a queue, and (auth on) whether its token still
+    /// does, asked each time.
+    fn allowed<T>(&self, request: &Request<T>, permission: Permission) -> publish_stream::Allowed {
+        let caller = crate::auth::caller(request).cloned();
+        let token = match (&self.auth, request.extensions().get::<crate::auth::TokenHash>()) {
+            (Some(auth), Some(hash)) => Some((auth.clone(), *hash)),
+            _ => None,
+        };
+        Box::new(move |queue| {
+            crate::auth::caller_may(caller.as_ref(), permission, queue)?;
+            match &token {
+                Some((auth, hash)) => auth.still_allows(hash, permission, queue),
+                None => Ok(()),
+            }
+        })
+    }
+
     async fn redrive_all(&self, r: pb::RedriveRequest) -> Result<Response<pb::RedriveResponse>, Status> {
         check_name("queue", &r.queue)?;
         if r.messages_per_second == Some(0) {

@@ -5,6 +5,7 @@
 //! retry policy redelivers them without waiting out the lease.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use raftq_core::limits::RECEIVE_MESSAGES_MAX;
@@ -38,38 +39,76 @@ pub async fn start<SM: QueueMachine>(
     request: pb::SubscribeRequest,
     recheck: Option<Recheck>,
 ) -> Result<ReceiverStream<Result<pb::SubscribeResponse, Status>>, Status> {
+    let wrap = |delivery| pb::SubscribeResponse { delivery: Some(delivery) };
+    let (_tx, rx) = open(node, request, recheck, wrap, 0, Arc::default()).await?;
+    Ok(ReceiverStream::new(rx))
+}
+
+/// [`start`] for any item type: deliveries are sent as `wrap(delivery)` on
+/// a channel with room for `prefetch + extra` items (the caller may send its
+/// own items on the sender it gets back). The delivery task stops when the
+/// receiver is gone or `stop` is set (noticed within [`IDLE_CHECK`]), and
+/// gives back its outstanding leases.
+pub(crate) async fn open<SM: QueueMachine, T: Send + 'static>(
+    node: Arc<Node<SM>>,
+    request: pb::SubscribeRequest,
+    recheck: Option<Recheck>,
+    wrap: fn(pb::Delivery) -> T,
+    extra: usize,
+    stop: Arc<AtomicBool>,
+) -> Result<(mpsc::Sender<Result<T, Status>>, mpsc::Receiver<Result<T, Status>>), Status> {
     validate_queue_name(&request.queue).map_err(|e| queue_error(e.in_field("queue")))?;
     if !(1..=RECEIVE_MESSAGES_MAX).contains(&request.prefetch) {
         return Err(invalid("prefetch", format!("{} is outside 1..={RECEIVE_MESSAGES_MAX}", request.prefetch)));
     }
     let first = node.propose_typed(Command::receive(request.queue.clone(), request.prefetch, request.lease_ms)).await?;
     // Room for the first batch (at most `prefetch`): sending it never waits.
-    let (tx, rx) = mpsc::channel(request.prefetch as usize);
+    let (tx, rx) = mpsc::channel(request.prefetch as usize + extra);
+    let out = Out { tx: tx.clone(), wrap, stop };
     tokio::spawn(async move {
         let mut outstanding = Vec::new();
         let mut consumer_gone = false;
         for delivery in first {
             outstanding.push(delivery.receipt.clone());
-            consumer_gone |= tx.send(Ok(item(&delivery))).await.is_err();
+            consumer_gone |= out.send(&delivery).await.is_err();
         }
-        if !consumer_gone && let Err(status) = deliver(&node, &request, recheck.as_ref(), &tx, &mut outstanding).await {
-            let _ = tx.send(Err(status)).await;
+        if !consumer_gone && let Err(status) = deliver(&node, &request, recheck.as_ref(), &out, &mut outstanding).await
+        {
+            let _ = out.tx.send(Err(status)).await;
         }
         release(&node, outstanding).await;
     });
-    Ok(ReceiverStream::new(rx))
+    Ok((tx, rx))
 }
 
-async fn deliver<SM: QueueMachine>(
+/// Where a delivery task sends, and whether its consumer is gone.
+struct Out<T> {
+    tx: mpsc::Sender<Result<T, Status>>,
+    wrap: fn(pb::Delivery) -> T,
+    /// Set by the owner of the stream to end deliveries.
+    stop: Arc<AtomicBool>,
+}
+
+impl<T> Out<T> {
+    fn gone(&self) -> bool {
+        self.tx.is_closed() || self.stop.load(Ordering::SeqCst)
+    }
+
+    async fn send(&self, delivery: &raftq_core::Delivery) -> Result<(), ()> {
+        self.tx.send(Ok((self.wrap)(convert::delivery_to_pb(delivery)))).await.map_err(|_| ())
+    }
+}
+
+async fn deliver<SM: QueueMachine, T>(
     node: &Node<SM>,
     request: &pb::SubscribeRequest,
     recheck: Option<&Recheck>,
-    tx: &mpsc::Sender<Result<pb::SubscribeResponse, Status>>,
+    out: &Out<T>,
     outstanding: &mut Vec<Receipt>,
 ) -> Result<(), Status> {
     let mut metrics = node.metrics();
     loop {
-        if tx.is_closed() {
+        if out.gone() {
             return Ok(());
         }
         // With auth on: a token revoked meanwhile ends the stream (its
@@ -102,7 +141,7 @@ async fn deliver<SM: QueueMachine>(
             // and its token are looked at; an idle stream writes no log
             // entry (it proposed an empty Receive every second before).
             while !wait_visible(node, &mut metrics, &request.queue, Instant::now() + IDLE_CHECK).await? {
-                if tx.is_closed() {
+                if out.gone() {
                     return Ok(());
                 }
                 if let Some(recheck) = recheck {
@@ -113,15 +152,11 @@ async fn deliver<SM: QueueMachine>(
         }
         for delivery in deliveries {
             outstanding.push(delivery.receipt.clone());
-            if tx.send(Ok(item(&delivery))).await.is_err() {
+            if out.send(&delivery).await.is_err() {
                 return Ok(());
             }
         }
     }
-}
-
-fn item(delivery: &raftq_core::Delivery) -> pb::SubscribeResponse {
-    pb::SubscribeResponse { delivery: Some(convert::delivery_to_pb(delivery)) }
 }
 
 /// Gives back the leases a departed consumer still held.

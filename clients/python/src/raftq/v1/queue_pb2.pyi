@@ -346,6 +346,48 @@ class SubscribeResponse(_message.Message):
     delivery: Delivery
     def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ...) -> None: ...
 
+class ConsumeRequest(_message.Message):
+    __slots__ = ("subscribe", "settle")
+    SUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
+    SETTLE_FIELD_NUMBER: _ClassVar[int]
+    subscribe: SubscribeRequest
+    settle: ConsumeSettle
+    def __init__(self, subscribe: _Optional[_Union[SubscribeRequest, _Mapping]] = ..., settle: _Optional[_Union[ConsumeSettle, _Mapping]] = ...) -> None: ...
+
+class ConsumeSettle(_message.Message):
+    __slots__ = ("sequence", "ack", "nack", "extend_lease")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    NACK_FIELD_NUMBER: _ClassVar[int]
+    EXTEND_LEASE_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    ack: AckRequest
+    nack: NackRequest
+    extend_lease: ExtendLeaseRequest
+    def __init__(self, sequence: _Optional[int] = ..., ack: _Optional[_Union[AckRequest, _Mapping]] = ..., nack: _Optional[_Union[NackRequest, _Mapping]] = ..., extend_lease: _Optional[_Union[ExtendLeaseRequest, _Mapping]] = ...) -> None: ...
+
+class ConsumeSettled(_message.Message):
+    __slots__ = ("sequence", "ack", "nack", "extend_lease", "rejected")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    NACK_FIELD_NUMBER: _ClassVar[int]
+    EXTEND_LEASE_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    ack: AckResponse
+    nack: NackResponse
+    extend_lease: ExtendLeaseResponse
+    rejected: StreamRejection
+    def __init__(self, sequence: _Optional[int] = ..., ack: _Optional[_Union[AckResponse, _Mapping]] = ..., nack: _Optional[_Union[NackResponse, _Mapping]] = ..., extend_lease: _Optional[_Union[ExtendLeaseResponse, _Mapping]] = ..., rejected: _Optional[_Union[StreamRejection, _Mapping]] = ...) -> None: ...
+
+class ConsumeResponse(_message.Message):
+    __slots__ = ("delivery", "settled")
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_FIELD_NUMBER: _ClassVar[int]
+    delivery: Delivery
+    settled: ConsumeSettled
+    def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ..., settled: _Optional[_Union[ConsumeSettled, _Mapping]] = ...) -> None: ...
+
 class AckRequest(_message.Message):
     __slots__ = ("receipts",)
     RECEIPTS_FIELD_NUMBER: _ClassVar[int]

@@ -85,6 +85,11 @@ class QueueStub(object):
                 request_serializer=raftq_dot_v1_dot_queue__pb2.SubscribeRequest.SerializeToString,
                 response_deserializer=raftq_dot_v1_dot_queue__pb2.SubscribeResponse.FromString,
                 _registered_method=True)
+        self.Consume = channel.stream_stream(
+                '/raftq.v1.Queue/Consume',
+                request_serializer=raftq_dot_v1_dot_queue__pb2.ConsumeRequest.SerializeToString,
+                response_deserializer=raftq_dot_v1_dot_queue__pb2.ConsumeResponse.FromString,
+                _registered_method=True)
         self.Ack = channel.unary_unary(
                 '/raftq.v1.Queue/Ack',
                 request_serializer=raftq_dot_v1_dot_queue__pb2.AckRequest.SerializeToString,
@@ -289,6 +294,34 @@ class QueueServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Consume(self, request_iterator, context):
+        """Subscribe and settle on one bidirectional stream: deliveries come down
+        as Subscribe sends them (the same prefetch window, the same leases),
+        and acks, nacks and lease extensions go up on the same stream instead
+        of one unary call each.
+
+        The first message must be `subscribe` (a SubscribeRequest); the call
+        then behaves as Subscribe: the first receive is part of the call (a
+        follower answers UNAVAILABLE with `raftq-leader`, a missing queue
+        NOT_FOUND, and no stream opens). Every later message is a `settle`:
+        an Ack, Nack or ExtendLease request, exactly as the unary call takes it
+        (receipts from any delivery the caller may consume, not only this
+        stream's), tagged with a client-chosen `sequence`. Each is answered
+        once, in any order, after its entry commits: the unary call's response,
+        or its status as a StreamRejection. A settled delivery frees its slot in
+        the prefetch window and the server pushes the next message.
+
+        At most 1,024 settles are processed at once per stream; past that the
+        server stops reading until some are answered (HTTP/2 flow control
+        holds the client back). When the client closes its side, the server
+        answers the settles in flight, stops delivering, gives back the
+        stream's unsettled leases (as Subscribe does when it ends, "consumer
+        gone") and ends the stream with OK.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Ack(self, request, context):
         """Acknowledges 1..1000 deliveries, removing the messages for good. The
         batch is all-or-nothing: if any receipt's lease has ended, has been
@@ -477,6 +510,11 @@ def add_QueueServicer_to_server(servicer, server):
                     servicer.Subscribe,
                     request_deserializer=raftq_dot_v1_dot_queue__pb2.SubscribeRequest.FromString,
                     response_serializer=raftq_dot_v1_dot_queue__pb2.SubscribeResponse.SerializeToString,
+            ),
+            'Consume': grpc.stream_stream_rpc_method_handler(
+                    servicer.Consume,
+                    request_deserializer=raftq_dot_v1_dot_queue__pb2.ConsumeRequest.FromString,
+                    response_serializer=raftq_dot_v1_dot_queue__pb2.ConsumeResponse.SerializeToString,
             ),
             'Ack': grpc.unary_unary_rpc_method_handler(
                     servicer.Ack,
@@ -815,6 +853,33 @@ class Queue(object):
             '/raftq.v1.Queue/Subscribe',
             raftq_dot_v1_dot_queue__pb2.SubscribeRequest.SerializeToString,
             raftq_dot_v1_dot_queue__pb2.SubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Consume(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/raftq.v1.Queue/Consume',
+            raftq_dot_v1_dot_queue__pb2.ConsumeRequest.SerializeToString,
+            raftq_dot_v1_dot_queue__pb2.ConsumeResponse.FromString,
             options,
             channel_credentials,
             insecure,
