@@ -198,3 +198,32 @@ async fn a_revoked_token_stops_working_after_reload_without_a_restart() {
     rotated.publish("orders", vec![OutgoingMessage::new("after a bad file")]).await.expect("policy kept");
     cluster.assert_running();
 }
+
+/// PublishStream and Consume check each request's queue with the stream's
+/// token: a request the principal may not make is refused alone, with
+/// PERMISSION_DENIED, and nothing reaches the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_check_the_permission_of_every_request() {
+    let mut cluster = Cluster::start("auth-streams", 3, options()).await;
+    let admin = cluster.client();
+    admin.create_queue("orders", QueueConfig::default()).await.expect("ops creates orders");
+    admin.create_queue("audit", QueueConfig::default()).await.expect("ops creates audit");
+
+    let app = cluster.client_with_token(Some(APP)).publish_stream();
+    app.publish("orders", vec![OutgoingMessage::new("one")]).await.expect("app publishes to orders");
+    let denied = app.publish("audit", vec![OutgoingMessage::new("x")]).await.expect_err("app has nothing on audit");
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    app.publish("orders", vec![OutgoingMessage::new("two")]).await.expect("the same stream goes on");
+    let reader = cluster.client_with_token(Some(READER));
+    let denied = reader.publish_stream().publish("orders", vec![OutgoingMessage::new("y")]).await.expect_err("reader");
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    assert_eq!(admin.get_queue("audit").await.expect("stats").stats.ready, 0);
+    assert_eq!(admin.get_queue("orders").await.expect("stats").stats.ready, 2);
+
+    let denied = reader.consume("audit", 1, None).await.expect_err("reader may not consume audit");
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    let mut stream = reader.consume("orders", 1, None).await.expect("reader consumes orders");
+    let delivery = stream.next().await.expect("open").expect("a delivery");
+    assert_eq!(stream.settler().ack(&[delivery.receipt]).await.expect("ack on the stream"), 1);
+    cluster.assert_running();
+}

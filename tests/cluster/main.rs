@@ -32,6 +32,7 @@ mod auth;
 mod backlog;
 mod bad_input;
 mod bench;
+mod consume_stream;
 mod disk;
 mod error_reasons;
 mod errors;

@@ -82,8 +82,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub batch: u32,
     /// Publish with one unary Publish call per request instead of over one
-    /// PublishStream per producer (the default); the topic scenario is
-    /// always unary.
+    /// PublishStream per producer (the default; the topic scenario is
+    /// always unary), and consume with unary Receive and Ack calls instead
+    /// of one Consume stream per consumer.
     #[arg(long)]
     pub unary: bool,
     /// Messages per receive (consumers).
@@ -354,53 +355,122 @@ fn spawn_consumers(
     let mut tasks = Vec::new();
     for _ in 0..consumers {
         let (client, totals, queue, max) = (client.clone(), totals.clone(), args.queue.clone(), args.receive_batch);
-        tasks.push(tokio::spawn(async move {
-            // Acks are pipelined: the next receive goes out while the last
-            // batch's ack commits, as a real consumer that acks after
-            // processing would overlap them.
-            let acks = Arc::new(tokio::sync::Semaphore::new(ACKS_IN_FLIGHT));
-            let wait_for_acks = |acks: Arc<tokio::sync::Semaphore>| async move {
-                let _all = acks.acquire_many(ACKS_IN_FLIGHT as u32).await;
-            };
-            loop {
-                let deliveries = client.receive(&queue, max, BENCH_RECEIVE_WAIT, None).await?;
-                if deliveries.is_empty() {
-                    if totals.producing.load(Ordering::SeqCst) {
-                        continue;
-                    }
-                    let confirmed = totals.confirmed.lock().expect("lock").len();
-                    let received = totals.received.lock().expect("lock").len();
-                    if received >= confirmed {
-                        wait_for_acks(acks).await;
-                        return Ok(());
-                    }
-                    continue;
-                }
-                let now_us = totals.elapsed_us();
-                let receipts: Vec<_> = deliveries.iter().map(|d| d.receipt.clone()).collect();
-                {
-                    let mut e2e = totals.e2e_us.lock().expect("lock");
-                    let mut received = totals.received.lock().expect("lock");
-                    for delivery in &deliveries {
-                        let (seq, sent_us) = parse_body(delivery.body()).context("a body the bench did not write")?;
-                        e2e.saturating_record(now_us.saturating_sub(sent_us).max(1));
-                        received.push(seq);
-                    }
-                }
-                let permit = acks.clone().acquire_owned().await.context("ack slots")?;
-                let client = client.clone();
-                tokio::spawn(async move {
-                    // A failed ack only means a redelivery, counted as a
-                    // duplicate by the final check.
-                    if let Err(e) = client.ack(&receipts).await {
-                        tracing::warn!(error = %e, "ack failed");
-                    }
-                    drop(permit);
-                });
-            }
-        }));
+        if args.unary {
+            tasks.push(tokio::spawn(consume_unary(client, totals, queue, max)));
+        } else {
+            tasks.push(tokio::spawn(consume_streamed(client, totals, queue, max)));
+        }
     }
     tasks
+}
+
+/// Acks in flight per consumer, and waiting for all of them.
+struct Acks(Arc<tokio::sync::Semaphore>);
+
+impl Acks {
+    fn new() -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(ACKS_IN_FLIGHT)))
+    }
+
+    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.0.clone().acquire_owned().await.context("ack slots")
+    }
+
+    async fn all_done(&self) {
+        let _all = self.0.acquire_many(ACKS_IN_FLIGHT as u32).await;
+    }
+}
+
+/// True once producing is over and everything confirmed has been received.
+fn consumed_all(totals: &Totals) -> bool {
+    if totals.producing.load(Ordering::SeqCst) {
+        return false;
+    }
+    let confirmed = totals.confirmed.lock().expect("lock").len();
+    totals.received.lock().expect("lock").len() >= confirmed
+}
+
+/// Records a batch's end-to-end latencies and sequence numbers.
+fn record_received(totals: &Totals, deliveries: &[raftq_client::Delivery]) -> Result<()> {
+    let now_us = totals.elapsed_us();
+    let mut e2e = totals.e2e_us.lock().expect("lock");
+    let mut received = totals.received.lock().expect("lock");
+    for delivery in deliveries {
+        let (seq, sent_us) = parse_body(delivery.body()).context("a body the bench did not write")?;
+        e2e.saturating_record(now_us.saturating_sub(sent_us).max(1));
+        received.push(seq);
+    }
+    Ok(())
+}
+
+/// A consumer of unary Receive calls, acking each batch with a unary Ack.
+/// Acks are pipelined: the next receive goes out while the last batch's
+/// ack commits, as a real consumer that acks after processing would
+/// overlap them.
+async fn consume_unary(client: Client, totals: Arc<Totals>, queue: String, max: u32) -> Result<()> {
+    let acks = Acks::new();
+    loop {
+        let deliveries = client.receive(&queue, max, BENCH_RECEIVE_WAIT, None).await?;
+        if deliveries.is_empty() {
+            if consumed_all(&totals) {
+                acks.all_done().await;
+                return Ok(());
+            }
+            continue;
+        }
+        record_received(&totals, &deliveries)?;
+        let receipts: Vec<_> = deliveries.iter().map(|d| d.receipt.clone()).collect();
+        let permit = acks.slot().await?;
+        let client = client.clone();
+        tokio::spawn(async move {
+            // A failed ack only means a redelivery, counted as a
+            // duplicate by the final check.
+            if let Err(e) = client.ack(&receipts).await {
+                tracing::warn!(error = %e, "ack failed");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// A consumer over one Consume stream (prefetch `max` × acks in flight):
+/// what has arrived, up to `max`, is acked as one settle on the stream,
+/// pipelined as in [`consume_unary`].
+async fn consume_streamed(client: Client, totals: Arc<Totals>, queue: String, max: u32) -> Result<()> {
+    let prefetch = (max * ACKS_IN_FLIGHT as u32).clamp(1, 1000);
+    let mut stream = client.consume(&queue, prefetch, None).await?;
+    let settler = stream.settler();
+    let acks = Acks::new();
+    loop {
+        let first = match tokio::time::timeout(BENCH_RECEIVE_WAIT, stream.next()).await {
+            Ok(Some(delivery)) => delivery?,
+            Ok(None) => bail!("the consume stream ended"),
+            Err(_quiet) => {
+                if consumed_all(&totals) {
+                    acks.all_done().await;
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let mut deliveries = vec![first];
+        while deliveries.len() < max as usize {
+            match stream.try_next() {
+                Some(delivery) => deliveries.push(delivery?),
+                None => break,
+            }
+        }
+        record_received(&totals, &deliveries)?;
+        let receipts: Vec<_> = deliveries.iter().map(|d| d.receipt.clone()).collect();
+        let permit = acks.slot().await?;
+        let settler = settler.clone();
+        tokio::spawn(async move {
+            if let Err(e) = settler.ack(&receipts).await {
+                tracing::warn!(error = %e, "ack failed");
+            }
+            drop(permit);
+        });
+    }
 }
 
 /// Resident memory of process `pid` in MiB, from `/proc` (0 if unknown).

@@ -86,6 +86,12 @@ fn metrics_endpoint_serves_raft_queue_and_rpc_metrics() {
         let client = Client::connect(ClientConfig::new([addr.as_str()])).unwrap();
         client.create_queue("metered", QueueConfig::default()).await.unwrap();
         client.publish("metered", vec![OutgoingMessage::new("a"), OutgoingMessage::new("b")]).await.unwrap();
+        // One request on each kind of stream, counted per request.
+        client.create_queue("streamed", QueueConfig::default()).await.unwrap();
+        client.publish_stream().publish("streamed", vec![OutgoingMessage::new("s")]).await.unwrap();
+        let mut stream = client.consume("streamed", 1, None).await.unwrap();
+        let delivery = stream.next().await.unwrap().unwrap();
+        stream.settler().ack(&[delivery.receipt]).await.unwrap();
     });
     // Closes the client's connection: a graceful stop waits for open ones.
     drop(runtime);
@@ -106,7 +112,7 @@ fn metrics_endpoint_serves_raft_queue_and_rpc_metrics() {
     assert_eq!(sample(&text, "raftq_queue_published_total", &["queue=\"metered\""]), Some(2.0));
     assert_eq!(sample(&text, "raftq_queue_messages", &["queue=\"metered\"", "state=\"leased\""]), Some(0.0));
     assert_eq!(sample(&text, "raftq_queue_dedup_evicted_total", &["queue=\"metered\""]), Some(0.0));
-    assert_eq!(sample(&text, "raftq_dedup_keys", &[]), Some(2.0), "the client keys every publish");
+    assert_eq!(sample(&text, "raftq_dedup_keys", &[]), Some(3.0), "the client keys every publish (two + one streamed)");
     // Backpressure: the proposal queue's depth, bound and refusals.
     assert_eq!(sample(&text, "raftq_proposals_pending", &[]), Some(0.0));
     assert_eq!(sample(&text, "raftq_proposals_pending_bytes", &[]), Some(0.0));
@@ -115,6 +121,10 @@ fn metrics_endpoint_serves_raft_queue_and_rpc_metrics() {
     let publish = ["rpc=\"Queue/Publish\"", "code=\"Ok\""];
     assert_eq!(sample(&text, "raftq_grpc_requests_total", &publish), Some(1.0));
     assert!(text.contains("# TYPE raftq_grpc_request_duration_seconds histogram"), "{text}");
+    let streamed = ["rpc=\"Queue/PublishStream\"", "kind=\"publish\"", "code=\"Ok\""];
+    assert_eq!(sample(&text, "raftq_stream_requests_total", &streamed), Some(1.0), "{text}");
+    let acked = ["rpc=\"Queue/Consume\"", "kind=\"ack\"", "code=\"Ok\""];
+    assert_eq!(sample(&text, "raftq_stream_requests_total", &acked), Some(1.0), "{text}");
     let all_publishes = ["rpc=\"Queue/Publish\"", "le=\"+Inf\""];
     assert_eq!(sample(&text, "raftq_grpc_request_duration_seconds_bucket", &all_publishes), Some(1.0));
     // The store's memory by use, from RocksDB's own counts: the memtables

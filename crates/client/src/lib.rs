@@ -41,6 +41,8 @@
 //! - `publisher`: [`Publisher`], batching in a background task (over a
 //!   `PublishStream`).
 //! - `consumer`: [`Consumer`], a resubscribing stream over Subscribe.
+//! - `consume_stream`: [`ConsumeStream`] and its [`Settler`]: deliveries,
+//!   acks, nacks and lease extensions on one `Consume` stream.
 //!
 //! # Leader discovery and retries
 //!
@@ -96,6 +98,7 @@ mod client;
 mod cluster_api;
 mod config;
 mod connector;
+mod consume_stream;
 mod consumer;
 mod convert;
 mod error;
@@ -113,6 +116,7 @@ pub use config::{
     RECEIVE_WAIT_MAX, RetryPolicy, TlsConfig, validate_address,
 };
 pub use connector::{Connector, TcpConnector, endpoint};
+pub use consume_stream::{ConsumeStream, Settler};
 pub use consumer::Consumer;
 pub use error::{ClientError, ErrorReason, code_name};
 pub use publish_stream::PublishStream;

@@ -285,7 +285,7 @@ async fn read_answers(mut inbound: Streaming<proto::PublishStreamResponse>, shar
 
 /// `last`, the final error of a retry after an attempt in doubt, marked as
 /// such (one more attempt counted: the stream's).
-fn in_doubt(last: ClientError, elapsed: std::time::Duration) -> ClientError {
+pub(crate) fn in_doubt(last: ClientError, elapsed: std::time::Duration) -> ClientError {
     match last {
         ClientError::RetriesExhausted { attempts, elapsed, last, .. } => {
             ClientError::RetriesExhausted { attempts: attempts + 1, elapsed, last, in_doubt: true }
@@ -295,7 +295,7 @@ fn in_doubt(last: ClientError, elapsed: std::time::Duration) -> ClientError {
 }
 
 /// A rejection as the error its unary call would have given.
-fn rejected_error(rejected: proto::StreamRejection, addr: &str) -> ClientError {
+pub(crate) fn rejected_error(rejected: proto::StreamRejection, addr: &str) -> ClientError {
     let mut metadata = MetadataMap::new();
     for (key, value) in &rejected.metadata {
         if let (Ok(key), Ok(value)) =

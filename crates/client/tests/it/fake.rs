@@ -367,6 +367,15 @@ impl Queue for Node {
         Ok(Response::new(stream))
     }
 
+    type ConsumeStream = Pin<Box<dyn Stream<Item = Result<proto::ConsumeResponse, Status>> + Send>>;
+
+    async fn consume(
+        &self,
+        _: Request<tonic::Streaming<proto::ConsumeRequest>>,
+    ) -> Result<Response<Self::ConsumeStream>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
     async fn ack(&self, req: Request<proto::AckRequest>) -> Result<Response<proto::AckResponse>, Status> {
         self.gate("ack").await?;
         let receipts = req.into_inner().receipts;
