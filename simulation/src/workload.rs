@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use raftq_client::{
-    Client, ClientConfig, ClientError, ClusterStatus, Delivery, Filter, OutgoingMessage, QueueConfig, RetryPolicy,
-    TopicConfig,
+    Client, ClientConfig, ClientError, ClusterStatus, Delivery, Filter, OutgoingMessage, PublishResult, PublishStream,
+    QueueConfig, RetryPolicy, TopicConfig,
 };
 use tokio::time::sleep;
 
@@ -343,6 +343,10 @@ async fn wait_for_setup(shared: &Shared) {
 /// A producer: publishes unique values until the workload ends.
 pub async fn producer(shared: Arc<Shared>, process: u32) -> turmoil::Result {
     let client = shared.client();
+    // Odd producers publish to the work queue over a PublishStream: its
+    // requests in flight when a node fails are settled by unary retries
+    // with the same keys, and the checker holds them to the same rules.
+    let stream = (process % 2 == 1).then(|| client.publish_stream());
     let mut rng = process_rng(&shared.plan, process);
     if process == 0 {
         setup(&shared).await;
@@ -356,11 +360,11 @@ pub async fn producer(shared: Arc<Shared>, process: u32) -> turmoil::Result {
         n += 1;
         if roll < 2 {
             // Definitely refused: these values must never be delivered.
-            publish(&shared, &client, process, MISSING_QUEUE, vec![value], None).await;
+            publish(&shared, &client, stream.as_ref(), process, MISSING_QUEUE, vec![value], None).await;
             continue;
         }
         if roll < 4 {
-            publish(&shared, &client, process, WORK_QUEUE, vec![value], Some(INVALID_DELAY)).await;
+            publish(&shared, &client, stream.as_ref(), process, WORK_QUEUE, vec![value], Some(INVALID_DELAY)).await;
             continue;
         }
         if (14..34).contains(&roll) {
@@ -391,7 +395,7 @@ pub async fn producer(shared: Arc<Shared>, process: u32) -> turmoil::Result {
         for _ in 0..=PUBLISH_RETRIES_MAX {
             // An indefinite outcome is retried with the same keys, as an
             // application would: the dedup window makes that safe.
-            if !publish(&shared, &client, process, WORK_QUEUE, values.clone(), delay).await {
+            if !publish(&shared, &client, stream.as_ref(), process, WORK_QUEUE, values.clone(), delay).await {
                 break;
             }
             sleep(Duration::from_millis(rng.u64(50..500))).await;
@@ -406,6 +410,7 @@ pub async fn producer(shared: Arc<Shared>, process: u32) -> turmoil::Result {
 async fn publish(
     shared: &Shared,
     client: &Client,
+    stream: Option<&PublishStream>,
     process: u32,
     queue: &str,
     values: Vec<String>,
@@ -424,12 +429,25 @@ async fn publish(
     let delay_ms = delay.map_or(0, |d| d.as_millis() as u64);
     let call = Call::Publish { queue: queue.to_owned(), values, delay_ms };
     let result = shared
-        .invoke(process, call, client.publish(queue, messages), |results| Reply::Published {
+        .invoke(process, call, publish_via(client, stream, queue, messages), |results| Reply::Published {
             ids: results.iter().map(|r| r.message_id).collect(),
             duplicates: results.iter().map(|r| r.duplicate).collect(),
         })
         .await;
     matches!(result, Err(ref e) if Outcome::of_error(e).is_info())
+}
+
+/// Publishes over `stream` if given, else with a unary call.
+async fn publish_via(
+    client: &Client,
+    stream: Option<&PublishStream>,
+    queue: &str,
+    messages: Vec<OutgoingMessage>,
+) -> Result<Vec<PublishResult>, ClientError> {
+    match stream {
+        Some(stream) => stream.publish(queue, messages).await,
+        None => client.publish(queue, messages).await,
+    }
 }
 
 fn pick_kind(rng: &mut fastrand::Rng) -> &'static str {
