@@ -119,3 +119,45 @@ async fn consume_refuses_a_stream_that_does_not_start_with_subscribe() {
     let end = timeout(WAIT, answers.message()).await.expect("ends in time");
     assert!(matches!(end, Ok(None)), "{end:?}");
 }
+
+/// NackBatch and ExtendLeaseBatch settle each entry on its own: a stale
+/// receipt fails alone, with the status its single call would get.
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_nack_and_extend_answer_each_entry() {
+    const QUEUE: &str = "batch-settle";
+    let cluster = Cluster::start("batch-settle", 3, Options::default()).await;
+    let client = cluster.client();
+    client.create_queue(QUEUE, QueueConfig::default()).await.expect("create queue");
+    let bodies = (0..3).map(|i| OutgoingMessage::new(format!("b-{i}"))).collect();
+    client.publish(QUEUE, bodies).await.expect("publish");
+    let lease = Some(Duration::from_secs(600));
+    let deliveries = client.receive(QUEUE, 3, Duration::from_secs(5), lease).await.expect("receive");
+    assert_eq!(deliveries.len(), 3);
+    let receipts: Vec<raftq_client::Receipt> = deliveries.iter().map(|d| d.receipt.clone()).collect();
+    client.ack(&receipts[..1]).await.expect("ack the first");
+
+    let extended = client.extend_lease_batch(&receipts, Duration::from_secs(900)).await.expect("batch call");
+    assert_eq!(extended[0].as_ref().expect_err("acked").code(), Code::FailedPrecondition);
+    assert!(extended[1..].iter().all(Result::is_ok), "{extended:?}");
+
+    let nacks: Vec<raftq_client::Nack> = receipts
+        .iter()
+        .map(|receipt| raftq_client::Nack {
+            receipt: receipt.clone(),
+            delay: Some(Duration::ZERO),
+            dead_letter: false,
+            reason: "batch".into(),
+        })
+        .collect();
+    let nacked = client.nack_batch(&nacks).await.expect("batch call");
+    // The entry's position names it (the status is the single Nack's).
+    assert_eq!(nacked[0].as_ref().expect_err("acked").code(), Code::FailedPrecondition);
+    assert!(nacked[1..].iter().all(|r| matches!(r, Ok(NackOutcome::Redeliver { .. }))), "{nacked:?}");
+    let again = client.receive(QUEUE, 3, Duration::from_secs(5), None).await.expect("receive again");
+    let ids: BTreeSet<u64> = again.iter().map(|d| d.message.message_id).collect();
+    assert_eq!(ids, receipts[1..].iter().map(|r| r.message_id).collect::<BTreeSet<_>>());
+
+    let empty = client.nack_batch(&[]).await.expect_err("an empty batch");
+    assert_eq!(empty.code(), Code::InvalidArgument);
+    assert!(empty.to_string().contains("nacks:"), "{empty}");
+}

@@ -124,8 +124,8 @@ pub use publisher::{PendingPublish, Publisher};
 pub use tonic::Code;
 pub use types::{
     Binding, ClusterStatus, Condition, DeadLetterInfo, Delivery, Filter, HistoryEvent, Member, Membership, Message,
-    MessageState, NackOutcome, NodeRole, NodeStatus, Order, OutgoingMessage, PeekPage, PublishResult, QueueConfig,
-    QueueInfo, QueueStats, Receipt, ResolvedQueueConfig, StateDigest, TopicConfig, TopicCopy, TopicInfo,
+    MessageState, Nack, NackOutcome, NodeRole, NodeStatus, Order, OutgoingMessage, PeekPage, PublishResult,
+    QueueConfig, QueueInfo, QueueStats, Receipt, ResolvedQueueConfig, StateDigest, TopicConfig, TopicCopy, TopicInfo,
     TopicPublishResult, TopicStats,
 };
 

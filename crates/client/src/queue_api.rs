@@ -10,10 +10,11 @@ use crate::{
     client::{Budget, CallSpec, Client},
     convert::{delivery, duration_ms, missing, publish_message, state_filter},
     error::ClientError,
+    publish_stream::rejected_error,
     retry::Safety::{Idempotent, NotIdempotent},
     types::{
-        Delivery, Message, MessageState, NackOutcome, OutgoingMessage, PeekPage, PublishResult, QueueConfig, QueueInfo,
-        Receipt,
+        Delivery, Message, MessageState, Nack, NackOutcome, OutgoingMessage, PeekPage, PublishResult, QueueConfig,
+        QueueInfo, Receipt,
     },
 };
 
@@ -240,6 +241,78 @@ impl Client {
             })
             .await?;
         Ok(resp.lease_expires_at_ms)
+    }
+
+    /// Nacks 1..=1000 deliveries in one call, each on its own: one result
+    /// per entry, in order (a stale receipt fails alone). Retried as
+    /// [`Client::nack`] is: only when the server did nothing.
+    pub async fn nack_batch(&self, nacks: &[Nack]) -> Result<Vec<Result<NackOutcome, ClientError>>, ClientError> {
+        use proto::nack_batch_result::Result as Entry;
+        let req = proto::NackBatchRequest {
+            nacks: nacks
+                .iter()
+                .map(|n| proto::NackRequest {
+                    receipt: Some((&n.receipt).into()),
+                    delay_ms: n.delay.map(duration_ms),
+                    dead_letter: n.dead_letter,
+                    reason: n.reason.clone(),
+                })
+                .collect(),
+        };
+        let (resp, addr) = self
+            .call(CallSpec::leader("nack_batch", NotIdempotent), |channel| {
+                let (mut stub, req) = (Self::queue_stub(channel), req.clone());
+                async move { stub.nack_batch(req).await }
+            })
+            .await?;
+        if resp.results.len() != nacks.len() {
+            return Err(ClientError::Protocol(format!("{} results for {} nacks", resp.results.len(), nacks.len())));
+        }
+        Ok(resp
+            .results
+            .into_iter()
+            .map(|r| match r.result {
+                Some(Entry::Nack(answer)) => answer.try_into(),
+                Some(Entry::Failed(failed)) => Err(rejected_error(failed, &addr)),
+                None => Err(missing("NackBatchResult.result")),
+            })
+            .collect())
+    }
+
+    /// Sets each live lease in `receipts` (1..=1000) to end `lease` from
+    /// now, each on its own: one result (the new deadline) per receipt, in
+    /// order. Retried as [`Client::extend_lease`] is.
+    pub async fn extend_lease_batch(
+        &self,
+        receipts: &[Receipt],
+        lease: Duration,
+    ) -> Result<Vec<Result<u64, ClientError>>, ClientError> {
+        use proto::extend_lease_batch_result::Result as Entry;
+        let req = proto::ExtendLeaseBatchRequest {
+            extensions: receipts
+                .iter()
+                .map(|r| proto::ExtendLeaseRequest { receipt: Some(r.into()), lease_ms: duration_ms(lease) })
+                .collect(),
+        };
+        let (resp, addr) = self
+            .call(CallSpec::leader("extend_lease_batch", Idempotent), |channel| {
+                let (mut stub, req) = (Self::queue_stub(channel), req.clone());
+                async move { stub.extend_lease_batch(req).await }
+            })
+            .await?;
+        if resp.results.len() != receipts.len() {
+            let message = format!("{} results for {} receipts", resp.results.len(), receipts.len());
+            return Err(ClientError::Protocol(message));
+        }
+        Ok(resp
+            .results
+            .into_iter()
+            .map(|r| match r.result {
+                Some(Entry::Extended(answer)) => Ok(answer.lease_expires_at_ms),
+                Some(Entry::Failed(failed)) => Err(rejected_error(failed, &addr)),
+                None => Err(missing("ExtendLeaseBatchResult.result")),
+            })
+            .collect())
     }
 
     /// One page of messages in `state` (`None` = any) with ids above

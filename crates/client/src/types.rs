@@ -62,6 +62,17 @@ impl OutgoingMessage {
     }
 }
 
+/// One entry of [`crate::Client::nack_batch`]: as the arguments of
+/// [`crate::Client::nack`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nack {
+    pub receipt: Receipt,
+    /// `None` = the queue's backoff.
+    pub delay: Option<Duration>,
+    pub dead_letter: bool,
+    pub reason: String,
+}
+
 /// Names one lease of one message; needed to ack, nack or extend it. Its
 /// string form is `queue/message_id/delivery_count` (queue names have no `/`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -123,10 +123,10 @@ fn settle_one<SM: QueueMachine>(node: &Node<SM>, allowed: &Allowed, settle: pb::
             .and_then(|()| node.submit_typed(ack_command(request)?))
             .map(|acked| acked.map(|r| r.map(|acked| Settled::Ack(pb::AckResponse { acked }))).boxed()),
         Some(Action::Nack(request)) => allowed(receipt_queue(request.receipt.as_ref()))
-            .and_then(|()| node.submit_typed(nack_command(request)?))
+            .and_then(|()| node.submit_typed(nack_command(request, "settle.nack.receipt")?))
             .map(|nacked| nacked.map(|r| r.map(|outcome| Settled::Nack(nack_response(outcome)))).boxed()),
         Some(Action::ExtendLease(request)) => allowed(receipt_queue(request.receipt.as_ref()))
-            .and_then(|()| node.submit_typed(extend_command(request)?))
+            .and_then(|()| node.submit_typed(extend_command(request, "settle.extend_lease.receipt")?))
             .map(|extended| {
                 extended
                     .map(|r| {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::Stream;
-use raftq_core::limits::{LIST_QUEUES_MAX, LIST_TOPICS_MAX, PEEK_MESSAGES_MAX, REDRIVE_MESSAGES_MAX};
+use raftq_core::limits::{ACK_RECEIPTS_MAX, LIST_QUEUES_MAX, LIST_TOPICS_MAX, PEEK_MESSAGES_MAX, REDRIVE_MESSAGES_MAX};
 use raftq_core::{Command, NackOutcome, Typed, validate_queue_name};
 use raftq_proto::v1 as pb;
 use raftq_proto::v1::queue_server::{Queue, QueueServer};
@@ -18,6 +18,7 @@ use crate::auth::{Caller, Permission, require, require_topic};
 use crate::convert;
 use crate::error::{invalid, queue_error};
 use crate::node::{Node, QueueMachine};
+use crate::publish_stream::rejection;
 use crate::{consume, publish_stream, subscribe};
 
 /// Longest long-poll a receive may ask for (PRODUCT.md: up to 20 s).
@@ -84,6 +85,14 @@ pub(crate) fn receipt_queue(receipt: Option<&pb::Receipt>) -> &str {
     receipt.map_or("", |r| r.queue.as_str())
 }
 
+/// A batch call carries 1..=1000 entries (as Ack's receipts).
+fn check_batch(field: &str, count: usize) -> Result<(), Status> {
+    if !(1..=ACK_RECEIPTS_MAX).contains(&count) {
+        return Err(invalid(field, format!("{count} entries is outside 1..={ACK_RECEIPTS_MAX}")));
+    }
+    Ok(())
+}
+
 fn check_name(field: &str, name: &str) -> Result<(), Status> {
     validate_queue_name(name).map_err(|e| queue_error(e.in_field(field)))
 }
@@ -107,9 +116,9 @@ pub(crate) fn ack_command(request: pb::AckRequest) -> Result<Typed<u64>, Status>
     Ok(Command::ack(receipts))
 }
 
-/// The Nack command of a request.
-pub(crate) fn nack_command(request: pb::NackRequest) -> Result<Typed<NackOutcome>, Status> {
-    let receipt = convert::receipt_from_pb(request.receipt, "receipt")?;
+/// The Nack command of a request; `field` names its receipt in errors.
+pub(crate) fn nack_command(request: pb::NackRequest, field: &str) -> Result<Typed<NackOutcome>, Status> {
+    let receipt = convert::receipt_from_pb(request.receipt, field)?;
     Ok(Command::nack(receipt, request.delay_ms, request.dead_letter, request.reason))
 }
 
@@ -124,9 +133,10 @@ pub(crate) fn nack_response(outcome: NackOutcome) -> pb::NackResponse {
     }
 }
 
-/// The ExtendLease command of a request.
-pub(crate) fn extend_command(request: pb::ExtendLeaseRequest) -> Result<Typed<u64>, Status> {
-    let receipt = convert::receipt_from_pb(request.receipt, "receipt")?;
+/// The ExtendLease command of a request; `field` names its receipt in
+/// errors.
+pub(crate) fn extend_command(request: pb::ExtendLeaseRequest, field: &str) -> Result<Typed<u64>, Status> {
+    let receipt = convert::receipt_from_pb(request.receipt, field)?;
     Ok(Command::extend_lease(receipt, request.lease_ms))
 }
 
@@ -330,7 +340,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
 
     async fn nack(&self, request: Request<pb::NackRequest>) -> Result<Response<pb::NackResponse>, Status> {
         require(&request, Permission::Consume, receipt_queue(request.get_ref().receipt.as_ref()))?;
-        let outcome = self.node.propose_typed(nack_command(request.into_inner())?).await?;
+        let outcome = self.node.propose_typed(nack_command(request.into_inner(), "receipt")?).await?;
         Ok(Response::new(nack_response(outcome)))
     }
 
@@ -339,8 +349,58 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         request: Request<pb::ExtendLeaseRequest>,
     ) -> Result<Response<pb::ExtendLeaseResponse>, Status> {
         require(&request, Permission::Consume, receipt_queue(request.get_ref().receipt.as_ref()))?;
-        let lease_expires_at_ms = self.node.propose_typed(extend_command(request.into_inner())?).await?;
+        let lease_expires_at_ms = self.node.propose_typed(extend_command(request.into_inner(), "receipt")?).await?;
         Ok(Response::new(pb::ExtendLeaseResponse { lease_expires_at_ms }))
+    }
+
+    async fn nack_batch(
+        &self,
+        request: Request<pb::NackBatchRequest>,
+    ) -> Result<Response<pb::NackBatchResponse>, Status> {
+        use pb::nack_batch_result::Result as Entry;
+        check_batch("nacks", request.get_ref().nacks.len())?;
+        let allowed = self.allowed(&request, Permission::Consume);
+        let answers = request.into_inner().nacks.into_iter().enumerate().map(|(i, nack)| {
+            let submitted = allowed(receipt_queue(nack.receipt.as_ref()))
+                .and_then(|()| self.node.submit_typed(nack_command(nack, &format!("nacks[{i}].receipt"))?));
+            async move {
+                let result = match submitted {
+                    Ok(answer) => answer.await.map(|outcome| Entry::Nack(nack_response(outcome))),
+                    Err(status) => Err(status),
+                };
+                pb::NackBatchResult {
+                    result: Some(result.unwrap_or_else(|status| Entry::Failed(rejection(i as u64, &status)))),
+                }
+            }
+        });
+        let results = futures_util::future::join_all(answers.collect::<Vec<_>>()).await;
+        Ok(Response::new(pb::NackBatchResponse { results }))
+    }
+
+    async fn extend_lease_batch(
+        &self,
+        request: Request<pb::ExtendLeaseBatchRequest>,
+    ) -> Result<Response<pb::ExtendLeaseBatchResponse>, Status> {
+        use pb::extend_lease_batch_result::Result as Entry;
+        check_batch("extensions", request.get_ref().extensions.len())?;
+        let allowed = self.allowed(&request, Permission::Consume);
+        let answers = request.into_inner().extensions.into_iter().enumerate().map(|(i, extend)| {
+            let submitted = allowed(receipt_queue(extend.receipt.as_ref()))
+                .and_then(|()| self.node.submit_typed(extend_command(extend, &format!("extensions[{i}].receipt"))?));
+            async move {
+                let result = match submitted {
+                    Ok(answer) => answer
+                        .await
+                        .map(|lease_expires_at_ms| Entry::Extended(pb::ExtendLeaseResponse { lease_expires_at_ms })),
+                    Err(status) => Err(status),
+                };
+                pb::ExtendLeaseBatchResult {
+                    result: Some(result.unwrap_or_else(|status| Entry::Failed(rejection(i as u64, &status)))),
+                }
+            }
+        });
+        let results = futures_util::future::join_all(answers.collect::<Vec<_>>()).await;
+        Ok(Response::new(pb::ExtendLeaseBatchResponse { results }))
     }
 
     async fn peek(&self, request: Request<pb::PeekRequest>) -> Result<Response<pb::PeekResponse>, Status> {

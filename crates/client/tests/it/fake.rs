@@ -395,6 +395,20 @@ impl Queue for Node {
         Err(Status::unimplemented("fake"))
     }
 
+    async fn nack_batch(
+        &self,
+        _: Request<proto::NackBatchRequest>,
+    ) -> Result<Response<proto::NackBatchResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn extend_lease_batch(
+        &self,
+        _: Request<proto::ExtendLeaseBatchRequest>,
+    ) -> Result<Response<proto::ExtendLeaseBatchResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
     async fn peek(&self, _: Request<proto::PeekRequest>) -> Result<Response<proto::PeekResponse>, Status> {
         Err(Status::unimplemented("fake"))
     }

@@ -388,6 +388,46 @@ class ConsumeResponse(_message.Message):
     settled: ConsumeSettled
     def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ..., settled: _Optional[_Union[ConsumeSettled, _Mapping]] = ...) -> None: ...
 
+class NackBatchRequest(_message.Message):
+    __slots__ = ("nacks",)
+    NACKS_FIELD_NUMBER: _ClassVar[int]
+    nacks: _containers.RepeatedCompositeFieldContainer[NackRequest]
+    def __init__(self, nacks: _Optional[_Iterable[_Union[NackRequest, _Mapping]]] = ...) -> None: ...
+
+class NackBatchResult(_message.Message):
+    __slots__ = ("nack", "failed")
+    NACK_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    nack: NackResponse
+    failed: StreamRejection
+    def __init__(self, nack: _Optional[_Union[NackResponse, _Mapping]] = ..., failed: _Optional[_Union[StreamRejection, _Mapping]] = ...) -> None: ...
+
+class NackBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[NackBatchResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[NackBatchResult, _Mapping]]] = ...) -> None: ...
+
+class ExtendLeaseBatchRequest(_message.Message):
+    __slots__ = ("extensions",)
+    EXTENSIONS_FIELD_NUMBER: _ClassVar[int]
+    extensions: _containers.RepeatedCompositeFieldContainer[ExtendLeaseRequest]
+    def __init__(self, extensions: _Optional[_Iterable[_Union[ExtendLeaseRequest, _Mapping]]] = ...) -> None: ...
+
+class ExtendLeaseBatchResult(_message.Message):
+    __slots__ = ("extended", "failed")
+    EXTENDED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    extended: ExtendLeaseResponse
+    failed: StreamRejection
+    def __init__(self, extended: _Optional[_Union[ExtendLeaseResponse, _Mapping]] = ..., failed: _Optional[_Union[StreamRejection, _Mapping]] = ...) -> None: ...
+
+class ExtendLeaseBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ExtendLeaseBatchResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ExtendLeaseBatchResult, _Mapping]]] = ...) -> None: ...
+
 class AckRequest(_message.Message):
     __slots__ = ("receipts",)
     RECEIPTS_FIELD_NUMBER: _ClassVar[int]

@@ -105,6 +105,16 @@ class QueueStub(object):
                 request_serializer=raftq_dot_v1_dot_queue__pb2.ExtendLeaseRequest.SerializeToString,
                 response_deserializer=raftq_dot_v1_dot_queue__pb2.ExtendLeaseResponse.FromString,
                 _registered_method=True)
+        self.NackBatch = channel.unary_unary(
+                '/raftq.v1.Queue/NackBatch',
+                request_serializer=raftq_dot_v1_dot_queue__pb2.NackBatchRequest.SerializeToString,
+                response_deserializer=raftq_dot_v1_dot_queue__pb2.NackBatchResponse.FromString,
+                _registered_method=True)
+        self.ExtendLeaseBatch = channel.unary_unary(
+                '/raftq.v1.Queue/ExtendLeaseBatch',
+                request_serializer=raftq_dot_v1_dot_queue__pb2.ExtendLeaseBatchRequest.SerializeToString,
+                response_deserializer=raftq_dot_v1_dot_queue__pb2.ExtendLeaseBatchResponse.FromString,
+                _registered_method=True)
         self.Peek = channel.unary_unary(
                 '/raftq.v1.Queue/Peek',
                 request_serializer=raftq_dot_v1_dot_queue__pb2.PeekRequest.SerializeToString,
@@ -353,6 +363,25 @@ class QueueServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def NackBatch(self, request, context):
+        """Nacks 1..1000 deliveries in one call, each on its own (as SQS's batch
+        calls do, unlike Ack's all-or-nothing): one result per entry, in
+        request order, either what Nack would have answered or the status it
+        would have failed with (a stale receipt fails alone). The entries are
+        proposed together and share log entries. A failure of the call itself
+        (not the leader, bad input such as an empty batch) fails every entry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExtendLeaseBatch(self, request, context):
+        """Extends 1..1000 live leases in one call, each on its own, as NackBatch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Peek(self, request, context):
         """Lists messages in a queue in ascending id order without consuming them
         or changing anything (no lease, no delivery count, no history event).
@@ -530,6 +559,16 @@ def add_QueueServicer_to_server(servicer, server):
                     servicer.ExtendLease,
                     request_deserializer=raftq_dot_v1_dot_queue__pb2.ExtendLeaseRequest.FromString,
                     response_serializer=raftq_dot_v1_dot_queue__pb2.ExtendLeaseResponse.SerializeToString,
+            ),
+            'NackBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.NackBatch,
+                    request_deserializer=raftq_dot_v1_dot_queue__pb2.NackBatchRequest.FromString,
+                    response_serializer=raftq_dot_v1_dot_queue__pb2.NackBatchResponse.SerializeToString,
+            ),
+            'ExtendLeaseBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExtendLeaseBatch,
+                    request_deserializer=raftq_dot_v1_dot_queue__pb2.ExtendLeaseBatchRequest.FromString,
+                    response_serializer=raftq_dot_v1_dot_queue__pb2.ExtendLeaseBatchResponse.SerializeToString,
             ),
             'Peek': grpc.unary_unary_rpc_method_handler(
                     servicer.Peek,
@@ -961,6 +1000,60 @@ class Queue(object):
             '/raftq.v1.Queue/ExtendLease',
             raftq_dot_v1_dot_queue__pb2.ExtendLeaseRequest.SerializeToString,
             raftq_dot_v1_dot_queue__pb2.ExtendLeaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def NackBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftq.v1.Queue/NackBatch',
+            raftq_dot_v1_dot_queue__pb2.NackBatchRequest.SerializeToString,
+            raftq_dot_v1_dot_queue__pb2.NackBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExtendLeaseBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftq.v1.Queue/ExtendLeaseBatch',
+            raftq_dot_v1_dot_queue__pb2.ExtendLeaseBatchRequest.SerializeToString,
+            raftq_dot_v1_dot_queue__pb2.ExtendLeaseBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
