@@ -4,12 +4,13 @@
 //! queues by its `kind` attribute, and consumers receiving and acking on
 //! every queue. Everything they see is recorded for the check, a topic
 //! message as one body per copy (`BODY@QUEUE`), so each copy must arrive
-//! in its queue exactly as a queue publish must.
+//! in its queue exactly as a queue publish must. Odd publishers send their
+//! queue publishes over a `PublishStream`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use raftq_client::{Client, Filter, OutgoingMessage};
+use raftq_client::{Client, Filter, OutgoingMessage, PublishStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -134,8 +135,12 @@ impl Workload {
         let period = Duration::from_secs_f64(1.0 / config.rate_per_publisher.max(0.1));
         let mut publishers = Vec::new();
         for n in 0..config.publishers {
+            let client = make_client()?;
             let publisher = Publisher {
-                client: make_client()?,
+                // Odd publishers send their queue publishes over a
+                // PublishStream (the faults then break streams too).
+                stream: (n % 2 == 1).then(|| client.publish_stream()),
+                client,
                 queue: queue.to_owned(),
                 topic: topic.clone(),
                 prefix: format!("{run}-p{n}"),
@@ -190,6 +195,7 @@ impl Workload {
 /// One publishing task.
 struct Publisher {
     client: Client,
+    stream: Option<PublishStream>,
     queue: String,
     topic: TopicLoad,
     prefix: String,
@@ -225,7 +231,10 @@ impl Publisher {
                 let message = message.with_attribute("kind", kind);
                 self.client.publish_topic(&self.topic.topic, vec![message]).await.map(|_| ())
             } else {
-                self.client.publish_one(&self.queue, message).await.map(|_| ())
+                match &self.stream {
+                    Some(stream) => stream.publish(&self.queue, vec![message]).await.map(|_| ()),
+                    None => self.client.publish_one(&self.queue, message).await.map(|_| ()),
+                }
             };
             let end_ms = self.started.elapsed().as_millis() as u64;
             let ok = result.is_ok();
