@@ -186,6 +186,19 @@ impl Client {
         }
     }
 
+    /// `messages` for the wire, each with its key assigned
+    /// ([`Client::assign_key`]): what every publish path sends, and resends
+    /// unchanged on a retry.
+    pub(crate) fn keyed(&self, messages: Vec<OutgoingMessage>) -> Vec<raftq_proto::v1::PublishMessage> {
+        messages
+            .into_iter()
+            .map(|mut message| {
+                self.assign_key(&mut message);
+                crate::convert::publish_message(message)
+            })
+            .collect()
+    }
+
     /// Records `addr` as the leader (from a hint or a served call).
     pub(crate) fn set_leader(&self, addr: &str) {
         let mut leader = lock(&self.inner.leader);

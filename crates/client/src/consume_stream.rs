@@ -23,7 +23,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
 use crate::client::{CallSpec, Client};
-use crate::convert::{delivery, duration_ms};
+use crate::convert::{delivery, duration_ms, extend_request, nack_request};
 use crate::error::ClientError;
 use crate::publish_stream::{in_doubt, rejected_error};
 use crate::retry::{Decision, Safety, decide};
@@ -137,7 +137,7 @@ impl Settler {
     /// Extends a live lease to end `lease` from now (as
     /// [`Client::extend_lease`]); returns the new deadline.
     pub async fn extend_lease(&self, receipt: &Receipt, lease: Duration) -> Result<u64, ClientError> {
-        let request = proto::ExtendLeaseRequest { receipt: Some(receipt.into()), lease_ms: duration_ms(lease) };
+        let request = extend_request(receipt, lease);
         match self.settle(Action::ExtendLease(request), Safety::Idempotent).await {
             Ok(Settled::ExtendLease(answer)) => Ok(answer.lease_expires_at_ms),
             Ok(other) => Err(unexpected(&other)),
@@ -157,12 +157,7 @@ impl Settler {
         dead_letter: bool,
         reason: &str,
     ) -> Result<NackOutcome, ClientError> {
-        let request = proto::NackRequest {
-            receipt: Some(receipt.into()),
-            delay_ms: delay.map(duration_ms),
-            dead_letter,
-            reason: reason.to_owned(),
-        };
+        let request = nack_request(receipt, delay, dead_letter, reason);
         match self.settle(Action::Nack(request), Safety::NotIdempotent).await {
             Ok(Settled::Nack(answer)) => answer.try_into(),
             Ok(other) => Err(unexpected(&other)),

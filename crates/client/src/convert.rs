@@ -230,6 +230,27 @@ impl TryFrom<proto::QueueInfo> for QueueInfo {
 // Publishing and consuming
 // ---------------------------------------------------------------------------
 
+/// A Nack request for the wire (unary, batch entry, or a settle on a
+/// Consume stream).
+pub(crate) fn nack_request(
+    receipt: &Receipt,
+    delay: Option<Duration>,
+    dead_letter: bool,
+    reason: &str,
+) -> proto::NackRequest {
+    proto::NackRequest {
+        receipt: Some(receipt.into()),
+        delay_ms: delay.map(duration_ms),
+        dead_letter,
+        reason: reason.to_owned(),
+    }
+}
+
+/// An ExtendLease request for the wire (unary, batch entry, or a settle).
+pub(crate) fn extend_request(receipt: &Receipt, lease: Duration) -> proto::ExtendLeaseRequest {
+    proto::ExtendLeaseRequest { receipt: Some(receipt.into()), lease_ms: duration_ms(lease) }
+}
+
 /// A message for the wire. Its key must already be assigned.
 pub(crate) fn publish_message(message: OutgoingMessage) -> proto::PublishMessage {
     proto::PublishMessage {

@@ -25,7 +25,6 @@ use tonic::Streaming;
 use tonic::metadata::MetadataMap;
 
 use crate::client::{CallSpec, Client};
-use crate::convert::publish_message;
 use crate::error::ClientError;
 use crate::retry::{Decision, Safety, decide};
 use crate::types::{OutgoingMessage, PublishResult};
@@ -95,13 +94,7 @@ impl PublishStream {
         queue: &str,
         messages: Vec<OutgoingMessage>,
     ) -> Result<Vec<PublishResult>, ClientError> {
-        let messages = messages
-            .into_iter()
-            .map(|mut message| {
-                self.client.assign_key(&mut message);
-                publish_message(message)
-            })
-            .collect();
+        let messages = self.client.keyed(messages);
         self.publish_keyed(queue, messages).await
     }
 

@@ -8,7 +8,7 @@ use raftq_proto::v1::{self as proto, queue_client::QueueClient};
 
 use crate::{
     client::{Budget, CallSpec, Client},
-    convert::{delivery, duration_ms, missing, publish_message, state_filter},
+    convert::{delivery, duration_ms, extend_request, missing, nack_request, state_filter},
     error::ClientError,
     publish_stream::rejected_error,
     retry::Safety::{Idempotent, NotIdempotent},
@@ -138,13 +138,7 @@ impl Client {
         queue: &str,
         messages: Vec<OutgoingMessage>,
     ) -> Result<Vec<PublishResult>, ClientError> {
-        let messages = messages
-            .into_iter()
-            .map(|mut message| {
-                self.assign_key(&mut message);
-                publish_message(message)
-            })
-            .collect();
+        let messages = self.keyed(messages);
         self.publish_keyed(queue, messages).await
     }
 
@@ -219,12 +213,7 @@ impl Client {
         dead_letter: bool,
         reason: &str,
     ) -> Result<NackOutcome, ClientError> {
-        let req = proto::NackRequest {
-            receipt: Some(receipt.into()),
-            delay_ms: delay.map(duration_ms),
-            dead_letter,
-            reason: reason.to_owned(),
-        };
+        let req = nack_request(receipt, delay, dead_letter, reason);
         self.queue_call(CallSpec::leader("nack", NotIdempotent), req, |mut c, r| {
             Box::pin(async move { c.nack(r).await })
         })
@@ -234,7 +223,7 @@ impl Client {
 
     /// Sets a live lease to end `lease` from now; returns the new deadline.
     pub async fn extend_lease(&self, receipt: &Receipt, lease: Duration) -> Result<u64, ClientError> {
-        let req = proto::ExtendLeaseRequest { receipt: Some(receipt.into()), lease_ms: duration_ms(lease) };
+        let req = extend_request(receipt, lease);
         let resp = self
             .queue_call(CallSpec::leader("extend_lease", Idempotent), req, |mut c, r| {
                 Box::pin(async move { c.extend_lease(r).await })
@@ -249,15 +238,7 @@ impl Client {
     pub async fn nack_batch(&self, nacks: &[Nack]) -> Result<Vec<Result<NackOutcome, ClientError>>, ClientError> {
         use proto::nack_batch_result::Result as Entry;
         let req = proto::NackBatchRequest {
-            nacks: nacks
-                .iter()
-                .map(|n| proto::NackRequest {
-                    receipt: Some((&n.receipt).into()),
-                    delay_ms: n.delay.map(duration_ms),
-                    dead_letter: n.dead_letter,
-                    reason: n.reason.clone(),
-                })
-                .collect(),
+            nacks: nacks.iter().map(|n| nack_request(&n.receipt, n.delay, n.dead_letter, &n.reason)).collect(),
         };
         let (resp, addr) = self
             .call(CallSpec::leader("nack_batch", NotIdempotent), |channel| {
@@ -288,12 +269,8 @@ impl Client {
         lease: Duration,
     ) -> Result<Vec<Result<u64, ClientError>>, ClientError> {
         use proto::extend_lease_batch_result::Result as Entry;
-        let req = proto::ExtendLeaseBatchRequest {
-            extensions: receipts
-                .iter()
-                .map(|r| proto::ExtendLeaseRequest { receipt: Some(r.into()), lease_ms: duration_ms(lease) })
-                .collect(),
-        };
+        let req =
+            proto::ExtendLeaseBatchRequest { extensions: receipts.iter().map(|r| extend_request(r, lease)).collect() };
         let (resp, addr) = self
             .call(CallSpec::leader("extend_lease_batch", Idempotent), |channel| {
                 let (mut stub, req) = (Self::queue_stub(channel), req.clone());

@@ -6,7 +6,7 @@ use raftq_proto::v1::{self as proto, queue_client::QueueClient};
 use crate::client::Conn;
 use crate::{
     client::{CallSpec, Client},
-    convert::{missing, publish_message},
+    convert::missing,
     error::ClientError,
     retry::Safety::{Idempotent, NotIdempotent},
     types::{Filter, OutgoingMessage, TopicConfig, TopicInfo, TopicPublishResult},
@@ -126,13 +126,7 @@ impl Client {
         topic: &str,
         messages: Vec<OutgoingMessage>,
     ) -> Result<Vec<TopicPublishResult>, ClientError> {
-        let messages: Vec<proto::PublishMessage> = messages
-            .into_iter()
-            .map(|mut message| {
-                self.assign_key(&mut message);
-                publish_message(message)
-            })
-            .collect();
+        let messages = self.keyed(messages);
         let count = messages.len();
         let req = proto::PublishTopicRequest { topic: topic.to_owned(), messages };
         let resp = self

@@ -360,20 +360,17 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         use pb::nack_batch_result::Result as Entry;
         check_batch("nacks", request.get_ref().nacks.len())?;
         let allowed = self.allowed(&request, Permission::Consume);
-        let answers = request.into_inner().nacks.into_iter().enumerate().map(|(i, nack)| {
-            let submitted = allowed(receipt_queue(nack.receipt.as_ref()))
-                .and_then(|()| self.node.submit_typed(nack_command(nack, &format!("nacks[{i}].receipt"))?));
-            async move {
-                let result = match submitted {
-                    Ok(answer) => answer.await.map(|outcome| Entry::Nack(nack_response(outcome))),
-                    Err(status) => Err(status),
-                };
-                pb::NackBatchResult {
-                    result: Some(result.unwrap_or_else(|status| Entry::Failed(rejection(i as u64, &status)))),
-                }
-            }
-        });
-        let results = futures_util::future::join_all(answers.collect::<Vec<_>>()).await;
+        let results = self
+            .settle_each(request.into_inner().nacks, &allowed, "nacks", |nack| nack.receipt.as_ref(), nack_command)
+            .await
+            .into_iter()
+            .map(|(i, result)| pb::NackBatchResult {
+                result: Some(match result {
+                    Ok(outcome) => Entry::Nack(nack_response(outcome)),
+                    Err(status) => Entry::Failed(rejection(i, &status)),
+                }),
+            })
+            .collect();
         Ok(Response::new(pb::NackBatchResponse { results }))
     }
 
@@ -384,22 +381,18 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         use pb::extend_lease_batch_result::Result as Entry;
         check_batch("extensions", request.get_ref().extensions.len())?;
         let allowed = self.allowed(&request, Permission::Consume);
-        let answers = request.into_inner().extensions.into_iter().enumerate().map(|(i, extend)| {
-            let submitted = allowed(receipt_queue(extend.receipt.as_ref()))
-                .and_then(|()| self.node.submit_typed(extend_command(extend, &format!("extensions[{i}].receipt"))?));
-            async move {
-                let result = match submitted {
-                    Ok(answer) => answer
-                        .await
-                        .map(|lease_expires_at_ms| Entry::Extended(pb::ExtendLeaseResponse { lease_expires_at_ms })),
-                    Err(status) => Err(status),
-                };
-                pb::ExtendLeaseBatchResult {
-                    result: Some(result.unwrap_or_else(|status| Entry::Failed(rejection(i as u64, &status)))),
-                }
-            }
-        });
-        let results = futures_util::future::join_all(answers.collect::<Vec<_>>()).await;
+        let extensions = request.into_inner().extensions;
+        let results = self
+            .settle_each(extensions, &allowed, "extensions", |extend| extend.receipt.as_ref(), extend_command)
+            .await
+            .into_iter()
+            .map(|(i, result)| pb::ExtendLeaseBatchResult {
+                result: Some(match result {
+                    Ok(lease_expires_at_ms) => Entry::Extended(pb::ExtendLeaseResponse { lease_expires_at_ms }),
+                    Err(status) => Entry::Failed(rejection(i, &status)),
+                }),
+            })
+            .collect();
         Ok(Response::new(pb::ExtendLeaseBatchResponse { results }))
     }
 
@@ -563,6 +556,36 @@ impl<SM: QueueMachine> QueueService<SM> {
                 None => Ok(()),
             }
         })
+    }
+
+    /// Each entry of a batch settle on its own: checked against `allowed`
+    /// for its receipt's queue, built into a command (`{field}[i].receipt`
+    /// names its receipt), all submitted in order and awaited together.
+    /// One (index, answer) per entry, in order.
+    async fn settle_each<R, A>(
+        &self,
+        entries: Vec<R>,
+        allowed: &publish_stream::Allowed,
+        field: &str,
+        receipt: fn(&R) -> Option<&pb::Receipt>,
+        command: fn(R, &str) -> Result<Typed<A>, Status>,
+    ) -> Vec<(u64, Result<A, Status>)> {
+        let answers: Vec<_> = entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let submitted = allowed(receipt_queue(receipt(&entry)))
+                    .and_then(|()| self.node.submit_typed(command(entry, &format!("{field}[{i}].receipt"))?));
+                async move {
+                    let answer = match submitted {
+                        Ok(answer) => answer.await,
+                        Err(status) => Err(status),
+                    };
+                    (i as u64, answer)
+                }
+            })
+            .collect();
+        futures_util::future::join_all(answers).await
     }
 
     async fn redrive_all(&self, r: pb::RedriveRequest) -> Result<Response<pb::RedriveResponse>, Status> {

@@ -8,7 +8,10 @@ use raftq_client::{Client, Code, OutgoingMessage};
 use crate::fake::{Fake, STREAM_WINDOW, Script, config};
 
 #[tokio::test]
-async fn concurrent_publishes_share_one_stream_and_wait_for_its_window() {
+async fn concurrent_publishes_share_one_stream() {
+    // More publishes at once than the window holds: the fake does not
+    // enforce it, so this checks sharing, not the client's waiting (the
+    // server's enforcement is tested in tests/cluster/publish_stream.rs).
     let node = Fake::start(Script::default()).await;
     let client = Client::connect(config(&[&node.addr])).unwrap();
     let stream = client.publish_stream();
