@@ -25,7 +25,7 @@ use tonic::Streaming;
 use crate::client::{CallSpec, Client};
 use crate::convert::{delivery, duration_ms, extend_request, nack_request};
 use crate::error::ClientError;
-use crate::publish_stream::{in_doubt, rejected_error};
+use crate::publish_stream::{ended_unanswered, in_doubt, rejected_error};
 use crate::retry::{Decision, Safety, decide};
 use crate::types::{Delivery, NackOutcome, Receipt};
 
@@ -171,21 +171,24 @@ impl Settler {
     /// safe to repeat).
     async fn settle(&self, action: Action, safety: Safety) -> Result<Settled, Fallback> {
         let shared = &self.shared;
+        // Never sent: the unary call is safe for any settle.
+        let unsent = || Fallback::Unary(self.broken());
+        // A slot first, so a registered settle is always sent (and a settle
+        // cancelled while it waits for one leaves nothing behind).
+        let slot = self.tx.reserve().await.map_err(|_| unsent())?;
         let sequence = shared.next_sequence.fetch_add(1, Ordering::Relaxed);
         let (done, answer) = oneshot::channel();
         lock(&shared.waiting).insert(sequence, done);
-        let settle = proto::ConsumeSettle { sequence, action: Some(action) };
-        let request = proto::ConsumeRequest { kind: Some(proto::consume_request::Kind::Settle(settle)) };
-        let unsent = shared.broken.load(Ordering::SeqCst) || self.tx.send(request).await.is_err();
-        if unsent && lock(&shared.waiting).remove(&sequence).is_some() {
-            // Never sent: the unary call is safe for any settle.
-            return Err(Fallback::Unary(self.broken()));
+        if shared.broken.load(Ordering::SeqCst) && lock(&shared.waiting).remove(&sequence).is_some() {
+            return Err(unsent());
         }
+        let settle = proto::ConsumeSettle { sequence, action: Some(action) };
+        slot.send(proto::ConsumeRequest { kind: Some(proto::consume_request::Kind::Settle(settle)) });
         let timeout = self.client.config().request_timeout;
         let err = match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(Ok(settled))) => return Ok(settled),
             Ok(Ok(Err(err))) => err,
-            Ok(Err(_dropped)) => self.broken(),
+            Ok(Err(_dropped)) => ended_unanswered(&self.addr, "the consume stream ended"),
             Err(_elapsed) => {
                 lock(&shared.waiting).remove(&sequence);
                 ClientError::Timeout { addr: self.addr.clone(), timeout }
@@ -197,8 +200,13 @@ impl Settler {
         }
     }
 
+    /// The stream ended before a settle was sent: nothing happened.
     fn broken(&self) -> ClientError {
-        ClientError::Transport { addr: self.addr.clone(), message: "the consume stream ended".into(), connect: false }
+        ClientError::Transport {
+            addr: self.addr.clone(),
+            message: "the consume stream ended before this settle was sent".into(),
+            connect: true,
+        }
     }
 }
 
@@ -261,8 +269,11 @@ async fn read(
     };
     tracing::debug!(addr, error = %ended, "raftq consume stream ended");
     shared.broken.store(true, Ordering::SeqCst);
+    // The settles still waiting were sent and may have taken effect: in
+    // doubt, whatever status ended the stream (it is about the stream).
+    let unanswered = ended_unanswered(&addr, &format!("the consume stream ended ({ended})"));
     for (_, waiter) in lock(&shared.waiting).drain() {
-        let _ = waiter.send(Err(ended.clone()));
+        let _ = waiter.send(Err(unanswered.clone()));
     }
     let _ = deliveries.send(Err(ended));
 }

@@ -9,7 +9,9 @@
 //! the same idempotency keys, so it is stored once whatever happened to the
 //! first attempt; only a final answer (a confirm, or an error the unary call
 //! would not retry either, like NOT_FOUND) ends it. A broken stream is
-//! reopened, at the leader, by the next request.
+//! reopened, at the leader, by the next request. A node that does not
+//! serve PublishStream (UNIMPLEMENTED: an older server) is published to
+//! unary from then on.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -33,6 +35,12 @@ use crate::types::{OutgoingMessage, PublishResult};
 /// encoder takes what is there into one write.
 const REQUESTS_BUFFERED: usize = 256;
 
+/// The most bytes the `sequence` field adds to an encoded request (a tag
+/// byte and a ten-byte varint). A request's share of the byte window is
+/// sized before its sequence is known, so it counts these too: the server
+/// counts the request as it arrives, sequence included.
+const SEQUENCE_BYTES_MAX: usize = 11;
+
 /// A publisher over one long-lived stream. Cheap to clone (clones share
 /// the stream); any number of tasks may publish through it at once, up to
 /// the window the server grants (more wait for room).
@@ -42,6 +50,9 @@ pub struct PublishStream {
     /// The open session, if any; replaced when it breaks. Locked while a
     /// session opens, so concurrent publishers open one, not many.
     session: Arc<tokio::sync::Mutex<Option<Arc<Session>>>>,
+    /// Set when a node answered UNIMPLEMENTED to the open: every publish
+    /// then goes unary.
+    unsupported: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for PublishStream {
@@ -81,7 +92,7 @@ struct Waiter {
 impl Client {
     /// A [`PublishStream`]; no I/O until the first publish.
     pub fn publish_stream(&self) -> PublishStream {
-        PublishStream { client: self.clone(), session: Arc::default() }
+        PublishStream { client: self.clone(), session: Arc::default(), unsupported: Arc::default() }
     }
 }
 
@@ -106,6 +117,9 @@ impl PublishStream {
     ) -> Result<Vec<PublishResult>, ClientError> {
         debug_assert!(messages.iter().all(|m| !m.idempotency_key.is_empty()), "every publish carries a key");
         let count = messages.len();
+        if self.unsupported.load(Ordering::Relaxed) {
+            return self.client.publish_keyed(queue, messages).await;
+        }
         let started = tokio::time::Instant::now();
         let request = proto::PublishStreamRequest { sequence: 0, queue: queue.to_owned(), messages };
         let err = match self.try_stream(request.clone()).await {
@@ -113,7 +127,12 @@ impl PublishStream {
             Ok(results) => {
                 return Err(ClientError::Protocol(format!("{} results for {count} messages", results.len())));
             }
-            Err((err, addr)) => match decide(&err, Safety::Idempotent, &addr) {
+            Err(Attempt::Unsupported) => {
+                tracing::info!("raftq: the node does not serve PublishStream; publishing unary");
+                self.unsupported.store(true, Ordering::Relaxed);
+                return self.client.publish_keyed(queue, request.messages).await;
+            }
+            Err(Attempt::Failed(err, addr)) => match decide(&err, Safety::Idempotent, &addr) {
                 Decision::Fail => return Err(err),
                 _ => err,
             },
@@ -127,26 +146,20 @@ impl PublishStream {
         retried.map_err(|last| if err.is_ambiguous() { in_doubt(last, started.elapsed()) } else { last })
     }
 
-    /// One attempt over the stream; on failure the error and the node that
-    /// gave it.
-    async fn try_stream(
-        &self,
-        request: proto::PublishStreamRequest,
-    ) -> Result<Vec<PublishResult>, (ClientError, String)> {
-        let session = self.session().await?;
+    /// One attempt over the stream.
+    async fn try_stream(&self, request: proto::PublishStreamRequest) -> Result<Vec<PublishResult>, Attempt> {
+        let session = self.session().await.map_err(|(err, addr)| {
+            if err.code() == tonic::Code::Unimplemented { Attempt::Unsupported } else { Attempt::Failed(err, addr) }
+        })?;
         let timeout = self.client.config().request_timeout;
-        let result = match tokio::time::timeout(timeout, session.publish(request)).await {
-            Ok(result) => result,
-            Err(_elapsed) => Err(ClientError::Timeout { addr: session.addr.clone(), timeout }),
-        };
-        result.map_err(|err| {
+        session.publish(request, timeout).await.map_err(|err| {
             // A node-level failure (not the leader any more, unreachable, no
             // answer): the next request opens a new stream. An overloaded
             // node or a refused request keeps it.
             if matches!(decide(&err, Safety::Idempotent, &session.addr), Decision::Redirect(_) | Decision::Backoff) {
                 session.shared.break_off(None);
             }
-            (err, session.addr.clone())
+            Attempt::Failed(err, session.addr.clone())
         })
     }
 
@@ -161,6 +174,14 @@ impl PublishStream {
         *current = Some(session.clone());
         Ok(session)
     }
+}
+
+/// Why a stream attempt did not settle a request.
+enum Attempt {
+    /// The node does not serve PublishStream.
+    Unsupported,
+    /// This error, from this node.
+    Failed(ClientError, String),
 }
 
 impl Session {
@@ -202,17 +223,24 @@ impl Session {
         Ok(Self { addr, tx, shared, window_bytes })
     }
 
-    /// Sends one request when the window has room and waits for its answer.
-    async fn publish(&self, mut request: proto::PublishStreamRequest) -> Result<Vec<PublishResult>, ClientError> {
-        let broken = || ClientError::Transport {
-            addr: self.addr.clone(),
-            message: "the publish stream ended".into(),
-            connect: false,
-        };
+    /// Sends one request when the window has room and waits up to
+    /// `timeout` for its answer. The wait for room is not timed: it is the
+    /// server's back-pressure, and a server that stops answering fails the
+    /// requests in the window, which breaks the session and so every wait.
+    async fn publish(
+        &self,
+        mut request: proto::PublishStreamRequest,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<PublishResult>, ClientError> {
         let shared = &self.shared;
-        let share = u32::try_from(request.encoded_len()).unwrap_or(u32::MAX).min(self.window_bytes);
-        let requests = shared.requests.clone().acquire_owned().await.map_err(|_| broken())?;
-        let bytes = shared.bytes.clone().acquire_many_owned(share).await.map_err(|_| broken())?;
+        let size = request.encoded_len().saturating_add(SEQUENCE_BYTES_MAX);
+        let share = u32::try_from(size).unwrap_or(u32::MAX).min(self.window_bytes);
+        let requests = shared.requests.clone().acquire_owned().await.map_err(|_| self.broken())?;
+        let bytes = shared.bytes.clone().acquire_many_owned(share).await.map_err(|_| self.broken())?;
+        // A slot on the way to the encoder first, so that once the request
+        // is registered nothing can stop it being sent: a publish cancelled
+        // while it waits here holds nothing (its permits drop with it).
+        let slot = self.tx.reserve().await.map_err(|_| self.broken())?;
         let sequence = shared.next_sequence.fetch_add(1, Ordering::Relaxed);
         request.sequence = sequence;
         let (done, answer) = oneshot::channel();
@@ -220,22 +248,46 @@ impl Session {
         // Registered before it is sent, so the answer always finds it; the
         // reader marks the session broken before it fails what is waiting,
         // so a request registered after that is taken back here.
-        let unsent = shared.broken.load(Ordering::SeqCst) || self.tx.send(request).await.is_err();
-        if unsent && lock(&shared.waiting).remove(&sequence).is_some() {
-            return Err(broken());
+        if shared.broken.load(Ordering::SeqCst) && lock(&shared.waiting).remove(&sequence).is_some() {
+            return Err(self.broken());
         }
-        answer.await.unwrap_or_else(|_| Err(broken()))
+        slot.send(request);
+        // From here the request may commit. If this wait is cancelled or
+        // times out, the request keeps its share of the window until the
+        // server answers it (the server counts it until then too).
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_dropped)) => Err(self.ended_unanswered()),
+            Err(_elapsed) => Err(ClientError::Timeout { addr: self.addr.clone(), timeout }),
+        }
+    }
+
+    /// The session ended before this request was sent: nothing happened.
+    fn broken(&self) -> ClientError {
+        ClientError::Transport {
+            addr: self.addr.clone(),
+            message: "the publish stream ended before this request was sent".into(),
+            connect: true,
+        }
+    }
+
+    fn ended_unanswered(&self) -> ClientError {
+        ended_unanswered(&self.addr, "the publish stream ended")
     }
 }
 
 impl Shared {
-    /// Ends the session: no new requests, and every waiting one fails with
-    /// `err` (or a broken-stream error), to be retried by its publisher.
-    fn break_off(&self, err: Option<ClientError>) {
+    /// Ends the session: no new requests; if the stream has ended
+    /// (`ended`, why), every request still waiting fails as in doubt, to be
+    /// retried by its publisher with its keys. Never with the status that
+    /// ended the stream: that is about the stream (a window overrun, the
+    /// node stopping), not the requests, which were sent and may commit.
+    fn break_off(&self, ended: Option<(&str, ClientError)>) {
         self.broken.store(true, Ordering::SeqCst);
         self.requests.close();
         self.bytes.close();
-        if let Some(err) = err {
+        if let Some((addr, why)) = ended {
+            let err = ended_unanswered(addr, &format!("the publish stream ended ({why})"));
             for (_, waiter) in lock(&self.waiting).drain() {
                 let _ = waiter.done.send(Err(err.clone()));
             }
@@ -273,7 +325,14 @@ async fn read_answers(mut inbound: Streaming<proto::PublishStreamResponse>, shar
         let _ = waiter.done.send(result);
     };
     tracing::debug!(addr, error = %ended, "raftq publish stream ended");
-    shared.break_off(Some(ended));
+    shared.break_off(Some((&addr, ended)));
+}
+
+/// The error of a request sent on a stream that ended before answering it:
+/// ambiguous (the request may have committed), so only a request safe to
+/// repeat goes again.
+pub(crate) fn ended_unanswered(addr: &str, why: &str) -> ClientError {
+    ClientError::Transport { addr: addr.to_owned(), message: format!("{why} before answering"), connect: false }
 }
 
 /// `last`, the final error of a retry after an attempt in doubt, marked as

@@ -61,3 +61,37 @@ async fn the_consumer_ends_with_an_error_when_no_node_serves_it() {
     assert_eq!(err.code(), Code::Unavailable);
     assert!(consumer.next().await.is_none(), "ends after the error");
 }
+
+#[tokio::test]
+async fn a_nack_lost_with_its_consume_stream_is_in_doubt_and_not_sent_again() {
+    // The fake applies the nack, then the stream ends with UNAVAILABLE
+    // before its answer. That status is about the stream, not the nack,
+    // which may have taken effect: a Nack is not safe to repeat, so the
+    // error says "in doubt" and no unary Nack follows. It used to read the
+    // UNAVAILABLE as "nothing happened" and nack again.
+    let node = Fake::start(Script { ready: ready(&[1]), consume_break_on_nack: true, ..Script::default() }).await;
+    let client = Client::connect(config(&[&node.addr])).unwrap();
+    let mut stream = client.consume("q", 10, None).await.unwrap();
+    let delivery = stream.next().await.unwrap().unwrap();
+    let err = stream.settler().nack(&delivery.receipt, None, false, "retry later").await.unwrap_err();
+    assert!(err.is_ambiguous(), "{err:?}");
+    assert_eq!(node.script().nacked, [1], "applied once");
+    assert_eq!(node.calls("nack"), 0, "not sent again unary");
+}
+
+#[tokio::test]
+async fn an_ack_lost_with_its_consume_stream_is_sent_again_unary() {
+    // An Ack is safe to repeat: the settle the stream could not answer goes
+    // again as the unary call.
+    let node = Fake::start(Script { ready: ready(&[1, 2]), consume_break_on_nack: true, ..Script::default() }).await;
+    let client = Client::connect(config(&[&node.addr])).unwrap();
+    let mut stream = client.consume("q", 10, None).await.unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    let second = stream.next().await.unwrap().unwrap();
+    let settler = stream.settler();
+    assert_eq!(settler.ack(std::slice::from_ref(&first.receipt)).await.unwrap(), 1);
+    assert!(settler.nack(&second.receipt, None, false, "x").await.is_err());
+    // The stream is gone now: this ack goes unary.
+    assert_eq!(settler.ack(std::slice::from_ref(&first.receipt)).await.unwrap(), 1);
+    assert_eq!(node.calls("ack"), 1);
+}

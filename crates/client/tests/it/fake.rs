@@ -31,9 +31,27 @@ pub struct Script {
     /// leader that lost leadership after its entry committed).
     pub commit_then_fail: usize,
     /// PublishStream: after answering this many requests, the next one is
-    /// stored but the stream ends with UNAVAILABLE instead of its answer
-    /// (a connection lost after the commit).
+    /// stored but the stream ends with `stream_break_code` (UNAVAILABLE if
+    /// unset) instead of its answer (a connection lost after the commit).
     pub stream_break_after: Option<usize>,
+    pub stream_break_code: Option<tonic::Code>,
+    /// PublishStream answers UNIMPLEMENTED (an older server).
+    pub stream_unimplemented: bool,
+    /// The window PublishStream grants, in requests (STREAM_WINDOW if 0).
+    /// The fake enforces it: a request past it ends the stream with
+    /// RESOURCE_EXHAUSTED and sets `window_overrun`.
+    pub stream_window: u32,
+    pub window_overrun: bool,
+    /// PublishStream stores requests but holds their answers until
+    /// [`Fake::release`].
+    pub stream_hold: bool,
+    /// PublishStream waits this long before each answer (a busy node).
+    pub stream_answer_delay: Duration,
+    /// Consume: a Nack is applied, then the stream ends with UNAVAILABLE
+    /// instead of its answer.
+    pub consume_break_on_nack: bool,
+    /// Nacks applied (stream or unary), by message id.
+    pub nacked: Vec<u64>,
     /// Every call hangs (a node that accepts but never answers).
     pub hang: bool,
     /// Subscribe streams end with UNAVAILABLE (and `hint`) after this many
@@ -66,6 +84,7 @@ pub struct Script {
 pub struct Fake {
     pub addr: String,
     script: Arc<Mutex<Script>>,
+    events: Arc<Events>,
     _shutdown: Arc<oneshot::Sender<()>>,
 }
 
@@ -75,7 +94,8 @@ impl Fake {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let script = Arc::new(Mutex::new(script));
-        let node = Node { script: Arc::clone(&script) };
+        let events = Arc::new(Events::default());
+        let node = Node { script: Arc::clone(&script), events: Arc::clone(&events) };
         let (tx, rx) = oneshot::channel();
         tokio::spawn(
             tonic::transport::Server::builder()
@@ -85,7 +105,24 @@ impl Fake {
                     let _ = rx.await;
                 }),
         );
-        Self { addr, script, _shutdown: Arc::new(tx) }
+        Self { addr, script, events, _shutdown: Arc::new(tx) }
+    }
+
+    /// Waits until the fake has seen `n` PublishStream requests in all.
+    pub async fn stream_requests_seen(&self, n: usize) {
+        loop {
+            let seen = self.events.request_seen.notified();
+            if self.calls("publish_stream_request") >= n {
+                return;
+            }
+            seen.await;
+        }
+    }
+
+    /// Ends `stream_hold`: held answers are sent, later ones at once.
+    pub fn release(&self) {
+        self.script().stream_hold = false;
+        self.events.release.notify_waiters();
     }
 
     /// The script, to read what happened or change what comes next.
@@ -121,6 +158,16 @@ pub async fn dead_addr() -> String {
 #[derive(Debug, Clone)]
 struct Node {
     script: Arc<Mutex<Script>>,
+    events: Arc<Events>,
+}
+
+/// What tests wait on.
+#[derive(Debug, Default)]
+struct Events {
+    /// Notified on every PublishStream request.
+    request_seen: tokio::sync::Notify,
+    /// Notified when held answers are released.
+    release: tokio::sync::Notify,
 }
 
 fn unavailable(hint: Option<&str>) -> Status {
@@ -285,16 +332,50 @@ impl Queue for Node {
     ) -> Result<Response<Self::PublishStreamStream>, Status> {
         use proto::publish_stream_response::Kind;
         self.gate("publish_stream").await?;
+        let window_requests = {
+            let s = self.lock();
+            if s.stream_unimplemented {
+                return Err(Status::unimplemented("PublishStream is not served here"));
+            }
+            if s.stream_window == 0 { STREAM_WINDOW } else { s.stream_window }
+        };
         let mut inbound = req.into_inner();
         let script = Arc::clone(&self.script);
-        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_WINDOW as usize + 1);
-        let window = proto::PublishWindow { requests: STREAM_WINDOW, bytes: 4 << 20 };
+        let events = Arc::clone(&self.events);
+        let (tx, rx) = tokio::sync::mpsc::channel(window_requests as usize + 2);
+        let window = proto::PublishWindow { requests: window_requests, bytes: 4 << 20 };
         tx.try_send(Ok(proto::PublishStreamResponse { kind: Some(Kind::Window(window)) })).unwrap();
         tokio::spawn(async move {
-            while let Ok(Some(request)) = inbound.message().await {
-                let kind = {
+            let mut held: Vec<Kind> = Vec::new();
+            let mut unanswered = 0u32;
+            loop {
+                // Registered before the check, so a release in between is
+                // not missed.
+                let release = events.release.notified();
+                if !held.is_empty() && !script.lock().unwrap().stream_hold {
+                    for kind in held.drain(..) {
+                        unanswered -= 1;
+                        if tx.send(Ok(proto::PublishStreamResponse { kind: Some(kind) })).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                let request = tokio::select! {
+                    message = inbound.message() => match message {
+                        Ok(Some(request)) => request,
+                        _ => return,
+                    },
+                    () = release => continue,
+                };
+                // Decided under the lock, acted on after it.
+                let step: Result<_, Status> = (|| {
                     let mut s = script.lock().unwrap();
                     s.calls.push("publish_stream_request");
+                    events.request_seen.notify_waiters();
+                    if unanswered >= window_requests {
+                        s.window_overrun = true;
+                        return Err(Status::resource_exhausted("window exceeded"));
+                    }
                     s.publish_keys.push(request.messages.iter().map(|m| m.idempotency_key.clone()).collect());
                     let stored = store(&mut s, request.messages);
                     let break_now = s.stream_break_after == Some(0);
@@ -303,30 +384,40 @@ impl Queue for Node {
                     }
                     if break_now {
                         s.stream_break_after = None;
-                        None
-                    } else {
-                        Some(match stored {
-                            Ok(results) => Kind::Confirm(proto::PublishConfirm { sequence: request.sequence, results }),
-                            Err(status) => Kind::Rejected(proto::StreamRejection {
-                                sequence: request.sequence,
-                                code: status.code() as i32,
-                                message: status.message().to_owned(),
-                                details: status.details().to_vec().into(),
-                                metadata: status
-                                    .metadata()
-                                    .get("raftq-leader")
-                                    .and_then(|v| v.to_str().ok())
-                                    .map(|leader| ("raftq-leader".to_owned(), leader.to_owned()))
-                                    .into_iter()
-                                    .collect(),
-                            }),
-                        })
+                        let code = s.stream_break_code.unwrap_or(tonic::Code::Unavailable);
+                        return Err(Status::new(code, "the stream broke"));
+                    }
+                    let kind = match stored {
+                        Ok(results) => Kind::Confirm(proto::PublishConfirm { sequence: request.sequence, results }),
+                        Err(status) => Kind::Rejected(proto::StreamRejection {
+                            sequence: request.sequence,
+                            code: status.code() as i32,
+                            message: status.message().to_owned(),
+                            details: status.details().to_vec().into(),
+                            metadata: status
+                                .metadata()
+                                .get("raftq-leader")
+                                .and_then(|v| v.to_str().ok())
+                                .map(|leader| ("raftq-leader".to_owned(), leader.to_owned()))
+                                .into_iter()
+                                .collect(),
+                        }),
+                    };
+                    Ok((kind, s.stream_hold, s.stream_answer_delay))
+                })();
+                let (kind, hold, delay) = match step {
+                    Ok(step) => step,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
                     }
                 };
-                let Some(kind) = kind else {
-                    let _ = tx.send(Err(unavailable(None))).await;
-                    return;
-                };
+                if hold {
+                    unanswered += 1;
+                    held.push(kind);
+                    continue;
+                }
+                tokio::time::sleep(delay).await;
                 if tx.send(Ok(proto::PublishStreamResponse { kind: Some(kind) })).await.is_err() {
                     return;
                 }
@@ -371,9 +462,59 @@ impl Queue for Node {
 
     async fn consume(
         &self,
-        _: Request<tonic::Streaming<proto::ConsumeRequest>>,
+        req: Request<tonic::Streaming<proto::ConsumeRequest>>,
     ) -> Result<Response<Self::ConsumeStream>, Status> {
-        Err(Status::unimplemented("fake"))
+        use proto::consume_response::Kind;
+        use proto::consume_settle::Action;
+        use proto::consume_settled::Result as Settled;
+        self.gate("consume").await?;
+        let mut inbound = req.into_inner();
+        let Ok(Some(proto::ConsumeRequest { kind: Some(proto::consume_request::Kind::Subscribe(subscribe)) })) =
+            inbound.message().await
+        else {
+            return Err(Status::invalid_argument("subscribe: the first message must subscribe"));
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        for (id, body) in self.lock().ready.drain(..) {
+            let delivery = Kind::Delivery(delivery(&subscribe.queue, id, body));
+            tx.try_send(Ok(proto::ConsumeResponse { kind: Some(delivery) })).unwrap();
+        }
+        let script = Arc::clone(&self.script);
+        tokio::spawn(async move {
+            while let Ok(Some(request)) = inbound.message().await {
+                let Some(proto::consume_request::Kind::Settle(settle)) = request.kind else { return };
+                let result = (|| {
+                    let mut s = script.lock().unwrap();
+                    Some(match settle.action {
+                        Some(Action::Ack(ack)) => {
+                            let acked = ack.receipts.len() as u64;
+                            s.acked.extend(ack.receipts);
+                            Settled::Ack(proto::AckResponse { acked })
+                        }
+                        Some(Action::Nack(nack)) => {
+                            s.nacked.push(nack.receipt.map_or(0, |r| r.message_id));
+                            if s.consume_break_on_nack {
+                                return None;
+                            }
+                            Settled::Nack(proto::NackResponse {
+                                outcome: proto::NackOutcome::Redeliver.into(),
+                                visible_at_ms: 1,
+                            })
+                        }
+                        _ => return None,
+                    })
+                })();
+                let Some(result) = result else {
+                    let _ = tx.send(Err(unavailable(None))).await;
+                    return;
+                };
+                let settled = proto::ConsumeSettled { sequence: settle.sequence, result: Some(result) };
+                if tx.send(Ok(proto::ConsumeResponse { kind: Some(Kind::Settled(settled)) })).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
     async fn ack(&self, req: Request<proto::AckRequest>) -> Result<Response<proto::AckResponse>, Status> {
@@ -384,8 +525,11 @@ impl Queue for Node {
         Ok(Response::new(proto::AckResponse { acked }))
     }
 
-    async fn nack(&self, _: Request<proto::NackRequest>) -> Result<Response<proto::NackResponse>, Status> {
-        Err(Status::unimplemented("fake"))
+    async fn nack(&self, req: Request<proto::NackRequest>) -> Result<Response<proto::NackResponse>, Status> {
+        self.gate("nack").await?;
+        let id = req.into_inner().receipt.map_or(0, |r| r.message_id);
+        self.lock().nacked.push(id);
+        Ok(Response::new(proto::NackResponse { outcome: proto::NackOutcome::Redeliver.into(), visible_at_ms: 1 }))
     }
 
     async fn extend_lease(
