@@ -79,8 +79,8 @@ use tonic::transport::server::Connected;
 pub use clock::{Clock, SystemClock};
 pub use disk::{DISK_CHECK_PERIOD, DiskGuard, DiskSpace};
 pub use node::{
-    Node, OVERLOAD_RETRY_AFTER_MS, PROPOSAL_BYTES_PENDING_MAX_DEFAULT, PROPOSALS_PENDING_MAX_DEFAULT, ProposalLimits,
-    ProposalQueueStats, QueueMachine,
+    COMMANDS_PER_ENTRY_MAX, Node, OVERLOAD_RETRY_AFTER_MS, PROPOSAL_BYTES_PENDING_MAX_DEFAULT,
+    PROPOSALS_PENDING_MAX_DEFAULT, ProposalLimits, ProposalQueueStats, QueueMachine,
 };
 pub use queue_service::{CLIENT_MESSAGE_BYTES_MAX, RECEIVE_WAIT_MS_MAX};
 pub use telemetry::{QUEUES_WITH_METRICS_MAX, enable_metrics_sampler};

@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::impls::ProgressResponder;
+use openraft::raft::ClientWriteResponse;
 use openraft::storage::RaftStateMachine;
 use openraft::{Raft, RaftMetrics, ReadPolicy};
 use raftq_core::kv::StoreFault;
@@ -463,10 +466,25 @@ async fn propose_in_groups<SM: QueueMachine>(
             bytes += next_bytes;
             group.push(next);
         }
-        let raft = raft.clone();
         let stamp = stamp(&raft, &stamps).await;
+        // Handed to Raft here, in queue order, so entries are appended in
+        // the order their proposals were queued (a stream's publishes keep
+        // their order); only the wait for the outcome runs apart.
+        let (commands, replies): (Vec<Command>, Vec<_>) = group.into_iter().map(|p| (p.command, p.reply)).unzip();
+        let expected = commands.len();
+        let (responder, written) = ProgressResponder::complete_only();
+        let handed = raft.client_write_ff(LogPayload::new(stamp, commands), Some(responder)).await;
         tokio::spawn(async move {
-            write_group(&raft, stamp, group).await;
+            let outcome = match handed {
+                Ok(()) => match written.await {
+                    Ok(result) => result.map_err(RaftError::APIError),
+                    // Raft dropped the responder: it stopped with the
+                    // entry in flight.
+                    Err(_) => Err(RaftError::Fatal(openraft::error::Fatal::Stopped)),
+                },
+                Err(fatal) => Err(RaftError::Fatal(fatal)),
+            };
+            answer_group(outcome, expected, replies);
             drop(slot);
         });
     }
@@ -530,11 +548,13 @@ async fn stamp<SM: QueueMachine>(raft: &Raft<TypeConfig, SM>, stamps: &Stamps) -
     stamps.next(term, state_ms)
 }
 
-/// Writes one entry of `group`'s commands and answers each proposal.
-async fn write_group<SM: QueueMachine>(raft: &Raft<TypeConfig, SM>, stamp_ms: u64, group: Vec<Proposal>) {
-    let (commands, replies): (Vec<Command>, Vec<_>) = group.into_iter().map(|p| (p.command, p.reply)).unzip();
-    let expected = commands.len();
-    let status = match raft.client_write(LogPayload::new(stamp_ms, commands)).await {
+/// Answers each proposal of a written group from its entry's outcome.
+fn answer_group(
+    outcome: Result<ClientWriteResponse<TypeConfig>, RaftError<TypeConfig, ClientWriteError<TypeConfig>>>,
+    expected: usize,
+    replies: Vec<tokio::sync::oneshot::Sender<Result<Outcome, Status>>>,
+) {
+    let status = match outcome {
         Ok(written) if written.data.responses.len() == expected => {
             for (reply, response) in replies.into_iter().zip(written.data.responses) {
                 let _ = reply.send(response.map_err(error::queue_error));

@@ -49,10 +49,19 @@ fn retrying_in_doubt_applies_a_receive_twice_and_the_checker_sees_it() {
 /// hear UNKNOWN (and the checker then holds them to it).
 #[test]
 fn deposing_the_leader_leaves_writes_in_doubt() {
+    // About one seed in ten reaches it (19-22 of 200 seeds); a fixed small
+    // set of seeds went quiet when scheduling changed, so search as the
+    // test above does.
     let options = SimOptions { faults: [Fault::Depose].into_iter().collect(), ..SimOptions::default() };
-    let seeds: Vec<u64> = (0..24).collect();
-    let summary = super::run(&seeds, &options);
-    assert!(summary.failed.is_empty(), "{summary}");
-    assert!(summary.outcome_unknown > 0, "no call was answered 'outcome unknown' in {summary}");
-    eprintln!("{summary}");
+    let mut searched = 0;
+    for chunk in (0..200u64).collect::<Vec<_>>().chunks(24) {
+        let summary = super::run(chunk, &options);
+        assert!(summary.failed.is_empty(), "{summary}");
+        searched += chunk.len();
+        if summary.outcome_unknown > 0 {
+            eprintln!("{summary}");
+            return;
+        }
+    }
+    panic!("no call was answered 'outcome unknown' in {searched} seeds");
 }
