@@ -161,3 +161,45 @@ async fn batch_nack_and_extend_answer_each_entry() {
     assert_eq!(empty.code(), Code::InvalidArgument);
     assert!(empty.to_string().contains("nacks:"), "{empty}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_consume_stream_delivers_no_more_and_gives_back_what_was_unread() {
+    // A worker drops its ConsumeStream but keeps a Settler to finish the
+    // message it took. The stream must stop taking messages (before, it
+    // went on leasing new ones to no one, up to its prefetch), and the
+    // deliveries that arrived but were never read go back at once (before,
+    // they waited out their lease, here 120 s), while the taken message
+    // keeps its lease and can still be acked on the stream.
+    const QUEUE: &str = "consume-drop";
+    let cluster = Cluster::start("consume-drop", 3, Options::default()).await;
+    let client = cluster.client();
+    client.create_queue(QUEUE, QueueConfig::default()).await.expect("create queue");
+    let first: Vec<OutgoingMessage> = (0..3).map(|i| OutgoingMessage::new(format!("a-{i}"))).collect();
+    client.publish(QUEUE, first).await.expect("publish");
+
+    let mut stream = client.consume(QUEUE, 5, Some(Duration::from_secs(120))).await.expect("consume");
+    let taken = timeout(WAIT, stream.next()).await.expect("in time").expect("open").expect("delivery");
+    let settler = stream.settler();
+    drop(stream);
+    let later: Vec<OutgoingMessage> = (0..2).map(|i| OutgoingMessage::new(format!("b-{i}"))).collect();
+    client.publish(QUEUE, later).await.expect("publish");
+
+    // Another consumer gets the two unread and the two new, long before
+    // the 120 s lease would have ended.
+    let mut got = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while got.len() < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "only {got:?} came back");
+        for delivery in client.receive(QUEUE, 10, Duration::from_secs(1), None).await.expect("receive") {
+            assert!(got.insert(String::from_utf8_lossy(&delivery.message.body).into_owned()), "delivered twice");
+        }
+    }
+    let taken_body = String::from_utf8_lossy(&taken.message.body).into_owned();
+    assert!(!got.contains(&taken_body), "the taken message was given back: {got:?}");
+    assert!(got.contains("b-0") && got.contains("b-1"), "{got:?}");
+
+    // The taken message kept its lease: the settler acks it on the stream.
+    assert_eq!(settler.ack(std::slice::from_ref(&taken.receipt)).await.expect("ack"), 1);
+    let stats = client.get_queue(QUEUE).await.expect("get queue").stats;
+    assert_eq!((stats.ready, stats.leased), (0, 4), "the other consumer's four leases remain");
+}

@@ -8,6 +8,11 @@
 //! unary call; a Nack whose outcome is unknown is reported as such. A broken
 //! stream is not reopened: `next` yields the error and then ends (the
 //! server gave the stream's unsettled leases back); open a new one.
+//!
+//! Dropping the [`ConsumeStream`] while a [`Settler`] lives on tells the
+//! server to deliver no more (the stream's leases are kept, so the settler
+//! can still settle what was taken) and gives back at once the deliveries
+//! that had arrived but were never taken from `next`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -99,9 +104,52 @@ impl Client {
             next_sequence: AtomicU64::new(1),
             broken: AtomicBool::new(false),
         });
+        // Unbounded, but never more than `prefetch` deliveries: the server
+        // sends no more until some are settled.
         let (deliveries_tx, deliveries) = mpsc::unbounded_channel();
-        tokio::spawn(read(inbound, shared.clone(), deliveries_tx, self.clone(), addr.clone()));
+        let give_back = GiveBack { tx: tx.downgrade(), shared: shared.clone() };
+        tokio::spawn(read(inbound, shared.clone(), deliveries_tx, give_back, self.clone(), addr.clone()));
         Ok(ConsumeStream { deliveries, settler: Settler { client: self.clone(), addr, tx, shared } })
+    }
+}
+
+impl Drop for ConsumeStream {
+    /// No more deliveries: the server is told so (a [`Settler`] may still
+    /// settle what was taken; with none left the stream closes, and the
+    /// server gives back every lease not settled), and deliveries that
+    /// arrived but were never taken are given back now.
+    fn drop(&mut self) {
+        let stop = proto::ConsumeRequest { kind: Some(proto::consume_request::Kind::Stop(proto::ConsumeStop {})) };
+        // A full buffer: the stop is not sent and deliveries go on to the
+        // reader, which gives each back as it arrives.
+        let _ = self.settler.tx.try_send(stop);
+        self.deliveries.close();
+        let give_back = GiveBack { tx: self.settler.tx.downgrade(), shared: self.settler.shared.clone() };
+        while let Ok(item) = self.deliveries.try_recv() {
+            if let Ok(delivery) = item {
+                give_back.nack(&delivery.receipt);
+            }
+        }
+    }
+}
+
+/// Gives back deliveries no one will see, with an unanswered nack on the
+/// stream (a weak sender: it does not keep the stream open).
+struct GiveBack {
+    tx: mpsc::WeakSender<proto::ConsumeRequest>,
+    shared: Arc<Shared>,
+}
+
+impl GiveBack {
+    /// Best effort: if the stream is gone or its buffer full, the lease
+    /// runs out instead (or the server gives it back when the stream ends).
+    fn nack(&self, receipt: &Receipt) {
+        let Some(tx) = self.tx.upgrade() else { return };
+        // A sequence no settle waits on: its answer is dropped.
+        let sequence = self.shared.next_sequence.fetch_add(1, Ordering::Relaxed);
+        let nack = nack_request(receipt, None, false, "consumer gone");
+        let settle = proto::ConsumeSettle { sequence, action: Some(Action::Nack(nack)) };
+        let _ = tx.try_send(proto::ConsumeRequest { kind: Some(proto::consume_request::Kind::Settle(settle)) });
     }
 }
 
@@ -233,6 +281,7 @@ async fn read(
     mut inbound: Streaming<proto::ConsumeResponse>,
     shared: Arc<Shared>,
     deliveries: mpsc::UnboundedSender<Result<Delivery, ClientError>>,
+    give_back: GiveBack,
     client: Client,
     addr: String,
 ) {
@@ -251,8 +300,13 @@ async fn read(
         };
         match message.kind {
             Some(Kind::Delivery(wire)) => {
-                // The consumer may have stopped reading; its settles still work.
-                let _ = deliveries.send(delivery(wire, &client));
+                // A consumer that is gone (the ConsumeStream dropped, a
+                // Settler still live) never sees it: give it back.
+                if let Err(unseen) = deliveries.send(delivery(wire, &client))
+                    && let Ok(delivery) = unseen.0
+                {
+                    give_back.nack(&delivery.receipt);
+                }
             }
             Some(Kind::Settled(settled)) => {
                 let result = match settled.result {

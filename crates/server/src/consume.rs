@@ -7,11 +7,12 @@
 //! submitted in the order they arrive and answered as they complete. When
 //! the client closes its side, the settles in flight are answered, the
 //! delivery task is told to stop, it gives back the stream's unsettled
-//! leases, and the stream ends with OK.
+//! leases, and the stream ends with OK. A `stop` message ends deliveries
+//! only: the leases are kept and settles answered until the client closes.
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
@@ -26,7 +27,7 @@ use crate::error::invalid;
 use crate::node::{Node, QueueMachine};
 use crate::publish_stream::{count_answer, rejection};
 use crate::queue_service::{ack_command, ack_queues, extend_command, nack_command, nack_response, receipt_queue};
-use crate::subscribe::{self, Recheck};
+use crate::subscribe::{self, Control, Recheck};
 
 /// Settles one stream has submitted and not yet answered; past this the
 /// server reads no more of the stream until some are answered.
@@ -56,11 +57,12 @@ pub async fn start<SM: QueueMachine>(
         let (allowed, queue) = (allowed.clone(), subscription.queue.clone());
         Box::new(move || allowed(&queue))
     };
-    let stop = Arc::new(AtomicBool::new(false));
+    let control = Arc::new(Control::default());
     let wrap = |delivery| pb::ConsumeResponse { kind: Some(pb::consume_response::Kind::Delivery(delivery)) };
     let (tx, rx) =
-        subscribe::open(node.clone(), subscription, Some(recheck), wrap, SETTLES_IN_FLIGHT_MAX, stop.clone()).await?;
-    tokio::spawn(settle_all(node, inbound, allowed, tx, stop));
+        subscribe::open(node.clone(), subscription, Some(recheck), wrap, SETTLES_IN_FLIGHT_MAX, control.clone())
+            .await?;
+    tokio::spawn(settle_all(node, inbound, allowed, tx, control));
     Ok(ReceiverStream::new(rx))
 }
 
@@ -71,7 +73,7 @@ async fn settle_all<SM: QueueMachine>(
     mut inbound: Streaming<pb::ConsumeRequest>,
     allowed: Allowed,
     tx: mpsc::Sender<Result<pb::ConsumeResponse, Status>>,
-    stop: Arc<AtomicBool>,
+    control: Arc<Control>,
 ) {
     let mut answers: FuturesUnordered<Answer> = FuturesUnordered::new();
     let mut reading = true;
@@ -88,8 +90,11 @@ async fn settle_all<SM: QueueMachine>(
                 Ok(Some(pb::ConsumeRequest { kind: Some(pb::consume_request::Kind::Settle(settle)) })) => {
                     answers.push(settle_one(&node, &allowed, settle));
                 }
+                Ok(Some(pb::ConsumeRequest { kind: Some(pb::consume_request::Kind::Stop(pb::ConsumeStop {})) })) => {
+                    control.no_more_deliveries.store(true, Ordering::SeqCst);
+                }
                 Ok(Some(_)) => {
-                    let refused = invalid("settle", "every message after the first subscribe must be a settle");
+                    let refused = invalid("settle", "every message after the first subscribe must be a settle or a stop");
                     let _ = tx.send(Err(refused)).await;
                     break;
                 }
@@ -104,7 +109,7 @@ async fn settle_all<SM: QueueMachine>(
     }
     // The delivery task notices within a second, gives back its leases and
     // drops the last sender: the stream then ends.
-    stop.store(true, Ordering::SeqCst);
+    control.stop.store(true, Ordering::SeqCst);
 }
 
 /// Checks and submits one settle; the future of its answer.

@@ -47,15 +47,17 @@ pub async fn start<SM: QueueMachine>(
 /// [`start`] for any item type: deliveries are sent as `wrap(delivery)` on
 /// a channel with room for `prefetch + extra` items (the caller may send its
 /// own items on the sender it gets back). The delivery task stops when the
-/// receiver is gone or `stop` is set (noticed within [`IDLE_CHECK`]), and
-/// gives back its outstanding leases.
+/// receiver is gone or `control.stop` is set (noticed within
+/// [`IDLE_CHECK`]), and gives back its outstanding leases; after
+/// `control.no_more_deliveries` it delivers nothing more but keeps its
+/// leases until then.
 pub(crate) async fn open<SM: QueueMachine, T: Send + 'static>(
     node: Arc<Node<SM>>,
     request: pb::SubscribeRequest,
     recheck: Option<Recheck>,
     wrap: fn(pb::Delivery) -> T,
     extra: usize,
-    stop: Arc<AtomicBool>,
+    control: Arc<Control>,
 ) -> Result<(mpsc::Sender<Result<T, Status>>, mpsc::Receiver<Result<T, Status>>), Status> {
     validate_queue_name(&request.queue).map_err(|e| queue_error(e.in_field("queue")))?;
     if !(1..=RECEIVE_MESSAGES_MAX).contains(&request.prefetch) {
@@ -64,7 +66,7 @@ pub(crate) async fn open<SM: QueueMachine, T: Send + 'static>(
     let first = node.propose_typed(Command::receive(request.queue.clone(), request.prefetch, request.lease_ms)).await?;
     // Room for the first batch (at most `prefetch`): sending it never waits.
     let (tx, rx) = mpsc::channel(request.prefetch as usize + extra);
-    let out = Out { tx: tx.clone(), wrap, stop };
+    let out = Out { tx: tx.clone(), wrap, control };
     tokio::spawn(async move {
         let mut outstanding = Vec::new();
         let mut consumer_gone = false;
@@ -81,17 +83,29 @@ pub(crate) async fn open<SM: QueueMachine, T: Send + 'static>(
     Ok((tx, rx))
 }
 
+/// What the owner of a stream tells its delivery task.
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    /// End: give back the leases and stop.
+    pub(crate) stop: AtomicBool,
+    /// Deliver nothing more, but keep the leases until `stop`.
+    pub(crate) no_more_deliveries: AtomicBool,
+}
+
 /// Where a delivery task sends, and whether its consumer is gone.
 struct Out<T> {
     tx: mpsc::Sender<Result<T, Status>>,
     wrap: fn(pb::Delivery) -> T,
-    /// Set by the owner of the stream to end deliveries.
-    stop: Arc<AtomicBool>,
+    control: Arc<Control>,
 }
 
 impl<T> Out<T> {
     fn gone(&self) -> bool {
-        self.tx.is_closed() || self.stop.load(Ordering::SeqCst)
+        self.tx.is_closed() || self.control.stop.load(Ordering::SeqCst)
+    }
+
+    fn stopped_delivering(&self) -> bool {
+        self.control.no_more_deliveries.load(Ordering::SeqCst)
     }
 
     async fn send(&self, delivery: &raftq_core::Delivery) -> Result<(), ()> {
@@ -128,7 +142,8 @@ async fn deliver<SM: QueueMachine, T>(
                 Ok(live)
             })
             .await?;
-        let credit = request.prefetch.saturating_sub(outstanding.len() as u32);
+        let credit =
+            if out.stopped_delivering() { 0 } else { request.prefetch.saturating_sub(outstanding.len() as u32) };
         if credit == 0 {
             node.wait_for_change(&mut metrics, IDLE_CHECK).await;
             continue;

@@ -347,12 +347,18 @@ class SubscribeResponse(_message.Message):
     def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ...) -> None: ...
 
 class ConsumeRequest(_message.Message):
-    __slots__ = ("subscribe", "settle")
+    __slots__ = ("subscribe", "settle", "stop")
     SUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
     SETTLE_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
     subscribe: SubscribeRequest
     settle: ConsumeSettle
-    def __init__(self, subscribe: _Optional[_Union[SubscribeRequest, _Mapping]] = ..., settle: _Optional[_Union[ConsumeSettle, _Mapping]] = ...) -> None: ...
+    stop: ConsumeStop
+    def __init__(self, subscribe: _Optional[_Union[SubscribeRequest, _Mapping]] = ..., settle: _Optional[_Union[ConsumeSettle, _Mapping]] = ..., stop: _Optional[_Union[ConsumeStop, _Mapping]] = ...) -> None: ...
+
+class ConsumeStop(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class ConsumeSettle(_message.Message):
     __slots__ = ("sequence", "ack", "nack", "extend_lease")
