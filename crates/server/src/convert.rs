@@ -197,8 +197,11 @@ pub fn topic_result_to_pb(r: &core::TopicPublishResult) -> pb::TopicPublishResul
 }
 
 pub fn receipt_from_pb(receipt: Option<pb::Receipt>, field: &str) -> Result<core::Receipt, Status> {
-    let r = receipt.ok_or_else(|| invalid(field, "missing"))?;
-    Ok(core::Receipt { queue: r.queue, message_id: r.message_id, attempt: r.delivery_count })
+    Ok(receipt_of(receipt.ok_or_else(|| invalid(field, "missing"))?))
+}
+
+pub fn receipt_of(r: pb::Receipt) -> core::Receipt {
+    core::Receipt { queue: r.queue, message_id: r.message_id, attempt: r.delivery_count }
 }
 
 pub fn receipt_to_pb(r: &core::Receipt) -> pb::Receipt {
