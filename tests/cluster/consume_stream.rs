@@ -203,3 +203,22 @@ async fn a_dropped_consume_stream_delivers_no_more_and_gives_back_what_was_unrea
     let stats = client.get_queue(QUEUE).await.expect("get queue").stats;
     assert_eq!((stats.ready, stats.leased), (0, 4), "the other consumer's four leases remain");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consume_delivery_settled_outside_the_stream_still_frees_its_slot() {
+    // A Consume stream frees a slot at once when a settle on it commits,
+    // and finds leases ended otherwise (here a unary Ack) by looking them
+    // all up about once a second instead of on every applied entry.
+    const QUEUE: &str = "consume-unary-ack";
+    let cluster = Cluster::start("consume-unary-ack", 3, Options::default()).await;
+    let client = cluster.client();
+    client.create_queue(QUEUE, QueueConfig::default()).await.expect("create queue");
+    let bodies: Vec<OutgoingMessage> = (0..2).map(|i| OutgoingMessage::new(format!("u-{i}"))).collect();
+    client.publish(QUEUE, bodies).await.expect("publish");
+
+    let mut stream = client.consume(QUEUE, 1, None).await.expect("consume");
+    let first = timeout(WAIT, stream.next()).await.expect("in time").expect("open").expect("delivery");
+    assert_eq!(client.ack(std::slice::from_ref(&first.receipt)).await.expect("unary ack"), 1);
+    let second = timeout(WAIT, stream.next()).await.expect("the slot was freed").expect("open").expect("delivery");
+    assert_ne!(second.message_id(), first.message_id());
+}

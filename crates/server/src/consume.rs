@@ -23,6 +23,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
+use raftq_core::Receipt;
+
+use crate::convert;
 use crate::error::invalid;
 use crate::node::{Node, QueueMachine};
 use crate::publish_stream::{count_answer, rejection};
@@ -38,7 +41,8 @@ pub const SETTLES_IN_FLIGHT_MAX: usize = 1024;
 /// that the token is still valid)?
 pub type Allowed = Arc<dyn Fn(&str) -> Result<(), Status> + Send + Sync>;
 
-type Answer = Pin<Box<dyn Future<Output = pb::ConsumeSettled> + Send>>;
+/// A settle's answer, and the receipts it settled (acked or nacked).
+type Answer = Pin<Box<dyn Future<Output = (pb::ConsumeSettled, Vec<Receipt>)> + Send>>;
 
 /// Reads the subscription (the first message), makes the first receive
 /// (part of the call, as for Subscribe) and starts the delivery and settle
@@ -57,7 +61,7 @@ pub async fn start<SM: QueueMachine>(
         let (allowed, queue) = (allowed.clone(), subscription.queue.clone());
         Box::new(move || allowed(&queue))
     };
-    let control = Arc::new(Control::default());
+    let control = Arc::new(Control::reporting_settles());
     let wrap = |delivery| pb::ConsumeResponse { kind: Some(pb::consume_response::Kind::Delivery(delivery)) };
     let (tx, rx) =
         subscribe::open(node.clone(), subscription, Some(recheck), wrap, SETTLES_IN_FLIGHT_MAX, control.clone())
@@ -80,7 +84,8 @@ async fn settle_all<SM: QueueMachine>(
     loop {
         tokio::select! {
             biased;
-            Some(settled) = answers.next(), if !answers.is_empty() => {
+            Some((settled, receipts)) = answers.next(), if !answers.is_empty() => {
+                control.settled(receipts);
                 let answer = pb::ConsumeResponse { kind: Some(pb::consume_response::Kind::Settled(settled)) };
                 if tx.send(Ok(answer)).await.is_err() {
                     break;
@@ -121,6 +126,12 @@ fn settle_one<SM: QueueMachine>(node: &Node<SM>, allowed: &Allowed, settle: pb::
         Some(Action::ExtendLease(_)) => "extend_lease",
         None => "none",
     };
+    // The leases an Ack or Nack ends, if it succeeds.
+    let receipts: Vec<Receipt> = match &settle.action {
+        Some(Action::Ack(request)) => request.receipts.iter().cloned().map(convert::receipt_of).collect(),
+        Some(Action::Nack(request)) => request.receipt.iter().cloned().map(convert::receipt_of).collect(),
+        _ => Vec::new(),
+    };
     let submitted = match settle.action {
         Some(Action::Ack(request)) => ack_queues(&request)
             .into_iter()
@@ -144,8 +155,11 @@ fn settle_one<SM: QueueMachine>(node: &Node<SM>, allowed: &Allowed, settle: pb::
         None => Err(invalid("action", "a settle needs an ack, nack or extend_lease")),
     };
     match submitted {
-        Ok(answer) => Box::pin(answer.map(move |result| settled(sequence, kind, result))),
-        Err(status) => Box::pin(std::future::ready(settled(sequence, kind, Err(status)))),
+        Ok(answer) => Box::pin(answer.map(move |result| {
+            let freed = if result.is_ok() { receipts } else { Vec::new() };
+            (settled(sequence, kind, result), freed)
+        })),
+        Err(status) => Box::pin(std::future::ready((settled(sequence, kind, Err(status)), Vec::new()))),
     }
 }
 
