@@ -188,11 +188,8 @@ async fn deliver<SM: QueueMachine, T>(
                 .await?;
             next_scan = Instant::now() + IDLE_CHECK;
         }
-        let credit = if out.stopped_delivering() {
-            0
-        } else {
-            request.prefetch.saturating_sub(outstanding.len() as u32)
-        };
+        let credit =
+            if out.stopped_delivering() { 0 } else { request.prefetch.saturating_sub(outstanding.len() as u32) };
         if credit == 0 {
             if control.settles_reported {
                 tokio::select! {
