@@ -12,6 +12,7 @@ use tokio::time::timeout;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::harness::{Cluster, Options, WAIT};
+use crate::workload::body_text;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn consume_acks_on_the_stream_and_the_window_refills() {
@@ -191,10 +192,10 @@ async fn a_dropped_consume_stream_delivers_no_more_and_gives_back_what_was_unrea
     while got.len() < 4 {
         assert!(tokio::time::Instant::now() < deadline, "only {got:?} came back");
         for delivery in client.receive(QUEUE, 10, Duration::from_secs(1), None).await.expect("receive") {
-            assert!(got.insert(String::from_utf8_lossy(&delivery.message.body).into_owned()), "delivered twice");
+            assert!(got.insert(body_text(&delivery.message)), "delivered twice");
         }
     }
-    let taken_body = String::from_utf8_lossy(&taken.message.body).into_owned();
+    let taken_body = body_text(&taken.message);
     assert!(!got.contains(&taken_body), "the taken message was given back: {got:?}");
     assert!(got.contains("b-0") && got.contains("b-1"), "{got:?}");
 

@@ -136,7 +136,7 @@ fn settle_one<SM: QueueMachine>(node: &Node<SM>, allowed: &Allowed, settle: pb::
         Some(Action::Ack(request)) => ack_queues(&request)
             .into_iter()
             .try_for_each(|queue| allowed(queue))
-            .and_then(|()| node.submit_typed(ack_command(request)?))
+            .and_then(|()| node.submit_typed(ack_command(request)))
             .map(|acked| acked.map(|r| r.map(|acked| Settled::Ack(pb::AckResponse { acked }))).boxed()),
         Some(Action::Nack(request)) => allowed(receipt_queue(request.receipt.as_ref()))
             .and_then(|()| node.submit_typed(nack_command(request, "settle.nack.receipt")?))

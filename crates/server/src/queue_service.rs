@@ -105,12 +105,10 @@ pub(crate) fn ack_queues(request: &pb::AckRequest) -> Vec<&str> {
     queues
 }
 
-/// The Ack command of a request (receipts named `receipts[i]`).
-pub(crate) fn ack_command(request: pb::AckRequest) -> Result<Typed<u64>, Status> {
-    // Present by construction (a repeated field): nothing to check here,
-    // and no field name formatted per receipt.
-    let receipts = request.receipts.into_iter().map(convert::receipt_of).collect();
-    Ok(Command::ack(receipts))
+/// The Ack command of a request. Its receipts are validated with the
+/// command when it is submitted (a bad one is named `receipts[i]`).
+pub(crate) fn ack_command(request: pb::AckRequest) -> Typed<u64> {
+    Command::ack(request.receipts.into_iter().map(convert::receipt_of).collect())
 }
 
 /// The Nack command of a request; `field` names its receipt in errors.
@@ -331,7 +329,7 @@ impl<SM: QueueMachine> Queue for QueueService<SM> {
         for queue in ack_queues(request.get_ref()) {
             require(&request, Permission::Consume, queue)?;
         }
-        let acked = self.node.propose_typed(ack_command(request.into_inner())?).await?;
+        let acked = self.node.propose_typed(ack_command(request.into_inner())).await?;
         Ok(Response::new(pb::AckResponse { acked }))
     }
 

@@ -97,10 +97,20 @@ pub(crate) struct Control {
     /// unary ack, an expiry, a purge). Without it (Subscribe, whose acks
     /// are unary) every applied entry triggers that look-up.
     settles_reported: bool,
-    /// Receipts settled (acked or nacked) on the stream, not yet taken.
+    /// Receipts settled (acked or nacked) on the stream, not yet taken;
+    /// at most [`SETTLED_PENDING_MAX`].
     settled: std::sync::Mutex<Vec<Receipt>>,
+    /// Set when `settled` overflowed and was dropped: the task then looks
+    /// every lease up at once instead.
+    settled_lost: AtomicBool,
     settled_notify: tokio::sync::Notify,
 }
+
+/// Most settled receipts kept for a delivery task that has not taken them
+/// (it waits for a visible message, or the client settles receipts of
+/// other streams): past this they are dropped and the next look-up of
+/// every lease finds them, so the list never outgrows a few prefetches.
+const SETTLED_PENDING_MAX: usize = 4 * RECEIVE_MESSAGES_MAX as usize;
 
 impl Control {
     /// A control for a stream that reports its settles.
@@ -113,7 +123,14 @@ impl Control {
         if receipts.is_empty() {
             return;
         }
-        self.settled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(receipts);
+        let mut pending = self.settled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pending.len() + receipts.len() > SETTLED_PENDING_MAX {
+            pending.clear();
+            self.settled_lost.store(true, Ordering::SeqCst);
+        } else {
+            pending.extend(receipts);
+        }
+        drop(pending);
         self.settled_notify.notify_one();
     }
 
@@ -164,6 +181,9 @@ async fn deliver<SM: QueueMachine, T>(
             recheck()?;
         }
         let settled = control.take_settled();
+        if control.settled_lost.swap(false, Ordering::SeqCst) {
+            next_scan = Instant::now();
+        }
         if !settled.is_empty() {
             let settled: std::collections::HashSet<Receipt> = settled.into_iter().collect();
             outstanding.retain(|receipt| !settled.contains(receipt));
@@ -236,5 +256,24 @@ async fn release<SM: QueueMachine>(node: &Node<SM>, receipts: Vec<Receipt>) {
         if let Err(status) = node.propose_typed(nack).await {
             tracing::debug!(%status, "could not release a lease of a closed subscription");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settled_receipts_waiting_for_the_task_stay_bounded() {
+        let control = Control::reporting_settles();
+        let receipt = |id| Receipt { queue: "q".into(), message_id: id, attempt: 1 };
+        control.settled((1..=SETTLED_PENDING_MAX as u64).map(receipt).collect());
+        assert!(!control.settled_lost.load(Ordering::SeqCst));
+        // One more than fits: the list is dropped and a full look-up asked for.
+        control.settled(vec![receipt(0)]);
+        assert!(control.settled_lost.load(Ordering::SeqCst));
+        assert!(control.take_settled().is_empty());
+        control.settled(vec![receipt(7)]);
+        assert_eq!(control.take_settled(), [receipt(7)]);
     }
 }

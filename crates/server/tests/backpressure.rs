@@ -3,16 +3,17 @@
 //! Before the fix the proposal queue was unbounded: every proposal of the
 //! burst was queued and none was refused.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{lead_alone, raft_on};
 use futures_util::FutureExt;
 use openraft::Raft;
 use raftq_core::{Command, NewMessage};
-use raftq_raft::RaftSettings;
-use raftq_raft::network::{Network, TcpConnector};
 use raftq_server::{Node, PROPOSALS_PENDING_MAX_DEFAULT, ProposalLimits, SystemClock};
-use raftq_storage::{MemDisk, MemStateMachine, MemStore};
+use raftq_storage::{MemDisk, MemStateMachine};
 use tonic::{Code, Status};
 
 const BODY_BYTES: usize = 1024;
@@ -34,14 +35,8 @@ fn command_bytes(i: usize) -> usize {
     postcard::to_stdvec(&publish(i)).expect("encodes").len()
 }
 
-async fn raft_on(disk: MemDisk) -> Raft<raftq_storage::TypeConfig, MemStateMachine> {
-    let (log_store, machine) = MemStore::open(disk).await.expect("open");
-    let config = RaftSettings::default().openraft_config("backpressure").expect("config");
-    Raft::new(1, config, Network::new(Arc::new(TcpConnector::default())), log_store, machine).await.expect("raft")
-}
-
 async fn raft() -> Raft<raftq_storage::TypeConfig, MemStateMachine> {
-    raft_on(MemDisk::new()).await
+    raft_on(MemDisk::new(), "backpressure").await
 }
 
 /// The overload answer: RESOURCE_EXHAUSTED naming the full queue, with
@@ -118,13 +113,8 @@ async fn the_byte_bound_holds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_cannot_commit_refuses_the_overflow_quickly() {
     let disk = MemDisk::new();
-    let raft = raft_on(disk.clone()).await;
-    let peers = [(1, raftq_storage::NodeAddr::new("127.0.0.1:1", "127.0.0.1:2"))].into_iter().collect();
-    raftq_raft::bootstrap(&raft, 1, &peers).await.expect("initialize");
-    raft.wait(Some(Duration::from_secs(10)))
-        .state(openraft::ServerState::Leader, "the single voter leads")
-        .await
-        .expect("leader");
+    let raft = raft_on(disk.clone(), "backpressure").await;
+    lead_alone(&raft).await;
     disk.set_sync_delay(Duration::from_secs(3600));
     let limits = ProposalLimits { commands_max: 100, bytes_max: 1024 * 1024 };
     let node = Arc::new(Node::with_limits(1, raft, Arc::new(SystemClock), limits));

@@ -5,15 +5,14 @@
 //! entry holds) could reach Raft in either order, and on tokio's
 //! multi-thread scheduler the newest spawned task usually runs first.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use openraft::Raft;
+use std::sync::Arc;
+
+use common::{lead_alone, raft_on};
 use raftq_core::{Command, ConfigUpdate, NewMessage, Outcome};
-use raftq_raft::RaftSettings;
-use raftq_raft::network::{Network, TcpConnector};
 use raftq_server::{COMMANDS_PER_ENTRY_MAX, Node, SystemClock};
-use raftq_storage::{MemDisk, MemStore};
+use raftq_storage::MemDisk;
 
 fn publish(i: usize) -> Command {
     Command::Publish {
@@ -29,16 +28,8 @@ fn publish(i: usize) -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_several_entries_keeps_its_order() {
-    let (log_store, machine) = MemStore::open(MemDisk::new()).await.expect("open");
-    let config = RaftSettings::default().openraft_config("order").expect("config");
-    let raft =
-        Raft::new(1, config, Network::new(Arc::new(TcpConnector::default())), log_store, machine).await.expect("raft");
-    let peers = [(1, raftq_storage::NodeAddr::new("127.0.0.1:1", "127.0.0.1:2"))].into_iter().collect();
-    raftq_raft::bootstrap(&raft, 1, &peers).await.expect("initialize");
-    raft.wait(Some(Duration::from_secs(10)))
-        .state(openraft::ServerState::Leader, "the single voter leads")
-        .await
-        .expect("leader");
+    let raft = raft_on(MemDisk::new(), "order").await;
+    lead_alone(&raft).await;
     let node = Node::new(1, raft, Arc::new(SystemClock));
     node.propose(Command::CreateQueue { name: "q".into(), config: ConfigUpdate::default() }).await.expect("create");
 

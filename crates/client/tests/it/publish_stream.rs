@@ -7,6 +7,19 @@ use raftq_client::{Client, Code, OutgoingMessage};
 
 use crate::fake::{Fake, STREAM_WINDOW, Script, config};
 
+type Published = tokio::task::JoinHandle<Result<Vec<raftq_client::PublishResult>, raftq_client::ClientError>>;
+
+/// `count` one-message publishes ("m0", "m1", …) over `stream`, each in
+/// its own task, all started at once.
+fn publish_at_once(stream: &raftq_client::PublishStream, count: u32) -> Vec<Published> {
+    (0..count)
+        .map(|i| {
+            let stream = stream.clone();
+            tokio::spawn(async move { stream.publish("q", vec![OutgoingMessage::new(format!("m{i}"))]).await })
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn concurrent_publishes_share_one_stream() {
     // More publishes at once than the window holds: the fake does not
@@ -14,13 +27,7 @@ async fn concurrent_publishes_share_one_stream() {
     // server's enforcement is tested in tests/cluster/publish_stream.rs).
     let node = Fake::start(Script::default()).await;
     let client = Client::connect(config(&[&node.addr])).unwrap();
-    let stream = client.publish_stream();
-    let tasks: Vec<_> = (0..STREAM_WINDOW * 4)
-        .map(|i| {
-            let stream = stream.clone();
-            tokio::spawn(async move { stream.publish("q", vec![OutgoingMessage::new(format!("m{i}"))]).await })
-        })
-        .collect();
+    let tasks = publish_at_once(&client.publish_stream(), STREAM_WINDOW * 4);
     let mut ids = HashSet::new();
     for task in tasks {
         let results = task.await.unwrap().unwrap();
@@ -87,13 +94,7 @@ async fn the_client_keeps_to_the_window_the_server_grants() {
     // unanswered, and the test also checks none arrives for a while.
     let node = Fake::start(Script { stream_window: 4, stream_hold: true, ..Script::default() }).await;
     let client = Client::connect(config(&[&node.addr])).unwrap();
-    let stream = client.publish_stream();
-    let tasks: Vec<_> = (0..12)
-        .map(|i| {
-            let stream = stream.clone();
-            tokio::spawn(async move { stream.publish("q", vec![OutgoingMessage::new(format!("m{i}"))]).await })
-        })
-        .collect();
+    let tasks = publish_at_once(&client.publish_stream(), 12);
     node.stream_requests_seen(4).await;
     let fifth = tokio::time::timeout(std::time::Duration::from_millis(300), node.stream_requests_seen(5)).await;
     assert!(fifth.is_err(), "a fifth request was sent with the window full");
@@ -119,13 +120,7 @@ async fn waiting_for_the_window_is_not_a_timeout() {
     })
     .await;
     let client = Client::connect(config(&[&node.addr])).unwrap();
-    let stream = client.publish_stream();
-    let tasks: Vec<_> = (0..5)
-        .map(|i| {
-            let stream = stream.clone();
-            tokio::spawn(async move { stream.publish("q", vec![OutgoingMessage::new(format!("m{i}"))]).await })
-        })
-        .collect();
+    let tasks = publish_at_once(&client.publish_stream(), 5);
     for task in tasks {
         assert!(!task.await.unwrap().unwrap()[0].duplicate);
     }
