@@ -146,3 +146,22 @@ async fn replicas_report_equal_digests_at_equal_applied_index() {
     }
     assert!(status.digest.is_none(), "no digest unless asked");
 }
+
+/// The leader's Status says when each follower last answered it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_leaders_status_gives_each_followers_last_contact() {
+    let mut cluster = Cluster::start("last-contact", 3, Options::default()).await;
+    let leader = cluster.leader_id().await;
+    let status = cluster.status_of(leader).await.expect("leader status");
+    for node in &status.nodes {
+        if node.node_id == leader {
+            assert_eq!(node.last_contact_ms, None, "the leader itself");
+        } else {
+            let ms = node.last_contact_ms.unwrap_or_else(|| panic!("no last contact for {node:?}"));
+            assert!(ms < 5_000, "node {} last answered {ms} ms ago", node.node_id);
+        }
+    }
+    let follower = cluster.running_ids().into_iter().find(|id| *id != leader).unwrap();
+    let seen_by_follower = cluster.status_of(follower).await.expect("follower status");
+    assert!(seen_by_follower.nodes.iter().all(|n| n.last_contact_ms.is_none()), "only a leader knows");
+}

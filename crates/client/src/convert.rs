@@ -541,6 +541,7 @@ impl From<NodeStatus> for proto::NodeStatus {
             reachable: n.reachable,
             matched_index: n.matched_index,
             snapshot_index: n.snapshot_index,
+            last_contact_ms: n.last_contact.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         }
     }
 }
@@ -559,6 +560,7 @@ impl From<proto::NodeStatus> for NodeStatus {
             reachable: n.reachable,
             matched_index: n.matched_index,
             snapshot_index: n.snapshot_index,
+            last_contact: n.last_contact_ms.map(std::time::Duration::from_millis),
         }
     }
 }
@@ -805,6 +807,7 @@ mod tests {
                 reachable: true,
                 matched_index: Some(9),
                 snapshot_index: 0,
+                last_contact: Some(std::time::Duration::from_millis(12)),
             }],
             digest: Some(StateDigest { applied_index: 8, digest: "ab".repeat(16), full_digest: None }),
             version: "0.1.0".into(),

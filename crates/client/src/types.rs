@@ -582,6 +582,9 @@ pub struct NodeStatus {
     /// log to this one.
     pub matched_index: Option<u64>,
     pub snapshot_index: u64,
+    /// In a leader's answer, for the other nodes: how long ago the node
+    /// last acknowledged the leader's replication or heartbeat.
+    pub last_contact: Option<std::time::Duration>,
 }
 
 /// A node's state digest and the applied index it belongs to (G8).

@@ -141,6 +141,16 @@ fn status_of(m: &RaftMetrics<TypeConfig>) -> pb::StatusResponse {
     // Followers' progress is only known on the leader (matched index).
     let matched: BTreeMap<u64, u64> =
         m.replication.iter().flatten().map(|(id, log_id)| (*id, index(log_id.as_ref()))).collect();
+    // When each node last acknowledged this leader (also only on a leader).
+    let contact: BTreeMap<u64, u64> = m
+        .heartbeat
+        .iter()
+        .flatten()
+        .filter_map(|(id, at)| {
+            let at = at.as_ref()?;
+            Some((*id, u64::try_from(openraft::Instant::elapsed(&**at).as_millis()).unwrap_or(u64::MAX)))
+        })
+        .collect();
     let nodes = membership
         .nodes()
         .map(|(id, node)| {
@@ -157,6 +167,7 @@ fn status_of(m: &RaftMetrics<TypeConfig>) -> pb::StatusResponse {
                     reachable: true,
                     matched_index: None,
                     snapshot_index: index(m.snapshot.as_ref()),
+                    last_contact_ms: None,
                 };
             }
             let node_role = if Some(*id) == m.current_leader {
@@ -178,6 +189,7 @@ fn status_of(m: &RaftMetrics<TypeConfig>) -> pb::StatusResponse {
                 reachable: matched_index.is_some() || Some(*id) == m.current_leader,
                 matched_index,
                 snapshot_index: 0,
+                last_contact_ms: contact.get(id).copied(),
             }
         })
         .collect();
@@ -421,6 +433,9 @@ mod tests {
         m.membership_config = Arc::new(StoredMembership::new(Some(log_id::<TypeConfig>(1, 1, 1)), membership));
         m.replication =
             Some(BTreeMap::from([(1, Some(log_id::<TypeConfig>(3, 1, 10))), (2, Some(log_id::<TypeConfig>(3, 1, 7)))]));
+        // Node 2 acknowledged 5 s ago; node 3 never did.
+        let five_s_ago = <openraft::alias::InstantOf<TypeConfig> as openraft::Instant>::now() - Duration::from_secs(5);
+        m.heartbeat = Some(BTreeMap::from([(2, Some(five_s_ago.into())), (3, None)]));
         m
     }
 
@@ -454,9 +469,12 @@ mod tests {
             "only node 2 knows what it holds and applied"
         );
         assert_eq!((follower.role(), follower.reachable), (pb::NodeRole::Follower, true));
+        let contact = follower.last_contact_ms.expect("the leader knows when node 2 last acknowledged");
+        assert!((5_000..60_000).contains(&contact), "{contact} ms");
 
         let unreached = node(3);
         assert_eq!((unreached.matched_index, unreached.reachable, unreached.last_applied_index), (None, false, 0));
+        assert_eq!((unreached.last_contact_ms, me.last_contact_ms), (None, None));
         assert!(status.digest.is_none(), "the digest is computed only when asked");
     }
 

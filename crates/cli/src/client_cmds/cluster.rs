@@ -173,6 +173,7 @@ pub(crate) fn status_json(s: &ClusterStatus) -> Value {
                 "snapshot_index": own(s, n, n.snapshot_index),
                 "matched": n.matched_index,
                 "reachable": n.reachable,
+                "last_contact_ms": n.last_contact.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             })
         })
         .collect();

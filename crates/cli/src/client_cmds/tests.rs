@@ -291,6 +291,7 @@ fn cluster_status_json_shape() {
         reachable: true,
         matched_index: (id != 2).then_some(7),
         snapshot_index: 5,
+        last_contact: (id == 3).then_some(Duration::from_millis(40)),
     };
     let status = ClusterStatus {
         leader_id: Some(1),
@@ -316,8 +317,9 @@ fn cluster_status_json_shape() {
         j["nodes"][1],
         json!({ "node_id": 2, "address": "127.0.0.1:7102", "role": "follower", "voter": true,
                 "last_applied": 8, "last_log_index": 10, "committed": 9, "snapshot_index": 5, "matched": null,
-                "reachable": true })
+                "reachable": true, "last_contact_ms": null })
     );
+    assert_eq!(j["nodes"][2]["last_contact_ms"], json!(40));
     // Another node's indexes are not known to the answering node: null, and
     // only what the leader replicated to it is reported.
     assert_eq!(

@@ -24,47 +24,47 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16raftq/v1/cluster.proto\x12\x08raftq.v1\"@\n\x06Member\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x14\n\x0cpeer_address\x18\x03 \x01(\t\"R\n\nMembership\x12 \n\x06voters\x18\x01 \x03(\x0b\x32\x10.raftq.v1.Member\x12\"\n\x08learners\x18\x02 \x03(\x0b\x32\x10.raftq.v1.Member\"\x85\x02\n\nNodeStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12 \n\x04role\x18\x03 \x01(\x0e\x32\x12.raftq.v1.NodeRole\x12\r\n\x05voter\x18\x04 \x01(\x08\x12\x16\n\x0elast_log_index\x18\x05 \x01(\x04\x12\x17\n\x0f\x63ommitted_index\x18\x06 \x01(\x04\x12\x1a\n\x12last_applied_index\x18\x07 \x01(\x04\x12\x11\n\treachable\x18\x08 \x01(\x08\x12\x1a\n\rmatched_index\x18\t \x01(\x04H\x00\x88\x01\x01\x12\x16\n\x0esnapshot_index\x18\n \x01(\x04\x42\x10\n\x0e_matched_index\":\n\rStatusRequest\x12\x16\n\x0einclude_digest\x18\x01 \x01(\x08\x12\x11\n\tfull_scan\x18\x02 \x01(\x08\"I\n\x0bStateDigest\x12\x15\n\rapplied_index\x18\x01 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x13\n\x0b\x66ull_digest\x18\x03 \x01(\t\"\xca\x01\n\x0eStatusResponse\x12\x16\n\tleader_id\x18\x01 \x01(\x04H\x00\x88\x01\x01\x12\x16\n\x0eleader_address\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12#\n\x05nodes\x18\x04 \x03(\x0b\x32\x14.raftq.v1.NodeStatus\x12\x0f\n\x07node_id\x18\x05 \x01(\x04\x12%\n\x06\x64igest\x18\x06 \x01(\x0b\x32\x15.raftq.v1.StateDigest\x12\x0f\n\x07version\x18\x07 \x01(\tB\x0c\n\n_leader_id\"K\n\x11\x41\x64\x64LearnerRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x14\n\x0cpeer_address\x18\x03 \x01(\t\">\n\x12\x41\x64\x64LearnerResponse\x12(\n\nmembership\x18\x01 \x01(\x0b\x32\x14.raftq.v1.Membership\"%\n\x12PromoteNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\"?\n\x13PromoteNodeResponse\x12(\n\nmembership\x18\x01 \x01(\x0b\x32\x14.raftq.v1.Membership\"$\n\x11RemoveNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\">\n\x12RemoveNodeResponse\x12(\n\nmembership\x18\x01 \x01(\x0b\x32\x14.raftq.v1.Membership\"(\n\x15TransferLeaderRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\"\x18\n\x16TransferLeaderResponse\"\x18\n\x16TriggerSnapshotRequest\"1\n\x17TriggerSnapshotResponse\x12\x16\n\x0esnapshot_index\x18\x01 \x01(\x04*\x83\x01\n\x08NodeRole\x12\x19\n\x15NODE_ROLE_UNSPECIFIED\x10\x00\x12\x14\n\x10NODE_ROLE_LEADER\x10\x01\x12\x16\n\x12NODE_ROLE_FOLLOWER\x10\x02\x12\x17\n\x13NODE_ROLE_CANDIDATE\x10\x03\x12\x15\n\x11NODE_ROLE_LEARNER\x10\x04\x32\xd1\x03\n\x07\x43luster\x12;\n\x06Status\x12\x17.raftq.v1.StatusRequest\x1a\x18.raftq.v1.StatusResponse\x12G\n\nAddLearner\x12\x1b.raftq.v1.AddLearnerRequest\x1a\x1c.raftq.v1.AddLearnerResponse\x12J\n\x0bPromoteNode\x12\x1c.raftq.v1.PromoteNodeRequest\x1a\x1d.raftq.v1.PromoteNodeResponse\x12G\n\nRemoveNode\x12\x1b.raftq.v1.RemoveNodeRequest\x1a\x1c.raftq.v1.RemoveNodeResponse\x12S\n\x0eTransferLeader\x12\x1f.raftq.v1.TransferLeaderRequest\x1a .raftq.v1.TransferLeaderResponse\x12V\n\x0fTriggerSnapshot\x12 .raftq.v1.TriggerSnapshotRequest\x1a!.raftq.v1.TriggerSnapshotResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16raftq/v1/cluster.proto\x12\x08raftq.v1\"@\n\x06Member\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x14\n\x0cpeer_address\x18\x03 \x01(\t\"R\n\nMembership\x12 \n\x06voters\x18\x01 \x03(\x0b\x32\x10.raftq.v1.Member\x12\"\n\x08learners\x18\x02 \x03(\x0b\x32\x10.raftq.v1.Member\"\xb7\x02\n\nNodeStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12 \n\x04role\x18\x03 \x01(\x0e\x32\x12.raftq.v1.NodeRole\x12\r\n\x05voter\x18\x04 \x01(\x08\x12\x16\n\x0elast_log_index\x18\x05 \x01(\x04\x12\x17\n\x0f\x63ommitted_index\x18\x06 \x01(\x04\x12\x1a\n\x12last_applied_index\x18\x07 \x01(\x04\x12\x11\n\treachable\x18\x08 \x01(\x08\x12\x1a\n\rmatched_index\x18\t \x01(\x04H\x00\x88\x01\x01\x12\x16\n\x0esnapshot_index\x18\n \x01(\x04\x12\x1c\n\x0flast_contact_ms\x18\x0b \x01(\x04H\x01\x88\x01\x01\x42\x10\n\x0e_matched_indexB\x12\n\x10_last_contact_ms\":\n\rStatusRequest\x12\x16\n\x0einclude_digest\x18\x01 \x01(\x08\x12\x11\n\tfull_scan\x18\x02 \x01(\x08\"I\n\x0bStateDigest\x12\x15\n\rapplied_index\x18\x01 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x13\n\x0b\x66ull_digest\x18\x03 \x01(\t\"\xca\x01\n\x0eStatusResponse\x12\x16\n\tleader_id\x18\x01 \x01(\x04H\x00\x88\x01\x01\x12\x16\n\x0eleader_address\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12#\n\x05nodes\x18\x04 \x03(\x0b\x32\x14.raftq.v1.NodeStatus\x12\x0f\n\x07node_id\x18\x05 \x01(\x04\x12%\n\x06\x64igest\x18\x06 \x01(\x0b\x32\x15.raftq.v1.StateDigest\x12\x0f\n\x07version\x18\x07 \x01(\tB\x0c\n\n_leader_id\"K\n\x11\x41\x64\x64LearnerRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x14\n\x0cpeer_address\x18\x03 \x01(\t\">\n\x12\x41\x64\x64LearnerResponse\x12(\n\nmembership\x18\x01 \x01(\x0b\x32\x14.raftq.v1.Membership\"%\n\x12PromoteNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\"?\n\x13PromoteNodeResponse\x12(\n\nmembership\x18\x01 \x01(\x0b\x32\x14.raftq.v1.Membership\"$\n\x11RemoveNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\">\n\x12RemoveNodeResponse\x12(\n\nmembership\x18\x01 \x01(\x0b\x32\x14.raftq.v1.Membership\"(\n\x15TransferLeaderRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\"\x18\n\x16TransferLeaderResponse\"\x18\n\x16TriggerSnapshotRequest\"1\n\x17TriggerSnapshotResponse\x12\x16\n\x0esnapshot_index\x18\x01 \x01(\x04*\x83\x01\n\x08NodeRole\x12\x19\n\x15NODE_ROLE_UNSPECIFIED\x10\x00\x12\x14\n\x10NODE_ROLE_LEADER\x10\x01\x12\x16\n\x12NODE_ROLE_FOLLOWER\x10\x02\x12\x17\n\x13NODE_ROLE_CANDIDATE\x10\x03\x12\x15\n\x11NODE_ROLE_LEARNER\x10\x04\x32\xd1\x03\n\x07\x43luster\x12;\n\x06Status\x12\x17.raftq.v1.StatusRequest\x1a\x18.raftq.v1.StatusResponse\x12G\n\nAddLearner\x12\x1b.raftq.v1.AddLearnerRequest\x1a\x1c.raftq.v1.AddLearnerResponse\x12J\n\x0bPromoteNode\x12\x1c.raftq.v1.PromoteNodeRequest\x1a\x1d.raftq.v1.PromoteNodeResponse\x12G\n\nRemoveNode\x12\x1b.raftq.v1.RemoveNodeRequest\x1a\x1c.raftq.v1.RemoveNodeResponse\x12S\n\x0eTransferLeader\x12\x1f.raftq.v1.TransferLeaderRequest\x1a .raftq.v1.TransferLeaderResponse\x12V\n\x0fTriggerSnapshot\x12 .raftq.v1.TriggerSnapshotRequest\x1a!.raftq.v1.TriggerSnapshotResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'raftq.v1.cluster_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NODEROLE']._serialized_start=1283
-  _globals['_NODEROLE']._serialized_end=1414
+  _globals['_NODEROLE']._serialized_start=1333
+  _globals['_NODEROLE']._serialized_end=1464
   _globals['_MEMBER']._serialized_start=36
   _globals['_MEMBER']._serialized_end=100
   _globals['_MEMBERSHIP']._serialized_start=102
   _globals['_MEMBERSHIP']._serialized_end=184
   _globals['_NODESTATUS']._serialized_start=187
-  _globals['_NODESTATUS']._serialized_end=448
-  _globals['_STATUSREQUEST']._serialized_start=450
-  _globals['_STATUSREQUEST']._serialized_end=508
-  _globals['_STATEDIGEST']._serialized_start=510
-  _globals['_STATEDIGEST']._serialized_end=583
-  _globals['_STATUSRESPONSE']._serialized_start=586
-  _globals['_STATUSRESPONSE']._serialized_end=788
-  _globals['_ADDLEARNERREQUEST']._serialized_start=790
-  _globals['_ADDLEARNERREQUEST']._serialized_end=865
-  _globals['_ADDLEARNERRESPONSE']._serialized_start=867
-  _globals['_ADDLEARNERRESPONSE']._serialized_end=929
-  _globals['_PROMOTENODEREQUEST']._serialized_start=931
-  _globals['_PROMOTENODEREQUEST']._serialized_end=968
-  _globals['_PROMOTENODERESPONSE']._serialized_start=970
-  _globals['_PROMOTENODERESPONSE']._serialized_end=1033
-  _globals['_REMOVENODEREQUEST']._serialized_start=1035
-  _globals['_REMOVENODEREQUEST']._serialized_end=1071
-  _globals['_REMOVENODERESPONSE']._serialized_start=1073
-  _globals['_REMOVENODERESPONSE']._serialized_end=1135
-  _globals['_TRANSFERLEADERREQUEST']._serialized_start=1137
-  _globals['_TRANSFERLEADERREQUEST']._serialized_end=1177
-  _globals['_TRANSFERLEADERRESPONSE']._serialized_start=1179
-  _globals['_TRANSFERLEADERRESPONSE']._serialized_end=1203
-  _globals['_TRIGGERSNAPSHOTREQUEST']._serialized_start=1205
-  _globals['_TRIGGERSNAPSHOTREQUEST']._serialized_end=1229
-  _globals['_TRIGGERSNAPSHOTRESPONSE']._serialized_start=1231
-  _globals['_TRIGGERSNAPSHOTRESPONSE']._serialized_end=1280
-  _globals['_CLUSTER']._serialized_start=1417
-  _globals['_CLUSTER']._serialized_end=1882
+  _globals['_NODESTATUS']._serialized_end=498
+  _globals['_STATUSREQUEST']._serialized_start=500
+  _globals['_STATUSREQUEST']._serialized_end=558
+  _globals['_STATEDIGEST']._serialized_start=560
+  _globals['_STATEDIGEST']._serialized_end=633
+  _globals['_STATUSRESPONSE']._serialized_start=636
+  _globals['_STATUSRESPONSE']._serialized_end=838
+  _globals['_ADDLEARNERREQUEST']._serialized_start=840
+  _globals['_ADDLEARNERREQUEST']._serialized_end=915
+  _globals['_ADDLEARNERRESPONSE']._serialized_start=917
+  _globals['_ADDLEARNERRESPONSE']._serialized_end=979
+  _globals['_PROMOTENODEREQUEST']._serialized_start=981
+  _globals['_PROMOTENODEREQUEST']._serialized_end=1018
+  _globals['_PROMOTENODERESPONSE']._serialized_start=1020
+  _globals['_PROMOTENODERESPONSE']._serialized_end=1083
+  _globals['_REMOVENODEREQUEST']._serialized_start=1085
+  _globals['_REMOVENODEREQUEST']._serialized_end=1121
+  _globals['_REMOVENODERESPONSE']._serialized_start=1123
+  _globals['_REMOVENODERESPONSE']._serialized_end=1185
+  _globals['_TRANSFERLEADERREQUEST']._serialized_start=1187
+  _globals['_TRANSFERLEADERREQUEST']._serialized_end=1227
+  _globals['_TRANSFERLEADERRESPONSE']._serialized_start=1229
+  _globals['_TRANSFERLEADERRESPONSE']._serialized_end=1253
+  _globals['_TRIGGERSNAPSHOTREQUEST']._serialized_start=1255
+  _globals['_TRIGGERSNAPSHOTREQUEST']._serialized_end=1279
+  _globals['_TRIGGERSNAPSHOTRESPONSE']._serialized_start=1281
+  _globals['_TRIGGERSNAPSHOTRESPONSE']._serialized_end=1330
+  _globals['_CLUSTER']._serialized_start=1467
+  _globals['_CLUSTER']._serialized_end=1932
 # @@protoc_insertion_point(module_scope)

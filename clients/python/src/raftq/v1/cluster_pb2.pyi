@@ -39,7 +39,7 @@ class Membership(_message.Message):
     def __init__(self, voters: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., learners: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("node_id", "address", "role", "voter", "last_log_index", "committed_index", "last_applied_index", "reachable", "matched_index", "snapshot_index")
+    __slots__ = ("node_id", "address", "role", "voter", "last_log_index", "committed_index", "last_applied_index", "reachable", "matched_index", "snapshot_index", "last_contact_ms")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,7 @@ class NodeStatus(_message.Message):
     REACHABLE_FIELD_NUMBER: _ClassVar[int]
     MATCHED_INDEX_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    LAST_CONTACT_MS_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     address: str
     role: NodeRole
@@ -60,7 +61,8 @@ class NodeStatus(_message.Message):
     reachable: bool
     matched_index: int
     snapshot_index: int
-    def __init__(self, node_id: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[NodeRole, str]] = ..., voter: bool = ..., last_log_index: _Optional[int] = ..., committed_index: _Optional[int] = ..., last_applied_index: _Optional[int] = ..., reachable: bool = ..., matched_index: _Optional[int] = ..., snapshot_index: _Optional[int] = ...) -> None: ...
+    last_contact_ms: int
+    def __init__(self, node_id: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[NodeRole, str]] = ..., voter: bool = ..., last_log_index: _Optional[int] = ..., committed_index: _Optional[int] = ..., last_applied_index: _Optional[int] = ..., reachable: bool = ..., matched_index: _Optional[int] = ..., snapshot_index: _Optional[int] = ..., last_contact_ms: _Optional[int] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ("include_digest", "full_scan")
