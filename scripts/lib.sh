@@ -22,6 +22,21 @@ ensure_system_packages() {
     fi
 }
 
+# Debian's chromium and its WebDriver, for the console's browser test.
+ensure_browser() {
+    local missing=()
+    for pkg in chromium chromium-driver curl; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        echo "==> installing ${missing[*]}"
+        local sudo=""
+        [[ $(id -u) -ne 0 ]] && sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
 # Everything builds in the release profile (tests, clippy, binary, bench), so
 # RocksDB's C++ compiles once. The target dir may live outside the clone so
 # later runs on the same machine reuse it.

@@ -23,6 +23,9 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 echo "==> cargo test"
 cargo test --release --workspace
 
+echo "==> the web console in headless Chromium against raftq dev --secure"
+tests/console/run.sh
+
 # The container chaos suite needs a Docker engine (images are built locally,
 # nothing is pulled); without one it is skipped, not failed.
 if docker info >/dev/null 2>&1; then

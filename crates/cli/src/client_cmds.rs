@@ -9,9 +9,9 @@
 //! - `cluster`: cluster status and membership.
 //! - `output`: every JSON shape and human line, as pure functions.
 
-mod cluster;
+pub(crate) mod cluster;
 mod messages;
-mod output;
+pub(crate) mod output;
 mod queue;
 #[cfg(test)]
 mod tests;

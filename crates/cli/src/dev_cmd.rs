@@ -32,6 +32,10 @@ pub struct DevArgs {
     /// 127.0.0.1:(peer_base_port + N).
     #[arg(long, default_value_t = 7150)]
     pub peer_base_port: u16,
+    /// Node N serves /metrics, /healthz, /readyz and the web console (`/ui/`)
+    /// on 127.0.0.1:(http_base_port + N). Default: base_port + 80.
+    #[arg(long)]
+    pub http_base_port: Option<u16>,
     /// Run with auth and mutual TLS on, as the compose cluster does: a
     /// private CA, certificates, tokens and the auth file are made once in
     /// `<data-dir>/secure/`, and the commands to use them are printed.
@@ -136,9 +140,21 @@ pub async fn run(args: DevArgs) -> Result<()> {
     if (1..=args.nodes).any(|id| port(args.base_port, id) > 65_535 || port(args.peer_base_port, id) > 65_535) {
         bail!("--base-port and --peer-base-port leave no room for {} nodes", args.nodes);
     }
+    let http_base_port = args.http_base_port.unwrap_or(args.base_port.saturating_add(80));
+    if (1..=args.nodes).any(|id| port(http_base_port, id) > 65_535) {
+        bail!("--http-base-port leaves no room for {} nodes", args.nodes);
+    }
     let ids = || 1..=args.nodes;
-    if ids().any(|a| ids().any(|b| port(args.base_port, a) == port(args.peer_base_port, b))) {
-        bail!("--base-port and --peer-base-port give overlapping ports for {} nodes", args.nodes);
+    let bases = [args.base_port, args.peer_base_port, http_base_port];
+    for (i, a) in bases.iter().enumerate() {
+        for b in &bases[i + 1..] {
+            if ids().any(|x| ids().any(|y| port(*a, x) == port(*b, y))) {
+                bail!(
+                    "--base-port, --peer-base-port and --http-base-port give overlapping ports for {} nodes",
+                    args.nodes
+                );
+            }
+        }
     }
     let addrs: Vec<(u64, String, String)> = (1..=args.nodes)
         .map(|id| {
@@ -157,6 +173,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         let child = Command::new(&exe)
             .args(["server", "--node-id", &id.to_string(), "--listen", addr, "--peer-listen", peer_addr])
             .args(["--peers", &peers])
+            .args(["--metrics-listen", &format!("127.0.0.1:{}", port(http_base_port, *id)), "--console"])
             .arg("--data-dir")
             .arg(&dir)
             .args(secure.as_ref().map(|s| s.server_args(*id)).unwrap_or_default())
@@ -169,7 +186,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let servers = addrs.iter().map(|(_, addr, _)| addr.as_str()).collect::<Vec<_>>().join(",");
     println!("raftq dev cluster: {} nodes, data in {}", args.nodes, args.data_dir.display());
     for (id, addr, peer_addr) in &addrs {
-        println!("  node {id}: {addr} (peers: {peer_addr})");
+        let http = port(http_base_port, *id);
+        println!("  node {id}: {addr} (peers: {peer_addr}; console: http://127.0.0.1:{http}/ui/)");
     }
     println!("try:  export RAFTQ_SERVERS={servers}");
     println!(

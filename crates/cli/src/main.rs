@@ -5,6 +5,7 @@
 mod auth_cmd;
 mod bench_cmd;
 mod client_cmds;
+mod console;
 mod demo;
 mod dev_cmd;
 mod health_cmd;

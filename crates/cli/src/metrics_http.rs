@@ -3,6 +3,9 @@
 //! `/readyz` (this node knows a leader — its own gRPC health service says
 //! `raftq.v1.Queue` is SERVING).
 //!
+//! With `--console` the same port serves the web console at `/ui/` (see
+//! `console.rs`).
+//!
 //! The libraries only record through the `metrics` facade; this installs the
 //! process-wide Prometheus recorder they record into.
 
@@ -46,12 +49,14 @@ pub type SharedTls = std::sync::Arc<std::sync::RwLock<Option<raftq_client::TlsCo
 /// Binds `listen` (failing the start if it cannot), installs the recorder,
 /// turns the server's sampler on, and serves until the task is aborted.
 /// `grpc_listen` is the node's gRPC listen address, for `/readyz`.
-/// `tls`: how to dial that port when it serves TLS.
+/// `tls`: how to dial that port when it serves TLS. `console`: serve the
+/// web console too, with this auth policy (`None`: auth is off).
 pub async fn start(
     listen: SocketAddr,
     node_id: u64,
     grpc_listen: SocketAddr,
     tls: SharedTls,
+    console: Option<Option<std::sync::Arc<raftq_server::auth::Auth>>>,
 ) -> Result<JoinHandle<()>> {
     let listener = TcpListener::bind(listen).await.with_context(|| format!("binding metrics on {listen}"))?;
     let handle = PrometheusBuilder::new()
@@ -61,18 +66,26 @@ pub async fn start(
         .install_recorder()
         .context("installing the metrics recorder")?;
     raftq_server::enable_metrics_sampler();
-    tracing::info!(listen = %listen, "serving /metrics, /healthz, /readyz");
-    let endpoint = Endpoint { handle, grpc_addr: dialable(grpc_listen).to_string(), tls };
-    Ok(tokio::spawn(serve(listener, endpoint)))
+    let grpc_addr = dialable(grpc_listen).to_string();
+    let console = console.map(|auth| crate::console::Console::new(grpc_addr.clone(), tls.clone(), auth));
+    match console {
+        Some(_) => tracing::info!(listen = %listen, "serving /metrics, /healthz, /readyz and the console at /ui/"),
+        None => tracing::info!(listen = %listen, "serving /metrics, /healthz, /readyz"),
+    }
+    let endpoint = Endpoint { handle, grpc_addr, tls };
+    Ok(tokio::spawn(serve(listener, endpoint, console)))
 }
 
-async fn serve(listener: TcpListener, endpoint: Endpoint) {
+async fn serve(listener: TcpListener, endpoint: Endpoint, console: Option<std::sync::Arc<crate::console::Console>>) {
     let upkeep = endpoint.handle.clone();
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .with_state(endpoint);
+    if let Some(console) = console {
+        app = app.merge(crate::console::router(console));
+    }
     let upkeep = async move {
         let mut ticks = tokio::time::interval(UPKEEP_PERIOD);
         loop {

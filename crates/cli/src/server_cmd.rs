@@ -85,6 +85,12 @@ pub struct ServerArgs {
     /// Off unless set (several nodes share a host in `raftq dev`).
     #[arg(long, env = "RAFTQ_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the web console at `/ui/` on the `--metrics-listen` port
+    /// (docs/console.md). The port is plain HTTP: with auth on, a token
+    /// typed into the console crosses it in the clear, so bind it to
+    /// loopback or a network only operators reach.
+    #[arg(long, env = "RAFTQ_CONSOLE", requires = "metrics_listen")]
+    pub console: bool,
     /// Backpressure: most commands waiting in this node's proposal queue.
     /// Past it (or `--max-pending-bytes`) a request is refused at once with
     /// RESOURCE_EXHAUSTED, reason OVERLOADED, and a retry hint (RetryInfo,
@@ -318,7 +324,10 @@ pub async fn run(args: ServerArgs, tls_files: crate::tls::ClientTlsFiles) -> Res
     let own_tls: crate::metrics_http::SharedTls =
         Arc::new(std::sync::RwLock::new(tls.as_ref().map(|t| t.client.clone())));
     let metrics = match args.metrics_listen {
-        Some(addr) => Some(crate::metrics_http::start(addr, config.node_id, args.listen, own_tls.clone()).await?),
+        Some(addr) => {
+            let console = args.console.then(|| config.auth.clone());
+            Some(crate::metrics_http::start(addr, config.node_id, args.listen, own_tls.clone(), console).await?)
+        }
         None => None,
     };
     let reloader = match (&args.auth_file, &config.auth) {

@@ -1,0 +1,177 @@
+//! `raftq server --console`: a real one-node server (auth off) and its web
+//! console's page and JSON API over plain HTTP. The browser test
+//! (tests/console) drives the page itself, with auth on; this checks the API
+//! the page calls, without a browser.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use raftq_client::{Client, ClientConfig, OutgoingMessage, QueueConfig};
+use serde_json::{Value, json};
+
+/// Kills the server when the test ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Answer {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request; `console` adds the header the page sends.
+fn request(port: u16, method: &str, path: &str, console: bool, body: Option<&Value>) -> Option<Answer> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    if console {
+        head.push_str("x-raftq-console: 1\r\n");
+    }
+    if !body.is_empty() {
+        head.push_str(&format!("content-type: application/json\r\ncontent-length: {}\r\n", body.len()));
+    }
+    write!(stream, "{head}\r\n{body}").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let (headers, body) = response.split_once("\r\n\r\n")?;
+    Some(Answer { status, headers: headers.to_ascii_lowercase(), body: body.to_owned() })
+}
+
+fn api(port: u16, method: &str, path: &str, body: Option<&Value>) -> Answer {
+    request(port, method, &format!("/ui/api/{path}"), true, body).expect("the console answers")
+}
+
+fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_console_serves_its_page_and_an_api_over_the_grpc_api() {
+    let (grpc, peer, http) = (free_port(), free_port(), free_port());
+    let data = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{grpc}");
+    let peer_addr = format!("127.0.0.1:{peer}");
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_raftq"))
+            .args(["server", "--node-id", "1", "--listen", &addr, "--peer-listen", &peer_addr])
+            .args(["--peers", &format!("1={addr}/{peer_addr}")])
+            .args(["--metrics-listen", &format!("127.0.0.1:{http}"), "--console"])
+            .arg("--data-dir")
+            .arg(data.path())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("starting raftq server"),
+    );
+
+    // The page: embedded, with a policy that allows only its own script.
+    let page = wait_for("the console page", || request(http, "GET", "/ui/", false, None));
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(r#"<script src="app.js""#), "{}", page.body);
+    assert!(
+        page.headers.contains("content-security-policy: default-src 'none'; script-src 'self'"),
+        "{}",
+        page.headers
+    );
+    assert!(page.headers.contains("x-frame-options: deny"), "{}", page.headers);
+    let script = request(http, "GET", "/ui/app.js", false, None).unwrap();
+    assert!(script.status == 200 && script.headers.contains("text/javascript"), "{}", script.headers);
+    assert_eq!(request(http, "GET", "/", false, None).unwrap().status, 303, "/ leads to /ui/");
+
+    // The API answers only requests that carry the page's header.
+    let refused = request(http, "GET", "/ui/api/queues", false, None).unwrap();
+    assert_eq!((refused.status, refused.json()["code"].clone()), (403, json!("PERMISSION_DENIED")));
+
+    let session = api(http, "GET", "session", None).json();
+    assert_eq!((session["auth"].clone(), session["admin"].clone()), (json!(false), json!(true)));
+
+    // What the CLI and clients wrote shows through the API.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = Client::connect(ClientConfig::new([addr.clone()])).unwrap();
+    runtime.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client.create_queue("orders", QueueConfig::default()).await.is_err() {
+            assert!(Instant::now() < deadline, "no leader");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for body in ["one", "two"] {
+            client.publish_one("orders", OutgoingMessage::new(body)).await.unwrap();
+        }
+    });
+    let queues = api(http, "GET", "queues", None).json();
+    let orders = &queues["queues"][0];
+    assert_eq!((orders["name"].clone(), orders["stats"]["ready"].clone()), (json!("orders"), json!(2)));
+    assert_eq!(orders["can"], json!({ "publish": true, "consume": true, "manage": true }));
+
+    let page = api(http, "GET", "queues/orders/messages?state=ready&limit=10", None).json();
+    let ids: Vec<u64> =
+        page["messages"].as_array().unwrap().iter().map(|m| m["message_id"].as_u64().unwrap()).collect();
+    assert_eq!(ids.len(), 2, "{page}");
+    let message = api(http, "GET", &format!("queues/orders/messages/{}", ids[0]), None).json();
+    assert_eq!(message["body"], json!("one"));
+    assert_eq!(message["history"][0]["event"], json!("published"));
+
+    let published =
+        api(http, "POST", "queues/orders/publish", Some(&json!({ "body": "three", "attributes": { "k": "v" } })));
+    assert_eq!(published.status, 200, "{}", published.body);
+    let purged = api(http, "POST", "queues/orders/purge", Some(&json!({})));
+    assert_eq!(purged.json(), json!({ "purged": 3 }));
+    assert_eq!(
+        api(http, "GET", "queues/orders", None).json()["stats"]["ready"],
+        json!(0),
+        "an action's effect shows at once"
+    );
+
+    // Errors carry the gRPC code and name the field.
+    let missing = api(http, "GET", "queues/nope", None);
+    assert_eq!((missing.status, missing.json()["code"].clone()), (404, json!("NOT_FOUND")));
+    let bad = api(http, "GET", "queues/orders/messages?state=gone", None);
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()["message"].as_str().unwrap().starts_with("state:"), "{}", bad.body);
+    let bad_rate = api(http, "POST", "queues/orders/redrive", Some(&json!({ "per_second": 0 })));
+    assert_eq!(bad_rate.status, 400, "{}", bad_rate.body);
+    let unknown = api(http, "POST", "cluster/explode", Some(&json!({ "node_id": 1 })));
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+
+    // The cluster page's read: the leader's view and each node's own.
+    let cluster = api(http, "GET", "cluster", None).json();
+    assert_eq!(cluster["leader_view"]["leader"], json!(1), "{cluster}");
+    assert_eq!(cluster["nodes"][0]["status"]["answered_by"], json!(1), "{cluster}");
+}
+
+#[test]
+fn console_needs_the_http_port() {
+    let out = Command::new(env!("CARGO_BIN_EXE_raftq"))
+        .args(["server", "--node-id", "1", "--console", "--data-dir", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--metrics-listen"), "{stderr}");
+}
