@@ -344,8 +344,14 @@ async fn cluster(State(console): State<Arc<Console>>, headers: HeaderMap) -> Api
 }
 
 #[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NodeAction {
     node_id: u64,
+    /// For `add-learner`: its client and peer addresses (`host:port`).
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    peer_address: String,
 }
 
 async fn cluster_action(
@@ -357,6 +363,10 @@ async fn cluster_action(
     let caller = console.caller(&headers)?;
     let client = console.client(&caller)?;
     let result = match action.as_str() {
+        "add-learner" => {
+            let membership = client.add_learner(body.node_id, &body.address, &body.peer_address).await?;
+            json!({ "membership": crate::client_cmds::cluster::membership_json(&membership) })
+        }
         "transfer-leader" => {
             client.transfer_leader(body.node_id).await?;
             json!({ "leader": body.node_id })
@@ -382,7 +392,7 @@ async fn cluster_action(
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "NOT_FOUND",
-                format!("action: {other:?} is not one of transfer-leader, promote, remove, snapshot"),
+                format!("action: {other:?} is not one of add-learner, transfer-leader, promote, remove, snapshot"),
             ));
         }
     };

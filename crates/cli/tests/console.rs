@@ -156,6 +156,9 @@ fn the_console_serves_its_page_and_an_api_over_the_grpc_api() {
     assert!(bad.json()["message"].as_str().unwrap().starts_with("state:"), "{}", bad.body);
     let bad_rate = api(http, "POST", "queues/orders/redrive", Some(&json!({ "per_second": 0 })));
     assert_eq!(bad_rate.status, 400, "{}", bad_rate.body);
+    let no_address = api(http, "POST", "cluster/add-learner", Some(&json!({ "node_id": 2, "address": "" })));
+    assert_eq!(no_address.status, 400, "{}", no_address.body);
+    assert!(no_address.json()["message"].as_str().unwrap().contains("address"), "{}", no_address.body);
     let unknown = api(http, "POST", "cluster/explode", Some(&json!({ "node_id": 1 })));
     assert_eq!(unknown.status, 404, "{}", unknown.body);
 

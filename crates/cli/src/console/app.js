@@ -477,7 +477,21 @@ async function pageCluster(seq) {
       el('th', {}, 'Last contact'), el('th', { class: 'num' }, 'Snapshot at'), el('th', { class: 'num' }, 'Log since snapshot'),
       el('th', {}, 'Version'), el('th', {}, c.admin ? 'Actions' : ''))),
     el('tbody', {}, rows))),
+    c.admin ? addLearnerForm() : null,
     el('p', { class: 'muted' }, 'Each row is the node\'s own answer (its indexes, role and term) and the leader\'s (how far it replicated to the node, and when the node last answered). Lag is in log entries.'));
+}
+
+function addLearnerForm() {
+  const id = el('input', { id: 'learner-id', type: 'number', min: 1, placeholder: 'node id' });
+  const address = el('input', { id: 'learner-address', placeholder: 'client host:port', size: 20 });
+  const peer = el('input', { id: 'learner-peer', placeholder: 'peer host:port', size: 20 });
+  return el('details', { id: 'add-learner' }, el('summary', {}, 'Add a node (as a learner; promote it once it has caught up)'),
+    el('div', { class: 'toolbar' }, id, address, peer,
+      el('button', { type: 'button', 'data-action': 'add-learner', onclick: () => {
+        toast('Adding the learner: the answer comes once it has caught up…');
+        act('Add learner', 'POST', 'cluster/add-learner',
+          { node_id: Number(id.value), address: address.value.trim(), peer_address: peer.value.trim() });
+      } }, 'Add learner')));
 }
 
 async function pageTopics(seq) {
