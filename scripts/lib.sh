@@ -48,6 +48,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(pwd)/target}"
 # `data` (its dir) and `servers` (the client address list). With
 # RAFTQ_DEV_SECURE=1 the cluster runs `--secure` (auth and mutual TLS) and
 # the client environment (RAFTQ_TOKEN_FILE, RAFTQ_TLS_*) is exported.
+# RAFTQ_DEV_PEER_BASE_PORT moves the peer ports (default 7150+N).
 # Usage: start_dev_cluster BIN PORT [CLIENT_BIN]
 start_dev_cluster() {
     local bin="$1" port="$2" client="${3:-$1}" secure=()
@@ -57,6 +58,9 @@ start_dev_cluster() {
         secure=(--secure)
         export RAFTQ_TOKEN_FILE="$data/secure/admin-token" RAFTQ_TLS_CA="$data/secure/tls/ca.pem"
         export RAFTQ_TLS_CERT="$data/secure/tls/client-admin.pem" RAFTQ_TLS_KEY="$data/secure/tls/client-admin-key.pem"
+    fi
+    if [[ -n "${RAFTQ_DEV_PEER_BASE_PORT:-}" ]]; then
+        secure+=(--peer-base-port "$RAFTQ_DEV_PEER_BASE_PORT")
     fi
     "$bin" dev --data-dir "$data" --base-port "$port" "${secure[@]}" >"$data/dev.log" 2>&1 &
     dev=$!

@@ -5,13 +5,14 @@
 //! only certificates that name a member.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use raftq_client::{OutgoingMessage, QueueConfig, TlsConfig, proto};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 
-use crate::harness::{Cluster, Options, TlsOptions};
+use crate::harness::{Cluster, Options, TlsOptions, WAIT};
 
 /// A CA that signs certificates.
 struct Ca {
@@ -141,8 +142,15 @@ async fn a_rotated_certificate_is_served_without_a_restart() {
     let offsets = cluster.log_offsets();
     cluster.write_node_certificate(&cert, &key);
     cluster.wait_for_log_line(&offsets, "TLS certificate reloaded").await;
+    // Each node's client port and peer port reload on their own and both
+    // log that line, so the line may come from the peer port first: wait
+    // for the client port to serve the new certificate.
     for id in cluster.running_ids() {
-        assert_eq!(served_certificate(&cluster.addr(id), &ca.pem()).await, rotated, "node {id} serves the new one");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while served_certificate(&cluster.addr(id), &ca.pem()).await != rotated {
+            assert!(tokio::time::Instant::now() < deadline, "node {id} still serves the old certificate");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     round_trip(&cluster.client(), "after-rotation").await.expect("the cluster works after the rotation");
     let now: Vec<Option<u32>> = cluster.running_ids().into_iter().map(|id| cluster.pid(id)).collect();

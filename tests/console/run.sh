@@ -8,7 +8,7 @@
 # Usage: tests/console/run.sh
 #   The binary is $RAFTQ_BIN, else $CARGO_TARGET_DIR/release/raftq, built
 #   with cargo only if it does not exist. Ports: clients 7401-7403, peers
-#   7151-7153, HTTP (console) 7481-7483.
+#   7451-7453, HTTP (console) 7481-7483.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
@@ -29,13 +29,21 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 "$venv/bin/pip" install -q -r tests/console/requirements.txt
 
-RAFTQ_DEV_SECURE=1 start_dev_cluster "$bin" 7400
+RAFTQ_DEV_SECURE=1 RAFTQ_DEV_PEER_BASE_PORT=7450 start_dev_cluster "$bin" 7400
 export RAFTQ_SERVERS="$servers"
 console="http://127.0.0.1:7481/ui/"
-for _ in $(seq 1 100); do
-    curl -fs -o /dev/null "$console" && break
-    sleep 0.2
-done
+# Waits up to 30 s for URL to answer 2xx, passing the extra curl arguments.
+wait_http() {
+    local what="$1"
+    shift
+    for _ in $(seq 1 150); do
+        curl -fs -o /dev/null "$@" && return 0
+        sleep 0.2
+    done
+    echo "console test: timed out waiting for $what" >&2
+    exit 1
+}
+wait_http "the console page" "$console"
 
 # A second principal with only `consume`: the console must show it no
 # destructive button, and the server must refuse it.
@@ -55,11 +63,8 @@ PY
 mv "$data/secure/auth.json.new" "$data/secure/auth.json"
 # The nodes reload the auth file on their own; wait until all three know it.
 for port in 7481 7482 7483; do
-    for _ in $(seq 1 150); do
-        curl -fs -o /dev/null -H "x-raftq-console: 1" -H "authorization: Bearer $viewer_token" \
-            "http://127.0.0.1:$port/ui/api/session" && break
-        sleep 0.2
-    done
+    wait_http "node on $port to know the viewer token" -H "x-raftq-console: 1" \
+        -H "authorization: Bearer $viewer_token" "http://127.0.0.1:$port/ui/api/session"
 done
 
 artifacts="${RAFTQ_ARTIFACTS:-$CARGO_TARGET_DIR/artifacts}/console"

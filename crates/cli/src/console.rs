@@ -65,8 +65,17 @@ pub struct Console {
     tls: SharedTls,
     /// The auth policy, when auth is on: which buttons a caller gets.
     auth: Option<Arc<Auth>>,
-    clients: Mutex<HashMap<[u8; 32], (Client, Instant)>>,
+    /// One client per token, with the TLS settings it was made with and
+    /// when it was last used.
+    clients: Mutex<HashMap<[u8; 32], CachedClient>>,
     reads: Mutex<HashMap<ReadKey, (Instant, Arc<Value>)>>,
+}
+
+#[derive(Debug)]
+struct CachedClient {
+    client: Client,
+    tls: Option<raftq_client::TlsConfig>,
+    used: Instant,
 }
 
 /// A shared read: whose (token hash) and which (`queues`, `topics`, `cluster`).
@@ -90,12 +99,14 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/ui/api/cluster", get(cluster))
         .route("/ui/api/cluster/{action}", post(cluster_action))
         .route("/ui/api/queues", get(queues))
-        .route("/ui/api/queues/{queue}", get(queue))
-        .route("/ui/api/queues/{queue}/messages", get(messages))
-        .route("/ui/api/queues/{queue}/messages/{id}", get(message))
-        .route("/ui/api/queues/{queue}/purge", post(purge))
-        .route("/ui/api/queues/{queue}/redrive", post(redrive))
-        .route("/ui/api/queues/{queue}/publish", post(publish))
+        // A queue's name travels as `?name=`: `.` and `..` are valid queue
+        // names, and a browser would resolve them in a path.
+        .route("/ui/api/queue", get(queue))
+        .route("/ui/api/queue/messages", get(messages))
+        .route("/ui/api/queue/message", get(message))
+        .route("/ui/api/queue/purge", post(purge))
+        .route("/ui/api/queue/redrive", post(redrive))
+        .route("/ui/api/queue/publish", post(publish))
         .route("/ui/api/topics", get(topics))
         .with_state(console)
 }
@@ -210,6 +221,20 @@ impl Caller {
     }
 }
 
+/// True for a Host header (`host[:port]`) naming an IP address or
+/// `localhost`.
+pub fn host_is_literal(host: Option<&str>) -> bool {
+    let Some(host) = host else { return false };
+    let name = match host.strip_prefix('[') {
+        // `[v6]:port`
+        Some(rest) => return rest.split(']').next().is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => {
+            host.rsplit_once(':').map_or(host, |(name, port)| if port.parse::<u16>().is_ok() { name } else { host })
+        }
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -227,6 +252,18 @@ impl Console {
                 StatusCode::FORBIDDEN,
                 "PERMISSION_DENIED",
                 format!("header {CONSOLE_HEADER}: missing; the console's API answers only its own page"),
+            ));
+        }
+        // With auth off, a page on another site could rebind its own host
+        // name to this node's address and become same-origin: without auth
+        // the console answers only a Host that is an IP address or
+        // `localhost`, names a rebinding attack cannot use.
+        if self.auth.is_none() && !host_is_literal(headers.get(header::HOST).and_then(|h| h.to_str().ok())) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "PERMISSION_DENIED",
+                "header host: with auth off the console answers only an IP address or localhost \
+                 (turn auth on to reach it by name)",
             ));
         }
         let token = headers
@@ -253,23 +290,29 @@ impl Console {
     /// A client of this node for the caller's token (kept for the next
     /// request). Retries are few: a page shows an error rather than wait.
     fn client(&self, caller: &Caller) -> Result<Client, ApiError> {
+        // The node's TLS files reload: a client made with older settings is
+        // made again.
+        let tls = self.tls.read().unwrap_or_else(PoisonError::into_inner).clone();
         let mut clients = lock(&self.clients);
-        if let Some((client, used)) = clients.get_mut(&caller.key) {
-            *used = Instant::now();
-            return Ok(client.clone());
+        if let Some(cached) = clients.get_mut(&caller.key)
+            && cached.tls == tls
+        {
+            cached.used = Instant::now();
+            return Ok(cached.client.clone());
         }
+        clients.remove(&caller.key);
         if clients.len() >= CLIENTS_MAX
-            && let Some(oldest) = clients.iter().min_by_key(|(_, (_, used))| *used).map(|(key, _)| *key)
+            && let Some(oldest) = clients.iter().min_by_key(|(_, c)| c.used).map(|(key, _)| *key)
         {
             clients.remove(&oldest);
         }
         let mut config = ClientConfig::new([self.grpc_addr.clone()]);
         config.token = caller.token.clone().map(BearerToken::new);
-        config.tls = self.tls.read().unwrap_or_else(PoisonError::into_inner).clone();
+        config.tls = tls.clone();
         config.retry.max_attempts = 4;
         config.retry.deadline = Duration::from_secs(5);
         let client = Client::connect(config)?;
-        clients.insert(caller.key, (client.clone(), Instant::now()));
+        clients.insert(caller.key, CachedClient { client: client.clone(), tls, used: Instant::now() });
         Ok(client)
     }
 
@@ -420,7 +463,17 @@ async fn queues(State(console): State<Arc<Console>>, headers: HeaderMap) -> ApiR
     Ok(answer(StatusCode::OK, &list))
 }
 
-async fn queue(State(console): State<Arc<Console>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
+/// `?name=QUEUE`.
+#[derive(Debug, serde::Deserialize)]
+struct Named {
+    name: String,
+}
+
+async fn queue(
+    State(console): State<Arc<Console>>,
+    Query(Named { name }): Query<Named>,
+    headers: HeaderMap,
+) -> ApiResult {
     let caller = console.caller(&headers)?;
     let info = console.client(&caller)?.get_queue(&name).await?;
     let mut j = queue_json(&info);
@@ -431,6 +484,7 @@ async fn queue(State(console): State<Arc<Console>>, Path(name): Path<String>, he
 
 #[derive(Debug, serde::Deserialize)]
 struct PeekQuery {
+    name: String,
     state: Option<String>,
     after: Option<u64>,
     limit: Option<u32>,
@@ -452,11 +506,11 @@ pub fn parse_state(state: Option<&str>) -> Result<Option<MessageState>, ApiError
 
 async fn messages(
     State(console): State<Arc<Console>>,
-    Path(name): Path<String>,
     Query(query): Query<PeekQuery>,
     headers: HeaderMap,
 ) -> ApiResult {
     let caller = console.caller(&headers)?;
+    let name = query.name;
     let state = parse_state(query.state.as_deref())?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=PEEK_LIMIT_MAX).contains(&limit) {
@@ -467,9 +521,15 @@ async fn messages(
     Ok(answer(StatusCode::OK, &json!({ "messages": messages, "next_after_id": page.next_after_id })))
 }
 
+#[derive(Debug, serde::Deserialize)]
+struct MessageQuery {
+    name: String,
+    id: u64,
+}
+
 async fn message(
     State(console): State<Arc<Console>>,
-    Path((name, id)): Path<(String, u64)>,
+    Query(MessageQuery { name, id }): Query<MessageQuery>,
     headers: HeaderMap,
 ) -> ApiResult {
     let caller = console.caller(&headers)?;
@@ -477,7 +537,11 @@ async fn message(
     Ok(answer(StatusCode::OK, &message_json(&m)))
 }
 
-async fn purge(State(console): State<Arc<Console>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
+async fn purge(
+    State(console): State<Arc<Console>>,
+    Query(Named { name }): Query<Named>,
+    headers: HeaderMap,
+) -> ApiResult {
     let caller = console.caller(&headers)?;
     let purged = console.client(&caller)?.purge_queue(&name).await?;
     console.forget(&caller);
@@ -496,7 +560,7 @@ struct RedriveBody {
 
 async fn redrive(
     State(console): State<Arc<Console>>,
-    Path(name): Path<String>,
+    Query(Named { name }): Query<Named>,
     headers: HeaderMap,
     Json(body): Json<RedriveBody>,
 ) -> ApiResult {
@@ -521,7 +585,7 @@ struct PublishBody {
 
 async fn publish(
     State(console): State<Arc<Console>>,
-    Path(name): Path<String>,
+    Query(Named { name }): Query<Named>,
     headers: HeaderMap,
     Json(body): Json<PublishBody>,
 ) -> ApiResult {
@@ -594,12 +658,32 @@ mod tests {
     }
 
     #[test]
+    fn without_auth_only_an_address_or_localhost_is_answered() {
+        for ok in ["127.0.0.1:7181", "127.0.0.1", "localhost:9100", "[::1]:7181", "10.0.0.5:9100", "LOCALHOST"] {
+            assert!(host_is_literal(Some(ok)), "{ok}");
+        }
+        for refused in ["evil.example:7181", "evil.example", "127.0.0.1.evil.example", "[evil]:1", ""] {
+            assert!(!host_is_literal(Some(refused)), "{refused}");
+        }
+        assert!(!host_is_literal(None));
+        let c = console(None);
+        let e = c.caller(&headers(&[(CONSOLE_HEADER, "1"), ("host", "rebound.example:7181")])).err().unwrap();
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        assert!(e.message.starts_with("header host:"), "{}", e.message);
+        // With auth on a name is fine: a rebinding page holds no token.
+        let c = console(Some(&policy()));
+        let headers =
+            headers(&[(CONSOLE_HEADER, "1"), ("host", "raftq.internal:9100"), ("authorization", "Bearer ops-token")]);
+        assert!(c.caller(&headers).is_ok());
+    }
+
+    #[test]
     fn api_requests_need_the_console_header() {
         let c = console(None);
-        let e = c.caller(&headers(&[])).err().unwrap();
+        let e = c.caller(&headers(&[("host", "127.0.0.1:7181")])).err().unwrap();
         assert_eq!((e.status, e.code), (StatusCode::FORBIDDEN, "PERMISSION_DENIED"));
         assert!(e.message.contains(CONSOLE_HEADER), "{}", e.message);
-        let caller = c.caller(&headers(&[(CONSOLE_HEADER, "1")])).unwrap();
+        let caller = c.caller(&headers(&[(CONSOLE_HEADER, "1"), ("host", "127.0.0.1:7181")])).unwrap();
         assert!(caller.admin() && caller.may(Permission::Manage, "any"), "auth off: everything, as the gRPC API");
     }
 
@@ -648,7 +732,7 @@ mod tests {
     #[tokio::test]
     async fn shared_reads_are_reused_within_the_refresh() {
         let c = console(None);
-        let caller = c.caller(&headers(&[(CONSOLE_HEADER, "1")])).unwrap();
+        let caller = c.caller(&headers(&[(CONSOLE_HEADER, "1"), ("host", "localhost")])).unwrap();
         let reads = std::sync::atomic::AtomicU32::new(0);
         let read = || async {
             reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -656,7 +740,7 @@ mod tests {
         };
         c.shared(&caller, "queues", read()).await.unwrap();
         c.shared(&caller, "queues", read()).await.unwrap();
-        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1, "one read for two refreshes at once");
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1, "one read for two refreshes within a second");
         c.forget(&caller);
         c.shared(&caller, "queues", read()).await.unwrap();
         assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 2, "an action's effect is read anew");

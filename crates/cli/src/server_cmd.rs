@@ -299,6 +299,12 @@ pub async fn run(args: ServerArgs, tls_files: crate::tls::ClientTlsFiles) -> Res
         bail!("--listen and --peer-listen must differ: clients and peers use separate ports");
     }
     let tls = node_tls(&args, &tls_files)?;
+    if args.console && tls.is_some() && args.auth_file.is_none() {
+        // The console dials the gRPC port with the node's own certificate:
+        // without auth it would let anyone who reaches the plain-HTTP port
+        // past the client-certificate check.
+        bail!("--console with TLS on needs auth on (--auth-file): see docs/console.md");
+    }
     config.peer_identity = tls.is_some();
     if let Some(addr) = config.peers.get(&config.node_id) {
         tracing::info!(node_id = config.node_id, advertised = %addr, "starting");

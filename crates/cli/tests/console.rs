@@ -108,6 +108,16 @@ fn the_console_serves_its_page_and_an_api_over_the_grpc_api() {
     let refused = request(http, "GET", "/ui/api/queues", false, None).unwrap();
     assert_eq!((refused.status, refused.json()["code"].clone()), (403, json!("PERMISSION_DENIED")));
 
+    // Auth is off: a Host that is a name (a DNS-rebinding page) is refused.
+    let rebound = {
+        let mut stream = TcpStream::connect(("127.0.0.1", http)).unwrap();
+        write!(stream, "GET /ui/api/session HTTP/1.1\r\nHost: rebound.example:{http}\r\nx-raftq-console: 1\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    assert!(rebound.starts_with("HTTP/1.1 403"), "{rebound}");
+
     let session = api(http, "GET", "session", None).json();
     assert_eq!((session["auth"].clone(), session["admin"].clone()), (json!(false), json!(true)));
 
@@ -129,32 +139,31 @@ fn the_console_serves_its_page_and_an_api_over_the_grpc_api() {
     assert_eq!((orders["name"].clone(), orders["stats"]["ready"].clone()), (json!("orders"), json!(2)));
     assert_eq!(orders["can"], json!({ "publish": true, "consume": true, "manage": true }));
 
-    let page = api(http, "GET", "queues/orders/messages?state=ready&limit=10", None).json();
+    let page = api(http, "GET", "queue/messages?name=orders&state=ready&limit=10", None).json();
     let ids: Vec<u64> =
         page["messages"].as_array().unwrap().iter().map(|m| m["message_id"].as_u64().unwrap()).collect();
     assert_eq!(ids.len(), 2, "{page}");
-    let message = api(http, "GET", &format!("queues/orders/messages/{}", ids[0]), None).json();
+    let message = api(http, "GET", &format!("queue/message?name=orders&id={}", ids[0]), None).json();
     assert_eq!(message["body"], json!("one"));
     assert_eq!(message["history"][0]["event"], json!("published"));
 
     let published =
-        api(http, "POST", "queues/orders/publish", Some(&json!({ "body": "three", "attributes": { "k": "v" } })));
+        api(http, "POST", "queue/publish?name=orders", Some(&json!({ "body": "three", "attributes": { "k": "v" } })));
     assert_eq!(published.status, 200, "{}", published.body);
-    let purged = api(http, "POST", "queues/orders/purge", Some(&json!({})));
+    let purged = api(http, "POST", "queue/purge?name=orders", Some(&json!({})));
     assert_eq!(purged.json(), json!({ "purged": 3 }));
-    assert_eq!(
-        api(http, "GET", "queues/orders", None).json()["stats"]["ready"],
-        json!(0),
-        "an action's effect shows at once"
-    );
+    // The list read just before was shared for a second; the purge forgot it.
+    let after = api(http, "GET", "queues", None).json();
+    assert_eq!(after["queues"][0]["stats"]["ready"], json!(0), "an action's effect shows at once: {after}");
+    assert_eq!(api(http, "GET", "queue?name=orders", None).json()["stats"]["ready"], json!(0));
 
     // Errors carry the gRPC code and name the field.
-    let missing = api(http, "GET", "queues/nope", None);
+    let missing = api(http, "GET", "queue?name=nope", None);
     assert_eq!((missing.status, missing.json()["code"].clone()), (404, json!("NOT_FOUND")));
-    let bad = api(http, "GET", "queues/orders/messages?state=gone", None);
+    let bad = api(http, "GET", "queue/messages?name=orders&state=gone", None);
     assert_eq!(bad.status, 400);
     assert!(bad.json()["message"].as_str().unwrap().starts_with("state:"), "{}", bad.body);
-    let bad_rate = api(http, "POST", "queues/orders/redrive", Some(&json!({ "per_second": 0 })));
+    let bad_rate = api(http, "POST", "queue/redrive?name=orders", Some(&json!({ "per_second": 0 })));
     assert_eq!(bad_rate.status, 400, "{}", bad_rate.body);
     let no_address = api(http, "POST", "cluster/add-learner", Some(&json!({ "node_id": 2, "address": "" })));
     assert_eq!(no_address.status, 400, "{}", no_address.body);
@@ -166,6 +175,35 @@ fn the_console_serves_its_page_and_an_api_over_the_grpc_api() {
     let cluster = api(http, "GET", "cluster", None).json();
     assert_eq!(cluster["leader_view"]["leader"], json!(1), "{cluster}");
     assert_eq!(cluster["nodes"][0]["status"]["answered_by"], json!(1), "{cluster}");
+}
+
+#[test]
+fn console_with_tls_needs_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = Command::new(env!("CARGO_BIN_EXE_raftq"))
+        .args(["tls", "gen", "--dir"])
+        .arg(dir.path().join("tls"))
+        .args(["--node", "1=node-1"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let tls = |f: &str| dir.path().join("tls").join(f).into_os_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_raftq"))
+        .args(["server", "--node-id", "1", "--listen", "127.0.0.1:1", "--peer-listen", "127.0.0.1:2"])
+        .args(["--peers", "1=127.0.0.1:1/127.0.0.1:2"])
+        .args(["--metrics-listen", "127.0.0.1:3", "--console", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--tls-cert")
+        .arg(tls("node-1.pem"))
+        .arg("--tls-key")
+        .arg(tls("node-1-key.pem"))
+        .arg("--tls-ca")
+        .arg(tls("ca.pem"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--console with TLS on needs auth on"), "{stderr}");
 }
 
 #[test]

@@ -42,6 +42,8 @@ function svg(tag, attrs, ...children) {
   return node;
 }
 
+function enc(s) { return encodeURIComponent(s); }
+
 function fmtInt(n) { return n === null || n === undefined ? '–' : Number(n).toLocaleString('en-US'); }
 function fmtRate(r) { return r === null || r === undefined ? '–' : r < 10 ? r.toFixed(1) : Math.round(r).toLocaleString('en-US'); }
 function fmtBytes(n) {
@@ -101,13 +103,17 @@ function errorBox(e) {
 }
 
 // Runs an action, reports its outcome, and redraws the page.
-async function act(label, method, path, body) {
+async function act(label, method, path, body, button) {
+  // A second click while the first is under way would do it twice.
+  if (button) button.disabled = true;
   try {
     const result = await api(method, path, body);
     toast(`${label}: done ${JSON.stringify(result)}`);
   } catch (e) {
     if (e.status === 401) return signIn();
     toast(`${label} refused: ${e.code ? e.code + ': ' : ''}${e.message}`, true);
+  } finally {
+    if (button) button.disabled = false;
   }
   await refresh();
   if (queueView.name && document.getElementById('peek')) loadPeek(queueView.name);
@@ -174,6 +180,9 @@ function last(a) { return a.length ? a[a.length - 1] : null; }
 
 function signIn(message) {
   stopPolling();
+  // Whatever is still loading belongs to the previous page (or user).
+  renderSeq += 1;
+  current = null;
   setNav('');
   const input = el('input', { type: 'password', id: 'token', autocomplete: 'off', placeholder: 'rq_…' });
   const form = el('form', { class: 'login card', id: 'sign-in' },
@@ -204,6 +213,8 @@ async function pageQueues(seq, first) {
   const data = await api('GET', 'queues');
   if (seq !== renderSeq) return;
   for (const q of data.queues) record(q.name, data.read_at_ms, q.stats);
+  const listed = new Set(data.queues.map((q) => q.name));
+  for (const name of history.keys()) if (!listed.has(name)) history.delete(name);
   let filter = document.getElementById('queue-filter');
   const filterValue = filter ? filter.value : '';
   filter = el('input', { id: 'queue-filter', type: 'search', placeholder: 'Filter by name', value: filterValue });
@@ -264,7 +275,7 @@ const queueView = { name: null, peek: null, root: null };
 
 async function pageQueue(seq, first, name) {
   setNav('queues');
-  const q = await api('GET', `queues/${encodeURIComponent(name)}`);
+  const q = await api('GET', `queue?name=${enc(name)}`);
   if (seq !== renderSeq) return;
   record(q.name, q.read_at_ms, q.stats);
   const s = q.stats;
@@ -299,16 +310,16 @@ async function pageQueue(seq, first, name) {
     const max = el('input', { id: 'redrive-max', type: 'number', min: 0, value: 0, title: '0 = every dead letter', size: 6 });
     const rate = el('input', { id: 'redrive-rate', type: 'number', min: 1, placeholder: 'no limit', title: 'messages per second', size: 8 });
     actions.append(
-      el('button', { class: 'danger', type: 'button', 'data-action': 'purge', onclick: () => {
-        if (confirm(`Purge every message of ${name}? This cannot be undone.`)) act('Purge', 'POST', `queues/${encodeURIComponent(name)}/purge`, {});
+      el('button', { class: 'danger', type: 'button', 'data-action': 'purge', onclick: (ev) => {
+        if (confirm(`Purge every message of ${name}? This cannot be undone.`)) act('Purge', 'POST', `queue/purge?name=${enc(name)}`, {}, ev.target);
       } }, 'Purge'),
       el('span', { class: 'muted' }, 'Redrive dead letters: at most'), max, el('span', { class: 'muted' }, 'at'), rate,
       el('span', { class: 'muted' }, '/s'),
-      el('button', { class: 'primary', type: 'button', 'data-action': 'redrive', onclick: () => {
+      el('button', { class: 'primary', type: 'button', 'data-action': 'redrive', onclick: (ev) => {
         const body = { max_messages: Number(max.value) || 0 };
         if (rate.value) body.per_second = Number(rate.value);
         if (confirm(`Move ${body.max_messages || 'every'} dead letter(s) in ${name} back to the queues they came from?`)) {
-          act('Redrive', 'POST', `queues/${encodeURIComponent(name)}/redrive`, body);
+          act('Redrive', 'POST', `queue/redrive?name=${enc(name)}`, body, ev.target);
         }
       } }, 'Redrive'));
   } else {
@@ -322,11 +333,12 @@ async function pageQueue(seq, first, name) {
     actions, live,
     publishBox,
     el('h2', {}, 'Messages'),
-    peekControls(name),
-    el('div', { id: 'peek' }, el('p', { class: 'muted' }, 'Loading…')));
+    ...(q.can.manage
+      ? [peekControls(name), el('div', { id: 'peek' }, el('p', { class: 'muted' }, 'Loading…'))]
+      : [el('p', { class: 'muted', id: 'no-peek' }, 'Looking at messages (peek, inspect) needs manage on this queue.')]));
   queueView.root = root;
   main.replaceChildren(root);
-  loadPeek(name);
+  if (q.can.manage) loadPeek(name);
 }
 
 function publishForm(name) {
@@ -335,13 +347,13 @@ function publishForm(name) {
   return el('details', {}, el('summary', {}, 'Publish a test message'),
     el('div', { class: 'toolbar' }, body),
     el('div', { class: 'toolbar' }, attrs,
-      el('button', { type: 'button', 'data-action': 'publish', onclick: () => {
+      el('button', { type: 'button', 'data-action': 'publish', onclick: (ev) => {
         const attributes = {};
         for (const part of attrs.value.split(',')) {
           const i = part.indexOf('=');
           if (i > 0) attributes[part.slice(0, i).trim()] = part.slice(i + 1).trim();
         }
-        act('Publish', 'POST', `queues/${encodeURIComponent(name)}/publish`, { body: body.value, attributes });
+        act('Publish', 'POST', `queue/publish?name=${enc(name)}`, { body: body.value, attributes }, ev.target);
       } }, 'Publish')));
 }
 
@@ -366,7 +378,7 @@ async function loadPeek(name) {
   const p = queueView.peek;
   let page;
   try {
-    page = await api('GET', `queues/${encodeURIComponent(name)}/messages?state=${p.state}&after=${p.after}&limit=50`);
+    page = await api('GET', `queue/messages?name=${enc(name)}&state=${enc(p.state)}&after=${p.after}&limit=50`);
   } catch (e) {
     target.replaceChildren(errorBox(e));
     return;
@@ -376,7 +388,7 @@ async function loadPeek(name) {
     || Object.entries(m.attributes || {}).some(([k, v]) => k.includes(needle) || v.includes(needle));
   const shown = page.messages.filter(matches);
   const rows = shown.map((m) => el('tr', { 'data-message': m.message_id },
-    el('td', { class: 'num' }, el('a', { href: `#/queues/${encodeURIComponent(name)}/messages/${m.message_id}` }, m.message_id)),
+    el('td', { class: 'num' }, el('a', { href: `#/queues/${enc(name)}/messages/${m.message_id}` }, m.message_id)),
     el('td', {}, m.state), el('td', { class: 'num' }, m.delivery_count), el('td', {}, fmtTime(m.published_at_ms)),
     el('td', { class: 'body' }, m.body_base64 ? `(binary, base64) ${m.body.slice(0, 60)}…` : m.body.slice(0, 200)),
     el('td', {}, Object.entries(m.attributes || {}).map(([k, v]) => `${k}=${v}`).join(', '))));
@@ -395,7 +407,7 @@ async function loadPeek(name) {
 async function pageMessage(seq, first, name, id) {
   setNav('queues');
   if (!first) return; // a message's history is read once; reload to read again
-  const m = await api('GET', `queues/${encodeURIComponent(name)}/messages/${id}`);
+  const m = await api('GET', `queue/message?name=${enc(name)}&id=${enc(id)}`);
   if (seq !== renderSeq) return;
   const kv = (pairs) => el('dl', { class: 'kv' }, ...pairs.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
   const dead = m.dead_letter ? [el('h2', {}, 'Dead letter'), kv([
@@ -438,14 +450,14 @@ async function pageCluster(seq) {
     const buttons = [];
     if (c.admin) {
       if (!isLeader && (own ? own.voter : seen.voter)) {
-        buttons.push(el('button', { type: 'button', 'data-action': 'transfer-leader', onclick: () => act('Transfer leadership', 'POST', 'cluster/transfer-leader', { node_id: entry.node_id }) }, 'Make leader'));
+        buttons.push(el('button', { type: 'button', 'data-action': 'transfer-leader', onclick: (ev) => act('Transfer leadership', 'POST', 'cluster/transfer-leader', { node_id: entry.node_id }, ev.target) }, 'Make leader'));
       }
       if (!(own ? own.voter : seen.voter)) {
-        buttons.push(el('button', { type: 'button', 'data-action': 'promote', onclick: () => act('Promote', 'POST', 'cluster/promote', { node_id: entry.node_id }) }, 'Promote'));
+        buttons.push(el('button', { type: 'button', 'data-action': 'promote', onclick: (ev) => act('Promote', 'POST', 'cluster/promote', { node_id: entry.node_id }, ev.target) }, 'Promote'));
       }
-      buttons.push(el('button', { type: 'button', 'data-action': 'snapshot', onclick: () => act('Snapshot', 'POST', 'cluster/snapshot', { node_id: entry.node_id }) }, 'Snapshot'));
-      buttons.push(el('button', { class: 'danger', type: 'button', 'data-action': 'remove', onclick: () => {
-        if (confirm(`Remove node ${entry.node_id} from the cluster?`)) act('Remove node', 'POST', 'cluster/remove', { node_id: entry.node_id });
+      buttons.push(el('button', { type: 'button', 'data-action': 'snapshot', onclick: (ev) => act('Snapshot', 'POST', 'cluster/snapshot', { node_id: entry.node_id }, ev.target) }, 'Snapshot'));
+      buttons.push(el('button', { class: 'danger', type: 'button', 'data-action': 'remove', onclick: (ev) => {
+        if (confirm(`Remove node ${entry.node_id} from the cluster?`)) act('Remove node', 'POST', 'cluster/remove', { node_id: entry.node_id }, ev.target);
       } }, 'Remove'));
     }
     const contact = isLeader ? 'leader' : seen.last_contact_ms !== null && seen.last_contact_ms !== undefined ? `${fmtAge(seen.last_contact_ms)} ago` : '–';
@@ -487,10 +499,10 @@ function addLearnerForm() {
   const peer = el('input', { id: 'learner-peer', placeholder: 'peer host:port', size: 20 });
   return el('details', { id: 'add-learner' }, el('summary', {}, 'Add a node (as a learner; promote it once it has caught up)'),
     el('div', { class: 'toolbar' }, id, address, peer,
-      el('button', { type: 'button', 'data-action': 'add-learner', onclick: () => {
+      el('button', { type: 'button', 'data-action': 'add-learner', onclick: (ev) => {
         toast('Adding the learner: the answer comes once it has caught up…');
         act('Add learner', 'POST', 'cluster/add-learner',
-          { node_id: Number(id.value), address: address.value.trim(), peer_address: peer.value.trim() });
+          { node_id: Number(id.value), address: address.value.trim(), peer_address: peer.value.trim() }, ev.target);
       } }, 'Add learner')));
 }
 
@@ -515,7 +527,12 @@ async function pageTopics(seq) {
 // ---- routing and polling ---------------------------------------------------
 
 function route() {
-  const parts = (location.hash.replace(/^#\/?/, '') || 'queues').split('/').map(decodeURIComponent);
+  let parts;
+  try {
+    parts = (location.hash.replace(/^#\/?/, '') || 'queues').split('/').map(decodeURIComponent);
+  } catch (_) {
+    parts = ['queues'];
+  }
   if (parts[0] === 'cluster') return (seq) => pageCluster(seq);
   if (parts[0] === 'topics') return (seq) => pageTopics(seq);
   if (parts[0] === 'queues' && parts[1] && parts[2] === 'messages' && parts[3]) {
@@ -527,9 +544,12 @@ function route() {
 
 let current = null;
 
+let refreshing = false;
+
 async function refresh(first) {
   if (!current) return;
   const seq = renderSeq;
+  refreshing = true;
   try {
     await current(seq, Boolean(first));
   } catch (e) {
@@ -537,6 +557,8 @@ async function refresh(first) {
     if (e.status === 401) return signIn(sessionStorage.getItem(TOKEN_KEY) ? e.message : null);
     if (first) main.replaceChildren(errorBox(e));
     else toast(`Refresh failed: ${e.message}`, true);
+  } finally {
+    if (seq === renderSeq) refreshing = false;
   }
 }
 
@@ -552,8 +574,11 @@ function navigate() {
   queueView.name = null;
   main.replaceChildren(el('p', { class: 'muted' }, 'Loading…'));
   stopPolling();
+  refreshing = false;
   refresh(true);
-  pollTimer = setInterval(() => { if (!document.hidden) refresh(false); }, POLL_MS);
+  // A poll is skipped while the last one is unanswered (a node down makes
+  // the cluster page slow): requests never pile up.
+  pollTimer = setInterval(() => { if (!document.hidden && !refreshing) refresh(false); }, POLL_MS);
 }
 
 async function start() {
