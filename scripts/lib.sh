@@ -1,31 +1,10 @@
 # Shared by scripts/*.sh: install what a fresh machine lacks, pick the target dir.
 # shellcheck shell=bash
 
-# System packages the build needs: a C++ compiler and libclang for RocksDB's
-# bindings (librocksdb-sys), make for the jemalloc RocksDB allocates through.
-# Installed only if missing.
-ensure_system_packages() {
+# Installs the Debian packages given that are not installed yet.
+install_missing_packages() {
     local missing=()
-    for pkg in g++ libclang-dev pkg-config make; do
-        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-    done
-    if ((${#missing[@]})); then
-        echo "==> installing ${missing[*]}"
-        local sudo=""
-        [[ $(id -u) -ne 0 ]] && sudo="sudo"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
-    fi
-    if ! command -v cargo >/dev/null; then
-        echo "cargo not found: install Rust (https://rustup.rs) first" >&2
-        exit 1
-    fi
-}
-
-# Debian's chromium and its WebDriver, for the console's browser test.
-ensure_browser() {
-    local missing=()
-    for pkg in chromium chromium-driver curl; do
+    for pkg in "$@"; do
         dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
     if ((${#missing[@]})); then
@@ -35,6 +14,22 @@ ensure_browser() {
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
+}
+
+# System packages the build needs: a C++ compiler and libclang for RocksDB's
+# bindings (librocksdb-sys), make for the jemalloc RocksDB allocates through.
+# Installed only if missing.
+ensure_system_packages() {
+    install_missing_packages g++ libclang-dev pkg-config make
+    if ! command -v cargo >/dev/null; then
+        echo "cargo not found: install Rust (https://rustup.rs) first" >&2
+        exit 1
+    fi
+}
+
+# Debian's chromium and its WebDriver, for the console's browser test.
+ensure_browser() {
+    install_missing_packages chromium chromium-driver curl
 }
 
 # Everything builds in the release profile (tests, clippy, binary, bench), so

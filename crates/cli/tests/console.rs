@@ -4,26 +4,15 @@
 //! the page calls, without a browser.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use raftq_client::{Client, ClientConfig, OutgoingMessage, QueueConfig};
 use serde_json::{Value, json};
 
-/// Kills the server when the test ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+mod common;
+use common::{Server, free_port};
 
 struct Answer {
     status: u16,

@@ -3,27 +3,16 @@
 //! gauges, the per-queue gauges and the per-RPC request metrics.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use raftq_client::{Client, ClientConfig, OutgoingMessage, QueueConfig};
 
-/// Kills the server if the test fails before stopping it.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+mod common;
+use common::{Server, free_port};
 
 /// A plain HTTP/1.1 GET: (status, body), or `None` if nothing answers.
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
