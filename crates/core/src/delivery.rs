@@ -7,7 +7,7 @@ use crate::command::Receipt;
 use crate::config::Order;
 use crate::error::{QueueError, Reason};
 use crate::keys::{self, Parts};
-use crate::kv::{Direction, KvRead};
+use crate::kv::{Direction, KvRead, Txn};
 use crate::limits::{PEEK_SCAN_MAX, RECEIVE_BYTES_MAX};
 use crate::message::{Content, DeadLetterInfo, Head, HistoryEvent, MessageState};
 use crate::response::{Delivery, NackOutcome, Outcome};
@@ -23,14 +23,19 @@ pub(crate) struct Lease {
 /// Checks that `receipt` names a live lease as of `now_ms`; `field` names
 /// it in errors. Returns the queue and message it names.
 pub(crate) fn check_live(kv: &dyn KvRead, now_ms: u64, field: &str, receipt: &Receipt) -> Step<Lease> {
-    let Some(queue) = load_queue(kv, &receipt.queue)? else {
-        return Err(QueueError::precondition(
-            Reason::ReceiptUnknown,
-            field,
-            format!("queue {:?} does not exist", receipt.queue),
-        )
-        .into());
-    };
+    let Some(queue) = load_queue(kv, &receipt.queue)? else { return Err(no_queue(field, receipt)) };
+    let message = live_head(kv, &queue, now_ms, field, receipt)?;
+    Ok(Lease { queue, message })
+}
+
+/// The refusal of a receipt whose queue does not exist.
+fn no_queue(field: &str, receipt: &Receipt) -> Fail {
+    QueueError::precondition(Reason::ReceiptUnknown, field, format!("queue {:?} does not exist", receipt.queue)).into()
+}
+
+/// [`check_live`] with the receipt's queue already read: the message's
+/// head if the lease is live.
+fn live_head(kv: &dyn KvRead, queue: &QueueRecord, now_ms: u64, field: &str, receipt: &Receipt) -> Step<Head> {
     let Some(message) = load_head(kv, queue.space, receipt.message_id)? else {
         return Err(
             QueueError::precondition(Reason::ReceiptUnknown, field, "receipt unknown: the message is gone").into()
@@ -39,7 +44,7 @@ pub(crate) fn check_live(kv: &dyn KvRead, now_ms: u64, field: &str, receipt: &Re
     let (kind, refusal) = match message.state {
         MessageState::Leased { attempt, lease_expires_at_ms } if attempt == receipt.attempt => {
             if lease_expires_at_ms > now_ms {
-                return Ok(Lease { queue, message });
+                return Ok(message);
             }
             (Reason::LeaseExpired, "lease ended; the message will be redelivered")
         }
@@ -50,6 +55,22 @@ pub(crate) fn check_live(kv: &dyn KvRead, now_ms: u64, field: &str, receipt: &Re
         _ => (Reason::LeaseExpired, "lease ended; the message will be redelivered"),
     };
     Err(QueueError::precondition(kind, field, refusal).into())
+}
+
+/// Reads the pairs `key(id)` of `ids` (message ids of one space) ahead in
+/// one scan, when they lie close enough together that the scan visits at
+/// most twice as many keys as are wanted (consecutive ids, the usual
+/// case: a FIFO queue delivers and acks in publish order). Otherwise each
+/// is read on its own when asked for. Reads only; the result of every
+/// later read is the same either way.
+fn read_ahead(kv: &Txn<'_>, ids: &[u64], key: fn(u64, u64) -> Vec<u8>, space: u64) -> Io<()> {
+    let (Some(&low), Some(&high)) = (ids.iter().min(), ids.iter().max()) else { return Ok(()) };
+    let span = high - low + 1;
+    if ids.len() < 2 || span > 2 * ids.len() as u64 {
+        return Ok(());
+    }
+    kv.prefetch(&key(space, low), &keys::successor(&key(space, high)), span as usize)?;
+    Ok(())
 }
 
 impl Ctx<'_, '_> {
@@ -79,16 +100,26 @@ impl Ctx<'_, '_> {
         if ids.is_empty() {
             queue.clear_ready_range();
         }
-        let mut deliveries = Vec::new();
+        // The heads first, as many as the byte budget takes, then their
+        // contents: each read ahead in one scan when the ids are close.
+        read_ahead(self.kv, &ids, keys::message, queue.space)?;
+        let mut taken = Vec::new();
         let mut body_bytes = 0usize;
-        for id in ids {
-            let mut message = self.message(queue.space, id)?;
-            let counted = message.size_bytes();
+        for &id in &ids {
+            let message = self.message(queue.space, id)?;
             let size = message.content_bytes as usize;
-            if !deliveries.is_empty() && body_bytes + size > RECEIVE_BYTES_MAX {
+            if !taken.is_empty() && body_bytes + size > RECEIVE_BYTES_MAX {
                 break;
             }
             body_bytes += size;
+            taken.push(message);
+        }
+        let taken_ids: Vec<u64> = taken.iter().map(|message| message.id).collect();
+        read_ahead(self.kv, &taken_ids, keys::content, queue.space)?;
+        let mut deliveries = Vec::with_capacity(taken.len());
+        for mut message in taken {
+            let id = message.id;
+            let counted = message.size_bytes();
             let content = load_content(self.kv, queue.space, id)?;
             // Saturating: 4 billion deliveries of one message cannot happen
             // in practice; if it did, receipts would repeat, not wrap.
@@ -115,24 +146,46 @@ impl Ctx<'_, '_> {
     }
 
     pub(crate) fn ack(&mut self, receipts: &[Receipt]) -> Step<Outcome> {
+        // Each queue named is read once (`None`: it does not exist), and its
+        // messages' heads ahead in one scan where they lie close together.
+        let mut named: BTreeMap<&str, Option<usize>> = BTreeMap::new();
+        let mut records: Vec<(QueueRecord, Vec<u64>)> = Vec::new();
+        for receipt in receipts {
+            let slot = match named.entry(receipt.queue.as_str()) {
+                std::collections::btree_map::Entry::Occupied(entry) => *entry.get(),
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    let slot = load_queue(self.kv, &receipt.queue)?.map(|queue| {
+                        records.push((queue, Vec::new()));
+                        records.len() - 1
+                    });
+                    *entry.insert(slot)
+                }
+            };
+            if let Some(slot) = slot {
+                records[slot].1.push(receipt.message_id);
+            }
+        }
+        for (queue, ids) in &records {
+            read_ahead(self.kv, ids, keys::message, queue.space)?;
+        }
         let mut seen = BTreeSet::new();
+        let mut leased = Vec::with_capacity(receipts.len());
         for (i, receipt) in receipts.iter().enumerate() {
             let field = format!("receipts[{i}]");
             if !seen.insert(receipt) {
                 return Err(QueueError::invalid(field, "duplicate receipt in one ack").into());
             }
-            check_live(self.kv, self.now_ms(), &field, receipt)?;
-        }
-        let mut queues: BTreeMap<&str, QueueRecord> = BTreeMap::new();
-        for receipt in receipts {
-            let queue = match queues.entry(receipt.queue.as_str()) {
-                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
-                std::collections::btree_map::Entry::Vacant(entry) => entry.insert(self.must_queue(&receipt.queue)?),
+            let Some(slot) = named.get(receipt.queue.as_str()).copied().flatten() else {
+                return Err(no_queue(&field, receipt));
             };
-            self.remove_message(queue, receipt.message_id)?;
+            leased.push((slot, live_head(self.kv, &records[slot].0, self.now_ms(), &field, receipt)?));
+        }
+        for (slot, message) in leased {
+            let queue = &mut records[slot].0;
+            self.remove_head(queue, &message);
             queue.stats.acked_total += 1;
         }
-        for queue in queues.values() {
+        for (queue, _) in &records {
             self.save_queue(queue);
         }
         Ok(Outcome::Acked { count: receipts.len() as u64 })

@@ -257,6 +257,26 @@ impl<'a> Txn<'a> {
         Ok(value)
     }
 
+    /// Reads the base's pairs in `[start, end)`, at most `limit` of them,
+    /// in one scan, so that the [`KvRead::get`]s that follow find them
+    /// without a point read each. Changes nothing a read returns: only how
+    /// the base is read. A scan of keys that sit next to each other (the
+    /// heads or contents of neighbouring message ids) reads each block of
+    /// the store once, where point reads searched the store's levels for
+    /// every key.
+    pub fn prefetch(&self, start: &[u8], end: &[u8], limit: usize) -> Result<(), StoreFault> {
+        if limit == 0 {
+            return Ok(());
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut left = limit;
+        self.base.scan(start, end, Direction::Forward, &mut |key, value| {
+            seen.entry(key.to_vec()).or_insert_with(|| Some(value.to_vec()));
+            left -= 1;
+            left > 0
+        })
+    }
+
     pub fn delete(&mut self, key: Vec<u8>) {
         self.writes.insert(key, None);
     }

@@ -18,8 +18,13 @@ struct TombstoneKv {
     map: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     steps: AtomicU64,
     gets: AtomicU64,
-    /// Point reads of a message's content (table `b`).
-    content_gets: AtomicU64,
+    /// Reads of a message's content (table `b`), by point read or by a
+    /// scan stepping onto it.
+    content_reads: AtomicU64,
+    /// Point reads of a message's head (table `m`).
+    head_gets: AtomicU64,
+    /// Heads (table `m`) a scan stepped onto.
+    head_steps: AtomicU64,
     scans: AtomicU64,
 }
 
@@ -36,9 +41,11 @@ impl TombstoneKv {
 impl KvRead for TombstoneKv {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreFault> {
         self.gets.fetch_add(1, Ordering::Relaxed);
-        if key.first() == Some(&b'b') {
-            self.content_gets.fetch_add(1, Ordering::Relaxed);
-        }
+        match key.first() {
+            Some(b'b') => self.content_reads.fetch_add(1, Ordering::Relaxed),
+            Some(b'm') => self.head_gets.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
         Ok(self.map.get(key).cloned().flatten())
     }
 
@@ -56,6 +63,11 @@ impl KvRead for TombstoneKv {
         let range = self.map.range::<[u8], _>((std::ops::Bound::Included(start), std::ops::Bound::Excluded(end)));
         let mut step = |(key, value): (&Vec<u8>, &Option<Vec<u8>>)| {
             self.steps.fetch_add(1, Ordering::Relaxed);
+            match key.first() {
+                Some(b'b') => self.content_reads.fetch_add(1, Ordering::Relaxed),
+                Some(b'm') => self.head_steps.fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
             value.as_ref().is_none_or(|value| visit(key, value))
         };
         match direction {
@@ -97,7 +109,9 @@ impl Harness {
     fn apply(&mut self, time_ms: u64, command: &Command) -> Response {
         self.kv.take_steps();
         self.kv.gets.store(0, Ordering::Relaxed);
-        self.kv.content_gets.store(0, Ordering::Relaxed);
+        self.kv.content_reads.store(0, Ordering::Relaxed);
+        self.kv.head_gets.store(0, Ordering::Relaxed);
+        self.kv.head_steps.store(0, Ordering::Relaxed);
         let mut txn = Txn::new(&self.kv);
         let response = apply(&mut txn, self.caps, time_ms, command).expect("memory never fails");
         let steps = self.kv.take_steps();
@@ -265,11 +279,11 @@ fn an_entry_with_nothing_to_clean_up_does_not_look_for_cleanup_work() {
 }
 
 /// The last command's puts and deletes of message contents (table `b`),
-/// and its point reads of them.
+/// and its reads of them.
 fn content_io(h: &Harness) -> (usize, usize, u64) {
     let contents = h.last_writes.iter().filter(|(key, _)| key.first() == Some(&b'b'));
     let (puts, deletes) = contents.fold((0, 0), |(p, d), (_, v)| if v.is_some() { (p + 1, d) } else { (p, d + 1) });
-    (puts, deletes, h.kv.content_gets.load(Ordering::Relaxed))
+    (puts, deletes, h.kv.content_reads.load(Ordering::Relaxed))
 }
 
 #[test]
@@ -299,5 +313,43 @@ fn a_body_is_written_once_and_read_only_to_deliver_it() {
     let receipts = std::iter::once(receipt(0)).chain(second.iter().map(|d| d.receipt.clone())).collect();
     h.apply(1_500, &Command::Ack { receipts }).expect("ack");
     assert_eq!(content_io(&h), (0, 10, 0), "ack deletes the contents without reading them");
+    check_invariants(&h.kv, h.caps).expect("invariants");
+}
+
+#[test]
+fn neighbouring_messages_are_read_in_one_scan_not_a_point_read_each() {
+    let mut h = Harness::new(DedupCaps::default());
+    h.apply(1, &Command::CreateQueue { name: "q".into(), config: ConfigUpdate::default() }).expect("create");
+    let messages = (0..100).map(|i| message(i, None)).collect();
+    h.apply(1, &Command::Publish { queue: "q".into(), messages }).expect("publish");
+    let deliveries = received(h.apply(2, &Command::Receive { queue: "q".into(), max_messages: 100, lease_ms: None }));
+    assert_eq!(deliveries.len(), 100);
+    // Consecutive ids: their heads and contents come from one scan each
+    // (a point read each walks every level of an LSM tree).
+    assert_eq!(h.kv.head_gets.load(Ordering::Relaxed), 0, "receive: heads by point read");
+    assert_eq!(h.kv.head_steps.load(Ordering::Relaxed), 100, "receive: each head read once");
+    assert_eq!(h.kv.content_reads.load(Ordering::Relaxed), 100, "receive: each content read once");
+    let receipts = deliveries.iter().map(|d| d.receipt.clone()).collect();
+    h.apply(3, &Command::Ack { receipts }).expect("ack");
+    assert_eq!(h.kv.head_gets.load(Ordering::Relaxed), 0, "ack: heads by point read");
+    assert_eq!(h.kv.head_steps.load(Ordering::Relaxed), 100, "ack: each head read once");
+    assert_eq!(h.kv.content_reads.load(Ordering::Relaxed), 0, "ack reads no content");
+    check_invariants(&h.kv, h.caps).expect("invariants");
+
+    // Ids far apart are read one by one: a scan would step over the
+    // messages between them.
+    let messages = (0..50).map(|i| message(i, None)).collect();
+    h.apply(4, &Command::Publish { queue: "q".into(), messages }).expect("publish");
+    let first = received(h.apply(5, &Command::Receive { queue: "q".into(), max_messages: 48, lease_ms: None }));
+    let receipt = |d: &Delivery| d.receipt.clone();
+    h.apply(
+        5,
+        &Command::Nack { receipt: receipt(&first[0]), delay_ms: Some(0), dead_letter: false, reason: String::new() },
+    )
+    .expect("nack");
+    let sparse = received(h.apply(6, &Command::Receive { queue: "q".into(), max_messages: 3, lease_ms: None }));
+    assert_eq!(sparse.iter().map(|d| d.receipt.message_id).collect::<Vec<_>>(), [101, 149, 150]);
+    assert_eq!(h.kv.head_gets.load(Ordering::Relaxed), 3, "far apart: a point read each");
+    assert_eq!(h.kv.head_steps.load(Ordering::Relaxed), 0, "no scan over the leased messages between them");
     check_invariants(&h.kv, h.caps).expect("invariants");
 }

@@ -408,10 +408,15 @@ impl Ctx<'_, '_> {
 
     pub(crate) fn remove_message(&mut self, queue: &mut QueueRecord, id: u64) -> Io<Head> {
         let message = self.message(queue.space, id)?;
-        queue.stats.total_bytes -= message.size_bytes();
-        self.unindex_state(queue, id, &message.state);
-        self.delete_message_keys(queue.space, &message);
+        self.remove_head(queue, &message);
         Ok(message)
+    }
+
+    /// [`Ctx::remove_message`] with the message's stored head already read.
+    pub(crate) fn remove_head(&mut self, queue: &mut QueueRecord, message: &Head) {
+        queue.stats.total_bytes -= message.size_bytes();
+        self.unindex_state(queue, message.id, &message.state);
+        self.delete_message_keys(queue.space, message);
     }
 
     /// Deletes a message, its content and its index and timer keys (counts
