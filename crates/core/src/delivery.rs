@@ -12,6 +12,7 @@ use crate::limits::{PEEK_SCAN_MAX, RECEIVE_BYTES_MAX};
 use crate::message::{Content, DeadLetterInfo, Head, HistoryEvent, MessageState};
 use crate::response::{Delivery, NackOutcome, Outcome};
 use crate::retry::retry_delay_ms;
+use crate::state::Answer;
 use crate::store::{Ctx, Fail, Io, QueueRecord, Step, decode, load_content, load_head, load_queue};
 
 /// A live lease, checked: its queue and message, ready to change.
@@ -114,13 +115,19 @@ impl Ctx<'_, '_> {
             body_bytes += size;
             taken.push(message);
         }
-        let taken_ids: Vec<u64> = taken.iter().map(|message| message.id).collect();
-        read_ahead(self.kv, &taken_ids, keys::content, queue.space)?;
+        let bodies = self.answer == Answer::Wanted;
+        if bodies {
+            let taken_ids: Vec<u64> = taken.iter().map(|message| message.id).collect();
+            read_ahead(self.kv, &taken_ids, keys::content, queue.space)?;
+        }
         let mut deliveries = Vec::with_capacity(taken.len());
         for mut message in taken {
             let id = message.id;
             let counted = message.size_bytes();
-            let content = load_content(self.kv, queue.space, id)?;
+            let content = match bodies {
+                true => load_content(self.kv, queue.space, id)?,
+                false => Content { body: Default::default(), attributes: Default::default() },
+            };
             // Saturating: 4 billion deliveries of one message cannot happen
             // in practice; if it did, receipts would repeat, not wrap.
             let attempt = message.delivery_count.saturating_add(1);

@@ -73,7 +73,7 @@ pub use keys::GROWING_TABLES;
 pub use message::{DeadLetterInfo, HistoryEvent, Message, MessageState, StateFilter};
 pub use response::{Delivery, NackOutcome, Outcome, PeekPage, PublishResult, QueueInfo, QueueStats, Response};
 pub use snapshot::{SNAPSHOT_FORMAT_VERSION, SnapshotError};
-pub use state::{DedupCaps, QueueState, apply};
+pub use state::{Answer, DedupCaps, QueueState, apply, apply_for};
 pub use topic::{
     BindingInfo, Condition, Filter, Test, TopicConfig, TopicCopy, TopicInfo, TopicPublishResult, TopicStats,
 };

@@ -107,13 +107,17 @@ impl Harness {
     }
 
     fn apply(&mut self, time_ms: u64, command: &Command) -> Response {
+        self.apply_for(time_ms, command, Answer::Wanted)
+    }
+
+    fn apply_for(&mut self, time_ms: u64, command: &Command, answer: Answer) -> Response {
         self.kv.take_steps();
         self.kv.gets.store(0, Ordering::Relaxed);
         self.kv.content_reads.store(0, Ordering::Relaxed);
         self.kv.head_gets.store(0, Ordering::Relaxed);
         self.kv.head_steps.store(0, Ordering::Relaxed);
         let mut txn = Txn::new(&self.kv);
-        let response = apply(&mut txn, self.caps, time_ms, command).expect("memory never fails");
+        let response = apply_for(&mut txn, self.caps, time_ms, command, answer).expect("memory never fails");
         let steps = self.kv.take_steps();
         self.worst = self.worst.max(steps);
         let writes = txn.finish().expect("memory never fails");
@@ -352,4 +356,31 @@ fn neighbouring_messages_are_read_in_one_scan_not_a_point_read_each() {
     assert_eq!(h.kv.head_gets.load(Ordering::Relaxed), 3, "far apart: a point read each");
     assert_eq!(h.kv.head_steps.load(Ordering::Relaxed), 0, "no scan over the leased messages between them");
     check_invariants(&h.kv, h.caps).expect("invariants");
+}
+
+#[test]
+fn a_receive_whose_answer_nobody_reads_reads_no_bodies_and_changes_the_same() {
+    let mut leader = Harness::new(DedupCaps::default());
+    let mut follower = Harness::new(DedupCaps::default());
+    let create = Command::CreateQueue { name: "q".into(), config: ConfigUpdate::default() };
+    let messages: Vec<NewMessage> = (0..20).map(|i| message(i, None)).collect();
+    let publish = Command::Publish { queue: "q".into(), messages };
+    for h in [&mut leader, &mut follower] {
+        h.apply_for(1, &create, Answer::Unread).expect("create");
+        h.apply_for(1, &publish, Answer::Unread).expect("publish");
+    }
+    let receive = Command::Receive { queue: "q".into(), max_messages: 20, lease_ms: None };
+    let answered = received(leader.apply_for(2, &receive, Answer::Wanted));
+    assert_eq!(leader.kv.content_reads.load(Ordering::Relaxed), 20);
+    let unread = received(follower.apply_for(2, &receive, Answer::Unread));
+    assert_eq!(follower.kv.content_reads.load(Ordering::Relaxed), 0, "a follower reads no body");
+    assert!(answered.iter().all(|d| !d.message.body.is_empty()));
+    assert_eq!(
+        answered.iter().map(|d| &d.receipt).collect::<Vec<_>>(),
+        unread.iter().map(|d| &d.receipt).collect::<Vec<_>>(),
+        "the same messages delivered"
+    );
+    // The same writes, so the same state and digest (G8).
+    assert_eq!(leader.last_writes, follower.last_writes);
+    check_invariants(&follower.kv, follower.caps).expect("invariants");
 }

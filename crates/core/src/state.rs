@@ -46,6 +46,20 @@ impl DedupCaps {
     }
 }
 
+/// Whether anyone reads a command's response. The node that proposed a
+/// command answers its client; a follower, or a node re-applying its log
+/// after a restart, throws the response away. The state a command leaves
+/// is the same either way (G8): only what the response carries differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The whole response: a receive's deliveries carry their bodies.
+    Wanted,
+    /// Nobody reads it: a receive does not read the bodies it delivers
+    /// (its deliveries carry empty ones), the one read a response alone
+    /// needs.
+    Unread,
+}
+
 /// Applies one command at the leader-stamped `entry_time_ms`, writing its
 /// changes into `txn`. `Err` only if the store failed: then `txn` must be
 /// dropped, not written, and the host must stop applying.
@@ -55,8 +69,20 @@ pub fn apply(
     entry_time_ms: u64,
     command: &Command,
 ) -> Result<Response, StoreFault> {
+    apply_for(txn, caps, entry_time_ms, command, Answer::Wanted)
+}
+
+/// [`apply`], saying whether anyone reads the response.
+pub fn apply_for(
+    txn: &mut Txn<'_>,
+    caps: DedupCaps,
+    entry_time_ms: u64,
+    command: &Command,
+    answer: Answer,
+) -> Result<Response, StoreFault> {
     let g = Globals::load(txn)?;
-    let mut ctx = Ctx { kv: txn, g, caps, evict_ahead: None, keyed_ahead: 0, expire_left: DEDUP_EXPIRE_PER_APPLY_MAX };
+    let mut ctx =
+        Ctx { kv: txn, g, caps, answer, evict_ahead: None, keyed_ahead: 0, expire_left: DEDUP_EXPIRE_PER_APPLY_MAX };
     ctx.advance_to(entry_time_ms)?;
     let result = command.validate().map_err(Fail::Reject).and_then(|()| ctx.dispatch(command));
     let response = match result {

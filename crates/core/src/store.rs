@@ -318,6 +318,8 @@ pub(crate) struct Ctx<'t, 'a> {
     pub kv: &'t mut Txn<'a>,
     pub g: Globals,
     pub caps: DedupCaps,
+    /// Whether the response is read (see [`crate::state::Answer`]).
+    pub answer: crate::state::Answer,
     /// The next keys an eviction will forget, read ahead in one scan (see
     /// [`EvictAhead`]); `None` when nothing was read or it went stale.
     pub evict_ahead: Option<EvictAhead>,

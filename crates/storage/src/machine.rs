@@ -27,7 +27,7 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use raftq_core::kv::{DigestRecount, HOST_PREFIX, KvRead, Txn, WriteSet};
 use raftq_core::read::Reader;
-use raftq_core::{DedupCaps, QueueError};
+use raftq_core::{Answer, DedupCaps, QueueError};
 
 use crate::codec;
 use crate::error::{OpenError, corrupt};
@@ -214,7 +214,7 @@ impl<S: StateStore> StateMachine<S> {
         let log_id = entry.log_id;
         let mut membership = self.membership.clone();
         let mut txn = Txn::new(self.store.kv());
-        let result = apply_entry(&mut txn, self.caps, entry, &mut membership).expect("apply");
+        let result = apply_entry(&mut txn, self.caps, entry, Answer::Wanted, &mut membership).expect("apply");
         self.commit(txn).expect("commit");
         self.applied = Some(log_id);
         self.membership = membership;
@@ -237,16 +237,18 @@ fn check_order(applied: Option<LogId>, next: LogId) {
 }
 
 /// Applies one entry into `txn`; the caller has checked its order.
+/// `answer`: whether a client waits for the result (see [`Answer`]).
 fn apply_entry(
     txn: &mut Txn<'_>,
     caps: DedupCaps,
     entry: Entry,
+    answer: Answer,
     membership: &mut StoredMembership,
 ) -> io::Result<ApplyResult> {
     let log_id = entry.log_id;
     let result = match entry.payload {
         EntryPayload::Blank => ApplyResult::default(),
-        EntryPayload::Normal(payload) => apply_payload(txn, caps, &payload)?,
+        EntryPayload::Normal(payload) => apply_payload(txn, caps, &payload, answer)?,
         EntryPayload::Membership(m) => {
             *membership = StoredMembership::new(Some(log_id), m);
             txn.put(HOST_MEMBERSHIP.to_vec(), codec::encode(&*membership));
@@ -257,7 +259,7 @@ fn apply_entry(
     Ok(result)
 }
 
-fn apply_payload(txn: &mut Txn<'_>, caps: DedupCaps, payload: &LogPayload) -> io::Result<ApplyResult> {
+fn apply_payload(txn: &mut Txn<'_>, caps: DedupCaps, payload: &LogPayload, answer: Answer) -> io::Result<ApplyResult> {
     // A payload written in a format this build does not know cannot be
     // applied the way its writer meant. Panicking here would crash every
     // replica on every restart (the entry is committed and re-applied
@@ -277,7 +279,7 @@ fn apply_payload(txn: &mut Txn<'_>, caps: DedupCaps, payload: &LogPayload) -> io
     }
     let mut responses = Vec::with_capacity(payload.commands.len());
     for command in &payload.commands {
-        let response = raftq_core::apply(txn, caps, payload.time_ms, command)
+        let response = raftq_core::apply_for(txn, caps, payload.time_ms, command, answer)
             .map_err(|fault| io::Error::other(format!("applying a command: {fault}")))?;
         responses.push(response);
     }
@@ -309,7 +311,9 @@ impl<S: StateStore> RaftStateMachine<TypeConfig> for StateMachine<S> {
                 self.applied_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
             }
             applied = Some(entry.log_id);
-            let result = apply_entry(&mut txn, self.caps, entry, &mut membership)?;
+            // Only the node that proposed the entry answers for it.
+            let answer = if responder.is_some() { Answer::Wanted } else { Answer::Unread };
+            let result = apply_entry(&mut txn, self.caps, entry, answer, &mut membership)?;
             answered.push((responder, result));
             if txn.pending() >= TXN_KEYS_MAX {
                 self.commit(txn)?;
