@@ -19,7 +19,7 @@
 //! Keys starting with [`HOST_PREFIX`] belong to the host (applied log id,
 //! membership): never read by the core, never part of the digest.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Mutex;
 
@@ -174,7 +174,9 @@ impl KvRead for MemKv {
 pub struct Txn<'a> {
     base: &'a dyn KvRead,
     writes: WriteSet,
-    fresh: BTreeSet<Vec<u8>>,
+    /// Keys put with [`Txn::put_new`], with the digest share of the value
+    /// put when the caller computed it ([`Txn::put_new_hashed`]).
+    fresh: BTreeMap<Vec<u8>, Option<u128>>,
     seen: Mutex<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
     /// Keys whose base value is known only by its digest share.
     hashed: BTreeMap<Vec<u8>, u128>,
@@ -191,13 +193,17 @@ impl<'a> Txn<'a> {
         Self {
             base,
             writes: WriteSet::new(),
-            fresh: BTreeSet::new(),
+            fresh: BTreeMap::new(),
             seen: Mutex::new(BTreeMap::new()),
             hashed: BTreeMap::new(),
         }
     }
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        if let Some(known) = self.fresh.get_mut(&key) {
+            // A new value: the hash given with the first is stale.
+            *known = None;
+        }
         self.writes.insert(key, Some(value));
     }
 
@@ -208,8 +214,23 @@ impl<'a> Txn<'a> {
     /// key the state does hold would leave the digest wrong, which the
     /// full-scan check of the property tests finds.
     pub fn put_new(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.put_fresh(key, value, None);
+    }
+
+    /// [`Txn::put_new`] of a value whose digest share ([`pair_hash`]) the
+    /// caller has computed already (a message's content, whose share its
+    /// head keeps): `finish` does not hash it again. A wrong hash leaves
+    /// the digest wrong, which the full-scan check finds.
+    pub(crate) fn put_new_hashed(&mut self, key: Vec<u8>, value: Vec<u8>, hash: u128) {
+        self.put_fresh(key, value, Some(hash));
+    }
+
+    fn put_fresh(&mut self, key: Vec<u8>, value: Vec<u8>, hash: Option<u128>) {
         if !self.writes.contains_key(&key) {
-            self.fresh.insert(key.clone());
+            self.fresh.insert(key.clone(), hash);
+        } else if let Some(known) = self.fresh.get_mut(&key) {
+            // Written twice in this transaction: the first hash is stale.
+            *known = None;
         }
         self.writes.insert(key, Some(value));
     }
@@ -298,7 +319,8 @@ impl<'a> Txn<'a> {
             if key.first() == Some(&HOST_PREFIX) {
                 continue;
             }
-            let old = if fresh.contains(key) {
+            let fresh = fresh.get(key);
+            let old = if fresh.is_some() {
                 None
             } else if let Some(hash) = hashed.get(key) {
                 Some(*hash)
@@ -313,7 +335,11 @@ impl<'a> Txn<'a> {
                 digest = digest.wrapping_sub(old);
             }
             if let Some(new) = value {
-                digest = digest.wrapping_add(pair_hash(key, new));
+                let hash = match fresh {
+                    Some(Some(hash)) => *hash,
+                    _ => pair_hash(key, new),
+                };
+                digest = digest.wrapping_add(hash);
             }
         }
         writes.insert(DIGEST_KEY.to_vec(), Some(digest.to_be_bytes().to_vec()));
@@ -606,6 +632,21 @@ mod tests {
         let writes = txn.finish().unwrap();
         other.write(writes);
         assert_eq!(stored_digest(&kv).unwrap(), stored_digest(&other).unwrap(), "same pairs, same digest");
+    }
+
+    #[test]
+    fn a_hash_given_with_a_new_pair_is_used_only_while_the_pair_is_unchanged() {
+        let mut kv = MemKv::new();
+        let mut txn = Txn::new(&kv);
+        txn.put_new_hashed(b"a".to_vec(), b"1".to_vec(), pair_hash(b"a", b"1"));
+        // Rewritten after: the given hash is stale and must not be used.
+        txn.put_new_hashed(b"b".to_vec(), b"1".to_vec(), pair_hash(b"b", b"1"));
+        txn.put(b"b".to_vec(), b"2".to_vec());
+        txn.put_new_hashed(b"c".to_vec(), b"1".to_vec(), pair_hash(b"c", b"1"));
+        txn.put_new(b"c".to_vec(), b"3".to_vec());
+        kv.write(txn.finish().unwrap());
+        assert_eq!(stored_digest(&kv).unwrap(), full_digest(&kv).unwrap());
+        assert_eq!(kv.iter().filter(|(k, _)| k.as_slice() != DIGEST_KEY).count(), 3);
     }
 
     #[test]

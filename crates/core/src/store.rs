@@ -399,7 +399,7 @@ impl Ctx<'_, '_> {
         let content_value = encode(content);
         message.content_bytes = content.bytes();
         message.content_hash = pair_hash(&content_key, &content_value);
-        self.kv.put_new(content_key, content_value);
+        self.kv.put_new_hashed(content_key, content_value, message.content_hash);
         queue.stats.total_bytes += message.size_bytes();
         self.index_state(queue, message.id, &message.state);
         if let Some(due_ms) = message.expires_at_ms {
