@@ -66,7 +66,8 @@ fn live_head(kv: &dyn KvRead, queue: &QueueRecord, now_ms: u64, field: &str, rec
 /// later read is the same either way.
 fn read_ahead(kv: &Txn<'_>, ids: &[u64], key: fn(u64, u64) -> Vec<u8>, space: u64) -> Io<()> {
     let (Some(&low), Some(&high)) = (ids.iter().min(), ids.iter().max()) else { return Ok(()) };
-    let span = high - low + 1;
+    // Saturating: a client's receipts may name any ids.
+    let span = (high - low).saturating_add(1);
     if ids.len() < 2 || span > 2 * ids.len() as u64 {
         return Ok(());
     }

@@ -403,3 +403,14 @@ fn a_keyed_publish_with_no_key_expired_opens_no_scan() {
     }
     check_invariants(&h.kv, h.caps).expect("invariants");
 }
+
+#[test]
+fn receipts_naming_the_farthest_ids_are_refused_without_a_scan() {
+    let mut h = Harness::new(DedupCaps::default());
+    h.apply(1, &Command::CreateQueue { name: "q".into(), config: ConfigUpdate::default() }).expect("create");
+    let receipt = |message_id| Receipt { queue: "q".into(), message_id, attempt: 1 };
+    let answer = h.apply(2, &Command::Ack { receipts: vec![receipt(1), receipt(u64::MAX)] });
+    let error = answer.expect_err("no such messages");
+    assert_eq!(error.field(), Some("receipts[0]"));
+    assert_eq!(h.kv.head_steps.load(Ordering::Relaxed), 0);
+}
