@@ -62,8 +62,11 @@ fn live_head(kv: &dyn KvRead, queue: &QueueRecord, now_ms: u64, field: &str, rec
 /// one scan, when they lie close enough together that the scan visits at
 /// most twice as many keys as are wanted (consecutive ids, the usual
 /// case: a FIFO queue delivers and acks in publish order). Otherwise each
-/// is read on its own when asked for. Reads only; the result of every
-/// later read is the same either way.
+/// is read on its own when asked for. The scan also holds the pairs of
+/// the other messages between them, so it stops at `RECEIVE_BYTES_MAX`
+/// of values: a few small ready bodies among large leased ones cannot
+/// pull those into memory. Reads only; the result of every later read is
+/// the same either way.
 fn read_ahead(kv: &Txn<'_>, ids: &[u64], key: fn(u64, u64) -> Vec<u8>, space: u64) -> Io<()> {
     let (Some(&low), Some(&high)) = (ids.iter().min(), ids.iter().max()) else { return Ok(()) };
     // Saturating: a client's receipts may name any ids.
@@ -71,7 +74,7 @@ fn read_ahead(kv: &Txn<'_>, ids: &[u64], key: fn(u64, u64) -> Vec<u8>, space: u6
     if ids.len() < 2 || span > 2 * ids.len() as u64 {
         return Ok(());
     }
-    kv.prefetch(&key(space, low), &keys::successor(&key(space, high)), span as usize)?;
+    kv.prefetch(&key(space, low), &keys::successor(&key(space, high)), span as usize, RECEIVE_BYTES_MAX)?;
     Ok(())
 }
 

@@ -278,23 +278,25 @@ impl<'a> Txn<'a> {
         Ok(value)
     }
 
-    /// Reads the base's pairs in `[start, end)`, at most `limit` of them,
-    /// in one scan, so that the [`KvRead::get`]s that follow find them
-    /// without a point read each. Changes nothing a read returns: only how
-    /// the base is read. A scan of keys that sit next to each other (the
-    /// heads or contents of neighbouring message ids) reads each block of
-    /// the store once, where point reads searched the store's levels for
-    /// every key.
-    pub fn prefetch(&self, start: &[u8], end: &[u8], limit: usize) -> Result<(), StoreFault> {
+    /// Reads the base's pairs in `[start, end)` in one scan, so that the
+    /// [`KvRead::get`]s that follow find them without a point read each;
+    /// it stops after `limit` pairs or once their values reach `bytes_max`
+    /// (the rest are read one by one when asked for). Changes nothing a
+    /// read returns: only how the base is read. A scan of keys that sit
+    /// next to each other (the heads or contents of neighbouring message
+    /// ids) reads each block of the store once, where point reads searched
+    /// the store's levels for every key.
+    pub fn prefetch(&self, start: &[u8], end: &[u8], limit: usize, bytes_max: usize) -> Result<(), StoreFault> {
         if limit == 0 {
             return Ok(());
         }
         let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut left = limit;
+        let (mut left, mut bytes) = (limit, 0usize);
         self.base.scan(start, end, Direction::Forward, &mut |key, value| {
             seen.entry(key.to_vec()).or_insert_with(|| Some(value.to_vec()));
             left -= 1;
-            left > 0
+            bytes += value.len();
+            left > 0 && bytes < bytes_max
         })
     }
 
@@ -647,6 +649,22 @@ mod tests {
         kv.write(txn.finish().unwrap());
         assert_eq!(stored_digest(&kv).unwrap(), full_digest(&kv).unwrap());
         assert_eq!(kv.iter().filter(|(k, _)| k.as_slice() != DIGEST_KEY).count(), 3);
+    }
+
+    #[test]
+    fn a_prefetch_stops_at_its_pair_and_byte_bounds() {
+        let mut kv = MemKv::new();
+        for key in [b"a", b"b", b"c", b"d"] {
+            kv.insert(key.to_vec(), vec![0; 1_000]);
+        }
+        let held = |txn: &Txn<'_>| txn.seen.lock().unwrap().len();
+        let txn = Txn::new(&kv);
+        txn.prefetch(b"a", b"z", 10, 2_500).unwrap();
+        assert_eq!(held(&txn), 3, "stops once the values read reach the byte bound");
+        let txn = Txn::new(&kv);
+        txn.prefetch(b"a", b"z", 2, usize::MAX).unwrap();
+        assert_eq!(held(&txn), 2, "stops at the pair bound");
+        assert_eq!(txn.get(b"d").unwrap(), Some(vec![0; 1_000]), "the rest are read when asked for");
     }
 
     #[test]

@@ -405,12 +405,15 @@ fn a_keyed_publish_with_no_key_expired_opens_no_scan() {
 }
 
 #[test]
-fn receipts_naming_the_farthest_ids_are_refused_without_a_scan() {
+fn receipts_far_apart_are_checked_without_a_scan_over_the_messages_between() {
     let mut h = Harness::new(DedupCaps::default());
     h.apply(1, &Command::CreateQueue { name: "q".into(), config: ConfigUpdate::default() }).expect("create");
+    let messages = (0..20).map(|i| message(i, None)).collect();
+    h.apply(1, &Command::Publish { queue: "q".into(), messages }).expect("publish");
     let receipt = |message_id| Receipt { queue: "q".into(), message_id, attempt: 1 };
+    // Ids 1 and u64::MAX: a scan between them would walk all 20 heads.
     let answer = h.apply(2, &Command::Ack { receipts: vec![receipt(1), receipt(u64::MAX)] });
-    let error = answer.expect_err("no such messages");
+    let error = answer.expect_err("message 1 is not leased");
     assert_eq!(error.field(), Some("receipts[0]"));
-    assert_eq!(h.kv.head_steps.load(Ordering::Relaxed), 0);
+    assert_eq!(h.kv.head_steps.load(Ordering::Relaxed), 0, "no scan over the messages between");
 }
