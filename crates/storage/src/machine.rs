@@ -4,12 +4,13 @@
 //! `apply` runs the core over a transaction on the store's current view and
 //! writes the changes of a group of entries as one atomic batch that also
 //! holds the last applied log id (and membership): state and applied index
-//! never disagree, whatever the crash. The batch is not synced on its own;
-//! it shares the write-ahead log the log store fsyncs, and a snapshot build
-//! syncs before openraft may purge the log behind it. So a power loss that
-//! drops unsynced state writes drops the applied id with them, and openraft
-//! re-applies those entries from the log on restart. A restart loads
-//! nothing: it reads the applied id and serves.
+//! never disagree, whatever the crash. The batch is not synced on its own,
+//! nor written to a write-ahead log: the Raft log is its redo log. It
+//! becomes durable when the store flushes the state (on its own, or when a
+//! snapshot is built, before openraft may purge the log behind it). So a
+//! power loss that drops unflushed state writes drops the applied id with
+//! them, and openraft re-applies those entries from the log on restart. A
+//! restart loads nothing: it reads the applied id and serves.
 //!
 //! A snapshot *is* the state at the applied id: building one only makes it
 //! durable; sending one streams the pairs from a consistent view; installing
@@ -52,11 +53,13 @@ pub trait StateStore: Clone + Send + Sync + fmt::Debug + 'static {
     /// The current state, as the last `write` left it.
     fn kv(&self) -> &dyn KvRead;
 
-    /// Writes `writes` as one atomic batch, readable at once, durable with
-    /// the next sync (of this store or of the log sharing its WAL).
+    /// Writes `writes` as one atomic batch, readable at once. It may be
+    /// lost in a crash until the next `sync` (or a flush the store does on
+    /// its own); what survives is always every batch up to some point.
     fn write(&self, writes: WriteSet) -> io::Result<()>;
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable (a flush of the state, not a sync
+    /// of the log's write-ahead log).
     fn sync(&self) -> impl Future<Output = io::Result<()>> + Send;
 
     /// A stream of the current state (host keys included), consistent as of

@@ -3,12 +3,22 @@
 //! ## Fault model
 //!
 //! The disk holds two images: `live` (what reads see) and `durable` (what
-//! survives a crash). A write changes `live` at once and is *pending* until
-//! a sync, which makes every pending write durable in order, like fsync on
-//! a write-ahead log. The faults:
-//! - [`MemDisk::crash`]: power loss. Pending writes vanish, and every store
-//!   opened before the crash fails from then on (its process is dead);
-//!   reopening recovers exactly the synced writes.
+//! survives a crash). A write changes `live` at once and is *pending*:
+//! - a log or meta write until a sync, which makes every pending log and
+//!   meta write durable in order, like fsync on a write-ahead log;
+//! - a state write until the state is *flushed*, as RocksDB's memtables of
+//!   the state (written without the WAL) are: by an explicit flush
+//!   ([`DiskState::flush_state`], what a snapshot build and an install
+//!   do), or on its own once [`STATE_FLUSH_WRITES`] state writes are
+//!   pending, like a memtable that fills. A flush makes every pending state
+//!   write durable, in order: what survives is always a prefix of the
+//!   state's writes. A log sync never makes a state write durable.
+//!
+//! The faults:
+//! - [`MemDisk::crash`]: power loss. Pending writes vanish (log, meta and
+//!   state alike), and every store opened before the crash fails from then
+//!   on (its process is dead); reopening recovers exactly the synced log and
+//!   meta writes and the flushed state.
 //! - [`MemDisk::corrupt_log_entry`]: a flipped bit in a stored log record.
 //!   The next read or open of that record fails its checksum.
 //! - [`MemDisk::tear_last_write`]: power loss while the newest log record
@@ -26,6 +36,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use raftq_core::kv::{MemKv, WriteSet};
+
+/// State writes pending before the disk flushes them on its own (a full
+/// memtable): small, so the simulation's crashes land both before and
+/// after such flushes.
+pub(crate) const STATE_FLUSH_WRITES: usize = 32;
 
 /// One write, as the store issues it.
 #[derive(Clone, Debug)]
@@ -49,6 +64,12 @@ pub(crate) struct Image {
     pub(crate) log: BTreeMap<u64, Vec<u8>>,
     pub(crate) meta: BTreeMap<&'static str, Vec<u8>>,
     pub(crate) state: MemKv,
+}
+
+impl Op {
+    fn is_state(&self) -> bool {
+        matches!(self, Op::WriteState(_) | Op::ReplaceState(_))
+    }
 }
 
 impl Image {
@@ -79,8 +100,14 @@ pub(crate) struct DiskState {
     pub(crate) live: Image,
     /// What survives a crash.
     durable: Image,
-    /// Applied to `live`, not yet to `durable`, in issue order.
+    /// Log and meta writes applied to `live`, not yet to `durable`, in
+    /// issue order.
     pending: Vec<Op>,
+    /// State writes applied to `live`, not yet flushed to `durable`, in
+    /// issue order.
+    state_pending: Vec<Op>,
+    /// State flushes done (explicit or on their own).
+    state_flushes: u64,
     /// Bumped by every crash: stores opened in an older generation fail.
     generation: u64,
     /// Syncs done, for group-commit and fault tests.
@@ -92,8 +119,10 @@ pub(crate) struct DiskState {
 }
 
 impl DiskState {
-    /// Issues `ops`; with `sync`, then makes every pending write durable.
+    /// Issues log and meta `ops`; with `sync`, then makes every pending log
+    /// and meta write durable.
     pub(crate) fn write(&mut self, ops: Vec<Op>, sync: bool) {
+        debug_assert!(!ops.iter().any(Op::is_state), "state writes go through write_state");
         for op in &ops {
             self.live.apply(op);
         }
@@ -101,6 +130,26 @@ impl DiskState {
         if sync {
             self.sync();
         }
+    }
+
+    /// Issues one state write (not through the write-ahead log): durable
+    /// only once the state is flushed, explicitly or on its own after
+    /// [`STATE_FLUSH_WRITES`] pending writes.
+    pub(crate) fn write_state(&mut self, op: Op) {
+        debug_assert!(op.is_state(), "log and meta writes go through write");
+        self.live.apply(&op);
+        self.state_pending.push(op);
+        if self.state_pending.len() >= STATE_FLUSH_WRITES {
+            self.flush_state();
+        }
+    }
+
+    /// Makes every pending state write durable, in order.
+    pub(crate) fn flush_state(&mut self) {
+        for op in self.state_pending.drain(..) {
+            self.durable.apply(&op);
+        }
+        self.state_flushes += 1;
     }
 
     pub(crate) fn sync(&mut self) {
@@ -137,6 +186,7 @@ impl MemDisk {
         let mut state = self.lock();
         state.live = state.durable.clone();
         state.pending.clear();
+        state.state_pending.clear();
         state.generation += 1;
     }
 
@@ -170,6 +220,7 @@ impl MemDisk {
         });
         state.live = state.durable.clone();
         state.pending.clear();
+        state.state_pending.clear();
         state.generation += 1;
         let (index, record) = in_flight.filter(|(index, _)| durable_end.is_none_or(|end| *index > end))?;
         let half = record[..record.len() / 2].to_vec();
@@ -202,9 +253,19 @@ impl MemDisk {
         self.lock().pending.iter().any(|op| matches!(op, Op::PutLog(..)))
     }
 
-    /// Writes issued but not yet synced.
+    /// Log and meta writes issued but not yet synced.
     pub fn pending_writes(&self) -> usize {
         self.lock().pending.len()
+    }
+
+    /// State writes issued but not yet flushed.
+    pub fn pending_state_writes(&self) -> usize {
+        self.lock().state_pending.len()
+    }
+
+    /// State flushes done since the disk was created.
+    pub fn state_flush_count(&self) -> u64 {
+        self.lock().state_flushes
     }
 
     pub(crate) fn generation(&self) -> u64 {

@@ -38,9 +38,11 @@ impl MemStore {
     }
 }
 
-/// [`StateStore`] on a [`MemDisk`]: state writes are pending until the next
-/// sync of anything on the disk (one write-ahead log, as in RocksDB), so a
-/// simulated power loss drops unsynced state writes and their applied id.
+/// [`StateStore`] on a [`MemDisk`]: state writes skip the write-ahead log,
+/// as in the RocksDB store, and are pending until the disk flushes the
+/// state (a snapshot build, or on its own as a full memtable would), so a
+/// simulated power loss drops unflushed state writes and their applied id,
+/// and the node re-applies them from its log.
 #[derive(Clone, Debug)]
 pub struct MemState {
     disk: MemDisk,
@@ -80,12 +82,12 @@ impl StateStore for MemState {
     }
 
     fn write(&self, writes: WriteSet) -> io::Result<()> {
-        self.disk.access(self.generation)?.write(vec![Op::WriteState(writes)], false);
+        self.disk.access(self.generation)?.write_state(Op::WriteState(writes));
         Ok(())
     }
 
     async fn sync(&self) -> io::Result<()> {
-        self.disk.access(self.generation)?.sync();
+        self.disk.access(self.generation)?.flush_state();
         Ok(())
     }
 
@@ -111,7 +113,9 @@ impl StateStore for MemState {
         if !decoder.is_complete() {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "snapshot stream ended before its end frame"));
         }
-        self.disk.access(self.generation)?.write(vec![Op::ReplaceState(staged)], true);
+        let mut disk = self.disk.access(self.generation)?;
+        disk.write_state(Op::ReplaceState(staged));
+        disk.flush_state();
         Ok(())
     }
 

@@ -149,3 +149,38 @@ async fn corrupt_record_is_never_served() {
     assert!(err.to_string().contains("log entry 2 checksum mismatch"), "{err}");
     assert_eq!(reader.try_get_log_entries(3..5).await.unwrap().len(), 2, "intact records still read");
 }
+
+/// State writes are not in the log's write-ahead log: a log sync leaves
+/// them pending, so a crash loses them (with their applied id); a state
+/// flush, or enough pending writes (a full memtable), makes them durable.
+/// Before, every log sync made them durable too.
+#[tokio::test]
+async fn state_writes_survive_a_crash_only_once_flushed_never_through_a_log_sync() {
+    use crate::machine::StateStore;
+    use raftq_core::kv::KvRead;
+    let disk = MemDisk::new();
+    let (mut log, sm) = MemStore::open(disk.clone()).await.unwrap();
+    sm.store().write([(b"test/a".to_vec(), Some(b"1".to_vec()))].into()).unwrap();
+    append_synced(&mut log, workload(2)).await;
+    assert_eq!(disk.pending_writes(), 0, "the log is synced");
+    assert_eq!(disk.pending_state_writes(), 1, "the state write is still pending");
+    disk.crash();
+
+    let (_log, sm) = MemStore::open(disk.clone()).await.unwrap();
+    assert_eq!(sm.store().get(b"test/a").unwrap(), None, "an unflushed state write is lost");
+    sm.store().write([(b"test/b".to_vec(), Some(b"2".to_vec()))].into()).unwrap();
+    sm.store().sync().await.unwrap();
+    let flushes = disk.state_flush_count();
+    for i in 0..super::disk::STATE_FLUSH_WRITES {
+        sm.store().write([(format!("test/c{i:03}").into_bytes(), Some(b"3".to_vec()))].into()).unwrap();
+    }
+    assert_eq!(disk.state_flush_count(), flushes + 1, "a full memtable flushes on its own");
+    sm.store().write([(b"test/d".to_vec(), Some(b"4".to_vec()))].into()).unwrap();
+    disk.crash();
+
+    let (_log, sm) = MemStore::open(disk).await.unwrap();
+    let kv = sm.store();
+    assert_eq!(kv.get(b"test/b").unwrap(), Some(b"2".to_vec()), "flushed by sync");
+    assert_eq!(kv.get(b"test/c031").unwrap(), Some(b"3".to_vec()), "flushed on its own");
+    assert_eq!(kv.get(b"test/d").unwrap(), None, "written after the last flush");
+}

@@ -12,7 +12,12 @@
 //!
 //! Every log write goes to RocksDB unsynced (readable at once) and then
 //! waits for the group-commit thread (`syncer`) to fsync the WAL before it
-//! is acknowledged. State writes share that WAL and are synced with it.
+//! is acknowledged. State writes skip the WAL: the log is their redo log.
+//! They become durable when RocksDB flushes the memtables (all column
+//! families at once: atomic flush), and a snapshot build flushes them
+//! before openraft may purge the log behind it; a crash that loses
+//! unflushed state writes loses their applied id with them, and the node
+//! re-applies those entries from its log.
 //! No compression: log records are small and bodies are the user's bytes.
 //!
 //! Memory: one budget ([`StoreOptions::memory_budget_bytes`]) bounds the
@@ -195,6 +200,14 @@ fn open_db(path: &Path, memory_budget_bytes: usize) -> Result<DB, rocksdb::Error
     // replayed at each start). Past this total RocksDB flushes the column
     // families holding the oldest file.
     opts.set_max_total_wal_size(WAL_BYTES_MAX);
+    // The state's writes skip the WAL (`RocksState::write`): the Raft log
+    // is their redo log. What survives a crash of them is what was flushed,
+    // so every flush must cover all the state's families at one point of
+    // the write sequence, or a crash could keep one table's changes
+    // without another's (a message's head deleted, its queue's count not).
+    // Atomic flush: every flush, ours or RocksDB's own, flushes all column
+    // families together and records them in one step.
+    opts.set_atomic_flush(true);
     let state = |name: &str| {
         let mut state = cf_options();
         if state::DEDUP_FAMILIES.contains(&name) {

@@ -536,3 +536,79 @@ async fn dedup_families_are_not_compacted_for_their_deletions() {
         assert!(has(family, "level0_file_num_compaction_trigger=4"), "{family}");
     }
 }
+
+/// Env var naming the data dir when this test binary runs as the child of
+/// `a_crash_loses_unflushed_state_writes_and_the_log_re_applies_them`.
+const CRASH_CHILD_DIR: &str = "RAFTQ_TEST_CRASH_CHILD_DIR";
+
+/// State writes skip the WAL (the log is their redo log). A real process
+/// crash (abort: no shutdown flush) after applying past the last flush
+/// loses those state writes with their applied id, never part of them, and
+/// re-applying the synced log gives the state back. Before, state writes
+/// went through the WAL and survived the crash: the first assertion fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loses_unflushed_state_writes_and_the_log_re_applies_them() {
+    let entries = workload(40);
+    if let Ok(dir) = std::env::var(CRASH_CHILD_DIR) {
+        let dir = PathBuf::from(dir);
+        let (mut log, mut sm) = RocksStore::open(&dir).await.unwrap();
+        append_synced(&mut log, entries.clone()).await;
+        log.save_committed(entries.last().map(|e| e.log_id)).await.unwrap();
+        apply(&mut sm, entries[..20].to_vec()).await;
+        sm.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
+        apply(&mut sm, entries[20..].to_vec()).await;
+        let digest = sm.reader().digest().unwrap();
+        std::fs::write(dir.join("child-digest"), digest).unwrap();
+        std::process::abort();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "rocks::tests::a_crash_loses_unflushed_state_writes_and_the_log_re_applies_them"])
+        .args(["--nocapture", "--test-threads", "1"])
+        .env(CRASH_CHILD_DIR, dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child aborts: {status}");
+    let full = std::fs::read(dir.path().join("child-digest")).expect("the child applied every entry before it died");
+
+    let (mut log, mut sm) = RocksStore::open(dir.path()).await.unwrap();
+    assert_eq!(sm.applied(), Some(entries[19].log_id), "the state as of the flush at the snapshot build");
+    raftq_core::check_invariants(sm.store(), raftq_core::DedupCaps::default()).expect("a consistent state");
+    assert_eq!(log.get_log_state().await.unwrap().last_log_id, entries.last().map(|e| e.log_id), "the log was synced");
+    StorageHelper::new(&mut log, &mut sm).with_id(1).get_initial_state().await.unwrap();
+    assert_eq!(sm.applied(), entries.last().map(|e| e.log_id), "openraft re-applied the committed log");
+    assert_eq!(sm.reader().digest().unwrap().to_vec(), full, "the same state as before the crash");
+}
+
+/// The state's writes are not in the write-ahead log: 4 MiB of state adds
+/// almost nothing to it (before, every byte was written there as well).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_writes_stay_out_of_the_write_ahead_log() {
+    use crate::machine::StateStore;
+    use raftq_core::kv::KvRead;
+    let wal_bytes = |dir: &Path| -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_log, sm) = RocksStore::open(dir.path()).await.unwrap();
+    let store = sm.store().clone();
+    let before = wal_bytes(dir.path());
+    for batch in 0..4u32 {
+        store
+            .write((0..256u32).map(|i| (format!("test/{batch}/{i:04}").into_bytes(), Some(vec![9u8; 4096]))).collect())
+            .unwrap();
+    }
+    let grown = wal_bytes(dir.path()) - before;
+    assert!(grown < 64 << 10, "the WAL grew by {grown} bytes for 4 MiB of state");
+    store.sync().await.unwrap();
+    drop((_log, sm, store));
+    let (_log, sm) = RocksStore::open(dir.path()).await.unwrap();
+    assert_eq!(sm.store().get(b"test/3/0255").unwrap(), Some(vec![9u8; 4096]), "flushed state is kept");
+}

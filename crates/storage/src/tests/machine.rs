@@ -177,6 +177,9 @@ async fn restart_reads_the_applied_id_and_reapplies_only_what_came_after() {
     let (mut log, mut sm) = MemStore::open(disk.clone()).await.unwrap();
     append_synced(&mut log, entries.clone()).await;
     log.save_committed(entries.last().map(|e| e.log_id)).await.unwrap();
+    // Committed is not synced on its own; the next log sync carries it (a
+    // state flush does not: the state is not in the log's WAL).
+    log.save_vote(&crate::types::Vote::new(1, 1)).await.unwrap();
     apply(&mut sm, entries[..20].to_vec()).await;
     sm.store().sync().await.unwrap();
     apply(&mut sm, entries[20..].to_vec()).await;
