@@ -371,6 +371,11 @@ impl<S: StateStore> RaftStateMachine<TypeConfig> for StateMachine<S> {
         if self.applied.is_none() {
             return Ok(None);
         }
+        // openraft takes this meta as a snapshot already made durable and
+        // may purge the log behind it (at startup it asks right after
+        // re-applying the log, whose state writes are not flushed yet):
+        // make the state at the meta durable first, as a build does.
+        self.store.sync().await?;
         Ok(Some(Snapshot { meta: self.snapshot_meta(), snapshot: self.store.stream()? }))
     }
 }

@@ -205,3 +205,20 @@ async fn a_snapshot_build_makes_the_state_durable() {
     let (_log, sm) = MemStore::open(disk).await.unwrap();
     assert_eq!(sm.applied(), built.meta.last_log_id, "what openraft may purge behind survives power loss");
 }
+
+/// openraft takes the current snapshot's meta as durable and may purge the
+/// log behind it; at startup it asks right after re-applying the log, whose
+/// state writes are not flushed. Asking must flush them: before, a crash
+/// after a purge to that meta left a state behind a purged log (the node
+/// could not start).
+#[tokio::test]
+async fn the_current_snapshot_is_durable_when_openraft_is_told_of_it() {
+    let disk = MemDisk::new();
+    let (_log, mut sm) = MemStore::open(disk.clone()).await.unwrap();
+    apply(&mut sm, workload(12)).await;
+    assert!(disk.pending_state_writes() > 0, "the applied state is not flushed yet");
+    let current = sm.get_current_snapshot().await.unwrap().expect("a state is applied");
+    disk.crash();
+    let (_log, sm) = MemStore::open(disk).await.unwrap();
+    assert_eq!(sm.applied(), current.meta.last_log_id, "the snapshot openraft was given survives power loss");
+}
