@@ -549,7 +549,7 @@ fn kill_9(pid: u32) {
 const CRASH_CHILD_DIR: &str = "RAFTQ_TEST_CRASH_CHILD_DIR";
 
 /// State writes skip the WAL (the log is their redo log). A real process
-/// crash (abort: no shutdown flush) after applying past the last flush
+/// crash (`kill -9`: no shutdown flush) after applying past the last flush
 /// loses those state writes with their applied id, never part of them, and
 /// re-applying the synced log gives the state back. Before, state writes
 /// went through the WAL and survived the crash: the first assertion fails.
