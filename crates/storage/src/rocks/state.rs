@@ -357,12 +357,7 @@ impl StateStore for RocksState {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "snapshot stream ended before its end frame"));
         }
         // Staging skipped the WAL: make it durable before it becomes live.
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            db.flush_cfs_opt(&families(&db), &rocksdb::FlushOptions::default()).map_err(rocks_io)
-        })
-        .await
-        .map_err(|e| io::Error::other(format!("flush task failed: {e}")))??;
+        self.sync().await?;
         let mut switch = WriteBatch::default();
         switch.put_cf(cf(&self.db, CF_META), META_GENERATION, [staging]);
         for name in STATE_FAMILIES {

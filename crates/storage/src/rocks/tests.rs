@@ -277,7 +277,7 @@ async fn the_write_ahead_log_stays_bounded_when_one_column_family_is_idle() {
         let publish = Command::Publish { queue: "q".into(), messages: vec![message.clone(); per_entry as usize] };
         append_synced(&mut log, vec![entry(index, 1_000, vec![publish])]).await;
     }
-    let wal_bytes: u64 = files_with_ext(dir.path(), "log").iter().map(|f| f.metadata().unwrap().len()).sum();
+    let wal_bytes = bytes_with_ext(dir.path(), "log");
     assert!(
         wal_bytes < 2 * WAL_BYTES_MAX,
         "{} MiB of WAL after {} MiB written (bound {} MiB)",
@@ -287,14 +287,9 @@ async fn the_write_ahead_log_stays_bounded_when_one_column_family_is_idle() {
     );
 }
 
-/// Bytes of the SST files in `dir`.
-fn sst_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".sst"))
-        .map(|e| e.metadata().unwrap().len())
-        .sum()
+/// Bytes of the files in `dir` named `*.ext` (`sst`: tables, `log`: WAL).
+fn bytes_with_ext(dir: &Path, ext: &str) -> u64 {
+    files_with_ext(dir, ext).iter().map(|file| file.metadata().unwrap().len()).sum()
 }
 
 /// Deleted state keeps its space until a compaction rewrites the files
@@ -315,16 +310,16 @@ async fn the_compactor_gives_back_the_space_of_deleted_state() {
     }
     store.sync().await.unwrap();
     compact().unwrap();
-    let full = sst_bytes(dir.path());
+    let full = bytes_with_ext(dir.path(), "sst");
     assert!(full > 30 << 20, "the state is on disk: {full} bytes");
     for batch in 0..10 {
         store.write((0..1_000).map(|i| (key(batch, i), None)).collect()).unwrap();
     }
     store.sync().await.unwrap();
-    assert!(sst_bytes(dir.path()) >= full, "deleting alone frees nothing");
+    assert!(bytes_with_ext(dir.path(), "sst") >= full, "deleting alone frees nothing");
     assert_eq!(compactor.deleted_keys(), 10_000, "every deleted key is counted");
     compact().unwrap();
-    let after = sst_bytes(dir.path());
+    let after = bytes_with_ext(dir.path(), "sst");
     assert!(after < full / 10, "compacted: {after} of {full} bytes left");
 }
 
@@ -607,24 +602,16 @@ async fn a_crash_loses_unflushed_state_writes_and_the_log_re_applies_them() {
 async fn state_writes_stay_out_of_the_write_ahead_log() {
     use crate::machine::StateStore;
     use raftq_core::kv::KvRead;
-    let wal_bytes = |dir: &Path| -> u64 {
-        std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
-            .map(|e| e.metadata().unwrap().len())
-            .sum()
-    };
     let dir = tempfile::tempdir().unwrap();
     let (_log, sm) = RocksStore::open(dir.path()).await.unwrap();
     let store = sm.store().clone();
-    let before = wal_bytes(dir.path());
+    let before = bytes_with_ext(dir.path(), "log");
     for batch in 0..4u32 {
         store
             .write((0..256u32).map(|i| (format!("test/{batch}/{i:04}").into_bytes(), Some(vec![9u8; 4096]))).collect())
             .unwrap();
     }
-    let grown = wal_bytes(dir.path()) - before;
+    let grown = bytes_with_ext(dir.path(), "log") - before;
     assert!(grown < 64 << 10, "the WAL grew by {grown} bytes for 4 MiB of state");
     assert_eq!(store.get(b"test/3/0255").unwrap(), Some(vec![9u8; 4096]), "readable at once");
 }
