@@ -233,9 +233,6 @@ fn open_db(path: &Path, memory_budget_bytes: usize) -> Result<DB, rocksdb::Error
             state.set_memtable_whole_key_filtering(true);
             state.set_memtable_prefix_bloom_ratio(0.05);
         } else {
-            if name == CONTENTS_FAMILY {
-                contents_in_blob_files(&mut state);
-            }
             // The ready and timer indexes are queues: keys are deleted at the
             // front as fast as they are added at the back. Compact files
             // dense with deletions early, so finding the first live key
@@ -248,38 +245,6 @@ fn open_db(path: &Path, memory_budget_bytes: usize) -> Result<DB, rocksdb::Error
         vec![ColumnFamilyDescriptor::new(CF_LOG, cf_options()), ColumnFamilyDescriptor::new(CF_META, cf_options())];
     cfs.extend(state::STATE_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, state(name))));
     DB::open_cf_descriptors(&opts, path, cfs)
-}
-
-/// The family of message contents (table `b`): bodies, written once at
-/// publish and deleted at ack.
-const CONTENTS_FAMILY: &str = "state_contents";
-
-/// Contents at least this large live in blob files (smaller ones stay in
-/// the tables, where a few extra bytes cost a compaction less than a
-/// second read costs a receive).
-const BLOB_MIN_BYTES: u64 = 512;
-
-/// Stores the contents family's large values in blob files, apart from
-/// its keys (RocksDB's integrated BlobDB). A body is written once at
-/// publish and deleted at ack, but compaction rewrote it with its key:
-/// the deletions of a drain land in files that overlap the bodies' files,
-/// and merging them copied every body still waiting (in a drain of
-/// 300,000 messages each node's compactions read 285–664 MB of contents
-/// and wrote up to 380 MB back, a quarter of the nodes' CPU). With the
-/// bodies in blob files a compaction moves a key and a 20-byte reference;
-/// the body is written once, when its memtable is flushed. A blob file is
-/// deleted once every body in it is acked (its references compacted away);
-/// garbage collection copies the live bodies out of the oldest quarter of
-/// the files once half of a file is garbage, so one message left in the
-/// queue cannot keep a whole file of acked ones on disk.
-fn contents_in_blob_files(opts: &mut Options) {
-    opts.set_enable_blob_files(true);
-    opts.set_min_blob_size(BLOB_MIN_BYTES);
-    opts.set_blob_file_size(64 << 20);
-    opts.set_blob_compression_type(DBCompressionType::None);
-    opts.set_enable_blob_gc(true);
-    opts.set_blob_gc_age_cutoff(0.25);
-    opts.set_blob_gc_force_threshold(0.5);
 }
 
 fn cf_options(cache: &Cache, write_buffer_bytes: usize) -> Options {

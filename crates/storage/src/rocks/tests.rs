@@ -323,39 +323,6 @@ async fn the_compactor_gives_back_the_space_of_deleted_state() {
     assert!(after < full / 10, "compacted: {after} of {full} bytes left");
 }
 
-/// Message bodies (table `b`) are written to blob files when their
-/// memtable is flushed, apart from their keys: a compaction then moves a
-/// key and a small reference, never the body (the deletions of a drain
-/// had compactions copy every body still queued). Once every body is
-/// deleted and compacted away, the blob files go too: the space comes back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bodies_live_in_blob_files_that_go_once_the_bodies_are_deleted() {
-    use crate::machine::StateStore;
-    let dir = tempfile::tempdir().unwrap();
-    let (_log, sm) = RocksStore::open(dir.path()).await.unwrap();
-    let store = sm.store().clone();
-    let compactor = sm.compactor().expect("RocksDB has files to compact");
-    // A content key: table `b`, space 1, the message id.
-    let key = |id: u64| [&[b'b'][..], &1u64.to_be_bytes(), &id.to_be_bytes()].concat();
-    for round in 0..4u64 {
-        let writes = (0..2_000).map(|i| (key(round * 2_000 + i), Some(vec![7u8; 1024]))).collect();
-        store.write(writes).unwrap();
-        store.sync().await.unwrap();
-    }
-    compactor.compact().unwrap();
-    let blobs = bytes_with_ext(dir.path(), "blob");
-    let tables = bytes_with_ext(dir.path(), "sst");
-    assert!(blobs > 8_000 * 1024, "the 8 MB of bodies are in blob files: {blobs} bytes");
-    assert!(tables < blobs / 4, "the tables hold keys and references, not bodies: {tables} of {blobs} bytes");
-    for round in 0..4u64 {
-        store.write((0..2_000).map(|i| (key(round * 2_000 + i), None)).collect()).unwrap();
-    }
-    store.sync().await.unwrap();
-    compactor.compact().unwrap();
-    let left = bytes_with_ext(dir.path(), "blob");
-    assert_eq!(left, 0, "every body deleted and compacted: no blob file is left ({left} bytes)");
-}
-
 /// The state is spread over several column families (one per growing
 /// table); to the core it must still be one ordered key space. Every range
 /// between a set of boundaries around and inside the family cuts, scanned
