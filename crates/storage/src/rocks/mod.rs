@@ -232,6 +232,16 @@ fn open_db(path: &Path, memory_budget_bytes: usize) -> Result<DB, rocksdb::Error
             // (6 % of a follower's samples in a drain) and spare no read.
             state.set_memtable_whole_key_filtering(true);
             state.set_memtable_prefix_bloom_ratio(0.05);
+        } else if name == state::CONTENTS_FAMILY {
+            // Bodies are read at the ids a receive takes (a scan spans at
+            // most twice the ids it wants), never from the front of the
+            // table, so the tombstones of acked bodies slow no read. Compacted
+            // early, each file of them was merged with the bodies below it
+            // while the drain was still deleting those: every flush rewrote
+            // the bodies not yet acked. Left to RocksDB's level-0 trigger, a
+            // drain of 300,000 messages compacted this family 0.57–0.66 GB
+            // read / 0.07 GB written (three nodes) instead of 1.1–1.6 /
+            // 0.35–0.89.
         } else {
             // The ready and timer indexes are queues: keys are deleted at the
             // front as fast as they are added at the back. Compact files

@@ -45,6 +45,8 @@ pub(crate) const STATE_FAMILIES: [&str; 8] = [
     "state_dedup_by_queue",
     "state_dedup_by_expiry",
 ];
+/// The family of message contents (table `b`).
+pub(crate) const CONTENTS_FAMILY: &str = STATE_FAMILIES[2];
 /// The families of the three idempotency-key tables (`k`, `x`, `X`): the
 /// last three of `STATE_FAMILIES`.
 pub(crate) const DEDUP_FAMILIES: &[&str] = STATE_FAMILIES.split_at(5).1;
