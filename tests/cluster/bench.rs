@@ -38,6 +38,28 @@ async fn bench_reports_and_checks_every_scenario() {
             assert!(report["end_to_end_latency"]["count"].as_u64() == Some(300), "{report}");
         }
     }
+    // A standing backlog: published first, kept in the queue while the
+    // run's own messages go through, consumed at the end, never counted
+    // as the run's (neither unexpected nor received).
+    let report = bench(
+        &servers,
+        &[
+            "--scenario",
+            "end-to-end",
+            "--messages",
+            "300",
+            "--inflight",
+            "8",
+            "--standing",
+            "500",
+            "--receive-batch",
+            "10",
+        ],
+    )
+    .await;
+    assert_eq!((report["confirmed"].as_u64(), report["received"].as_u64()), (Some(300), Some(300)), "{report}");
+    assert_eq!((report["lost"].as_u64(), report["unexpected"].as_u64()), (Some(0), Some(0)), "{report}");
+    assert_eq!((report["standing"].as_u64(), report["standing_received"].as_u64()), (Some(500), Some(500)), "{report}");
     let report =
         bench(&servers, &["--scenario", "topic", "--fanout", "3", "--messages", "300", "--inflight", "8"]).await;
     assert_eq!((report["confirmed"].as_u64(), report["fanout"].as_u64()), (Some(300), Some(3)), "{report}");

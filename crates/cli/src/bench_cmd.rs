@@ -22,6 +22,9 @@ mod sweep;
 const ACKS_IN_FLIGHT: usize = 4;
 /// The long poll of each bench consumer receive.
 const BENCH_RECEIVE_WAIT: Duration = Duration::from_millis(500);
+/// Sequence numbers of the standing backlog's messages (`--standing`)
+/// start here: never confirmed, consumed, or checked as the run's own.
+const STANDING_SEQ_BASE: u64 = 1 << 62;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
@@ -90,6 +93,14 @@ pub struct BenchArgs {
     /// Messages per receive (consumers).
     #[arg(long, default_value_t = 100)]
     pub receive_batch: u32,
+    /// End-to-end scenario: publish this many messages first (not
+    /// measured), then keep the queue that deep while producers and
+    /// consumers run: a consumer takes a message only once as many have
+    /// been confirmed as consumed. The steady state of a queue that holds
+    /// a backlog, where every ack deletes at the front while publishes
+    /// append at the back. The rest is drained at the end.
+    #[arg(long, default_value_t = 0, conflicts_with = "sweep")]
+    pub standing: u64,
     /// Directory for the fsync scenario's scratch file (use the disk the
     /// nodes' data dirs are on).
     #[arg(long, default_value = ".")]
@@ -151,6 +162,11 @@ struct Totals {
     failed: Mutex<HashSet<u64>>,
     publish_errors: AtomicU64,
     received: Mutex<Vec<u64>>,
+    /// Messages of the standing backlog (`--standing`) consumed.
+    standing_received: AtomicU64,
+    /// Signalled at every confirm (consumers of a standing backlog wait
+    /// for it).
+    confirms: tokio::sync::Notify,
     confirm_us: Mutex<Histogram<u64>>,
     e2e_us: Mutex<Histogram<u64>>,
     producing: AtomicBool,
@@ -174,6 +190,8 @@ impl Totals {
             failed: Mutex::new(HashSet::new()),
             publish_errors: AtomicU64::new(0),
             received: Mutex::new(Vec::new()),
+            standing_received: AtomicU64::new(0),
+            confirms: tokio::sync::Notify::new(),
             confirm_us: Mutex::new(histogram()),
             e2e_us: Mutex::new(histogram()),
             producing: AtomicBool::new(true),
@@ -248,6 +266,12 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, base: ClientConfig, json
         Scenario::Publish => 0,
         _ => args.consumers.unwrap_or(1),
     };
+    if args.standing > 0 {
+        if args.scenario != Scenario::EndToEnd {
+            bail!("--standing is for the end-to-end scenario");
+        }
+        publish_standing(&producer_clients[0], &args).await?;
+    }
     let publish_started = Instant::now();
     let producers = spawn_producers(&producer_clients, &args, &totals);
     let mut consumer_tasks = Vec::new();
@@ -333,6 +357,7 @@ fn spawn_producers(
                         let took = totals.elapsed_us().saturating_sub(sent_us).max(1);
                         totals.confirm_us.lock().expect("lock").saturating_record(took);
                         totals.confirmed.lock().expect("lock").extend(first..last);
+                        totals.confirms.notify_waiters();
                     }
                     Err(e) => {
                         totals.publish_errors.fetch_add(last - first, Ordering::Relaxed);
@@ -355,13 +380,63 @@ fn spawn_consumers(
     let mut tasks = Vec::new();
     for _ in 0..consumers {
         let (client, totals, queue, max) = (client.clone(), totals.clone(), args.queue.clone(), args.receive_batch);
+        let standing = args.standing > 0;
         if args.unary {
-            tasks.push(tokio::spawn(consume_unary(client, totals, queue, max)));
+            tasks.push(tokio::spawn(consume_unary(client, totals, queue, max, standing)));
         } else {
-            tasks.push(tokio::spawn(consume_streamed(client, totals, queue, max)));
+            tasks.push(tokio::spawn(consume_streamed(client, totals, queue, max, standing)));
         }
     }
     tasks
+}
+
+/// Publishes the standing backlog (`--standing`) before the measured run:
+/// batches of 100, 16 requests in flight.
+async fn publish_standing(client: &Client, args: &BenchArgs) -> Result<()> {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (client, next, queue, total, size) =
+            (client.clone(), next.clone(), args.queue.clone(), args.standing, args.size);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let first = next.fetch_add(100, Ordering::SeqCst);
+                if first >= total {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let seqs = first..(first + 100).min(total);
+                let messages = seqs.map(|i| OutgoingMessage::new(body(STANDING_SEQ_BASE + i, 0, size))).collect();
+                client.publish(&queue, messages).await.context("publishing the standing backlog")?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.context("standing backlog task")??;
+    }
+    eprintln!("standing backlog: {} messages published", args.standing);
+    Ok(())
+}
+
+/// With a standing backlog, waits until a consumer may take `max` more
+/// messages and leave the queue as deep as it started: until as many have
+/// been confirmed as consumed (the standing messages included). No wait
+/// once producing is over.
+async fn keep_standing(totals: &Totals, max: u32) {
+    loop {
+        if !totals.producing.load(Ordering::SeqCst) {
+            return;
+        }
+        // Made before the check, so a confirm in between still wakes it.
+        let confirmed_more = totals.confirms.notified();
+        let consumed =
+            totals.received.lock().expect("lock").len() as u64 + totals.standing_received.load(Ordering::Relaxed);
+        let confirmed = totals.confirmed.lock().expect("lock").len() as u64;
+        if consumed + u64::from(max) <= confirmed {
+            return;
+        }
+        // Producing can end without a confirm: look again now and then.
+        let _ = tokio::time::timeout(Duration::from_millis(50), confirmed_more).await;
+    }
 }
 
 /// Acks in flight per consumer, and waiting for all of them.
@@ -397,6 +472,10 @@ fn record_received(totals: &Totals, deliveries: &[raftq_client::Delivery]) -> Re
     let mut received = totals.received.lock().expect("lock");
     for delivery in deliveries {
         let (seq, sent_us) = parse_body(delivery.body()).context("a body the bench did not write")?;
+        if seq >= STANDING_SEQ_BASE {
+            totals.standing_received.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         e2e.saturating_record(now_us.saturating_sub(sent_us).max(1));
         received.push(seq);
     }
@@ -407,9 +486,12 @@ fn record_received(totals: &Totals, deliveries: &[raftq_client::Delivery]) -> Re
 /// Acks are pipelined: the next receive goes out while the last batch's
 /// ack commits, as a real consumer that acks after processing would
 /// overlap them.
-async fn consume_unary(client: Client, totals: Arc<Totals>, queue: String, max: u32) -> Result<()> {
+async fn consume_unary(client: Client, totals: Arc<Totals>, queue: String, max: u32, standing: bool) -> Result<()> {
     let acks = Acks::new();
     loop {
+        if standing {
+            keep_standing(&totals, max).await;
+        }
         let deliveries = client.receive(&queue, max, BENCH_RECEIVE_WAIT, None).await?;
         if deliveries.is_empty() {
             if consumed_all(&totals) {
@@ -436,12 +518,15 @@ async fn consume_unary(client: Client, totals: Arc<Totals>, queue: String, max: 
 /// A consumer over one Consume stream (prefetch `max` × acks in flight):
 /// what has arrived, up to `max`, is acked as one settle on the stream,
 /// pipelined as in [`consume_unary`].
-async fn consume_streamed(client: Client, totals: Arc<Totals>, queue: String, max: u32) -> Result<()> {
+async fn consume_streamed(client: Client, totals: Arc<Totals>, queue: String, max: u32, standing: bool) -> Result<()> {
     let prefetch = (max * ACKS_IN_FLIGHT as u32).clamp(1, 1000);
     let mut stream = client.consume(&queue, prefetch, None).await?;
     let settler = stream.settler();
     let acks = Acks::new();
     loop {
+        if standing {
+            keep_standing(&totals, max).await;
+        }
         let first = match tokio::time::timeout(BENCH_RECEIVE_WAIT, stream.next()).await {
             Ok(Some(delivery)) => delivery?,
             Ok(None) => bail!("the consume stream ended"),
@@ -726,6 +811,7 @@ fn report(args: &BenchArgs, totals: &Totals, publish_secs: f64, drain_secs: f64,
         "producers": args.producers, "connections": args.connections, "inflight": args.inflight, "batch": args.batch, "size": args.size,
         "confirmed": confirmed.len(), "publish_errors": totals.publish_errors.load(Ordering::Relaxed),
         "received": received.len(), "lost": lost, "duplicated": duplicated, "unexpected": unexpected, "recovered": recovered,
+        "standing": args.standing, "standing_received": totals.standing_received.load(Ordering::Relaxed),
         "publish_msgs_per_sec": publish_rate.round(), "publish_mb_per_sec": mb(publish_rate),
         "drain_msgs_per_sec": drain_rate.round(),
         "confirm_latency": percentiles(&totals.confirm_us.lock().expect("lock")),
@@ -735,6 +821,13 @@ fn report(args: &BenchArgs, totals: &Totals, publish_secs: f64, drain_secs: f64,
         println!("{result}");
     } else {
         println!("scenario {:?}: {} confirmed in {publish_secs:.2}s", args.scenario, confirmed.len());
+        if args.standing > 0 {
+            println!(
+                "  with {} messages standing in the queue ({} of them consumed by the end)",
+                args.standing,
+                totals.standing_received.load(Ordering::Relaxed)
+            );
+        }
         let mut rows =
             vec![("publish (confirm latency)", publish_rate, Some(mb(publish_rate)), &result["confirm_latency"])];
         if args.scenario != Scenario::Publish {
