@@ -47,6 +47,9 @@ pub(crate) const STATE_FAMILIES: [&str; 8] = [
 ];
 /// The family of message contents (table `b`).
 pub(crate) const CONTENTS_FAMILY: &str = STATE_FAMILIES[2];
+/// The families of message heads (`m`) and the ready index (`r`): written
+/// at both ends of a queue's backlog at once.
+pub(crate) const BACKLOG_INDEX_FAMILIES: [&str; 2] = [STATE_FAMILIES[1], STATE_FAMILIES[3]];
 /// The families of the three idempotency-key tables (`k`, `x`, `X`): the
 /// last three of `STATE_FAMILIES`.
 pub(crate) const DEDUP_FAMILIES: &[&str] = STATE_FAMILIES.split_at(5).1;
