@@ -46,15 +46,20 @@ async fn transfer_to_the_current_leader_is_a_no_op() {
 #[tokio::test(flavor = "multi_thread")]
 async fn transfer_answers_once_the_target_leads() {
     let mut cluster = Cluster::start("transfer-done", 3, Options::default()).await;
-    let leader = cluster.leader_id().await;
-    let target = cluster.running_ids().into_iter().find(|id| *id != leader).expect("a follower");
-
-    let request = proto::TransferLeaderRequest { node_id: target };
-    cluster.cluster_stub(leader).transfer_leader(request).await.expect("transfer");
-    let status = cluster.status_of(target).await.expect("target status");
-    assert_eq!(status.leader_id, Some(target), "answered before the target led: {status:?}");
-    let request = proto::CreateQueueRequest { queue: "after-transfer".into(), config: None };
-    cluster.queue_stub(target).create_queue(request).await.expect("the target takes writes at once");
+    let mut leader = cluster.leader_id().await;
+    // Round after round: an elected leader refuses writes until a majority
+    // has acknowledged it in its term, and the answer once came in that
+    // window (a write straight after it was refused with NO_LEADER).
+    for round in 0..8 {
+        let target = cluster.running_ids().into_iter().find(|id| *id != leader).expect("a follower");
+        let request = proto::TransferLeaderRequest { node_id: target };
+        cluster.cluster_stub(leader).transfer_leader(request).await.expect("transfer");
+        let request = proto::CreateQueueRequest { queue: format!("after-transfer-{round}"), config: None };
+        cluster.queue_stub(target).create_queue(request).await.expect("the target takes writes at once");
+        let status = cluster.status_of(target).await.expect("target status");
+        assert_eq!(status.leader_id, Some(target), "answered before the target led: {status:?}");
+        leader = target;
+    }
 }
 
 /// A transfer to a voter that is down cannot finish: the leader says so

@@ -394,7 +394,8 @@ impl<SM: QueueMachine> ClusterService<SM> {
 /// `me` sees it.
 #[derive(Debug, PartialEq, Eq)]
 enum TransferOutcome {
-    /// `me` follows `to`.
+    /// `me` follows `to`, and has applied an entry of `to`'s term (so a
+    /// majority acknowledged `to`, which then takes writes).
     Done,
     /// Another node won the election.
     Elsewhere(u64),
@@ -404,7 +405,15 @@ enum TransferOutcome {
 
 fn transfer_outcome(metrics: &RaftMetrics<TypeConfig>, me: u64, to: u64) -> TransferOutcome {
     match metrics.current_leader {
-        Some(leader) if leader == to => TransferOutcome::Done,
+        // Elected is not yet writable: openraft refuses a new leader's
+        // writes until a majority has acknowledged it in its term (its
+        // lease). Its first entry applied here shows that it has.
+        Some(leader) if leader == to => match &metrics.last_applied {
+            Some(applied) if applied.leader_id.node_id == to && applied.leader_id.term == metrics.current_term => {
+                TransferOutcome::Done
+            }
+            _ => TransferOutcome::Pending,
+        },
         Some(leader) if leader != me => TransferOutcome::Elsewhere(leader),
         _ => TransferOutcome::Pending,
     }
@@ -448,7 +457,10 @@ mod tests {
         m.current_leader = Some(3);
         assert_eq!(transfer_outcome(&m, 1, 2), TransferOutcome::Elsewhere(3));
         m.current_leader = Some(2);
-        assert_eq!(transfer_outcome(&m, 1, 2), TransferOutcome::Done);
+        m.current_term = 4;
+        assert_eq!(transfer_outcome(&m, 1, 2), TransferOutcome::Pending, "elected, no entry of its term yet");
+        m.last_applied = Some(log_id::<TypeConfig>(4, 2, 11));
+        assert_eq!(transfer_outcome(&m, 1, 2), TransferOutcome::Done, "its first entry committed: writable");
     }
 
     #[test]
