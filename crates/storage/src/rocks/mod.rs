@@ -264,8 +264,9 @@ fn open_db(path: &Path, memory_budget_bytes: usize) -> Result<DB, rocksdb::Error
         } else {
             // The timer index is a queue: keys are deleted at the front as
             // fast as they are added at the back, and its scans start at the
-            // front (the `state` family holds only small tables). Compact files dense with deletions early, so finding
-            // the first live key stays cheap.
+            // front (the `state` family holds only small tables). Compact
+            // files dense with deletions early, so finding the first live key
+            // stays cheap.
             state.add_compact_on_deletion_collector_factory(10_000, 5_000, 0.5);
         }
         state
