@@ -270,7 +270,7 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, base: ClientConfig, json
         if args.scenario != Scenario::EndToEnd {
             bail!("--standing is for the end-to-end scenario");
         }
-        publish_standing(&producer_clients[0], &args).await?;
+        publish_standing(&producer_clients, &args).await?;
     }
     let publish_started = Instant::now();
     let producers = spawn_producers(&producer_clients, &args, &totals);
@@ -391,27 +391,23 @@ fn spawn_consumers(
 }
 
 /// Publishes the standing backlog (`--standing`) before the measured run:
-/// batches of 100, 16 requests in flight.
-async fn publish_standing(client: &Client, args: &BenchArgs) -> Result<()> {
-    let next = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let (client, next, queue, total, size) =
-            (client.clone(), next.clone(), args.queue.clone(), args.standing, args.size);
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let first = next.fetch_add(100, Ordering::SeqCst);
-                if first >= total {
-                    return Ok::<_, anyhow::Error>(());
-                }
-                let seqs = first..(first + 100).min(total);
-                let messages = seqs.map(|i| OutgoingMessage::new(body(STANDING_SEQ_BASE + i, 0, size))).collect();
-                client.publish(&queue, messages).await.context("publishing the standing backlog")?;
-            }
-        }));
+/// the run's producers on sequence numbers of their own (from
+/// `STANDING_SEQ_BASE`), in batches of 100, 16 requests in flight each.
+async fn publish_standing(clients: &[Client], args: &BenchArgs) -> Result<()> {
+    let standing_args = BenchArgs {
+        messages: STANDING_SEQ_BASE + args.standing,
+        duration: None,
+        batch: 100,
+        inflight: 16,
+        ..args.clone()
+    };
+    let totals = Arc::new(Totals::new(Instant::now(), STANDING_SEQ_BASE));
+    for producer in spawn_producers(clients, &standing_args, &totals) {
+        producer.await.context("standing backlog producer")??;
     }
-    for task in tasks {
-        task.await.context("standing backlog task")??;
+    let failed = totals.publish_errors.load(Ordering::Relaxed);
+    if failed > 0 {
+        bail!("{failed} messages of the standing backlog were not published");
     }
     eprintln!("standing backlog: {} messages published", args.standing);
     Ok(())

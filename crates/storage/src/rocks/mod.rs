@@ -244,7 +244,7 @@ fn open_db(path: &Path, memory_budget_bytes: usize) -> Result<DB, rocksdb::Error
             // compacted the heads 7.4 GB read / 7.0 GB written on the three
             // nodes. Sixteen level-0 files per compaction, as the dedup
             // families, and no early compaction for deletions: 0.69 GB /
-            // 0.34 GB. Scans of these families start at floors (the ready
+            // 0.35 GB. Scans of these families start at floors (the ready
             // range) or at the ids wanted; a peek or a redrive from the front
             // of a queue steps over at most sixteen files' worth more of
             // tombstones.
