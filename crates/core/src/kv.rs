@@ -20,9 +20,11 @@
 //! membership): never read by the core, never part of the digest.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::ops::Bound;
 use std::sync::Mutex;
 
+use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 
 /// Keys that start with this byte are the host's, not the state's.
@@ -176,10 +178,10 @@ pub struct Txn<'a> {
     writes: WriteSet,
     /// Keys put with [`Txn::put_new`], with the digest share of the value
     /// put when the caller computed it ([`Txn::put_new_hashed`]).
-    fresh: BTreeMap<Vec<u8>, Option<u128>>,
-    seen: Mutex<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    fresh: FxHashMap<Vec<u8>, Option<u128>>,
+    seen: Mutex<FxHashMap<Vec<u8>, Option<Vec<u8>>>>,
     /// Keys whose base value is known only by its digest share.
-    hashed: BTreeMap<Vec<u8>, u128>,
+    hashed: FxHashMap<Vec<u8>, u128>,
 }
 
 impl std::fmt::Debug for Txn<'_> {
@@ -193,9 +195,9 @@ impl<'a> Txn<'a> {
         Self {
             base,
             writes: WriteSet::new(),
-            fresh: BTreeMap::new(),
-            seen: Mutex::new(BTreeMap::new()),
-            hashed: BTreeMap::new(),
+            fresh: FxHashMap::default(),
+            seen: Mutex::new(FxHashMap::default()),
+            hashed: FxHashMap::default(),
         }
     }
 
@@ -226,13 +228,19 @@ impl<'a> Txn<'a> {
     }
 
     fn put_fresh(&mut self, key: Vec<u8>, value: Vec<u8>, hash: Option<u128>) {
-        if !self.writes.contains_key(&key) {
-            self.fresh.insert(key.clone(), hash);
-        } else if let Some(known) = self.fresh.get_mut(&key) {
-            // Written twice in this transaction: the first hash is stale.
-            *known = None;
+        match self.writes.entry(key) {
+            Entry::Vacant(entry) => {
+                self.fresh.insert(entry.key().clone(), hash);
+                entry.insert(Some(value));
+            }
+            Entry::Occupied(mut entry) => {
+                if let Some(known) = self.fresh.get_mut(entry.key()) {
+                    // Written twice in this transaction: the first hash is stale.
+                    *known = None;
+                }
+                entry.insert(Some(value));
+            }
         }
-        self.writes.insert(key, Some(value));
     }
 
     /// Tells the transaction that the state holds `value` under `key` now,
@@ -261,10 +269,15 @@ impl<'a> Txn<'a> {
     /// content, whose share its head keeps. A wrong hash leaves the digest
     /// wrong, which the full-scan check finds.
     pub(crate) fn delete_hashed(&mut self, key: Vec<u8>, hash: u128) {
-        if !self.writes.contains_key(&key) {
-            self.hashed.insert(key.clone(), hash);
+        match self.writes.entry(key) {
+            Entry::Vacant(entry) => {
+                self.hashed.insert(entry.key().clone(), hash);
+                entry.insert(None);
+            }
+            Entry::Occupied(mut entry) => {
+                entry.insert(None);
+            }
         }
-        self.delete(key);
     }
 
     /// The base's value under `key`, remembered for `finish`.
