@@ -164,8 +164,8 @@ struct Totals {
     received: Mutex<Vec<u64>>,
     /// Messages of the standing backlog (`--standing`) consumed.
     standing_received: AtomicU64,
-    /// Signalled at every confirm (consumers of a standing backlog wait
-    /// for it).
+    /// Signalled at every confirm and when producing ends (consumers of a
+    /// standing backlog wait for it).
     confirms: tokio::sync::Notify,
     confirm_us: Mutex<Histogram<u64>>,
     e2e_us: Mutex<Histogram<u64>>,
@@ -180,6 +180,12 @@ fn histogram() -> Histogram<u64> {
 }
 
 impl Totals {
+    /// Producing is over: consumers stop waiting for more confirms.
+    fn end_producing(&self) {
+        self.producing.store(false, Ordering::SeqCst);
+        self.confirms.notify_waiters();
+    }
+
     /// Empty totals whose clock starts at `start` and whose sequence
     /// numbers start at `first_seq`.
     fn new(start: Instant, first_seq: u64) -> Self {
@@ -282,7 +288,7 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, base: ClientConfig, json
         producer.await.context("producer task")??;
     }
     let publish_secs = publish_started.elapsed().as_secs_f64();
-    totals.producing.store(false, Ordering::SeqCst);
+    totals.end_producing();
     run_before_drain(&args).await?;
     let drain_started = Instant::now();
     if args.scenario == Scenario::Drain {
@@ -419,19 +425,19 @@ async fn publish_standing(clients: &[Client], args: &BenchArgs) -> Result<()> {
 /// once producing is over.
 async fn keep_standing(totals: &Totals, max: u32) {
     loop {
+        // Made before the checks, so a confirm or the end of producing in
+        // between still wakes it.
+        let confirmed_more = totals.confirms.notified();
         if !totals.producing.load(Ordering::SeqCst) {
             return;
         }
-        // Made before the check, so a confirm in between still wakes it.
-        let confirmed_more = totals.confirms.notified();
         let consumed =
             totals.received.lock().expect("lock").len() as u64 + totals.standing_received.load(Ordering::Relaxed);
         let confirmed = totals.confirmed.lock().expect("lock").len() as u64;
         if consumed + u64::from(max) <= confirmed {
             return;
         }
-        // Producing can end without a confirm: look again now and then.
-        let _ = tokio::time::timeout(Duration::from_millis(50), confirmed_more).await;
+        confirmed_more.await;
     }
 }
 
@@ -626,7 +632,7 @@ async fn backlog(
         rows.push(backlog_sample(args, confirmed, Some(rate)));
     }
     let publish_secs = publish_started.elapsed().as_secs_f64();
-    totals.producing.store(false, Ordering::SeqCst);
+    totals.end_producing();
     run_before_drain(args).await?;
     let drain_started = Instant::now();
     for consumer in spawn_consumers(client, args, totals, args.consumers.unwrap_or(1)) {
@@ -677,7 +683,7 @@ async fn topic(
         producer.await.context("producer task")??;
     }
     let publish_secs = publish_started.elapsed().as_secs_f64();
-    totals.producing.store(false, Ordering::SeqCst);
+    totals.end_producing();
     let confirmed = totals.confirmed.lock().expect("lock").len() as u64;
     let failed = totals.failed.lock().expect("lock").len() as u64;
     // Every queue holds one copy of each confirmed message (and of each

@@ -193,7 +193,7 @@ async fn run_step(
     }
     let publish_secs = started.elapsed().as_secs_f64();
     *next_seq += requests * batch;
-    totals.producing.store(false, Ordering::SeqCst);
+    totals.end_producing();
     for consumer in consumers {
         consumer.await.context("consumer task")??;
     }
