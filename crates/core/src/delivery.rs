@@ -13,7 +13,9 @@ use crate::message::{Content, DeadLetterInfo, Head, HistoryEvent, MessageState};
 use crate::response::{Delivery, NackOutcome, Outcome};
 use crate::retry::retry_delay_ms;
 use crate::state::Answer;
-use crate::store::{Ctx, Fail, Io, QueueRecord, Step, decode, load_content, load_head, load_queue};
+use crate::store::{
+    CLEARED_RUN_MIN, Ctx, Fail, Io, QueueRecord, Step, decode, load_content, load_head, load_queue, state_due,
+};
 
 /// A live lease, checked: its queue and message, ready to change.
 pub(crate) struct Lease {
@@ -124,6 +126,14 @@ impl Ctx<'_, '_> {
             let taken_ids: Vec<u64> = taken.iter().map(|message| message.id).collect();
             read_ahead(self.kv, &taken_ids, keys::content, queue.space)?;
         }
+        // Every ready key from the first id taken to the last is one taken
+        // (the scan visited them in key order): the range is cleared.
+        if taken.len() >= CLEARED_RUN_MIN
+            && let (Some(low), Some(high)) = (taken.iter().map(|m| m.id).min(), taken.iter().map(|m| m.id).max())
+            && let Some(after) = high.checked_add(1)
+        {
+            self.kv.clear_range(keys::ready(queue.space, low), keys::ready(queue.space, after));
+        }
         let mut deliveries = Vec::with_capacity(taken.len());
         for mut message in taken {
             let id = message.id;
@@ -191,12 +201,15 @@ impl Ctx<'_, '_> {
             };
             leased.push((slot, live_head(self.kv, &records[slot].0, self.now_ms(), &field, receipt)?));
         }
+        let mut removed: Vec<Vec<(u64, Option<u64>)>> = vec![Vec::new(); records.len()];
         for (slot, message) in leased {
             let queue = &mut records[slot].0;
             self.remove_head(queue, &message);
             queue.stats.acked_total += 1;
+            removed[slot].push((message.id, state_due(&message.state)));
         }
-        for (queue, _) in &records {
+        for ((queue, _), removed) in records.iter().zip(removed) {
+            self.clear_removed(queue.space, removed);
             self.save_queue(queue);
         }
         Ok(Outcome::Acked { count: receipts.len() as u64 })

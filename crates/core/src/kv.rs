@@ -62,12 +62,115 @@ pub trait KvRead: Send + Sync {
     ) -> Result<(), StoreFault>;
 }
 
-/// Puts (`Some`) and deletes (`None`) to write as one atomic batch, in key
-/// order.
-pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+/// Puts (`Some`) and deletes (`None`), in key order.
+pub type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// The keys `start <= key < end`, as `(start, end)`.
+pub type KeyRange = (Vec<u8>, Vec<u8>);
+
+/// What a transaction writes, as one atomic batch: puts and deletes, in
+/// key order, and the *cleared* ranges among them.
+///
+/// A cleared range `[start, end)` is one of which this write set writes
+/// every key the store holds before it (most of them deleted: the heads,
+/// contents and lease timers of a run of consecutive message ids an ack
+/// removes, the ready keys a receive takes). Its pairs stay in the write
+/// set, so a store may ignore the ranges; RocksDB deletes each range whole
+/// first (one range deletion) and skips the deletes inside it, where a
+/// tombstone per key cost a memtable insert on every node (deletes were
+/// seven tenths of the state's writes in a drain). The puts are written
+/// after the ranges, so a key put inside one survives.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteSet {
+    pairs: Overlay,
+    cleared: Vec<KeyRange>,
+}
+
+impl WriteSet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a put (`Some`) or a delete (`None`) of `key`.
+    pub fn insert(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.pairs.insert(key, value);
+    }
+
+    /// Claims `[start, end)` as a cleared range: this write set writes
+    /// every key the store holds in it (see [`Txn::clear_range`]).
+    pub fn clear(&mut self, start: Vec<u8>, end: Vec<u8>) {
+        if start < end {
+            self.cleared.push((start, end));
+        }
+    }
+
+    /// The puts and deletes, in key order.
+    pub fn pairs(&self) -> &Overlay {
+        &self.pairs
+    }
+
+    /// The cleared ranges, in no particular order (they may overlap).
+    pub fn cleared(&self) -> &[KeyRange] {
+        &self.cleared
+    }
+
+    /// Number of puts and deletes.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// The pairs and the cleared ranges.
+    pub fn into_parts(self) -> (Overlay, Vec<KeyRange>) {
+        (self.pairs, self.cleared)
+    }
+}
+
+impl<const N: usize> From<[(Vec<u8>, Option<Vec<u8>>); N]> for WriteSet {
+    fn from(pairs: [(Vec<u8>, Option<Vec<u8>>); N]) -> Self {
+        pairs.into_iter().collect()
+    }
+}
+
+impl FromIterator<(Vec<u8>, Option<Vec<u8>>)> for WriteSet {
+    fn from_iter<I: IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>>(iter: I) -> Self {
+        Self { pairs: iter.into_iter().collect(), cleared: Vec::new() }
+    }
+}
+
+/// Whether `key` lies in one of `ranges`, which are sorted by start and
+/// disjoint, for keys asked in ascending order: `next` is where the last
+/// call stopped.
+pub fn in_ranges(ranges: &[KeyRange], next: &mut usize, key: &[u8]) -> bool {
+    while ranges.get(*next).is_some_and(|(_, end)| end.as_slice() <= key) {
+        *next += 1;
+    }
+    ranges.get(*next).is_some_and(|(start, _)| start.as_slice() <= key)
+}
+
+/// `ranges` sorted by start, overlapping and touching ones merged.
+pub fn merged_ranges(mut ranges: Vec<KeyRange>) -> Vec<KeyRange> {
+    ranges.retain(|(start, end)| start < end);
+    ranges.sort();
+    let mut merged: Vec<KeyRange> = Vec::with_capacity(ranges.len());
+    for (start, end) in ranges {
+        match merged.last_mut() {
+            Some((_, last_end)) if start <= *last_end => {
+                if end > *last_end {
+                    *last_end = end;
+                }
+            }
+            _ => merged.push((start, end)),
+        }
+    }
+    merged
+}
 
 /// Key-value pairs, in key order.
-pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+pub type Pairs = Vec<KeyRange>;
 
 /// An in-memory store: the whole state in a `BTreeMap`. Used by tests, by
 /// [`crate::QueueState`], and by the simulation's storage twin.
@@ -81,9 +184,25 @@ impl MemKv {
         Self::default()
     }
 
-    /// Writes a write set.
+    /// Writes a write set. Its cleared ranges are checked, not trusted: a
+    /// key this store holds inside one that the write set does not write
+    /// panics (a store that deletes the range whole would lose it). Only
+    /// tests, tools and the simulation keep their state here, so a wrong
+    /// claim of the core fails them rather than a node.
     pub fn write(&mut self, writes: WriteSet) {
-        for (key, value) in writes {
+        let (pairs, cleared) = writes.into_parts();
+        for (start, end) in &cleared {
+            if start >= end {
+                continue;
+            }
+            for key in self.map.range::<[u8], _>(bounds(start, end)).map(|(key, _)| key) {
+                assert!(
+                    pairs.contains_key(key),
+                    "cleared range {start:?}..{end:?} holds {key:?}, which the write set does not write"
+                );
+            }
+        }
+        for (key, value) in pairs {
             match value {
                 Some(value) => self.map.insert(key, value),
                 None => self.map.remove(&key),
@@ -175,7 +294,10 @@ impl KvRead for MemKv {
 /// store's tree.
 pub struct Txn<'a> {
     base: &'a dyn KvRead,
-    writes: WriteSet,
+    writes: Overlay,
+    /// Ranges every base key of which this transaction writes (see
+    /// [`WriteSet`]).
+    cleared: Vec<KeyRange>,
     /// Keys put with [`Txn::put_new`], with the digest share of the value
     /// put when the caller computed it ([`Txn::put_new_hashed`]).
     fresh: FxHashMap<Vec<u8>, Option<u128>>,
@@ -194,7 +316,8 @@ impl<'a> Txn<'a> {
     pub fn new(base: &'a dyn KvRead) -> Self {
         Self {
             base,
-            writes: WriteSet::new(),
+            writes: Overlay::new(),
+            cleared: Vec::new(),
             fresh: FxHashMap::default(),
             seen: Mutex::new(FxHashMap::default()),
             hashed: FxHashMap::default(),
@@ -317,6 +440,19 @@ impl<'a> Txn<'a> {
         self.writes.insert(key, None);
     }
 
+    /// Tells the transaction that, by the time it finishes, it writes (puts
+    /// or deletes) every key the base holds in `[start, end)`: a store may
+    /// then delete the range whole (see [`WriteSet`]). The deletes stay
+    /// pairs of their own, for reads in this transaction and the digest. A
+    /// wrong claim would lose a pair in a store that deletes ranges;
+    /// [`MemKv::write`] checks every claim, so the property tests and the
+    /// simulation find one.
+    pub(crate) fn clear_range(&mut self, start: Vec<u8>, end: Vec<u8>) {
+        if start < end {
+            self.cleared.push((start, end));
+        }
+    }
+
     /// Keys written so far (a host may commit early when this grows).
     pub fn pending(&self) -> usize {
         self.writes.len()
@@ -326,7 +462,7 @@ impl<'a> Txn<'a> {
     /// result as one batch; host keys ([`HOST_PREFIX`]) it adds are outside
     /// the digest.
     pub fn finish(self) -> Result<WriteSet, StoreFault> {
-        let Self { base, mut writes, fresh, seen, hashed } = self;
+        let Self { base, mut writes, cleared, fresh, seen, hashed } = self;
         let mut seen = seen.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         writes.remove(DIGEST_KEY);
         let mut digest = read_digest(base)?;
@@ -358,7 +494,7 @@ impl<'a> Txn<'a> {
             }
         }
         writes.insert(DIGEST_KEY.to_vec(), Some(digest.to_be_bytes().to_vec()));
-        Ok(writes)
+        Ok(WriteSet { pairs: writes, cleared })
     }
 }
 
@@ -501,7 +637,7 @@ impl DigestRecount {
 mod tests {
     use super::*;
 
-    fn collect(kv: &dyn KvRead, start: &[u8], end: &[u8], direction: Direction) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn collect(kv: &dyn KvRead, start: &[u8], end: &[u8], direction: Direction) -> Vec<KeyRange> {
         let mut out = Vec::new();
         kv.scan(start, end, direction, &mut |k, v| {
             out.push((k.to_vec(), v.to_vec()));
@@ -705,5 +841,47 @@ mod tests {
         let damaged = recount(&kv);
         assert_eq!(damaged.stored, clean.stored);
         assert_ne!(damaged.full, damaged.stored);
+    }
+
+    fn kv_of(keys: &[&[u8]]) -> MemKv {
+        let mut kv = MemKv::new();
+        for key in keys {
+            kv.insert(key.to_vec(), b"v".to_vec());
+        }
+        kv
+    }
+
+    #[test]
+    #[should_panic(expected = "which the write set does not write")]
+    fn the_memory_store_refuses_a_cleared_range_holding_a_key_not_written() {
+        let mut kv = kv_of(&[b"a1", b"a2", b"a3"]);
+        let mut writes: WriteSet = [(b"a1".to_vec(), None), (b"a3".to_vec(), None)].into();
+        writes.clear(b"a1".to_vec(), b"a4".to_vec());
+        kv.write(writes);
+    }
+
+    #[test]
+    fn a_cleared_range_keeps_the_puts_inside_it() {
+        let mut kv = kv_of(&[b"a1", b"a2", b"b1"]);
+        let mut writes: WriteSet = [(b"a1".to_vec(), None), (b"a2".to_vec(), Some(b"new".to_vec()))].into();
+        writes.clear(b"a".to_vec(), b"b".to_vec());
+        kv.write(writes);
+        assert_eq!(
+            collect(&kv, b"a", b"c", Direction::Forward),
+            [(b"a2".to_vec(), b"new".to_vec()), (b"b1".to_vec(), b"v".to_vec())]
+        );
+    }
+
+    #[test]
+    fn ranges_merge_and_answer_keys_in_order() {
+        let r = |a: &str, b: &str| (a.as_bytes().to_vec(), b.as_bytes().to_vec());
+        let merged = merged_ranges(vec![r("m", "p"), r("a", "c"), r("b", "d"), r("x", "x"), r("d", "f")]);
+        assert_eq!(merged, [r("a", "f"), r("m", "p")]);
+        let mut next = 0;
+        let inside: Vec<bool> = ["0", "a", "e", "f", "l", "m", "o", "p", "z"]
+            .iter()
+            .map(|k| in_ranges(&merged, &mut next, k.as_bytes()))
+            .collect();
+        assert_eq!(inside, [false, true, true, false, false, true, true, false, false]);
     }
 }

@@ -29,8 +29,12 @@ struct TombstoneKv {
 }
 
 impl TombstoneKv {
+    /// Writes every pair as a point write (a deleted key leaves its
+    /// tombstone); cleared ranges are not deleted whole, so the steps
+    /// counted are those of a store without range deletions (at least as
+    /// many).
     fn write(&mut self, writes: WriteSet) {
-        self.map.extend(writes);
+        self.map.extend(writes.into_parts().0);
     }
 
     fn take_steps(&self) -> u64 {
@@ -285,7 +289,7 @@ fn an_entry_with_nothing_to_clean_up_does_not_look_for_cleanup_work() {
 /// The last command's puts and deletes of message contents (table `b`),
 /// and its reads of them.
 fn content_io(h: &Harness) -> (usize, usize, u64) {
-    let contents = h.last_writes.iter().filter(|(key, _)| key.first() == Some(&b'b'));
+    let contents = h.last_writes.pairs().iter().filter(|(key, _)| key.first() == Some(&b'b'));
     let (puts, deletes) = contents.fold((0, 0), |(p, d), (_, v)| if v.is_some() { (p + 1, d) } else { (p, d + 1) });
     (puts, deletes, h.kv.content_reads.load(Ordering::Relaxed))
 }
@@ -416,4 +420,31 @@ fn receipts_far_apart_are_checked_without_a_scan_over_the_messages_between() {
     let error = answer.expect_err("message 1 is not leased");
     assert_eq!(error.field(), Some("receipts[0]"));
     assert_eq!(h.kv.head_steps.load(Ordering::Relaxed), 0, "no scan over the messages between");
+}
+
+/// A receive of consecutive ready ids and an ack of consecutive leases
+/// name cleared ranges (one per table, not a tombstone per key, in a store
+/// that deletes ranges): the ready keys taken; the heads, contents and
+/// lease timers acked. A run shorter than `CLEARED_RUN_MIN` names none.
+#[test]
+fn a_run_of_consecutive_ids_is_cleared_as_ranges() {
+    let mut h = Harness::new(DedupCaps::default());
+    h.apply(1, &Command::CreateQueue { name: "q".into(), config: ConfigUpdate::default() }).unwrap();
+    let messages = (0..100).map(|i| message(i, None)).collect();
+    h.apply(2, &Command::Publish { queue: "q".into(), messages }).unwrap();
+    let Ok(Outcome::Received(got)) =
+        h.apply(3, &Command::Receive { queue: "q".into(), max_messages: 100, lease_ms: None })
+    else {
+        panic!("receive")
+    };
+    let tables = |writes: &WriteSet| -> Vec<u8> { writes.cleared().iter().map(|(start, _)| start[0]).collect() };
+    assert_eq!(tables(&h.last_writes), [b'r']);
+    let receipts: Vec<Receipt> = got.iter().map(|d| d.receipt.clone()).collect();
+    h.apply(4, &Command::Ack { receipts: receipts[..90].to_vec() }).unwrap();
+    let mut cleared = tables(&h.last_writes);
+    cleared.sort_unstable();
+    assert_eq!(cleared, [b'b', b'm', b't']);
+    let short = crate::store::CLEARED_RUN_MIN - 1;
+    h.apply(5, &Command::Ack { receipts: receipts[90..90 + short].to_vec() }).unwrap();
+    assert!(h.last_writes.cleared().is_empty());
 }

@@ -304,6 +304,16 @@ fn space_cursor(value: &[u8]) -> Io<u64> {
     }
 }
 
+/// Fewer keys than this in a row are deleted one by one, never as a
+/// cleared range ([`Txn::clear_range`]): RocksDB rebuilds its memtable's
+/// list of range deletions after each one, and a range tombstone costs
+/// every read that crosses it a little.
+pub(crate) const CLEARED_RUN_MIN: usize = 8;
+
+/// A run of removed messages whose state timers fall due at more distinct
+/// times than this deletes its timers one by one (one range per due).
+const CLEARED_DUES_MAX: usize = 4;
+
 /// The deadline a message's state sets a timer for, if any.
 pub(crate) fn state_due(state: &MessageState) -> Option<u64> {
     match *state {
@@ -437,6 +447,43 @@ impl Ctx<'_, '_> {
         }
         self.kv.delete_hashed(keys::content(space, id), message.content_hash);
         self.kv.delete(keys::message(space, id));
+    }
+
+    /// Claims the key ranges of the messages of `space` this transaction
+    /// removes with [`Ctx::delete_message_keys`], given as (id, due of its
+    /// state timer): for each run of at least [`CLEARED_RUN_MIN`]
+    /// consecutive ids, their heads, their contents and their timers due
+    /// at the run's state dues (any kind: a key there is one of these
+    /// messages', and each of their timers is deleted) are cleared ranges
+    /// ([`Txn::clear_range`]). Ids never come back, so nothing else in this
+    /// transaction writes those ranges again.
+    pub(crate) fn clear_removed(&mut self, space: u64, mut removed: Vec<(u64, Option<u64>)>) {
+        removed.sort_unstable();
+        removed.dedup_by_key(|(id, _)| *id);
+        let mut start = 0;
+        while start < removed.len() {
+            let mut end = start + 1;
+            while end < removed.len() && removed[end - 1].0.checked_add(1) == Some(removed[end].0) {
+                end += 1;
+            }
+            let run = &removed[start..end];
+            start = end;
+            let (low, high) = (run[0].0, run[run.len() - 1].0);
+            let Some(after) = high.checked_add(1) else { continue };
+            if run.len() < CLEARED_RUN_MIN {
+                continue;
+            }
+            self.kv.clear_range(keys::message(space, low), keys::message(space, after));
+            self.kv.clear_range(keys::content(space, low), keys::content(space, after));
+            let mut dues: Vec<u64> = run.iter().filter_map(|(_, due)| *due).collect();
+            dues.sort_unstable();
+            dues.dedup();
+            if dues.len() <= CLEARED_DUES_MAX {
+                for due in dues {
+                    self.kv.clear_range(keys::timer(due, space, low, 0), keys::timer(due, space, after, 0));
+                }
+            }
+        }
     }
 
     /// Moves `message` to `state`, keeping counts, indexes and timers exact.

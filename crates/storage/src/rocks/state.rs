@@ -24,7 +24,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use raftq_core::kv::{Direction, KvRead, StoreFault, WriteSet};
+use raftq_core::kv::{Direction, KvRead, StoreFault, WriteSet, in_ranges, merged_ranges};
 use rocksdb::{DB, ReadOptions, WriteBatch, WriteOptions};
 
 use super::{CF_META, CF_STATE, cf};
@@ -288,13 +288,25 @@ impl StateStore for RocksState {
         let columns = families(&self.db);
         let mut batch = WriteBatch::default();
         let mut deleted = 0;
-        for (key, value) in writes {
+        let (pairs, cleared) = writes.into_parts();
+        // The cleared ranges first, each deleted whole (one range tombstone
+        // per family it spans), then the pairs: the deletes inside a range
+        // are skipped, the puts come after it and survive.
+        let cleared = merged_ranges(cleared);
+        for (start, end) in &cleared {
+            for (fam, from, to) in LAYOUT.split(start, end) {
+                batch.delete_range_cf(columns[fam], prefixed(generation, from), prefixed(generation, to));
+            }
+        }
+        let mut next_range = 0;
+        for (key, value) in pairs {
             let column = columns[LAYOUT.family(&key)];
-            let key = prefixed(generation, &key);
             match value {
-                Some(value) => batch.put_cf(column, key, value),
+                Some(value) => batch.put_cf(column, prefixed(generation, &key), value),
                 None => {
-                    batch.delete_cf(column, key);
+                    if !in_ranges(&cleared, &mut next_range, &key) {
+                        batch.delete_cf(column, prefixed(generation, &key));
+                    }
                     deleted += 1;
                 }
             }

@@ -350,6 +350,20 @@ async fn scans_across_the_state_families_see_one_ordered_key_space() {
     let deletes: WriteSet = [vec![b'm', 1], vec![b'Q'], vec![b'x', 0]].into_iter().map(|key| (key, None)).collect();
     mem.write(deletes.clone());
     sm.store().write(deletes).unwrap();
+    // A cleared range across two families (`k`, `m`) is deleted whole, and
+    // a put inside it survives.
+    let mut cleared: WriteSet = [
+        (vec![b'k'], None),
+        (vec![b'k', 0], None),
+        (vec![b'k', 1], Some(b"put inside the range".to_vec())),
+        (vec![b'k', 2], None),
+        (vec![b'm'], None),
+        (vec![b'm', 0], None),
+    ]
+    .into();
+    cleared.clear(vec![b'k'], vec![b'm', 2]);
+    mem.write(cleared.clone());
+    sm.store().write(cleared).unwrap();
 
     let collect = |kv: &dyn KvRead, start: &[u8], end: &[u8], direction, limit: usize| {
         let mut out = Vec::new();
@@ -391,7 +405,16 @@ async fn scans_across_the_state_families_see_one_ordered_key_space() {
         }
     }
     assert!(compared > 1_000, "the ranges cover the keys: {compared}");
-    for key in [vec![b'm', 0], vec![b'm', 1], vec![b'Q'], vec![0xff, 2], vec![b'b']] {
+    for key in [
+        vec![b'm', 0],
+        vec![b'm', 1],
+        vec![b'Q'],
+        vec![0xff, 2],
+        vec![b'b'],
+        vec![b'k', 1],
+        vec![b'k', 2],
+        vec![b'm', 2],
+    ] {
         assert_eq!(sm.store().get(&key).unwrap(), mem.get(&key).unwrap(), "get {key:?}");
     }
 }
