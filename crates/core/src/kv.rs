@@ -170,7 +170,7 @@ pub fn merged_ranges(mut ranges: Vec<KeyRange>) -> Vec<KeyRange> {
 }
 
 /// Key-value pairs, in key order.
-pub type Pairs = Vec<KeyRange>;
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// An in-memory store: the whole state in a `BTreeMap`. Used by tests, by
 /// [`crate::QueueState`], and by the simulation's storage twin.
@@ -445,8 +445,8 @@ impl<'a> Txn<'a> {
     /// then delete the range whole (see [`WriteSet`]). The deletes stay
     /// pairs of their own, for reads in this transaction and the digest. A
     /// wrong claim would lose a pair in a store that deletes ranges;
-    /// [`MemKv::write`] checks every claim, so the property tests and the
-    /// simulation find one.
+    /// [`MemKv::write`] checks every claim, so the tests that run the core
+    /// over it (and the simulation) find one.
     pub(crate) fn clear_range(&mut self, start: Vec<u8>, end: Vec<u8>) {
         if start < end {
             self.cleared.push((start, end));
@@ -637,7 +637,7 @@ impl DigestRecount {
 mod tests {
     use super::*;
 
-    fn collect(kv: &dyn KvRead, start: &[u8], end: &[u8], direction: Direction) -> Vec<KeyRange> {
+    fn collect(kv: &dyn KvRead, start: &[u8], end: &[u8], direction: Direction) -> Pairs {
         let mut out = Vec::new();
         kv.scan(start, end, direction, &mut |k, v| {
             out.push((k.to_vec(), v.to_vec()));

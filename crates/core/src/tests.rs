@@ -979,28 +979,29 @@ fn cleared_ranges_claim_only_keys_the_write_set_writes() {
             ..Default::default()
         };
         let mut s = with_queue(config);
-        let bodies: Vec<String> = (0..60).map(|i| format!("m{i}")).collect();
+        let bodies: Vec<String> = (0..400).map(|i| format!("m{i}")).collect();
         let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
         publish(&mut s, T0, "q", &bodies);
-        let got = receive(&mut s, T0 + 1, "q", 40);
-        assert_eq!(got.len(), 40);
-        // Ack all but the 11th and the 30th delivered: runs around them.
-        let kept = [&got[10], &got[29]];
+        let got = receive(&mut s, T0 + 1, "q", 300);
+        assert_eq!(got.len(), 300);
+        // Ack all but the 141st and the 291st delivered: runs around them
+        // (140 and 149 long, cleared; the last 9, deleted key by key).
+        let kept = [&got[140], &got[290]];
         let acked: Vec<&Receipt> =
             got.iter().filter(|d| !kept.iter().any(|k| k.message.id == d.message.id)).map(|d| &d.receipt).collect();
-        assert!(matches!(ack(&mut s, T0 + 2, &acked), Ok(Outcome::Acked { count: 38 })));
+        assert!(matches!(ack(&mut s, T0 + 2, &acked), Ok(Outcome::Acked { count: 298 })));
         s.check_invariants().unwrap();
         // The two kept are still leased: one is nacked back, one acked.
         assert!(nack(&mut s, T0 + 3, &kept[0].receipt, None, false).is_ok());
         assert!(matches!(ack(&mut s, T0 + 3, &[&kept[1].receipt]), Ok(Outcome::Acked { count: 1 })));
-        // The rest (20 + the nacked one) delivered, and their leases end.
-        let rest = receive(&mut s, T0 + 4, "q", 100);
-        assert_eq!(rest.len(), 21);
-        let again = receive(&mut s, T0 + 4 + 1_000, "q", 100);
-        assert_eq!(again.len(), 21, "every lease ended and its message came back");
+        // The rest (100 + the nacked one) delivered, and their leases end.
+        let rest = receive(&mut s, T0 + 4, "q", 1_000);
+        assert_eq!(rest.len(), 101);
+        let again = receive(&mut s, T0 + 4 + 1_000, "q", 1_000);
+        assert_eq!(again.len(), 101, "every lease ended and its message came back");
         s.check_invariants().unwrap();
         let receipts: Vec<&Receipt> = again.iter().map(|d| &d.receipt).collect();
-        assert!(matches!(ack(&mut s, T0 + 4 + 1_001, &receipts), Ok(Outcome::Acked { count: 21 })));
+        assert!(matches!(ack(&mut s, T0 + 4 + 1_001, &receipts), Ok(Outcome::Acked { count: 101 })));
         assert_eq!(stats(&s, "q").ready + stats(&s, "q").leased, 0);
         s.check_invariants().unwrap();
     }

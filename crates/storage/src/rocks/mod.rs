@@ -274,8 +274,22 @@ fn open_db(path: &Path, memory_budget_bytes: usize) -> Result<DB, rocksdb::Error
     let mut cfs =
         vec![ColumnFamilyDescriptor::new(CF_LOG, cf_options()), ColumnFamilyDescriptor::new(CF_META, cf_options())];
     cfs.extend(state::STATE_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, state(name))));
-    DB::open_cf_descriptors(&opts, path, cfs)
+    let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+    // A range deletion (a cleared range, `RocksState::write`) makes the
+    // next read of its family rebuild the memtable's whole list of range
+    // deletions. The core clears only long runs, so a memtable holds few;
+    // past this many, RocksDB flushes it rather than let each rebuild grow.
+    // (Not settable before open in this binding; a mutable option.)
+    let limit = MEMTABLE_RANGE_DELETIONS_MAX.to_string();
+    for name in state::STATE_FAMILIES {
+        db.set_options_cf(cf(&db, name), &[("memtable_max_range_deletions", limit.as_str())])?;
+    }
+    Ok(db)
 }
+
+/// See `open_db`: range deletions one state family's memtable holds before
+/// RocksDB flushes it.
+const MEMTABLE_RANGE_DELETIONS_MAX: u32 = 1_000;
 
 fn cf_options(cache: &Cache, write_buffer_bytes: usize) -> Options {
     let mut table = BlockBasedOptions::default();
