@@ -114,15 +114,6 @@ impl WriteSet {
         &self.cleared
     }
 
-    /// Number of puts and deletes.
-    pub fn len(&self) -> usize {
-        self.pairs.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pairs.is_empty()
-    }
-
     /// The pairs and the cleared ranges.
     pub fn into_parts(self) -> (Overlay, Vec<KeyRange>) {
         (self.pairs, self.cleared)
