@@ -16,6 +16,7 @@ use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use raftq_client::{Client, ClientConfig, ClientError, OutgoingMessage, PublishStream, QueueConfig};
 
+mod apply;
 mod sweep;
 
 /// Ack requests in flight per consumer.
@@ -48,6 +49,22 @@ pub enum Scenario {
     /// in a file under `--dir`. The disk's commit latency, the floor of a
     /// single producer's confirm latency (G1 fsyncs before every OK).
     Fsync,
+    /// No cluster: one node's state machine alone, on a `--state` store in
+    /// a scratch dir under `--dir`. Publishes `--messages` in batches of
+    /// `--batch`, then receives and acks `--receive-batch` at a time,
+    /// applying each command as a node does (as the answering node and as
+    /// a follower), and prints what applying cost per message.
+    Apply,
+}
+
+/// Where the apply scenario keeps the state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StateKind {
+    /// RocksDB, as a node stores it.
+    Rocksdb,
+    /// The in-memory store the simulation uses: the cost of the queue's
+    /// rules and transactions without a storage engine.
+    Memory,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -101,10 +118,13 @@ pub struct BenchArgs {
     /// append at the back. The rest is drained at the end.
     #[arg(long, default_value_t = 0, conflicts_with = "sweep")]
     pub standing: u64,
-    /// Directory for the fsync scenario's scratch file (use the disk the
-    /// nodes' data dirs are on).
+    /// Directory for the fsync scenario's scratch file and the apply
+    /// scenario's stores (use the disk the nodes' data dirs are on).
     #[arg(long, default_value = ".")]
     pub dir: std::path::PathBuf,
+    /// Apply scenario: the store the state lives in.
+    #[arg(long, value_enum, default_value_t = StateKind::Rocksdb)]
+    pub state: StateKind,
     /// Topic scenario: queues bound to the topic (`QUEUE-topic`, queues
     /// `QUEUE-fan-0`..).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -239,6 +259,9 @@ pub async fn run(args: BenchArgs, servers: Vec<String>, base: ClientConfig, json
     }
     if args.scenario == Scenario::Fsync {
         return fsync_latency(&args, json);
+    }
+    if args.scenario == Scenario::Apply {
+        return apply::run(&args, json).await;
     }
     let client = Client::connect(ClientConfig { servers: servers.clone(), ..base.clone() }).context("connecting")?;
     // With one connection everything shares it (as before); with more, the
@@ -893,6 +916,31 @@ mod tests {
         assert!(lines[1].contains("10941") && lines[1].contains("11.2") && lines[1].contains("1234.50"), "{out}");
         assert!(lines[2].contains("fsync") && lines[2].contains("-"), "{out}");
         assert!(!out.contains('{'), "no raw JSON in human output:\n{out}");
+    }
+
+    #[tokio::test]
+    async fn the_apply_scenario_delivers_every_message_once_in_order_on_either_store() {
+        for state in ["memory", "rocksdb"] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let dir = dir.path().to_str().expect("utf-8 path");
+            let args = BenchArgs::parse_for_test(&[
+                "--scenario",
+                "apply",
+                "--state",
+                state,
+                "--dir",
+                dir,
+                "--size",
+                "64",
+                "--messages",
+                "1000",
+                "--batch",
+                "100",
+                "--receive-batch",
+                "128",
+            ]);
+            apply::run(&args, true).await.unwrap_or_else(|e| panic!("{state}: {e:#}"));
+        }
     }
 
     #[test]
