@@ -27,7 +27,7 @@ pub(crate) struct Lease {
 /// it in errors. Returns the queue and message it names.
 pub(crate) fn check_live(kv: &dyn KvRead, now_ms: u64, field: &str, receipt: &Receipt) -> Step<Lease> {
     let Some(queue) = load_queue(kv, &receipt.queue)? else { return Err(no_queue(field, receipt)) };
-    let message = live_head(kv, &queue, now_ms, field, receipt)?;
+    let message = live_head(kv, &queue, now_ms, || field.to_string(), receipt)?;
     Ok(Lease { queue, message })
 }
 
@@ -38,10 +38,16 @@ fn no_queue(field: &str, receipt: &Receipt) -> Fail {
 
 /// [`check_live`] with the receipt's queue already read: the message's
 /// head if the lease is live.
-fn live_head(kv: &dyn KvRead, queue: &QueueRecord, now_ms: u64, field: &str, receipt: &Receipt) -> Step<Head> {
+fn live_head(
+    kv: &dyn KvRead,
+    queue: &QueueRecord,
+    now_ms: u64,
+    field: impl FnOnce() -> String,
+    receipt: &Receipt,
+) -> Step<Head> {
     let Some(message) = load_head(kv, queue.space, receipt.message_id)? else {
         return Err(
-            QueueError::precondition(Reason::ReceiptUnknown, field, "receipt unknown: the message is gone").into()
+            QueueError::precondition(Reason::ReceiptUnknown, field(), "receipt unknown: the message is gone").into()
         );
     };
     let (kind, refusal) = match message.state {
@@ -57,7 +63,7 @@ fn live_head(kv: &dyn KvRead, queue: &QueueRecord, now_ms: u64, field: &str, rec
         }
         _ => (Reason::LeaseExpired, "lease ended; the message will be redelivered"),
     };
-    Err(QueueError::precondition(kind, field, refusal).into())
+    Err(QueueError::precondition(kind, field(), refusal).into())
 }
 
 /// Reads the pairs `key(id)` of `ids` (message ids of one space) ahead in
@@ -78,6 +84,43 @@ fn read_ahead(kv: &Txn<'_>, ids: &[u64], key: fn(u64, u64) -> Vec<u8>, space: u6
     }
     kv.prefetch(&key(space, low), &keys::successor(&key(space, high)), span as usize, RECEIVE_BYTES_MAX)?;
     Ok(())
+}
+
+/// The contents of `messages` (heads of one space), in their order, read
+/// in one scan from the lowest id to the highest when they lie close
+/// enough together that it visits at most twice as many contents as are
+/// wanted (see [`read_ahead`]); each decoded straight from the store's
+/// value, the others between skipped unread. `None` for any the scan did
+/// not find (the caller reads those one by one). Reads only.
+fn read_contents(kv: &Txn<'_>, space: u64, messages: &[Head]) -> Io<Vec<Option<Content>>> {
+    let mut contents: Vec<Option<Content>> = messages.iter().map(|_| None).collect();
+    let (Some(low), Some(high)) = (messages.iter().map(|m| m.id).min(), messages.iter().map(|m| m.id).max()) else {
+        return Ok(contents);
+    };
+    let span = (high - low).saturating_add(1);
+    if messages.len() < 2 || span > 2 * messages.len() as u64 {
+        return Ok(contents);
+    }
+    let mut wanted: Vec<(u64, usize)> = messages.iter().enumerate().map(|(at, m)| (m.id, at)).collect();
+    wanted.sort_unstable();
+    let mut fault = None;
+    let end = keys::successor(&keys::content(space, high));
+    kv.scan(&keys::content(space, low), &end, Direction::Forward, &mut |key, value| {
+        let mut parts = Parts::of(key);
+        parts.u64();
+        let id = parts.u64();
+        if let Ok(found) = wanted.binary_search_by_key(&id, |(id, _)| *id) {
+            match decode::<Content>("message content", value) {
+                Ok(content) => contents[wanted[found].1] = Some(content),
+                Err(e) => fault = Some(e),
+            }
+        }
+        fault.is_none()
+    })?;
+    match fault {
+        Some(fault) => Err(fault),
+        None => Ok(contents),
+    }
 }
 
 impl Ctx<'_, '_> {
@@ -122,10 +165,10 @@ impl Ctx<'_, '_> {
             taken.push(message);
         }
         let bodies = self.answer == Answer::Wanted;
-        if bodies {
-            let taken_ids: Vec<u64> = taken.iter().map(|message| message.id).collect();
-            read_ahead(self.kv, &taken_ids, keys::content, queue.space)?;
-        }
+        let mut contents = match bodies {
+            true => read_contents(self.kv, queue.space, &taken)?,
+            false => Vec::new(),
+        };
         // Every ready key from the first id taken to the last is one taken
         // (the scan visited them in key order): the range is cleared.
         if taken.len() >= CLEARED_RUN_MIN
@@ -135,12 +178,13 @@ impl Ctx<'_, '_> {
             self.kv.clear_range(keys::ready(queue.space, low), keys::ready(queue.space, after));
         }
         let mut deliveries = Vec::with_capacity(taken.len());
-        for mut message in taken {
+        for (at, mut message) in taken.into_iter().enumerate() {
             let id = message.id;
             let counted = message.size_bytes();
-            let content = match bodies {
-                true => load_content(self.kv, queue.space, id)?,
-                false => Content { body: Default::default(), attributes: Default::default() },
+            let content = match contents.get_mut(at).and_then(Option::take) {
+                Some(content) => content,
+                None if bodies => load_content(self.kv, queue.space, id)?,
+                None => Content { body: Default::default(), attributes: Default::default() },
             };
             // Saturating: 4 billion deliveries of one message cannot happen
             // in practice; if it did, receipts would repeat, not wrap.
@@ -192,14 +236,16 @@ impl Ctx<'_, '_> {
         let mut seen = BTreeSet::new();
         let mut leased = Vec::with_capacity(receipts.len());
         for (i, receipt) in receipts.iter().enumerate() {
-            let field = format!("receipts[{i}]");
+            // Named only when refused: a name per receipt was a formatted
+            // string per acked message.
+            let field = || format!("receipts[{i}]");
             if !seen.insert(receipt) {
-                return Err(QueueError::invalid(field, "duplicate receipt in one ack").into());
+                return Err(QueueError::invalid(field(), "duplicate receipt in one ack").into());
             }
             let Some(slot) = named.get(receipt.queue.as_str()).copied().flatten() else {
-                return Err(no_queue(&field, receipt));
+                return Err(no_queue(&field(), receipt));
             };
-            leased.push((slot, live_head(self.kv, &records[slot].0, self.now_ms(), &field, receipt)?));
+            leased.push((slot, live_head(self.kv, &records[slot].0, self.now_ms(), field, receipt)?));
         }
         let mut removed: Vec<Vec<(u64, Option<u64>)>> = vec![Vec::new(); records.len()];
         for (slot, message) in leased {

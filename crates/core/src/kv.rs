@@ -374,8 +374,18 @@ impl<'a> Txn<'a> {
 
     /// Deletes a key the state holds with `old` (see [`Txn::known`]).
     pub fn delete_known(&mut self, key: Vec<u8>, old: Vec<u8>) {
-        self.known(&key, old);
-        self.delete(key);
+        // One search of the overlay for both: whether this transaction
+        // wrote the key (then `old` is not the base's), and the delete.
+        match self.writes.entry(key) {
+            Entry::Vacant(entry) => {
+                let seen = self.seen.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+                seen.entry(entry.key().clone()).or_insert(Some(old));
+                entry.insert(None);
+            }
+            Entry::Occupied(mut entry) => {
+                entry.insert(None);
+            }
+        }
     }
 
     /// Deletes a key the state holds with a value whose digest share

@@ -363,6 +363,34 @@ fn neighbouring_messages_are_read_in_one_scan_not_a_point_read_each() {
 }
 
 #[test]
+fn a_receive_reads_the_contents_between_its_messages_in_one_scan_and_delivers_each_its_own_body() {
+    let mut h = Harness::new(DedupCaps::default());
+    h.apply(1, &Command::CreateQueue { name: "q".into(), config: ConfigUpdate::default() }).expect("create");
+    let messages = (0..10).map(|i| message(i, None)).collect();
+    h.apply(1, &Command::Publish { queue: "q".into(), messages }).expect("publish");
+    let first = received(h.apply(2, &Command::Receive { queue: "q".into(), max_messages: 4, lease_ms: None }));
+    let nack = Command::Nack {
+        receipt: first[1].receipt.clone(),
+        delay_ms: Some(0),
+        dead_letter: false,
+        reason: String::new(),
+    };
+    h.apply(2, &nack).expect("nack");
+    // Ready now: 2 and 5..=10; 3 and 4 stay leased between them.
+    let taken = received(h.apply(3, &Command::Receive { queue: "q".into(), max_messages: 10, lease_ms: None }));
+    let ids: Vec<u64> = taken.iter().map(|d| d.receipt.message_id).collect();
+    assert_eq!(ids, [2, 5, 6, 7, 8, 9, 10]);
+    for delivery in &taken {
+        let id = delivery.receipt.message_id;
+        assert_eq!(delivery.message.body, Bytes::from(format!("m{}", id - 1)), "message {id} got its own body");
+    }
+    // One scan from 2 to 10 steps onto the two leased contents too, and
+    // reads none of the seven again.
+    assert_eq!(h.kv.content_reads.load(Ordering::Relaxed), 9, "the contents 2..=10, each once");
+    check_invariants(&h.kv, h.caps).expect("invariants");
+}
+
+#[test]
 fn a_receive_whose_answer_nobody_reads_reads_no_bodies_and_changes_the_same() {
     let mut leader = Harness::new(DedupCaps::default());
     let mut follower = Harness::new(DedupCaps::default());

@@ -38,8 +38,15 @@ impl From<StoreFault> for Fail {
 pub(crate) type Step<T> = Result<T, Fail>;
 pub(crate) type Io<T> = Result<T, StoreFault>;
 
+/// Encodes `value` into a vector of exactly its size: sized first, then
+/// written in place (growing a vector as the encoding goes reallocated a
+/// message head several times, once per write of it).
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    postcard::to_stdvec(value).expect("encoding to a Vec cannot fail")
+    let size = postcard::experimental::serialized_size(value).expect("sizing an encoding cannot fail");
+    let mut out = vec![0; size];
+    let written = postcard::to_slice(value, &mut out).expect("the encoding fits the size measured").len();
+    debug_assert_eq!(written, size);
+    out
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Io<T> {
