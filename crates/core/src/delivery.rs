@@ -66,23 +66,22 @@ fn live_head(
     Err(QueueError::precondition(kind, field(), refusal).into())
 }
 
-/// Reads the pairs `key(id)` of `ids` (message ids of one space) ahead in
-/// one scan, when they lie close enough together that the scan visits at
-/// most twice as many keys as are wanted (consecutive ids, the usual
-/// case: a FIFO queue delivers and acks in publish order). Otherwise each
-/// is read on its own when asked for. The scan also holds the pairs of
-/// the other messages between them, so it stops at `RECEIVE_BYTES_MAX`
-/// of values: a few small ready bodies among large leased ones cannot
-/// pull those into memory. Reads only; the result of every later read is
-/// the same either way.
-fn read_ahead(kv: &Txn<'_>, ids: &[u64], key: fn(u64, u64) -> Vec<u8>, space: u64) -> Io<()> {
+/// Reads the heads of `ids` (message ids of one space) ahead in one scan,
+/// when they lie close enough together that the scan visits at most twice
+/// as many keys as are wanted (consecutive ids, the usual case: a FIFO
+/// queue delivers and acks in publish order). Otherwise each is read on
+/// its own when asked for. The scan also holds the heads of the other
+/// messages between them, so it stops at `RECEIVE_BYTES_MAX` of values.
+/// Reads only; the result of every later read is the same either way.
+fn read_ahead(kv: &Txn<'_>, ids: &[u64], space: u64) -> Io<()> {
     let (Some(&low), Some(&high)) = (ids.iter().min(), ids.iter().max()) else { return Ok(()) };
     // Saturating: a client's receipts may name any ids.
     let span = (high - low).saturating_add(1);
     if ids.len() < 2 || span > 2 * ids.len() as u64 {
         return Ok(());
     }
-    kv.prefetch(&key(space, low), &keys::successor(&key(space, high)), span as usize, RECEIVE_BYTES_MAX)?;
+    let (start, end) = (keys::message(space, low), keys::successor(&keys::message(space, high)));
+    kv.prefetch(&start, &end, span as usize, RECEIVE_BYTES_MAX)?;
     Ok(())
 }
 
@@ -90,8 +89,11 @@ fn read_ahead(kv: &Txn<'_>, ids: &[u64], key: fn(u64, u64) -> Vec<u8>, space: u6
 /// in one scan from the lowest id to the highest when they lie close
 /// enough together that it visits at most twice as many contents as are
 /// wanted (see [`read_ahead`]); each decoded straight from the store's
-/// value, the others between skipped unread. `None` for any the scan did
-/// not find (the caller reads those one by one). Reads only.
+/// value, the others between skipped undecoded. The scan stops once the
+/// values it visited reach `RECEIVE_BYTES_MAX`, so a few small ready
+/// bodies among large leased ones cannot make it read those: `None` for
+/// any the scan did not reach (the caller reads those one by one). Reads
+/// only.
 fn read_contents(kv: &Txn<'_>, space: u64, messages: &[Head]) -> Io<Vec<Option<Content>>> {
     let mut contents: Vec<Option<Content>> = messages.iter().map(|_| None).collect();
     let (Some(low), Some(high)) = (messages.iter().map(|m| m.id).min(), messages.iter().map(|m| m.id).max()) else {
@@ -103,7 +105,7 @@ fn read_contents(kv: &Txn<'_>, space: u64, messages: &[Head]) -> Io<Vec<Option<C
     }
     let mut wanted: Vec<(u64, usize)> = messages.iter().enumerate().map(|(at, m)| (m.id, at)).collect();
     wanted.sort_unstable();
-    let mut fault = None;
+    let (mut fault, mut bytes) = (None, 0usize);
     let end = keys::successor(&keys::content(space, high));
     kv.scan(&keys::content(space, low), &end, Direction::Forward, &mut |key, value| {
         let mut parts = Parts::of(key);
@@ -115,7 +117,8 @@ fn read_contents(kv: &Txn<'_>, space: u64, messages: &[Head]) -> Io<Vec<Option<C
                 Err(e) => fault = Some(e),
             }
         }
-        fault.is_none()
+        bytes += value.len();
+        fault.is_none() && bytes < RECEIVE_BYTES_MAX
     })?;
     match fault {
         Some(fault) => Err(fault),
@@ -150,9 +153,10 @@ impl Ctx<'_, '_> {
         if ids.is_empty() {
             queue.clear_ready_range();
         }
-        // The heads first, as many as the byte budget takes, then their
-        // contents: each read ahead in one scan when the ids are close.
-        read_ahead(self.kv, &ids, keys::message, queue.space)?;
+        // The heads first (read ahead in one scan when the ids are close),
+        // as many as the byte budget takes, then their contents (decoded
+        // from one scan when close).
+        read_ahead(self.kv, &ids, queue.space)?;
         let mut taken = Vec::new();
         let mut body_bytes = 0usize;
         for &id in &ids {
@@ -231,7 +235,7 @@ impl Ctx<'_, '_> {
             }
         }
         for (queue, ids) in &records {
-            read_ahead(self.kv, ids, keys::message, queue.space)?;
+            read_ahead(self.kv, ids, queue.space)?;
         }
         let mut seen = BTreeSet::new();
         let mut leased = Vec::with_capacity(receipts.len());

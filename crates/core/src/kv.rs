@@ -420,9 +420,9 @@ impl<'a> Txn<'a> {
     /// it stops after `limit` pairs or once their values reach `bytes_max`
     /// (the rest are read one by one when asked for). Changes nothing a
     /// read returns: only how the base is read. A scan of keys that sit
-    /// next to each other (the heads or contents of neighbouring message
-    /// ids) reads each block of the store once, where point reads searched
-    /// the store's levels for every key.
+    /// next to each other (the heads of neighbouring message ids) reads
+    /// each block of the store once, where point reads searched the
+    /// store's levels for every key.
     pub fn prefetch(&self, start: &[u8], end: &[u8], limit: usize, bytes_max: usize) -> Result<(), StoreFault> {
         if limit == 0 {
             return Ok(());

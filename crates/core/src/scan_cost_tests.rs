@@ -391,6 +391,43 @@ fn a_receive_reads_the_contents_between_its_messages_in_one_scan_and_delivers_ea
 }
 
 #[test]
+fn a_receive_stops_reading_contents_at_its_byte_budget_among_large_leased_messages() {
+    let mut h = Harness::new(DedupCaps::default());
+    h.apply(1, &Command::CreateQueue { name: "q".into(), config: ConfigUpdate::default() }).expect("create");
+    // Ids 1..=24: odd ones small, even ones of 1,000,000 bytes.
+    let large = Bytes::from(vec![b'x'; 1_000_000]);
+    for i in 0..24u64 {
+        let mut m = message(i, None);
+        if i % 2 == 1 {
+            m.body = large.clone();
+        }
+        h.apply(1, &Command::Publish { queue: "q".into(), messages: vec![m] }).expect("publish");
+    }
+    // Lease all of them, then give the small ones back.
+    let mut small = Vec::new();
+    for _ in 0..24 {
+        let one = received(h.apply(2, &Command::Receive { queue: "q".into(), max_messages: 1, lease_ms: None }));
+        if one[0].receipt.message_id % 2 == 1 {
+            small.push(one[0].receipt.clone());
+        }
+    }
+    for receipt in small {
+        let nack = Command::Nack { receipt, delay_ms: Some(0), dead_letter: false, reason: String::new() };
+        h.apply(2, &nack).expect("nack");
+    }
+    let taken = received(h.apply(3, &Command::Receive { queue: "q".into(), max_messages: 100, lease_ms: None }));
+    assert_eq!(taken.iter().map(|d| d.receipt.message_id).collect::<Vec<_>>(), (1..=23).step_by(2).collect::<Vec<_>>());
+    for delivery in &taken {
+        let id = delivery.receipt.message_id;
+        assert_eq!(delivery.message.body, Bytes::from(format!("m{}", id - 1)), "message {id} got its own body");
+    }
+    // The scan stops at the first content past 8 MiB of values (id 18, the
+    // ninth large one); the three small ones after it are read one by one.
+    assert_eq!(h.kv.content_reads.load(Ordering::Relaxed), 18 + 3);
+    check_invariants(&h.kv, h.caps).expect("invariants");
+}
+
+#[test]
 fn a_receive_whose_answer_nobody_reads_reads_no_bodies_and_changes_the_same() {
     let mut leader = Harness::new(DedupCaps::default());
     let mut follower = Harness::new(DedupCaps::default());

@@ -45,6 +45,13 @@ impl<S: StateStore> Replica<S> {
     }
 }
 
+/// Message `n`'s body: `n` in its first 8 bytes, then filler to `size`.
+fn numbered_body(n: u64, size: usize) -> Bytes {
+    let mut body = vec![b'x'; size.max(8)];
+    body[..8].copy_from_slice(&n.to_be_bytes());
+    Bytes::from(body)
+}
+
 /// Runs the scenario on the state store `--state` names.
 pub(super) async fn run(args: &BenchArgs, json: bool) -> Result<()> {
     let dir = tempfile::tempdir_in(&args.dir).with_context(|| format!("a scratch dir in {}", args.dir.display()))?;
@@ -80,14 +87,13 @@ async fn drive<S: StateStore>(args: &BenchArgs, json: bool, leader: S, follower:
     let queue = args.queue.clone();
     apply(&mut replicas, Command::CreateQueue { name: queue.clone(), config: ConfigUpdate::default() })?;
 
-    let body = Bytes::from(vec![b'x'; args.size]);
     let batch = u64::from(args.batch.max(1));
     let mut published = 0u64;
     while published < args.messages {
         let count = batch.min(args.messages - published);
         let messages = (published..published + count)
             .map(|n| NewMessage {
-                body: body.clone(),
+                body: numbered_body(n, args.size),
                 attributes: BTreeMap::new(),
                 delay_ms: None,
                 idempotency_key: Some(format!("apply-bench-{n}")),
@@ -108,10 +114,10 @@ async fn drive<S: StateStore>(args: &BenchArgs, json: bool, leader: S, follower:
         if deliveries.is_empty() {
             break;
         }
-        if deliveries.iter().any(|d| d.message.body.len() != args.size) {
-            bail!("the answering replica delivered a body of the wrong size");
-        }
-        for delivery in &deliveries {
+        for (n, delivery) in (consumed..).zip(&deliveries) {
+            if delivery.message.body != numbered_body(n, args.size) {
+                bail!("delivery {n} did not carry message {n}'s body");
+            }
             let id = delivery.message.id;
             if last_id.is_some_and(|last| last >= id) {
                 bail!("message {id} was delivered after {last_id:?}: out of order or twice");
@@ -126,6 +132,13 @@ async fn drive<S: StateStore>(args: &BenchArgs, json: bool, leader: S, follower:
         bail!("published {} messages, consumed {consumed}", args.messages);
     }
     let drain: Vec<Duration> = replicas.iter().map(|r| r.spent).collect();
+    let digests = replicas
+        .iter()
+        .map(|r| raftq_core::kv::stored_digest(r.store.kv()).map_err(|fault| anyhow::anyhow!("the digest: {fault}")))
+        .collect::<Result<Vec<_>>>()?;
+    if digests[0] != digests[1] {
+        bail!("the answering replica and the follower hold different states");
+    }
 
     let rate = |d: Duration| args.messages as f64 / d.as_secs_f64().max(1e-9);
     let micros = |d: Duration| d.as_secs_f64() * 1e6 / args.messages.max(1) as f64;
@@ -146,7 +159,7 @@ async fn drive<S: StateStore>(args: &BenchArgs, json: bool, leader: S, follower:
         return Ok(());
     }
     println!(
-        "apply: {} × {} B on {:?} state, publish batches of {batch}, receive and ack {} at a time; every message delivered once, in order",
+        "apply: {} × {} B on {:?} state, publish batches of {batch}, receive and ack {} at a time; every message delivered once, in order, with its body; both replicas' states equal",
         args.messages, args.size, args.state, args.receive_batch
     );
     println!("  {:<22}  {:>11}  {:>11}", "", "answering", "follower");
