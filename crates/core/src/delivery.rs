@@ -66,20 +66,25 @@ fn live_head(
     Err(QueueError::precondition(kind, field(), refusal).into())
 }
 
-/// Reads the heads of `ids` (message ids of one space) ahead in one scan,
-/// when they lie close enough together that the scan visits at most twice
-/// as many keys as are wanted (consecutive ids, the usual case: a FIFO
-/// queue delivers and acks in publish order). Otherwise each is read on
-/// its own when asked for. The scan also holds the heads of the other
+/// The number of ids from `low` to `high` if `count` distinct ids among
+/// them lie close enough together to be read in one scan: two at least,
+/// and the scan visits at most twice as many keys as are wanted
+/// (consecutive ids, the usual case: a FIFO queue delivers and acks in
+/// publish order).
+fn scan_span(low: u64, high: u64, count: usize) -> Option<u64> {
+    // Saturating: a client's receipts may name any ids.
+    let span = (high - low).saturating_add(1);
+    (count >= 2 && span <= 2 * count as u64).then_some(span)
+}
+
+/// Reads the heads of `ids` (message ids of one space) ahead in one scan
+/// when they lie close together ([`scan_span`]); otherwise each is read
+/// on its own when asked for. The scan also holds the heads of the other
 /// messages between them, so it stops at `RECEIVE_BYTES_MAX` of values.
 /// Reads only; the result of every later read is the same either way.
 fn read_ahead(kv: &Txn<'_>, ids: &[u64], space: u64) -> Io<()> {
     let (Some(&low), Some(&high)) = (ids.iter().min(), ids.iter().max()) else { return Ok(()) };
-    // Saturating: a client's receipts may name any ids.
-    let span = (high - low).saturating_add(1);
-    if ids.len() < 2 || span > 2 * ids.len() as u64 {
-        return Ok(());
-    }
+    let Some(span) = scan_span(low, high, ids.len()) else { return Ok(()) };
     let (start, end) = (keys::message(space, low), keys::successor(&keys::message(space, high)));
     kv.prefetch(&start, &end, span as usize, RECEIVE_BYTES_MAX)?;
     Ok(())
@@ -87,8 +92,7 @@ fn read_ahead(kv: &Txn<'_>, ids: &[u64], space: u64) -> Io<()> {
 
 /// The contents of `messages` (heads of one space), in their order, read
 /// in one scan from the lowest id to the highest when they lie close
-/// enough together that it visits at most twice as many contents as are
-/// wanted (see [`read_ahead`]); each decoded straight from the store's
+/// together ([`scan_span`]); each decoded straight from the store's
 /// value, the others between skipped undecoded. The scan stops once the
 /// values it visited reach `RECEIVE_BYTES_MAX`, so a few small ready
 /// bodies among large leased ones cannot make it read those: `None` for
@@ -96,15 +100,12 @@ fn read_ahead(kv: &Txn<'_>, ids: &[u64], space: u64) -> Io<()> {
 /// only.
 fn read_contents(kv: &Txn<'_>, space: u64, messages: &[Head]) -> Io<Vec<Option<Content>>> {
     let mut contents: Vec<Option<Content>> = messages.iter().map(|_| None).collect();
-    let (Some(low), Some(high)) = (messages.iter().map(|m| m.id).min(), messages.iter().map(|m| m.id).max()) else {
-        return Ok(contents);
-    };
-    let span = (high - low).saturating_add(1);
-    if messages.len() < 2 || span > 2 * messages.len() as u64 {
-        return Ok(contents);
-    }
     let mut wanted: Vec<(u64, usize)> = messages.iter().enumerate().map(|(at, m)| (m.id, at)).collect();
     wanted.sort_unstable();
+    let (Some(&(low, _)), Some(&(high, _))) = (wanted.first(), wanted.last()) else { return Ok(contents) };
+    if scan_span(low, high, wanted.len()).is_none() {
+        return Ok(contents);
+    }
     let (mut fault, mut bytes) = (None, 0usize);
     let end = keys::successor(&keys::content(space, high));
     kv.scan(&keys::content(space, low), &end, Direction::Forward, &mut |key, value| {
